@@ -1,0 +1,43 @@
+/**
+ * The etcd-ts executable: etcd's flags, ETCD_* variables or a config file → Config → a running member.
+ *
+ * @module
+ */
+import { parseCommandLine } from "./server/config.ts";
+import { createLogger } from "./server/logger.ts";
+import { startEtcd } from "./mod.ts";
+
+/** etcd-ts's own release. */
+export const VERSION = "0.1.0";
+
+async function main(): Promise<number> {
+  const parsed = parseCommandLine(Deno.args, Deno.env.toObject(), {
+    version: VERSION,
+    readFile: (p) => Deno.readTextFileSync(p),
+  });
+  if (parsed.kind === "exit") {
+    if (parsed.stdout) await Deno.stdout.write(new TextEncoder().encode(parsed.stdout));
+    if (parsed.stderr) await Deno.stderr.write(new TextEncoder().encode(parsed.stderr));
+    return parsed.code;
+  }
+  const { config } = parsed;
+  const logger = createLogger({ level: config.logLevel });
+  for (const w of parsed.warnings) logger.warn(w);
+  let etcd;
+  try {
+    etcd = await startEtcd(config, { logger });
+  } catch (err) {
+    logger.error("failed to start etcd", { error: err instanceof Error ? err.message : String(err) });
+    return 1;
+  }
+  const stopped = Promise.withResolvers<number>();
+  const onSignal = (signal: Deno.Signal) => () => {
+    logger.info("received signal; shutting down", { signal });
+    etcd.close().then(() => stopped.resolve(0), () => stopped.resolve(1));
+  };
+  Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
+  Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
+  return await stopped.promise;
+}
+
+if (import.meta.main) Deno.exit(await main());

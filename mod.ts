@@ -1,0 +1,95 @@
+/**
+ * etcd-ts as a library: start an etcd member inside your own program, as etcd's `embed` package does.
+ *
+ * ```ts
+ * import { defaultConfig, startEtcd } from "./mod.ts";
+ * const config = defaultConfig();
+ * config.dataDir = "/tmp/example.etcd";
+ * const etcd = await startEtcd(config);
+ * // ... clients talk to etcd.clientUrls ...
+ * await etcd.close();
+ * ```
+ *
+ * @module
+ */
+import { type Config, ConfigError, defaultConfig, validateConfig } from "./server/config.ts";
+import { createLogger, type Logger } from "./server/logger.ts";
+import { EtcdServer } from "./server/etcd.ts";
+import type { Clock } from "./server/clock.ts";
+import { GrpcRouter, type GrpcListener, type GrpcTransport } from "./server/grpc/server.ts";
+import { serveNodeHttp2 } from "./server/grpc/node_transport.ts";
+import { registerKv } from "./server/grpc/kv.ts";
+import { registerCluster } from "./server/grpc/cluster.ts";
+import { registerMaintenance } from "./server/grpc/maintenance.ts";
+
+export type { Clock, Config, GrpcTransport, Logger };
+export { ConfigError, defaultConfig, EtcdServer, validateConfig };
+export { CLUSTER_VERSION, ETCD_VERSION } from "./server/etcd.ts";
+
+/** grpc-go's allowance on top of --max-request-bytes for the rest of a request's envelope. */
+const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+/** Things a caller may replace; production uses the defaults. */
+export interface StartOptions {
+  logger?: Logger;
+  clock?: Clock;
+  random?: () => number;
+  /** The gRPC transport for cleartext client listeners. */
+  transport?: GrpcTransport;
+}
+
+/** A running member. */
+export interface Etcd {
+  readonly server: EtcdServer;
+  /** The URLs the client listeners are bound to (with the real port when 0 was asked for). */
+  readonly clientUrls: URL[];
+  /** Stops serving, then stops Raft and closes the data files. */
+  close(): Promise<void>;
+}
+
+/** Starts an etcd member from a validated configuration. */
+export async function startEtcd(config: Config, options: StartOptions = {}): Promise<Etcd> {
+  validateConfig(config);
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const server = await EtcdServer.start(config, { logger, clock: options.clock, random: options.random });
+  const router = new GrpcRouter();
+  registerKv(router, server);
+  registerCluster(router, server);
+  registerMaintenance(router, server);
+  const transport = options.transport ?? serveNodeHttp2;
+  const listeners: GrpcListener[] = [];
+  const clientUrls: URL[] = [];
+  try {
+    for (const url of config.listenClientUrls) {
+      const listener = await transport(router, {
+        hostname: url.hostname.replace(/^\[|\]$/g, ""),
+        port: Number(url.port || (url.protocol === "https:" ? 443 : 80)),
+        maxReceiveMessageBytes: config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+      });
+      listeners.push(listener);
+      const bound = new URL(url.toString());
+      bound.port = String(listener.port);
+      clientUrls.push(bound);
+      logger.info("serving client traffic insecurely; this is strongly discouraged!", {
+        address: `${url.hostname}:${listener.port}`,
+      });
+    }
+  } catch (err) {
+    for (const l of listeners) await l.close();
+    await server.close();
+    throw err;
+  }
+  logger.info("ready to serve client requests", { "client-urls": clientUrls.map(String).join(",") });
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    clientUrls,
+    close(): Promise<void> {
+      closing ??= (async () => {
+        await Promise.all(listeners.map((l) => l.close()));
+        await server.close();
+      })();
+      return closing;
+    },
+  };
+}

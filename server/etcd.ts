@@ -1,0 +1,709 @@
+/**
+ * One etcd member: storage, Raft, the apply loop and the client API, wired together.
+ *
+ * Every mutation is proposed to Raft as a log entry, persisted in the WAL, committed, and only then
+ * applied here and answered. Reads are served from the applied state: linearizable ones after a
+ * ReadIndex round confirms the applied state is current, serializable ones at once.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { ErrProposalDropped, RawNode } from "../raft/node.ts";
+import { MemoryStorage } from "../raft/storage.ts";
+import { decodeConfChange } from "../raft/conf_change.ts";
+import {
+  type ConfChange,
+  ConfChangeType,
+  type ConfState,
+  type Entry,
+  EntryType,
+  type Message,
+  NONE,
+  type ReadState,
+  type Snapshot,
+  type SoftState,
+  StateType,
+} from "../raft/types.ts";
+import { Wal } from "../storage/wal.ts";
+import { Snapshotter } from "../storage/snapshot.ts";
+import { MvccStore } from "../storage/mvcc/store.ts";
+import { LeaseStore } from "../storage/lease.ts";
+import type { Config } from "./config.ts";
+import type { Logger } from "./logger.ts";
+import { hexId } from "./logger.ts";
+import { clusterId as computeClusterId, memberId as computeMemberId } from "./ids.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { Applier } from "./apply.ts";
+import { Errors } from "./errors.ts";
+import { GrpcError } from "./grpc/status.ts";
+import { decodeProposal, encodeProposal, type Proposal, ProposalKind } from "./proposal.ts";
+import { type Member, type MemberJson, memberFromJson, Membership } from "./membership.ts";
+import { RaftDriver } from "./raft_driver.ts";
+import {
+  type CompactionRequest,
+  type CompactionResponse,
+  decodeCompactionRequest,
+  decodeDeleteRangeRequest,
+  decodePutRequest,
+  decodeTxnRequest,
+  type DeleteRangeRequest,
+  type DeleteRangeResponse,
+  type PutRequest,
+  type PutResponse,
+  type RangeRequest,
+  type RangeResponse,
+  type ResponseHeader,
+  type StatusResponse,
+  type TxnRequest,
+  type TxnResponse,
+} from "./pb/rpc.ts";
+import type { MvccEvent } from "../storage/mvcc/store.ts";
+
+/** The etcd API version etcd-ts speaks and reports. */
+export const ETCD_VERSION = "3.5.0";
+/** The cluster version reported alongside. */
+export const CLUSTER_VERSION = "3.5.0";
+
+/** Entries kept behind a snapshot for followers that lag a little. */
+const SNAPSHOT_CATCH_UP_ENTRIES = 5000;
+
+export interface EtcdServerDeps {
+  logger: Logger;
+  clock?: Clock;
+  /** Source of randomness for election timeouts. */
+  random?: () => number;
+}
+
+interface Waiter {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+  /** The decoded request, so the proposer's apply need not decode it again. */
+  decoded: unknown;
+  deadline: number;
+}
+
+/** Listeners for changes of the key space, in revision order (the watch hub subscribes here). */
+export type EventListener = (events: MvccEvent[], revision: number) => void;
+
+/** App state in a snapshot: a JSON part (membership, leases, conf state) then the key space. */
+interface SnapshotMeta {
+  confState: { voters: string[]; learners: string[]; votersOutgoing: string[]; learnersNext: string[]; autoLeave: boolean };
+  membership: ReturnType<Membership["toJSON"]>;
+  leases: ReturnType<LeaseStore["toJSON"]>;
+}
+
+function confStateToJson(cs: ConfState): SnapshotMeta["confState"] {
+  const hex = (ids: bigint[]) => ids.map((id) => id.toString(16));
+  return {
+    voters: hex(cs.voters),
+    learners: hex(cs.learners),
+    votersOutgoing: hex(cs.votersOutgoing),
+    learnersNext: hex(cs.learnersNext),
+    autoLeave: cs.autoLeave,
+  };
+}
+
+function confStateFromJson(j: SnapshotMeta["confState"]): ConfState {
+  const ids = (xs: string[]) => xs.map((x) => BigInt("0x" + x));
+  return {
+    voters: ids(j.voters),
+    learners: ids(j.learners),
+    votersOutgoing: ids(j.votersOutgoing),
+    learnersNext: ids(j.learnersNext),
+    autoLeave: j.autoLeave,
+  };
+}
+
+function encodeAppState(meta: SnapshotMeta, mvcc: Uint8Array): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(meta));
+  const out = new Uint8Array(4 + json.length + mvcc.length);
+  new DataView(out.buffer).setUint32(0, json.length);
+  out.set(json, 4);
+  out.set(mvcc, 4 + json.length);
+  return out;
+}
+
+function decodeAppState(data: Uint8Array): { meta: SnapshotMeta; mvcc: Uint8Array } {
+  const n = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
+  const meta = JSON.parse(new TextDecoder().decode(data.subarray(4, 4 + n))) as SnapshotMeta;
+  return { meta, mvcc: data.subarray(4 + n) };
+}
+
+const EMPTY_CONF_STATE: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+
+/** An etcd member's core: everything but the network listeners. */
+export class EtcdServer {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly membership: Membership;
+  mvcc: MvccStore;
+  leases: LeaseStore;
+  applier: Applier;
+  readonly driver: RaftDriver;
+  readonly requestTimeoutMs: number;
+  private readonly tag: number;
+  private seq: number;
+  private readonly waiters = new Map<number, Waiter>();
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly listeners: EventListener[] = [];
+  private pendingReads: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private readScheduled = false;
+  private readSeq = 0;
+  private readonly readBatches = new Map<number, {
+    waiters: { resolve: () => void; reject: (e: Error) => void }[];
+    deadline: number;
+  }>();
+  private published = false;
+  private publishing = false;
+  private sweeper = 0;
+  private closed = false;
+
+  private constructor(
+    readonly config: Config,
+    deps: EtcdServerDeps,
+    init: {
+      memberId: bigint;
+      clusterId: bigint;
+      membership: Membership;
+      mvcc: MvccStore;
+      leases: LeaseStore;
+      node: RawNode;
+      storage: MemoryStorage;
+      wal: Wal;
+      snapshotter: Snapshotter;
+      appliedIndex: number;
+      confState: ConfState;
+    },
+  ) {
+    this.clock = deps.clock ?? systemClock;
+    this.logger = deps.logger;
+    this.memberId = init.memberId;
+    this.clusterId = init.clusterId;
+    this.membership = init.membership;
+    this.mvcc = init.mvcc;
+    this.leases = init.leases;
+    this.applier = new Applier(this.mvcc, this.leases);
+    this.tag = Number(init.memberId & 0xffffffffn);
+    this.seq = this.clock.now() * 1000;
+    this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
+    this.driver = new RaftDriver({
+      node: init.node,
+      storage: init.storage,
+      wal: init.wal,
+      snapshotter: init.snapshotter,
+      clock: this.clock,
+      logger: this.logger,
+      tickMs: config.heartbeatIntervalMs,
+      snapshotCount: config.snapshotCount,
+      catchUpEntries: Math.min(SNAPSHOT_CATCH_UP_ENTRIES, config.snapshotCount),
+      appliedIndex: init.appliedIndex,
+      snapshotIndex: init.appliedIndex,
+      confState: init.confState,
+      handler: {
+        applyEntries: (entries) => this.applyEntries(entries),
+        restoreSnapshot: (snap) => this.restoreSnapshot(snap),
+        snapshotData: (cs) => this.snapshotData(cs),
+        send: (messages) => this.send(messages),
+        onSoftState: (state, term) => this.onSoftState(state, term),
+        onReadStates: (states) => this.onReadStates(states),
+      },
+    });
+  }
+
+  /** Opens (or creates) the member's data directory and starts Raft. */
+  static async start(config: Config, deps: EtcdServerDeps): Promise<EtcdServer> {
+    const logger = deps.logger;
+    const memberDir = join(config.dataDir, "member");
+    const walDir = config.walDir || join(memberDir, "wal");
+    const snapDir = join(memberDir, "snap");
+    await Deno.mkdir(snapDir, { recursive: true });
+    const snapshotter = new Snapshotter(snapDir);
+    const storage = new MemoryStorage();
+    const random = deps.random ?? Math.random;
+    const electionTick = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
+    const raftConfig = (id: bigint, applied: number) => ({
+      id,
+      electionTick,
+      heartbeatTick: 1,
+      storage,
+      applied,
+      checkQuorum: true,
+      preVote: true,
+      maxSizePerMsg: 1024 * 1024,
+      maxInflightMsgs: 512,
+      random,
+    });
+
+    if (await Wal.exists(walDir)) {
+      const snap = await snapshotter.loadNewest();
+      let membership = new Membership(0n);
+      let mvcc = new MvccStore();
+      let leases = new LeaseStore();
+      let confState = EMPTY_CONF_STATE;
+      if (snap) {
+        const { meta, mvcc: mvccBytes } = decodeAppState(snap.data);
+        membership = Membership.fromJSON(meta.membership);
+        mvcc = MvccStore.decodeSnapshot(mvccBytes);
+        leases = LeaseStore.fromJSON(meta.leases);
+        confState = confStateFromJson(meta.confState);
+        storage.applySnapshot({ metadata: { index: snap.index, term: snap.term, confState }, data: snap.data });
+      }
+      const opened = await Wal.open(walDir, snap ? { index: snap.index, term: snap.term } : { index: 0, term: 0 });
+      if (opened.repaired) logger.warn("repaired the torn tail of the WAL", { "wal-dir": walDir });
+      storage.setHardState(opened.hardState);
+      storage.append(opened.entries);
+      const { memberId, clusterId } = opened.metadata;
+      membership.clusterId = clusterId;
+      const node = new RawNode(raftConfig(memberId, snap?.index ?? 0));
+      logger.info("restarting member", {
+        "member-id": hexId(memberId),
+        "cluster-id": hexId(clusterId),
+        "commit-index": opened.hardState.commit,
+        "snapshot-index": snap?.index ?? 0,
+      });
+      const server = new EtcdServer(config, deps, {
+        memberId,
+        clusterId,
+        membership,
+        mvcc,
+        leases,
+        node,
+        storage,
+        wal: opened.wal,
+        snapshotter,
+        appliedIndex: snap?.index ?? 0,
+        confState,
+      });
+      if (snap) server.rebuildLeaseKeys();
+      server.run();
+      return server;
+    }
+
+    if (config.initialClusterState === "existing") {
+      throw new Error("joining an existing cluster (--initial-cluster-state=existing) is not implemented yet");
+    }
+    const token = config.initialClusterToken;
+    const members: Member[] = [];
+    for (const [name, urls] of config.initialCluster) {
+      const peerUrls = urls.map((u) => u.toString().replace(/\/$/, ""));
+      members.push({ id: computeMemberId(peerUrls, token), name: "", peerUrls, clientUrls: [], isLearner: false });
+      if (name === config.name) members[members.length - 1].name = "";
+    }
+    const self = config.initialCluster.get(config.name);
+    if (!self) throw new Error(`couldn't find local name "${config.name}" in the initial cluster configuration`);
+    const memberId = computeMemberId(self.map((u) => u.toString().replace(/\/$/, "")), token);
+    const clusterId = computeClusterId(members.map((m) => m.id));
+    const wal = await Wal.create(walDir, { memberId, clusterId });
+    const node = new RawNode(raftConfig(memberId, 0));
+    const encoder = new TextEncoder();
+    node.bootstrap(members.map((m) => ({
+      id: m.id,
+      context: encoder.encode(JSON.stringify({
+        id: m.id.toString(16),
+        name: "",
+        peerUrls: m.peerUrls,
+        clientUrls: [],
+        isLearner: false,
+      } satisfies MemberJson)),
+    })));
+    logger.info("starting a new member", {
+      "member-id": hexId(memberId),
+      "cluster-id": hexId(clusterId),
+      "initial-cluster": [...config.initialCluster.keys()].join(","),
+    });
+    const server = new EtcdServer(config, deps, {
+      memberId,
+      clusterId,
+      membership: new Membership(clusterId),
+      mvcc: new MvccStore(),
+      leases: new LeaseStore(),
+      node,
+      storage,
+      wal,
+      snapshotter,
+      appliedIndex: 0,
+      confState: EMPTY_CONF_STATE,
+    });
+    server.run();
+    return server;
+  }
+
+  private run(): void {
+    this.driver.start();
+    this.campaignIfAlone();
+    this.sweeper = this.clock.setInterval(() => this.sweep(), 100);
+  }
+
+  /** Called by the driver after bootstrap entries are applied, and on every leader change. */
+  private onSoftState(state: SoftState, _term: number): void {
+    if (state.lead !== NONE) this.publish();
+    if (state.raftState === StateType.Leader) this.logger.info("became leader", { "member-id": hexId(this.memberId) });
+  }
+
+  /** Makes the lone voter of a fresh single-member cluster campaign at once. */
+  campaignIfAlone(): void {
+    queueMicrotask(() => {
+      const voters = this.driver.confState.voters;
+      if (this.closed || voters.length !== 1 || voters[0] !== this.memberId || this.driver.lead !== NONE) return;
+      this.driver.node.campaign();
+      this.driver.kick();
+    });
+  }
+
+  /** Publishes this member's name and client URLs through the log, once per start. */
+  private publish(): void {
+    if (this.published || this.publishing || this.closed) return;
+    this.publishing = true;
+    const attrs = {
+      id: this.memberId.toString(16),
+      name: this.config.name,
+      clientUrls: this.config.advertiseClientUrls.map((u) => u.toString().replace(/\/$/, "")),
+    };
+    const payload = new TextEncoder().encode(JSON.stringify(attrs));
+    this.propose(ProposalKind.MemberAttributes, payload, attrs).then(
+      () => {
+        this.published = true;
+        this.publishing = false;
+        this.logger.info("published local member to cluster through raft", {
+          "local-member-id": hexId(this.memberId),
+          "local-member-attributes": JSON.stringify({ name: attrs.name, clientURLs: attrs.clientUrls }),
+          "cluster-id": hexId(this.clusterId),
+        });
+      },
+      () => {
+        this.publishing = false;
+      },
+    );
+  }
+
+  /** Subscribes to key space changes. */
+  onEvents(listener: EventListener): void {
+    this.listeners.push(listener);
+  }
+
+  // ---- the client API -------------------------------------------------------------------------
+
+  header(revision: number): ResponseHeader {
+    return { clusterId: this.clusterId, memberId: this.memberId, revision, raftTerm: this.driver.term };
+  }
+
+  async range(r: RangeRequest): Promise<RangeResponse> {
+    if (!r.serializable) await this.linearizableReadNotify();
+    const resp = this.applier.range(r);
+    resp.header = this.header(resp.header?.revision ?? this.mvcc.currentRevision);
+    return resp;
+  }
+
+  async put(r: PutRequest, raw: Uint8Array): Promise<PutResponse> {
+    const resp = await this.propose<PutResponse>(ProposalKind.Put, raw, r);
+    resp.header = this.header(resp.header?.revision ?? 0);
+    return resp;
+  }
+
+  async deleteRange(r: DeleteRangeRequest, raw: Uint8Array): Promise<DeleteRangeResponse> {
+    const resp = await this.propose<DeleteRangeResponse>(ProposalKind.DeleteRange, raw, r);
+    resp.header = this.header(resp.header?.revision ?? 0);
+    return resp;
+  }
+
+  async txn(r: TxnRequest, raw: Uint8Array): Promise<TxnResponse> {
+    let resp: TxnResponse;
+    if (isReadOnlyTxn(r)) {
+      if (!isSerializableTxn(r)) await this.linearizableReadNotify();
+      resp = this.applier.txn(r).response;
+    } else {
+      resp = await this.propose<TxnResponse>(ProposalKind.Txn, raw, r);
+    }
+    resp.header = this.header(resp.header?.revision ?? 0);
+    return resp;
+  }
+
+  async compact(r: CompactionRequest, raw: Uint8Array): Promise<CompactionResponse> {
+    const resp = await this.propose<CompactionResponse>(ProposalKind.Compaction, raw, r);
+    resp.header = this.header(resp.header?.revision ?? 0);
+    return resp;
+  }
+
+  memberList(): Member[] {
+    return this.membership.list();
+  }
+
+  status(): StatusResponse {
+    const hs = this.driver.node.status().hardState;
+    const errors: string[] = [];
+    if (this.driver.fatalError) errors.push(this.driver.fatalError.message);
+    const size = this.mvcc.approximateBytes();
+    return {
+      header: this.header(this.mvcc.currentRevision),
+      version: ETCD_VERSION,
+      dbSize: size,
+      leader: this.driver.lead,
+      raftIndex: hs.commit,
+      raftTerm: hs.term,
+      raftAppliedIndex: this.driver.appliedIndex,
+      errors,
+      dbSizeInUse: size,
+      isLearner: this.membership.get(this.memberId)?.isLearner ?? false,
+    } as StatusResponse;
+  }
+
+  // ---- proposals and reads --------------------------------------------------------------------
+
+  /** Proposes a request and resolves with its apply result once it is committed and applied here. */
+  propose<T>(kind: ProposalKind, payload: Uint8Array, decoded: unknown): Promise<T> {
+    if (this.closed) return Promise.reject(Errors.stopped());
+    if (this.driver.fatalError) return Promise.reject(Errors.stopped());
+    const seq = this.seq++;
+    const data = encodeProposal(kind, this.tag, seq, payload);
+    if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
+    return new Promise<T>((resolve, reject) => {
+      try {
+        this.driver.node.propose(data);
+      } catch (err) {
+        if (err instanceof ErrProposalDropped) {
+          reject(this.driver.lead === NONE ? Errors.noLeader() : new GrpcError(2, "raft proposal dropped"));
+          return;
+        }
+        reject(err as Error);
+        return;
+      }
+      this.waiters.set(seq, {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        decoded,
+        deadline: this.clock.now() + this.requestTimeoutMs,
+      });
+      this.driver.kick();
+    });
+  }
+
+  /** Resolves when this member's applied state includes everything committed before the call. */
+  linearizableReadNotify(): Promise<void> {
+    if (this.closed) return Promise.reject(Errors.stopped());
+    return new Promise((resolve, reject) => {
+      this.pendingReads.push({ resolve, reject });
+      if (!this.readScheduled) {
+        this.readScheduled = true;
+        queueMicrotask(() => this.flushReads());
+      }
+    });
+  }
+
+  private flushReads(): void {
+    this.readScheduled = false;
+    const waiters = this.pendingReads;
+    if (waiters.length === 0) return;
+    this.pendingReads = [];
+    const id = ++this.readSeq;
+    const ctx = new Uint8Array(8);
+    new DataView(ctx.buffer).setFloat64(0, id);
+    this.readBatches.set(id, { waiters, deadline: this.clock.now() + this.requestTimeoutMs });
+    this.driver.node.readIndex(ctx);
+    this.driver.kick();
+  }
+
+  private onReadStates(states: ReadState[]): void {
+    for (const rs of states) {
+      if (rs.requestCtx.length !== 8) continue;
+      const id = new DataView(rs.requestCtx.buffer, rs.requestCtx.byteOffset, 8).getFloat64(0);
+      const batch = this.readBatches.get(id);
+      if (!batch) continue;
+      this.readBatches.delete(id);
+      this.driver.waitApplied(rs.index).then(() => {
+        for (const w of batch.waiters) w.resolve();
+      });
+    }
+  }
+
+  /** Fails requests that waited longer than the request timeout; re-asks unanswered read batches. */
+  private sweep(): void {
+    const now = this.clock.now();
+    for (const [seq, w] of this.waiters) {
+      if (w.deadline > now) break;
+      this.waiters.delete(seq);
+      w.reject(Errors.timeout());
+    }
+    for (const [id, batch] of this.readBatches) {
+      if (batch.deadline > now) continue;
+      this.readBatches.delete(id);
+      for (const w of batch.waiters) w.reject(Errors.timeout());
+    }
+  }
+
+  // ---- apply ----------------------------------------------------------------------------------
+
+  private applyEntries(entries: Entry[]): void {
+    for (const e of entries) {
+      if (e.type === EntryType.ConfChange) {
+        this.applyConfChange(decodeConfChange(e.data));
+        continue;
+      }
+      if (e.data.length === 0) continue; // a new leader's empty entry
+      const p = decodeProposal(e.data);
+      const waiter = p.tag === this.tag ? this.waiters.get(p.seq) : undefined;
+      if (waiter) this.waiters.delete(p.seq);
+      let result: unknown;
+      try {
+        result = this.applyProposal(p, waiter?.decoded);
+      } catch (err) {
+        if (err instanceof GrpcError) {
+          waiter?.reject(err);
+          continue;
+        }
+        throw err;
+      }
+      waiter?.resolve(result);
+    }
+  }
+
+  private applyProposal(p: Proposal, decoded: unknown): unknown {
+    switch (p.kind) {
+      case ProposalKind.Put: {
+        const r = (decoded as PutRequest | undefined) ?? decodePutRequest(p.payload);
+        const { response, events } = this.applier.put(r);
+        this.emit(events, response.header.revision);
+        return response;
+      }
+      case ProposalKind.DeleteRange: {
+        const r = (decoded as DeleteRangeRequest | undefined) ?? decodeDeleteRangeRequest(p.payload);
+        const { response, events } = this.applier.deleteRange(r);
+        this.emit(events, response.header.revision);
+        return response;
+      }
+      case ProposalKind.Txn: {
+        const r = (decoded as TxnRequest | undefined) ?? decodeTxnRequest(p.payload);
+        const { response, events } = this.applier.txn(r);
+        this.emit(events, response.header.revision);
+        return response;
+      }
+      case ProposalKind.Compaction: {
+        const r = (decoded as CompactionRequest | undefined) ?? decodeCompactionRequest(p.payload);
+        return this.applier.compact(r);
+      }
+      case ProposalKind.MemberAttributes: {
+        const attrs = JSON.parse(new TextDecoder().decode(p.payload)) as {
+          id: string;
+          name: string;
+          clientUrls: string[];
+        };
+        const m = this.membership.get(BigInt("0x" + attrs.id));
+        if (m) {
+          m.name = attrs.name;
+          m.clientUrls = attrs.clientUrls;
+        }
+        return undefined;
+      }
+      default:
+        this.logger.warn("skipping an entry of unknown kind", { kind: p.kind });
+        return undefined;
+    }
+  }
+
+  private emit(events: MvccEvent[], revision: number): void {
+    if (events.length === 0) return;
+    for (const l of this.listeners) l(events, revision);
+  }
+
+  private applyConfChange(cc: ConfChange): void {
+    this.driver.confState = this.driver.node.applyConfChange(cc);
+    switch (cc.type) {
+      case ConfChangeType.AddNode:
+      case ConfChangeType.AddLearnerNode: {
+        const existing = this.membership.get(cc.nodeId);
+        if (existing && cc.type === ConfChangeType.AddNode) {
+          existing.isLearner = false; // promotion
+          break;
+        }
+        if (cc.context.length > 0) {
+          const m = memberFromJson(JSON.parse(new TextDecoder().decode(cc.context)) as MemberJson);
+          m.isLearner = cc.type === ConfChangeType.AddLearnerNode;
+          this.membership.add(m);
+        }
+        break;
+      }
+      case ConfChangeType.RemoveNode:
+        this.membership.remove(cc.nodeId);
+        break;
+      case ConfChangeType.UpdateNode:
+        if (cc.context.length > 0) {
+          const m = memberFromJson(JSON.parse(new TextDecoder().decode(cc.context)) as MemberJson);
+          const existing = this.membership.get(cc.nodeId);
+          if (existing) existing.peerUrls = m.peerUrls;
+        }
+        break;
+    }
+    this.campaignIfAlone();
+  }
+
+  private snapshotData(confState: ConfState): Uint8Array {
+    return encodeAppState({
+      confState: confStateToJson(confState),
+      membership: this.membership.toJSON(),
+      leases: this.leases.toJSON(),
+    }, this.mvcc.encodeSnapshot());
+  }
+
+  private restoreSnapshot(snap: Snapshot): void {
+    const { meta, mvcc } = decodeAppState(snap.data);
+    const m = Membership.fromJSON(meta.membership);
+    this.membership.members.clear();
+    for (const member of m.members.values()) this.membership.add(member);
+    for (const r of m.removed) this.membership.removed.add(r);
+    this.mvcc = MvccStore.decodeSnapshot(mvcc);
+    this.leases = LeaseStore.fromJSON(meta.leases);
+    this.applier = new Applier(this.mvcc, this.leases);
+    this.rebuildLeaseKeys();
+  }
+
+  /** Lease key sets are not in snapshots: they follow from the keys' lease fields. */
+  private rebuildLeaseKeys(): void {
+    if (this.leases.leases.size === 0) return;
+    const all = this.mvcc.range(new Uint8Array([0]), new Uint8Array([0]), {});
+    for (const kv of all.kvs) {
+      if (kv.lease === 0n) continue;
+      let s = "";
+      for (let i = 0; i < kv.key.length; i++) s += String.fromCharCode(kv.key[i]);
+      this.leases.attach(kv.lease, s);
+    }
+  }
+
+  private send(_messages: Message[]): void {
+    // peers arrive with the peer transport; a single member has no one to talk to
+  }
+
+  /** Stops Raft and fails whatever is still waiting. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.clock.clearInterval(this.sweeper);
+    await this.driver.stop();
+    for (const w of this.waiters.values()) w.reject(Errors.stopped());
+    this.waiters.clear();
+    for (const b of this.readBatches.values()) for (const w of b.waiters) w.reject(Errors.stopped());
+    this.readBatches.clear();
+    for (const w of this.pendingReads) w.reject(Errors.stopped());
+    this.pendingReads = [];
+    await this.driver.closeStorage();
+  }
+}
+
+function isReadOnlyTxn(r: TxnRequest): boolean {
+  for (const ops of [r.success, r.failure]) {
+    for (const op of ops) {
+      if (op.requestPut || op.requestDeleteRange) return false;
+      if (op.requestTxn && !isReadOnlyTxn(op.requestTxn)) return false;
+    }
+  }
+  return true;
+}
+
+function isSerializableTxn(r: TxnRequest): boolean {
+  for (const ops of [r.success, r.failure]) {
+    for (const op of ops) {
+      if (op.requestRange && !op.requestRange.serializable) return false;
+      if (op.requestTxn && !isSerializableTxn(op.requestTxn)) return false;
+    }
+  }
+  return true;
+}

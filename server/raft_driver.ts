@@ -1,0 +1,223 @@
+/**
+ * Drives the pure Raft state machine: ticks it, feeds it messages and proposals, and carries out each
+ * Ready in the order Raft requires: persist (WAL + fsync), then send, then apply, then advance.
+ *
+ * Group commit falls out of the loop: while one Ready's fsync is in flight, new proposals pile up in
+ * Raft's unstable log and the next Ready persists them all with a single write and a single fsync.
+ * Committed entries are already durable, so they are applied while that fsync runs.
+ *
+ * @module
+ */
+import { RawNode } from "../raft/node.ts";
+import type { MemoryStorage } from "../raft/storage.ts";
+import {
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Message,
+  type NodeId,
+  NONE,
+  type ReadState,
+  type Snapshot,
+  type SoftState,
+  StateType,
+} from "../raft/types.ts";
+import type { Wal } from "../storage/wal.ts";
+import type { Snapshotter } from "../storage/snapshot.ts";
+import type { Clock } from "./clock.ts";
+import type { Logger } from "./logger.ts";
+
+/** What the driver needs from the rest of the server. */
+export interface DriverHandler {
+  /** Applies committed entries in order (state machine and membership). */
+  applyEntries(entries: Entry[]): void;
+  /** Replaces the whole state with a snapshot received from the leader. */
+  restoreSnapshot(snapshot: Snapshot): void;
+  /** The state machine's image at the applied index, for a snapshot. */
+  snapshotData(confState: ConfState): Uint8Array;
+  /** Sends messages to peers (never called with messages for this node). */
+  send(messages: Message[]): void;
+  onSoftState(state: SoftState, term: number): void;
+  onReadStates(states: ReadState[]): void;
+}
+
+export interface DriverOptions {
+  node: RawNode;
+  storage: MemoryStorage;
+  wal: Wal;
+  snapshotter: Snapshotter;
+  clock: Clock;
+  logger: Logger;
+  tickMs: number;
+  snapshotCount: number;
+  /** Entries kept in memory behind a snapshot so that slow followers can catch up without one. */
+  catchUpEntries: number;
+  appliedIndex: number;
+  snapshotIndex: number;
+  confState: ConfState;
+  handler: DriverHandler;
+}
+
+/** The Ready loop of one member. */
+export class RaftDriver {
+  readonly node: RawNode;
+  appliedIndex: number;
+  snapshotIndex: number;
+  confState: ConfState;
+  term = 0;
+  lead: NodeId = NONE;
+  state: StateType = StateType.Follower;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private ticker = 0;
+  private failure: Error | undefined;
+  private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
+
+  constructor(private readonly o: DriverOptions) {
+    this.node = o.node;
+    this.appliedIndex = o.appliedIndex;
+    this.snapshotIndex = o.snapshotIndex;
+    this.confState = o.confState;
+  }
+
+  start(): void {
+    this.ticker = this.o.clock.setInterval(() => {
+      this.node.tick();
+      this.kick();
+    }, this.o.tickMs);
+    this.kick();
+  }
+
+  /** Stops ticking and waits for the Ready in progress to finish. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.o.clock.clearInterval(this.ticker);
+    while (this.running) await new Promise((r) => setTimeout(r, 1));
+  }
+
+  /** Closes the WAL; call after stop(). */
+  async closeStorage(): Promise<void> {
+    await this.o.wal.close();
+  }
+
+  /** The error that stopped the loop (a failed fsync is fatal: nothing after it may be acknowledged). */
+  get fatalError(): Error | undefined {
+    return this.failure;
+  }
+
+  /** Schedules a pass of the Ready loop after the current task. */
+  kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.stopped || this.failure) return;
+    this.running = true;
+    queueMicrotask(() => this.loop());
+  }
+
+  /** Resolves once the applied index reached `index`. */
+  waitApplied(index: number): Promise<void> {
+    if (this.appliedIndex >= index) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.appliedWaiters.push({ index, resolve });
+    });
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        while (!this.stopped && this.node.hasReady()) await this.handleReady();
+      } while (this.again && !this.stopped);
+    } catch (err) {
+      this.failure = err instanceof Error ? err : new Error(String(err));
+      this.o.logger.error("raft loop failed; the member stops serving writes", { error: this.failure.message });
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async handleReady(): Promise<void> {
+    const rd = this.node.ready();
+    const { wal, storage } = this.o;
+    if (rd.hardState) this.term = rd.hardState.term;
+    if (rd.softState) {
+      this.lead = rd.softState.lead;
+      this.state = rd.softState.raftState;
+      this.o.handler.onSoftState(rd.softState, this.term);
+    }
+    if (rd.readStates.length > 0) this.o.handler.onReadStates(rd.readStates);
+
+    // 1. persist
+    if (rd.snapshot) await this.persistSnapshot(rd.snapshot);
+    if (rd.entries.length > 0 || rd.hardState) wal.append(rd.entries, rd.hardState as HardState | undefined);
+    const synced = rd.mustSync ? wal.sync() : undefined;
+    // committed entries are durable already: apply them while the fsync of the new ones runs
+    if (rd.snapshot) this.applySnapshot(rd.snapshot);
+    if (rd.committedEntries.length > 0) this.apply(rd.committedEntries);
+    if (synced) await synced;
+    if (rd.hardState) storage.setHardState(rd.hardState);
+    if (rd.entries.length > 0) storage.append(rd.entries);
+    // 2. send, now that what the messages promise is durable
+    if (rd.messages.length > 0) this.o.handler.send(rd.messages);
+    this.node.advance();
+    await this.maybeSnapshot();
+  }
+
+  private async persistSnapshot(snap: Snapshot): Promise<void> {
+    await this.o.snapshotter.save({ index: snap.metadata.index, term: snap.metadata.term, data: snap.data });
+    this.o.wal.saveSnapshotMark({ index: snap.metadata.index, term: snap.metadata.term });
+    await this.o.wal.sync();
+    this.o.storage.applySnapshot(snap);
+  }
+
+  private applySnapshot(snap: Snapshot): void {
+    if (snap.metadata.index <= this.appliedIndex) return;
+    this.o.handler.restoreSnapshot(snap);
+    this.confState = snap.metadata.confState;
+    this.appliedIndex = snap.metadata.index;
+    this.snapshotIndex = snap.metadata.index;
+    this.releaseAppliedWaiters();
+  }
+
+  private apply(entries: Entry[]): void {
+    const fresh = entries[0].index <= this.appliedIndex
+      ? entries.filter((e) => e.index > this.appliedIndex)
+      : entries;
+    if (fresh.length === 0) return;
+    this.o.handler.applyEntries(fresh);
+    this.appliedIndex = fresh[fresh.length - 1].index;
+    this.releaseAppliedWaiters();
+  }
+
+  private releaseAppliedWaiters(): void {
+    const w = this.appliedWaiters;
+    if (w.length === 0) return;
+    let kept = 0;
+    for (let i = 0; i < w.length; i++) {
+      if (w[i].index <= this.appliedIndex) w[i].resolve();
+      else w[kept++] = w[i];
+    }
+    w.length = kept;
+  }
+
+  /** Takes a snapshot every `snapshotCount` applied entries and releases the log behind it. */
+  private async maybeSnapshot(): Promise<void> {
+    if (this.appliedIndex - this.snapshotIndex < this.o.snapshotCount) return;
+    const index = this.appliedIndex;
+    const term = this.o.storage.term(index);
+    const data = this.o.handler.snapshotData(this.confState);
+    await this.o.snapshotter.save({ index, term, data });
+    this.o.wal.saveSnapshotMark({ index, term });
+    await this.o.wal.sync();
+    this.o.storage.createSnapshot(index, this.confState, data);
+    const compactTo = index - this.o.catchUpEntries;
+    if (compactTo > this.o.storage.firstIndex()) this.o.storage.compact(compactTo);
+    this.snapshotIndex = index;
+    await this.o.wal.releaseTo(index);
+    await this.o.snapshotter.purge(5);
+    this.o.logger.info("saved snapshot", { "snapshot-index": index, term });
+  }
+}
