@@ -1,0 +1,147 @@
+/**
+ * The revision log: every retained change of the key space, one entry per (main, sub) revision, in
+ * revision order — the in-memory counterpart of etcd's `key` bucket.
+ *
+ * Entries are stored column-wise in typed arrays: no object per revision, nothing for the garbage
+ * collector to trace, about 56 bytes per entry plus the value bytes (kept in a {@link ValueArena}).
+ * A tombstone (deletion) is an entry whose `create` is 0.
+ *
+ * @module
+ */
+
+const MIN_CAPACITY = 256;
+
+/** Column storage of revision entries; an entry's index is its position, which compaction changes. */
+export class RevisionLog {
+  /** Number of entries. */
+  length = 0;
+  /** Main revision. */
+  main: Float64Array = new Float64Array(MIN_CAPACITY);
+  /** Sub revision (position of the change inside its transaction). */
+  sub: Int32Array = new Int32Array(MIN_CAPACITY);
+  /** Key id (see KeyIndex). */
+  key: Int32Array = new Int32Array(MIN_CAPACITY);
+  /** Previous entry of the same key, -1 when none is retained. */
+  prev: Int32Array = new Int32Array(MIN_CAPACITY);
+  /** Create revision of the key's generation; 0 marks a tombstone. */
+  create: Float64Array = new Float64Array(MIN_CAPACITY);
+  /** Version of the key in its generation; 0 for a tombstone. */
+  version: Float64Array = new Float64Array(MIN_CAPACITY);
+  /** Lease id (int64), 0 for none. */
+  lease: BigInt64Array = new BigInt64Array(MIN_CAPACITY);
+  /** Value location: arena slab id (-1: empty value), offset and length. */
+  slab: Int32Array = new Int32Array(MIN_CAPACITY);
+  /** Offset of the value in its slab. */
+  off: Int32Array = new Int32Array(MIN_CAPACITY);
+  /** Length of the value. */
+  len: Int32Array = new Int32Array(MIN_CAPACITY);
+
+  /** Allocated entry slots. */
+  get capacity(): number {
+    return this.main.length;
+  }
+
+  /** Makes room for at least `n` entries in total. */
+  reserve(n: number): void {
+    if (n <= this.main.length) return;
+    let cap = this.main.length;
+    while (cap < n) cap = cap < 1 << 20 ? cap * 2 : Math.ceil(cap * 1.5);
+    this.resize(cap);
+  }
+
+  /** Reallocates every column to `cap` slots (at least `length`). */
+  resize(cap: number): void {
+    cap = Math.max(cap, this.length, MIN_CAPACITY);
+    const n = this.length;
+    this.main = grow(this.main, new Float64Array(cap), n);
+    this.sub = grow(this.sub, new Int32Array(cap), n);
+    this.key = grow(this.key, new Int32Array(cap), n);
+    this.prev = grow(this.prev, new Int32Array(cap), n);
+    this.create = grow(this.create, new Float64Array(cap), n);
+    this.version = grow(this.version, new Float64Array(cap), n);
+    this.lease = grow(this.lease, new BigInt64Array(cap), n);
+    this.slab = grow(this.slab, new Int32Array(cap), n);
+    this.off = grow(this.off, new Int32Array(cap), n);
+    this.len = grow(this.len, new Int32Array(cap), n);
+  }
+
+  /** Appends an entry and returns its index. */
+  append(
+    main: number,
+    sub: number,
+    key: number,
+    prev: number,
+    create: number,
+    version: number,
+    lease: bigint,
+    slab: number,
+    off: number,
+    len: number,
+  ): number {
+    const i = this.length;
+    if (i === this.main.length) this.reserve(i + 1);
+    this.main[i] = main;
+    this.sub[i] = sub;
+    this.key[i] = key;
+    this.prev[i] = prev;
+    this.create[i] = create;
+    this.version[i] = version;
+    this.lease[i] = lease;
+    this.slab[i] = slab;
+    this.off[i] = off;
+    this.len[i] = len;
+    this.length = i + 1;
+    return i;
+  }
+
+  /** Copies entry `from` over entry `to` (all columns but `prev`). */
+  move(from: number, to: number): void {
+    this.main[to] = this.main[from];
+    this.sub[to] = this.sub[from];
+    this.key[to] = this.key[from];
+    this.create[to] = this.create[from];
+    this.version[to] = this.version[from];
+    this.lease[to] = this.lease[from];
+    this.slab[to] = this.slab[from];
+    this.off[to] = this.off[from];
+    this.len[to] = this.len[from];
+  }
+
+  /** Moves entries `[from, length)` down to start at `to` (all columns but `prev`). */
+  shiftDown(from: number, to: number): void {
+    const end = this.length;
+    this.main.copyWithin(to, from, end);
+    this.sub.copyWithin(to, from, end);
+    this.key.copyWithin(to, from, end);
+    this.create.copyWithin(to, from, end);
+    this.version.copyWithin(to, from, end);
+    this.lease.copyWithin(to, from, end);
+    this.slab.copyWithin(to, from, end);
+    this.off.copyWithin(to, from, end);
+    this.len.copyWithin(to, from, end);
+  }
+
+  /** First index whose main revision is >= `rev` (`length` if none). */
+  lowerBound(rev: number): number {
+    const main = this.main;
+    let lo = 0;
+    let hi = this.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (main[mid] < rev) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Bytes held by the columns. */
+  get columnBytes(): number {
+    return this.main.length * 56;
+  }
+}
+
+function grow<T extends Float64Array | Int32Array | BigInt64Array>(old: T, fresh: T, n: number): T {
+  // deno-lint-ignore no-explicit-any
+  (fresh as any).set((old as any).subarray(0, n));
+  return fresh;
+}

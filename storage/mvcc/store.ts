@@ -1,0 +1,951 @@
+/**
+ * The MVCC key space: etcd 3.4's `mvcc` store semantics in memory.
+ *
+ * - Every write transaction that changes something gets the next main revision; its changes get sub
+ *   revisions 0, 1, 2, ... in order. A store starts at revision 1.
+ * - A key's history is a sequence of generations: a put on an absent key starts one (version 1,
+ *   create revision = that revision), each further put bumps the version, a delete writes a tombstone
+ *   and ends the generation.
+ * - Old revisions stay readable until compacted. Compacting at revision R keeps, for every key, the
+ *   newest entry at or below R unless it is a tombstone, and everything above R; keys left with no
+ *   entry disappear. Reads below R then fail with {@link ErrCompacted}.
+ *
+ * Layout: the {@link RevisionLog} holds every retained entry in revision order (so history reads for
+ * watchers and the hash are sequential scans), the {@link KeyIndex} maps each key to its newest entry,
+ * and older entries of a key are reached through the log's `prev` links. Values are copied into a
+ * {@link ValueArena}. Every KeyValue handed out is a fresh copy; the kvs of one call share one buffer.
+ *
+ * @module
+ */
+import { isFromKey, latin1 } from "./bytes.ts";
+import { ByteReader, ByteWriter, ErrSnapshotCorrupt, varintSize } from "./byte_codec.ts";
+import { crc32c } from "./crc32c.ts";
+import { KeyIndex } from "./key_index.ts";
+import { RevisionLog } from "./revision_log.ts";
+import { ValueArena } from "./value_arena.ts";
+
+export { ErrSnapshotCorrupt };
+
+/** A key's value at one revision, as etcd's `mvccpb.KeyValue`. */
+export interface KeyValue {
+  /** The key's bytes. */
+  key: Uint8Array;
+  /** Revision that created the key's current generation; 0 in a delete event. */
+  createRevision: number;
+  /** Revision of this change. */
+  modRevision: number;
+  /** Puts since the generation started, 1 for the first; 0 in a delete event. */
+  version: number;
+  /** The value's bytes (empty for keysOnly reads and delete events). */
+  value: Uint8Array;
+  /** Lease id, 0n for none (an int64). */
+  lease: bigint;
+}
+
+/**
+ * One change, as etcd's `mvccpb.Event`. A delete carries `kv` with the key and `modRevision` = the
+ * deletion revision, every other field zero. `prevKv` is the key's value just before the change, when
+ * there was one.
+ */
+export interface MvccEvent {
+  /** Kind of change. */
+  type: "put" | "delete";
+  /** The key after the change (for a delete: key and deletion revision only). */
+  kv: KeyValue;
+  /** The key before the change, if it existed and is still retained. */
+  prevKv?: KeyValue;
+}
+
+/** Options of a range read. */
+export interface RangeOptions {
+  /** Revision to read at; 0 or absent for the current one. */
+  revision?: number;
+  /** Most kvs to return; 0 or absent for no limit. `count` still counts every match. */
+  limit?: number;
+  /** Return no kvs, only the count. */
+  countOnly?: boolean;
+  /** Return kvs with empty values. */
+  keysOnly?: boolean;
+}
+
+/** Result of a range read. */
+export interface RangeResult {
+  /** Matching kvs in ascending key order, at most `limit`. */
+  kvs: KeyValue[];
+  /** Number of all matches, ignoring `limit`. */
+  count: number;
+  /** Revision read at (the current revision when none was asked for). */
+  revision: number;
+}
+
+/** Result of {@link MvccStore.hashKV}. */
+export interface HashKVResult {
+  /** CRC-32C over the key-value history up to the requested revision, as etcd computes it. */
+  hash: number;
+  /** The store's compact revision as etcd reports it here: -1 before the first compaction. */
+  compactRevision: number;
+  /** The store's current revision. */
+  revision: number;
+}
+
+/** Outcome of a committed write transaction. */
+export interface TxnEnd {
+  /** Current revision after the transaction (unchanged if it wrote nothing). */
+  revision: number;
+  /** Its changes in sub-revision order. */
+  events: MvccEvent[];
+}
+
+/** The requested revision is older than the compact revision. */
+export class ErrCompacted extends Error {
+  /** Stable error code. */
+  readonly code = "COMPACTED";
+  constructor() {
+    super("mvcc: required revision has been compacted");
+    this.name = "ErrCompacted";
+  }
+}
+
+/** The requested revision is newer than the current revision. */
+export class ErrFutureRev extends Error {
+  /** Stable error code. */
+  readonly code = "FUTURE_REV";
+  constructor() {
+    super("mvcc: required revision is a future revision");
+    this.name = "ErrFutureRev";
+  }
+}
+
+/** The store was used against its one-writer protocol (a programming error, never a client's). */
+export class ErrTxnState extends Error {
+  /** Stable error code. */
+  readonly code = "TXN_STATE";
+  /** Builds the error; `detail` says what was done wrong. */
+  constructor(detail: string) {
+    super(`mvcc: ${detail}`);
+    this.name = "ErrTxnState";
+  }
+}
+
+/** A write transaction: reads see its own earlier writes; nothing is visible to others before `end`. */
+export interface WriteTxn {
+  /** Range read at the transaction's revision (including its own writes so far). */
+  range(key: Uint8Array, rangeEnd: Uint8Array | undefined, options?: RangeOptions): RangeResult;
+  /** Puts a key (bytes are copied); returns the previous kv if the key existed. */
+  put(key: Uint8Array, value: Uint8Array, lease: bigint): KeyValue | undefined;
+  /** Deletes the live keys in the range; returns their latest kvs. Deleting nothing writes nothing. */
+  deleteRange(key: Uint8Array, rangeEnd: Uint8Array | undefined): KeyValue[];
+  /**
+   * Commits. The revision goes up by one if anything was written; a transaction that changed nothing
+   * leaves it and returns no events.
+   */
+  end(): TxnEnd;
+  /** Undoes everything the transaction wrote and closes it (for a failure half way through). */
+  abort(): void;
+}
+
+const EMPTY: Uint8Array = new Uint8Array(0);
+const KEY_BUCKET = new TextEncoder().encode("key");
+const SNAPSHOT_MAGIC = [0x4d, 0x56, 0x43, 0x43]; // "MVCC"
+const SNAPSHOT_VERSION = 1;
+/** Rough per-entry cost of a revision in etcd's bbolt (revision key, protobuf header, page slot). */
+const ENTRY_OVERHEAD = 40;
+
+/** Chunk size for the bytes of handed-out kvs. */
+const CHUNK_SIZE = 16 * 1024;
+/** Requests above this get a buffer of their own. */
+const CHUNK_DIRECT = 2048;
+
+/**
+ * Buffers for the bytes of handed-out kvs. Allocating a typed array costs about a microsecond in Deno,
+ * so small requests are cut from shared chunks: a kv kept alive keeps at most its chunk alive.
+ */
+class ChunkAllocator {
+  private buf: Uint8Array = EMPTY;
+  private pos = 0;
+  /** Offset of the last reservation in the buffer {@link reserve} returned. */
+  at = 0;
+
+  /** Reserves `n` bytes: returns the buffer to write them into, at offset {@link at}. */
+  reserve(n: number): Uint8Array {
+    if (n > CHUNK_DIRECT) {
+      this.at = 0;
+      return new Uint8Array(n);
+    }
+    if (this.pos + n > this.buf.length) {
+      this.buf = new Uint8Array(CHUNK_SIZE);
+      this.pos = 0;
+    }
+    this.at = this.pos;
+    this.pos += n;
+    return this.buf;
+  }
+}
+
+/** All state and logic; {@link MvccStore} and the transaction are thin fronts over it. */
+class Core {
+  log = new RevisionLog();
+  index = new KeyIndex();
+  arena = new ValueArena();
+  currentRev = 1;
+  compactRev = 0;
+  liveKeys = 0;
+  /** Sum of key and value lengths over all log entries. */
+  dataBytes = 0;
+  txn: Txn | null = null;
+  chunks = new ChunkAllocator();
+
+  /** The entry of key `id` visible at `rev`, or -1 if the key is absent or deleted there. */
+  resolve(id: number, rev: number): number {
+    const log = this.log;
+    let e = this.index.heads[id];
+    if (e >= 0 && log.main[e] > rev) {
+      const main = log.main;
+      const prev = log.prev;
+      do e = prev[e]; while (e >= 0 && main[e] > rev);
+    }
+    return e >= 0 && log.create[e] !== 0 ? e : -1;
+  }
+
+  /**
+   * Visits the ids of indexed keys in the etcd range `key`/`rangeEnd`, in key order, until `visit`
+   * returns false.
+   */
+  scanIds(key: Uint8Array, rangeEnd: Uint8Array | undefined, visit: (id: number) => boolean | void): void {
+    const start = latin1(key);
+    if (rangeEnd === undefined || rangeEnd.length === 0) {
+      const id = this.index.lookup(start);
+      if (id >= 0) visit(id);
+      return;
+    }
+    this.index.sorted.scan(start, isFromKey(rangeEnd) ? undefined : latin1(rangeEnd), visit);
+  }
+
+  kvBytes(e: number, withValue: boolean): number {
+    return this.index.key(this.log.key[e]).length + (withValue ? this.log.len[e] : 0);
+  }
+
+  /** Builds the KeyValue of entry `e` with its bytes copied into `buf` at `pos`. */
+  writeKv(e: number, buf: Uint8Array, pos: number, withValue: boolean): KeyValue {
+    const log = this.log;
+    const k = this.index.key(log.key[e]);
+    const kl = k.length;
+    for (let i = 0; i < kl; i++) buf[pos + i] = k.charCodeAt(i);
+    const key = buf.subarray(pos, pos + kl);
+    let value = EMPTY;
+    const vl = log.len[e];
+    if (withValue && vl > 0) {
+      const vpos = pos + kl;
+      this.arena.copyOut(log.slab[e], log.off[e], vl, buf, vpos);
+      value = buf.subarray(vpos, vpos + vl);
+    }
+    const lease = log.lease[e];
+    return {
+      key,
+      createRevision: log.create[e],
+      modRevision: log.main[e],
+      version: log.version[e],
+      value,
+      lease,
+    };
+  }
+
+  /** KeyValues of entries, all copied into one fresh buffer. */
+  materialize(entries: readonly number[], withValue: boolean): KeyValue[] {
+    let total = 0;
+    for (let i = 0; i < entries.length; i++) total += this.kvBytes(entries[i], withValue);
+    const buf = this.chunks.reserve(total);
+    let pos = this.chunks.at;
+    const out: KeyValue[] = new Array(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      out[i] = this.writeKv(e, buf, pos, withValue);
+      pos += this.kvBytes(e, withValue);
+    }
+    return out;
+  }
+
+  /** A range read where `maxRev` is the newest readable revision (the default read revision). */
+  rangeAt(
+    key: Uint8Array,
+    rangeEnd: Uint8Array | undefined,
+    o: RangeOptions | undefined,
+    maxRev: number,
+  ): RangeResult {
+    let rev = o?.revision ?? 0;
+    if (rev > maxRev) throw new ErrFutureRev();
+    if (rev <= 0) rev = maxRev;
+    if (rev < this.compactRev) throw new ErrCompacted();
+    const limit = o?.limit !== undefined && o.limit > 0 ? o.limit : 0;
+    const countOnly = o?.countOnly === true;
+    const withValue = o?.keysOnly !== true;
+    const entries: number[] = [];
+    let count = 0;
+    this.scanIds(key, rangeEnd, (id) => {
+      const e = this.resolve(id, rev);
+      if (e < 0) return;
+      count++;
+      if (!countOnly && (limit === 0 || entries.length < limit)) entries.push(e);
+    });
+    return { kvs: countOnly ? [] : this.materialize(entries, withValue), count, revision: rev };
+  }
+
+  /** Etcd's compaction at `rev` (see {@link MvccStore.compact}). */
+  compact(rev: number): void {
+    if (this.txn !== null) throw new ErrTxnState("compact during a write transaction");
+    if (rev <= this.compactRev) throw new ErrCompacted();
+    if (rev > this.currentRev) throw new ErrFutureRev();
+    this.compactRev = rev;
+    const log = this.log;
+    const index = this.index;
+    const arena = this.arena;
+    const n = log.length;
+    const b = log.lowerBound(rev + 1); // entries [0, b) are at or below rev
+    if (b === 0) return;
+    // superseded[e]: a newer entry of the same key is also at or below rev
+    const superseded = new Uint8Array(b);
+    const prev = log.prev;
+    for (let e = 0; e < b; e++) {
+      const p = prev[e];
+      if (p >= 0) superseded[p] = 1;
+    }
+    const remap = new Int32Array(n);
+    const doomedKeys: number[] = [];
+    let w = 0;
+    for (let e = 0; e < b; e++) {
+      const keep = superseded[e] === 0 && log.create[e] !== 0;
+      const id = log.key[e];
+      if (!keep) {
+        arena.free(log.slab[e], log.len[e]);
+        this.dataBytes -= index.key(id).length + log.len[e];
+        remap[e] = -1;
+        // a tombstone that is the key's newest entry: nothing of the key remains
+        if (superseded[e] === 0 && index.heads[id] === e) doomedKeys.push(id);
+        continue;
+      }
+      remap[e] = w;
+      if (w !== e) log.move(e, w);
+      const p = prev[e];
+      prev[w] = p >= 0 ? remap[p] : -1;
+      w++;
+    }
+    const shift = b - w;
+    if (shift > 0) {
+      log.shiftDown(b, w);
+      for (let e = b; e < n; e++) {
+        remap[e] = e - shift;
+        const p = prev[e];
+        prev[e - shift] = p < 0 ? -1 : remap[p];
+      }
+      log.length = n - shift;
+      const heads = index.heads;
+      const limit = index.idLimit;
+      for (let id = 0; id < limit; id++) {
+        const h = heads[id];
+        if (h >= 0) heads[id] = remap[h];
+      }
+    }
+    this.dropKeys(doomedKeys);
+    this.relocateValues();
+    // give back column space the compaction freed (the columns are half the store's fixed cost)
+    if (log.capacity > 4096 && log.capacity > log.length * 1.5) log.resize(Math.ceil(log.length * 1.25));
+  }
+
+  private dropKeys(ids: number[]): void {
+    const index = this.index;
+    if (ids.length > 256 && ids.length * 8 > index.size) {
+      const gone = new Uint8Array(index.idLimit);
+      for (const id of ids) {
+        gone[id] = 1;
+        index.remove(id, true);
+      }
+      index.sorted.filter((id) => gone[id] === 0);
+    } else {
+      for (const id of ids) index.remove(id);
+    }
+  }
+
+  /** Empties slabs that compaction left mostly free. */
+  private relocateValues(): void {
+    const marks = this.arena.sparseSlabs();
+    if (marks === undefined) return;
+    const log = this.log;
+    const slab = log.slab;
+    for (let e = 0; e < log.length; e++) {
+      const s = slab[e];
+      if (s >= 0 && marks[s] === 1) {
+        slab[e] = this.arena.move(s, log.off[e], log.len[e]);
+        log.off[e] = this.arena.lastOffset;
+      }
+    }
+  }
+
+  eventsBetween(
+    key: Uint8Array,
+    rangeEnd: Uint8Array | undefined,
+    from: number,
+    to: number,
+    limit: number,
+    withPrevKv: boolean,
+  ): MvccEvent[] {
+    if (from < this.compactRev) throw new ErrCompacted();
+    if (to > this.currentRev) to = this.currentRev;
+    if (from > to) return [];
+    const log = this.log;
+    const index = this.index;
+    const mainCol = log.main;
+    const keyCol = log.key;
+    const start = latin1(key);
+    let single = -2; // key id when watching a single key
+    let end: string | undefined;
+    if (rangeEnd === undefined || rangeEnd.length === 0) {
+      single = index.lookup(start);
+      if (single < 0) return [];
+    } else if (!isFromKey(rangeEnd)) {
+      end = latin1(rangeEnd);
+    }
+    const picked: number[] = [];
+    let lastMain = -1;
+    for (let e = log.lowerBound(from); e < log.length; e++) {
+      const m = mainCol[e];
+      if (m > to) break;
+      if (limit > 0 && picked.length >= limit && m !== lastMain) break;
+      if (single >= 0) {
+        if (keyCol[e] !== single) continue;
+      } else {
+        const k = index.key(keyCol[e]);
+        if (k < start || (end !== undefined && k >= end)) continue;
+      }
+      picked.push(e);
+      lastMain = m;
+    }
+    return this.events(picked, withPrevKv);
+  }
+
+  /** Events of log entries (kvs copied into one buffer); tombstones become delete events. */
+  events(entries: readonly number[], withPrevKv: boolean): MvccEvent[] {
+    const log = this.log;
+    let total = 0;
+    for (const e of entries) {
+      const tomb = log.create[e] === 0;
+      total += this.kvBytes(e, !tomb);
+      const p = log.prev[e];
+      if (withPrevKv && p >= 0 && log.create[p] !== 0) total += this.kvBytes(p, true);
+    }
+    const buf = this.chunks.reserve(total);
+    let pos = this.chunks.at;
+    const out: MvccEvent[] = new Array(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      const tomb = log.create[e] === 0;
+      const kv = this.writeKv(e, buf, pos, !tomb);
+      pos += this.kvBytes(e, !tomb);
+      let prevKv: KeyValue | undefined;
+      const p = log.prev[e];
+      if (withPrevKv && p >= 0 && log.create[p] !== 0) {
+        prevKv = this.writeKv(p, buf, pos, true);
+        pos += this.kvBytes(p, true);
+      }
+      out[i] = tomb
+        ? (prevKv ? { type: "delete", kv, prevKv } : { type: "delete", kv })
+        : (prevKv ? { type: "put", kv, prevKv } : { type: "put", kv });
+    }
+    return out;
+  }
+
+  hashKV(rev: number): HashKVResult {
+    if (this.txn !== null) throw new ErrTxnState("hash during a write transaction");
+    const compactRev = this.compactRev;
+    if (rev > 0 && rev <= compactRev) throw new ErrCompacted();
+    if (rev > this.currentRev) throw new ErrFutureRev();
+    if (rev <= 0) rev = this.currentRev;
+    const log = this.log;
+    const upto = log.lowerBound(rev + 1);
+    const lower = log.lowerBound(compactRev + 1);
+    // Entries at or below the compact revision count only if compaction at `rev` would keep them
+    // (etcd's `keep` set), unless that set is empty: the same rule etcd's HashByRev applies.
+    const superseded = new Uint8Array(upto);
+    for (let e = 0; e < upto; e++) {
+      const p = log.prev[e];
+      if (p >= 0) superseded[p] = 1;
+    }
+    let keepEmpty = true;
+    for (let e = 0; e < upto; e++) {
+      if (superseded[e] === 0 && log.create[e] !== 0) {
+        keepEmpty = false;
+        break;
+      }
+    }
+    let crc = crc32c(0, KEY_BUCKET);
+    let buf = new Uint8Array(4096);
+    let view = new DataView(buf.buffer);
+    for (let e = 0; e < upto; e++) {
+      const tomb = log.create[e] === 0;
+      if (e < lower && !keepEmpty && (superseded[e] === 1 || tomb)) continue;
+      const k = this.index.key(log.key[e]);
+      const vl = log.len[e];
+      const need = 18 + 11 + k.length + 4 * 11 + vl + 11;
+      if (need > buf.length) {
+        buf = new Uint8Array(need * 2);
+        view = new DataView(buf.buffer);
+      }
+      // etcd's backend key: main (8 bytes BE), '_', sub (8 bytes BE), 't' for a tombstone
+      view.setUint32(0, Math.floor(log.main[e] / 0x100000000));
+      view.setUint32(4, log.main[e] >>> 0);
+      buf[8] = 0x5f;
+      view.setUint32(9, 0);
+      view.setUint32(13, log.sub[e]);
+      let p = 17;
+      if (tomb) buf[p++] = 0x74;
+      // etcd's backend value: the KeyValue in protobuf encoding (fields in order, zero values omitted);
+      // a tombstone holds the key only
+      if (k.length > 0) {
+        buf[p++] = 0x0a;
+        p = putVarint(buf, p, k.length);
+        for (let i = 0; i < k.length; i++) buf[p++] = k.charCodeAt(i);
+      }
+      if (!tomb) {
+        buf[p++] = 0x10;
+        p = putVarint(buf, p, log.create[e]);
+        buf[p++] = 0x18;
+        p = putVarint(buf, p, log.main[e]);
+        buf[p++] = 0x20;
+        p = putVarint(buf, p, log.version[e]);
+        if (vl > 0) {
+          buf[p++] = 0x2a;
+          p = putVarint(buf, p, vl);
+          this.arena.copyOut(log.slab[e], log.off[e], vl, buf, p);
+          p += vl;
+        }
+        const lease = log.lease[e];
+        if (lease !== 0n) {
+          buf[p++] = 0x30;
+          let u = BigInt.asUintN(64, lease);
+          while (u >= 128n) {
+            buf[p++] = Number(u & 127n) | 128;
+            u >>= 7n;
+          }
+          buf[p++] = Number(u);
+        }
+      }
+      crc = crc32c(crc, buf, 0, p);
+    }
+    return { hash: crc, compactRevision: compactRev === 0 ? -1 : compactRev, revision: this.currentRev };
+  }
+
+  /** See {@link MvccStore.encodeSnapshot}. */
+  encode(): Uint8Array {
+    if (this.txn !== null) throw new ErrTxnState("snapshot during a write transaction");
+    const log = this.log;
+    const index = this.index;
+    // key table in byte order; entries refer to keys by their position in it
+    const pos = new Int32Array(index.idLimit);
+    const keys: string[] = [];
+    index.sorted.scan("", undefined, (id, k) => {
+      pos[id] = keys.length;
+      keys.push(k);
+    });
+    let size = SNAPSHOT_MAGIC.length + 1 + varintSize(this.currentRev) + varintSize(this.compactRev) +
+      varintSize(keys.length) + varintSize(log.length);
+    for (const k of keys) size += varintSize(k.length) + k.length;
+    let lastMain = 0;
+    for (let e = 0; e < log.length; e++) {
+      const m = log.main[e];
+      size += varintSize(m - lastMain) + varintSize(log.sub[e]) + varintSize(pos[log.key[e]]) + 1;
+      lastMain = m;
+      if (log.create[e] === 0) continue;
+      size += varintSize(m - log.create[e]) + varintSize(log.version[e]) + varintSize(log.len[e]) +
+        log.len[e];
+      if (log.lease[e] !== 0n) size += 8;
+    }
+    const out = new Uint8Array(size);
+    const view = new DataView(out.buffer);
+    const w = new ByteWriter(out);
+    for (const c of SNAPSHOT_MAGIC) w.byte(c);
+    w.byte(SNAPSHOT_VERSION);
+    w.varint(this.currentRev);
+    w.varint(this.compactRev);
+    w.varint(keys.length);
+    for (const k of keys) {
+      w.varint(k.length);
+      w.latin1(k);
+    }
+    w.varint(log.length);
+    lastMain = 0;
+    for (let e = 0; e < log.length; e++) {
+      const m = log.main[e];
+      w.varint(m - lastMain);
+      lastMain = m;
+      w.varint(log.sub[e]);
+      w.varint(pos[log.key[e]]);
+      if (log.create[e] === 0) {
+        w.byte(0);
+        continue;
+      }
+      const lease = log.lease[e];
+      w.byte(lease === 0n ? 1 : 2);
+      w.varint(m - log.create[e]);
+      w.varint(log.version[e]);
+      const vl = log.len[e];
+      w.varint(vl);
+      if (vl > 0) {
+        this.arena.copyOut(log.slab[e], log.off[e], vl, out, w.pos);
+        w.pos += vl;
+      }
+      if (lease !== 0n) w.int64(lease, view);
+    }
+    if (w.pos !== size) throw new Error(`mvcc: snapshot size mismatch ${w.pos} != ${size}`);
+    return out;
+  }
+
+  /** See {@link MvccStore.decodeSnapshot}. */
+  static decode(data: Uint8Array): Core {
+    const r = new ByteReader(data);
+    for (const c of SNAPSHOT_MAGIC) {
+      if (r.byte() !== c) throw new ErrSnapshotCorrupt("bad magic");
+    }
+    const version = r.byte();
+    if (version !== SNAPSHOT_VERSION) throw new ErrSnapshotCorrupt(`unknown version ${version}`);
+    const core = new Core();
+    core.currentRev = r.varint();
+    core.compactRev = r.varint();
+    if (core.currentRev < 1 || core.compactRev > core.currentRev) {
+      throw new ErrSnapshotCorrupt("bad revisions");
+    }
+    const nKeys = r.varint();
+    if (nKeys > data.length) throw new ErrSnapshotCorrupt("bad key count");
+    const keys: string[] = new Array(nKeys);
+    for (let i = 0; i < nKeys; i++) {
+      keys[i] = latin1(r.bytes(r.varint()));
+      if (i > 0 && !(keys[i - 1] < keys[i])) throw new ErrSnapshotCorrupt("keys out of order");
+    }
+    const nEntries = r.varint();
+    if (nEntries > data.length) throw new ErrSnapshotCorrupt("bad entry count");
+    const log = core.log;
+    log.reserve(nEntries);
+    const heads = new Int32Array(nKeys).fill(-1);
+    let main = 0;
+    let sub = -1;
+    let live = 0;
+    let dataBytes = 0;
+    for (let i = 0; i < nEntries; i++) {
+      const d = r.varint();
+      const s = r.varint();
+      main += d;
+      if (main < 1 || main > core.currentRev || (d === 0 && s <= sub)) {
+        throw new ErrSnapshotCorrupt("entries out of order");
+      }
+      sub = s;
+      const k = r.varint();
+      if (k >= nKeys) throw new ErrSnapshotCorrupt("bad key reference");
+      const kind = r.byte();
+      const prev = heads[k];
+      if (prev >= 0 && log.create[prev] !== 0) live--;
+      if (kind === 0) {
+        heads[k] = log.append(main, s, k, prev, 0, 0, 0n, -1, 0, 0);
+        dataBytes += keys[k].length;
+        continue;
+      }
+      if (kind !== 1 && kind !== 2) throw new ErrSnapshotCorrupt("bad entry kind");
+      const create = main - r.varint();
+      const ver = r.varint();
+      const value = r.bytes(r.varint());
+      const lease = kind === 2 ? r.int64() : 0n;
+      if (create < 1 || ver < 1) throw new ErrSnapshotCorrupt("bad entry");
+      const slab = core.arena.alloc(value);
+      heads[k] = log.append(main, s, k, prev, create, ver, lease, slab, core.arena.lastOffset, value.length);
+      dataBytes += keys[k].length + value.length;
+      live++;
+    }
+    if (r.pos !== data.length) throw new ErrSnapshotCorrupt("trailing bytes");
+    for (let k = 0; k < nKeys; k++) {
+      if (heads[k] < 0) throw new ErrSnapshotCorrupt("key without history");
+    }
+    core.index = KeyIndex.fromSorted(keys, heads);
+    core.liveKeys = live;
+    core.dataBytes = dataBytes;
+    return core;
+  }
+}
+
+function putVarint(buf: Uint8Array, pos: number, v: number): number {
+  while (v >= 128) {
+    buf[pos++] = (v % 128) | 128;
+    v = Math.floor(v / 128);
+  }
+  buf[pos++] = v;
+  return pos;
+}
+
+/** The one open write transaction of a store. */
+class Txn implements WriteTxn {
+  private readonly rev: number;
+  private readonly start: number;
+  private sub = 0;
+  private readonly events: MvccEvent[] = [];
+  private readonly newKeys: number[] = [];
+  private liveDelta = 0;
+  private dataDelta = 0;
+  private closed = false;
+
+  constructor(private readonly core: Core) {
+    this.rev = core.currentRev + 1;
+    this.start = core.log.length;
+  }
+
+  private check(): void {
+    if (this.closed) throw new ErrTxnState("transaction already ended");
+  }
+
+  range(key: Uint8Array, rangeEnd: Uint8Array | undefined, options?: RangeOptions): RangeResult {
+    this.check();
+    const readRev = this.core.log.length > this.start ? this.rev : this.rev - 1;
+    return this.core.rangeAt(key, rangeEnd, options, readRev);
+  }
+
+  put(key: Uint8Array, value: Uint8Array, lease: bigint): KeyValue | undefined {
+    this.check();
+    const core = this.core;
+    const log = core.log;
+    const index = core.index;
+    const k = latin1(key);
+    let id = index.lookup(k);
+    let prevE = -1;
+    let create = this.rev;
+    let ver = 1;
+    if (id < 0) {
+      id = index.insert(k);
+      this.newKeys.push(id);
+    } else {
+      prevE = index.heads[id];
+      if (prevE >= 0 && log.create[prevE] !== 0) {
+        create = log.create[prevE];
+        ver = log.version[prevE] + 1;
+      } else {
+        prevE = -1; // absent or deleted: a new generation
+      }
+    }
+    if (prevE < 0) this.liveDelta++;
+    const slab = core.arena.alloc(value);
+    const e = log.append(
+      this.rev,
+      this.sub++,
+      id,
+      index.heads[id],
+      create,
+      ver,
+      lease,
+      slab,
+      core.arena.lastOffset,
+      value.length,
+    );
+    index.heads[id] = e;
+    this.dataDelta += k.length + value.length;
+    // the event's kv and the previous kv, copied out together
+    const size = k.length + value.length;
+    const prevSize = prevE >= 0 ? core.kvBytes(prevE, true) : 0;
+    const buf = core.chunks.reserve(size + prevSize);
+    const at = core.chunks.at;
+    const kv = core.writeKv(e, buf, at, true);
+    if (prevE < 0) {
+      this.events.push({ type: "put", kv });
+      return undefined;
+    }
+    const prevKv = core.writeKv(prevE, buf, at + size, true);
+    this.events.push({ type: "put", kv, prevKv });
+    return prevKv;
+  }
+
+  deleteRange(key: Uint8Array, rangeEnd: Uint8Array | undefined): KeyValue[] {
+    this.check();
+    const core = this.core;
+    const log = core.log;
+    const index = core.index;
+    const heads = index.heads;
+    const doomed: number[] = [];
+    let total = 0;
+    core.scanIds(key, rangeEnd, (id) => {
+      const h = heads[id];
+      if (h >= 0 && log.create[h] !== 0) {
+        doomed.push(h);
+        total += 2 * index.key(id).length + log.len[h];
+      }
+    });
+    if (doomed.length === 0) return [];
+    const buf = core.chunks.reserve(total);
+    let pos = core.chunks.at;
+    const deleted: KeyValue[] = new Array(doomed.length);
+    for (let i = 0; i < doomed.length; i++) {
+      const h = doomed[i];
+      const id = log.key[h];
+      const prevKv = core.writeKv(h, buf, pos, true);
+      pos += core.kvBytes(h, true);
+      const e = log.append(this.rev, this.sub++, id, h, 0, 0, 0n, -1, 0, 0);
+      heads[id] = e;
+      const kv = core.writeKv(e, buf, pos, false);
+      pos += kv.key.length;
+      this.dataDelta += kv.key.length;
+      deleted[i] = prevKv;
+      this.events.push({ type: "delete", kv, prevKv });
+    }
+    this.liveDelta -= doomed.length;
+    return deleted;
+  }
+
+  end(): TxnEnd {
+    this.check();
+    this.closed = true;
+    const core = this.core;
+    core.txn = null;
+    if (core.log.length === this.start) return { revision: core.currentRev, events: [] };
+    core.currentRev = this.rev;
+    core.liveKeys += this.liveDelta;
+    core.dataBytes += this.dataDelta;
+    return { revision: this.rev, events: this.events };
+  }
+
+  abort(): void {
+    this.check();
+    this.closed = true;
+    const core = this.core;
+    core.txn = null;
+    const log = core.log;
+    const heads = core.index.heads;
+    for (let e = log.length - 1; e >= this.start; e--) {
+      heads[log.key[e]] = log.prev[e];
+      core.arena.free(log.slab[e], log.len[e]);
+    }
+    log.length = this.start;
+    for (const id of this.newKeys) core.index.remove(id);
+  }
+}
+
+/**
+ * The MVCC key space. One write transaction at a time (the apply loop is the only writer); reads may
+ * happen any time and see committed state only.
+ */
+export class MvccStore {
+  private core: Core;
+
+  /** An empty store at revision 1. */
+  constructor() {
+    this.core = new Core();
+  }
+
+  /** Revision of the last committed change; 1 for an empty store. */
+  get currentRevision(): number {
+    return this.core.currentRev;
+  }
+
+  /** Revision of the last compaction; 0 before the first. */
+  get compactRevision(): number {
+    return this.core.compactRev;
+  }
+
+  /**
+   * Reads a key range. `rangeEnd` undefined or empty: the single key; `[0x00]`: every key >= `key`;
+   * otherwise `[key, rangeEnd)`. Throws {@link ErrFutureRev} above the current revision and
+   * {@link ErrCompacted} below the compact revision (reading at it works).
+   */
+  range(key: Uint8Array, rangeEnd: Uint8Array | undefined, options?: RangeOptions): RangeResult {
+    return this.core.rangeAt(key, rangeEnd, options, this.core.currentRev);
+  }
+
+  /** Opens the write transaction; throws {@link ErrTxnState} if one is already open. */
+  write(): WriteTxn {
+    if (this.core.txn !== null) throw new ErrTxnState("a write transaction is already open");
+    const txn = new Txn(this.core);
+    this.core.txn = txn;
+    return txn;
+  }
+
+  /**
+   * Compacts history at `revision`: for every key, keeps the newest entry at or below it unless that is
+   * a tombstone, and everything newer. Throws {@link ErrCompacted} if `revision` <= the compact revision,
+   * {@link ErrFutureRev} if it is above the current revision.
+   */
+  compact(revision: number): void {
+    this.core.compact(revision);
+  }
+
+  /**
+   * History for watchers: the changes with main revision in [`fromRevision`, `toRevision`] (capped at
+   * the current revision) to keys in the range, in revision order, each with its `prevKv` when that is
+   * still retained (unless `withPrevKv` is false). With a `limit`, stops after that many events but
+   * always finishes the last revision, so a caller can resume at its revision + 1.
+   *
+   * Throws {@link ErrCompacted} if `fromRevision` < the compact revision. As in etcd, starting exactly at
+   * the compact revision is allowed and yields the puts retained there (its deletions are gone).
+   */
+  eventsBetween(
+    key: Uint8Array,
+    rangeEnd: Uint8Array | undefined,
+    fromRevision: number,
+    toRevision: number,
+    limit = 0,
+    withPrevKv = true,
+  ): MvccEvent[] {
+    return this.core.eventsBetween(key, rangeEnd, fromRevision, toRevision, limit, withPrevKv);
+  }
+
+  /**
+   * Calls `visit` for every live key that has a lease, with the key as a latin1 string (one char per
+   * byte, the form `storage/lease.ts` uses) and the lease id. Copies nothing: for rebuilding lease
+   * attachments after a snapshot restore.
+   */
+  forEachLeasedKey(visit: (key: string, lease: bigint) => void): void {
+    const { index, log } = this.core;
+    const heads = index.heads;
+    index.sorted.scan("", undefined, (id, key) => {
+      const e = heads[id];
+      if (e >= 0 && log.create[e] !== 0 && log.lease[e] !== 0n) visit(key, log.lease[e]);
+    });
+  }
+
+  /** Number of live (not deleted) keys. */
+  keyCount(): number {
+    return this.core.liveKeys;
+  }
+
+  /**
+   * Rough size of the stored data, live and historical: key and value bytes of every retained revision
+   * plus a per-revision overhead modelled on etcd's bbolt. It shrinks after compaction (etcd's file does
+   * not until a defragmentation).
+   */
+  approximateBytes(): number {
+    return this.core.dataBytes + this.core.log.length * ENTRY_OVERHEAD;
+  }
+
+  /**
+   * Bytes of memory the store holds (columns, value slabs, key strings): for metrics and tests, not an
+   * exact heap measurement.
+   */
+  memoryBytes(): number {
+    const c = this.core;
+    return c.log.columnBytes + c.arena.allocatedBytes + c.index.keyBytes + c.index.size * 48;
+  }
+
+  /**
+   * Etcd's HashKV: CRC-32C over the revisions up to `revision` (0: current) in etcd's backend encoding,
+   * so members with the same history agree, and agree with etcd 3.4 itself. Throws {@link ErrCompacted}
+   * if `revision` is at or below the compact revision and {@link ErrFutureRev} above the current one.
+   */
+  hashKV(revision: number): HashKVResult {
+    return this.core.hashKV(revision);
+  }
+
+  /**
+   * The whole state as bytes: current and compact revision, every indexed key and every retained
+   * revision. Throws {@link ErrTxnState} while a write transaction is open.
+   */
+  encodeSnapshot(): Uint8Array {
+    return this.core.encode();
+  }
+
+  /** A store from {@link encodeSnapshot}'s bytes (copied); throws {@link ErrSnapshotCorrupt}. */
+  static decodeSnapshot(data: Uint8Array): MvccStore {
+    const s = new MvccStore();
+    s.core = Core.decode(data);
+    return s;
+  }
+}
