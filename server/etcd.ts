@@ -659,13 +659,7 @@ export class EtcdServer {
   /** Lease key sets are not in snapshots: they follow from the keys' lease fields. */
   private rebuildLeaseKeys(): void {
     if (this.leases.leases.size === 0) return;
-    const all = this.mvcc.range(new Uint8Array([0]), new Uint8Array([0]), {});
-    for (const kv of all.kvs) {
-      if (kv.lease === 0n) continue;
-      let s = "";
-      for (let i = 0; i < kv.key.length; i++) s += String.fromCharCode(kv.key[i]);
-      this.leases.attach(kv.lease, s);
-    }
+    this.mvcc.forEachLeasedKey((key, lease) => this.leases.attach(lease, key));
   }
 
   private send(_messages: Message[]): void {

@@ -49,7 +49,7 @@ function checkRequestOp(op: RequestOp, maxTxnOps: number): void {
   else throw Errors.keyNotFound();
 }
 
-/** A deleted interval [start, end) of latin1 keys; end "" means unbounded, undefined a single key. */
+/** A deleted interval [start, end) of latin1 keys; end undefined means a single key. */
 interface Interval {
   start: string;
   end: string | undefined;
@@ -65,7 +65,7 @@ function intersects(dels: Interval[], key: string): boolean {
   for (const d of dels) {
     if (d.end === undefined) {
       if (d.start === key) return true;
-    } else if (key >= d.start && (d.end === "" || key < d.end)) return true;
+    } else if (key >= d.start && key < d.end) return true;
   }
   return false;
 }
@@ -79,9 +79,8 @@ function checkIntervals(ops: RequestOp[]): { puts: Set<string>; dels: Interval[]
   for (const op of ops) {
     const d = op.requestDeleteRange;
     if (!d) continue;
-    if (d.rangeEnd.length === 0) dels.push({ start: latin1(d.key), end: undefined });
-    else if (d.rangeEnd.length === 1 && d.rangeEnd[0] === 0) dels.push({ start: latin1(d.key), end: "" });
-    else dels.push({ start: latin1(d.key), end: latin1(d.rangeEnd) });
+    // as in etcd, a range end of "\0" is taken literally here, so a from-key delete overlaps no put
+    dels.push({ start: latin1(d.key), end: d.rangeEnd.length === 0 ? undefined : latin1(d.rangeEnd) });
   }
   const puts = new Set<string>();
   for (const op of ops) {
