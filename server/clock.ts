@@ -16,8 +16,8 @@ export interface Clock {
 /** The real clock. */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setInterval: (fn, ms) => setInterval(fn, ms),
+  setInterval: (fn, ms) => Number(setInterval(fn, ms)),
   clearInterval: (id) => clearInterval(id),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  setTimeout: (fn, ms) => Number(setTimeout(fn, ms)),
   clearTimeout: (id) => clearTimeout(id),
 };

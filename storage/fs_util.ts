@@ -1,0 +1,43 @@
+/**
+ * Small file-system helpers shared by the WAL and the snapshotter: complete writes, zero fill, and
+ * directory fsync (a rename or a new file is only durable once its directory is synced).
+ *
+ * @module
+ */
+
+let zeros: Uint8Array | undefined;
+
+/** Writes all of `bytes` at the file's current position (a single `write` may be partial). */
+export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await file.write(off === 0 ? bytes : bytes.subarray(off));
+}
+
+/** Writes `count` zero bytes at the file's current position. */
+export async function writeZeros(file: Deno.FsFile, count: number): Promise<void> {
+  zeros ??= new Uint8Array(1 << 20);
+  while (count > 0) {
+    const n = Math.min(count, zeros.length);
+    await writeAll(file, n === zeros.length ? zeros : zeros.subarray(0, n));
+    count -= n;
+  }
+}
+
+/** fsyncs the directory `dir`, making creations, renames and removals inside it durable. */
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await Deno.open(dir, { read: true });
+  try {
+    await handle.sync();
+  } finally {
+    handle.close();
+  }
+}
+
+/** Removes `path`; a path that is already gone is not an error. */
+export async function removeIfExists(path: string, recursive = false): Promise<void> {
+  try {
+    await Deno.remove(path, { recursive });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}

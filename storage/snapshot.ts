@@ -1,0 +1,195 @@
+/**
+ * Snapshot files: one file per snapshot, `<dir>/%016x-%016x.snap` (term, then index), as etcd names them.
+ *
+ * Content (little-endian):
+ *
+ * ```
+ * 0   8 bytes  magic "ETSSNAP1"      24  u64 data length n
+ * 8   u64      term                  32  n bytes of data
+ * 16  u64      index                 32+n  u32 CRC-32C of bytes 0..32+n
+ * ```
+ *
+ * A file is written under a temporary name, fsynced, renamed into place, and the directory fsynced, so a
+ * crash leaves either the whole snapshot or none. A damaged newest snapshot is an error, never a reason
+ * to fall back to an older one silently: the WAL may already have been released up to it.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { crc32c } from "./crc32c.ts";
+import { removeIfExists, syncDir, writeAll } from "./fs_util.ts";
+
+/** A snapshot as stored on disk: where it sits in the log, and the application's bytes. */
+export interface SnapshotFile {
+  index: number;
+  term: number;
+  data: Uint8Array;
+}
+
+/** A snapshot file does not verify. */
+export class SnapshotCorruptError extends Error {
+  readonly code = "SNAPSHOT_CORRUPT";
+  /** Path of the damaged file. */
+  readonly file: string;
+  constructor(file: string, detail: string) {
+    super(`snapshot: ${file} is corrupt: ${detail}`);
+    this.name = "SnapshotCorruptError";
+    this.file = file;
+  }
+}
+
+const MAGIC = new TextEncoder().encode("ETSSNAP1");
+const HEAD = 32;
+const TWO32 = 4294967296;
+const SNAP_NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
+
+interface SnapName {
+  term: number;
+  index: number;
+  name: string;
+}
+
+function snapName(term: number, index: number): string {
+  return `${term.toString(16).padStart(16, "0")}-${index.toString(16).padStart(16, "0")}.snap`;
+}
+
+function putU64(v: DataView, off: number, n: number): void {
+  v.setUint32(off, n >>> 0, true);
+  v.setUint32(off + 4, Math.floor(n / TWO32), true);
+}
+
+function getU64(v: DataView, off: number): number {
+  return v.getUint32(off, true) + v.getUint32(off + 4, true) * TWO32;
+}
+
+/** Saves, loads and purges the snapshot files of one directory. */
+export class Snapshotter {
+  readonly #dir: string;
+  /** Temporary files this instance is writing right now (purge leaves them alone). */
+  readonly #writing = new Set<string>();
+
+  /** `dir` is created on the first save if missing. */
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
+
+  /** Writes `snap` durably: temporary file, fsync, rename to its final name, fsync of the directory. */
+  async save(snap: SnapshotFile): Promise<void> {
+    if (
+      !Number.isSafeInteger(snap.index) || snap.index < 0 || !Number.isSafeInteger(snap.term) || snap.term < 0
+    ) {
+      throw new RangeError(`snapshot: bad index ${snap.index} or term ${snap.term}`);
+    }
+    await Deno.mkdir(this.#dir, { recursive: true });
+    const head = new Uint8Array(HEAD);
+    const v = new DataView(head.buffer);
+    head.set(MAGIC, 0);
+    putU64(v, 8, snap.term);
+    putU64(v, 16, snap.index);
+    putU64(v, 24, snap.data.length);
+    const tail = new Uint8Array(4);
+    new DataView(tail.buffer).setUint32(0, crc32c(crc32c(0, head), snap.data), true);
+
+    const path = join(this.#dir, snapName(snap.term, snap.index));
+    const tmp = `${path}.tmp`;
+    this.#writing.add(tmp);
+    try {
+      const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+      try {
+        await writeAll(file, head);
+        await writeAll(file, snap.data);
+        await writeAll(file, tail);
+        await file.sync();
+      } finally {
+        file.close();
+      }
+      await Deno.rename(tmp, path);
+      await syncDir(this.#dir);
+    } catch (err) {
+      await removeIfExists(tmp).catch(() => {});
+      throw err;
+    } finally {
+      this.#writing.delete(tmp);
+    }
+  }
+
+  /**
+   * Loads the snapshot with the highest index (undefined if there is none). Throws
+   * {@link SnapshotCorruptError} naming the file if that snapshot does not verify.
+   */
+  async loadNewest(): Promise<SnapshotFile | undefined> {
+    const names = await this.#list();
+    return names.length === 0 ? undefined : await this.#load(names[names.length - 1]);
+  }
+
+  /**
+   * Loads the newest snapshot whose index and term are among `marks` (the WAL's snapshot marks, see
+   * `Wal.snapshotMarks`); newer files without a mark are skipped. Throws {@link SnapshotCorruptError}
+   * if the chosen snapshot does not verify.
+   */
+  async loadNewestAvailable(marks: { index: number; term: number }[]): Promise<SnapshotFile | undefined> {
+    const known = new Set(marks.map((m) => `${m.term}/${m.index}`));
+    const names = (await this.#list()).filter((n) => known.has(`${n.term}/${n.index}`));
+    return names.length === 0 ? undefined : await this.#load(names[names.length - 1]);
+  }
+
+  async #load(newest: SnapName): Promise<SnapshotFile> {
+    const path = join(this.#dir, newest.name);
+    const b = await Deno.readFile(path);
+    if (b.length < HEAD + 4) throw new SnapshotCorruptError(path, `only ${b.length} bytes`);
+    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    for (let i = 0; i < MAGIC.length; i++) {
+      if (b[i] !== MAGIC[i]) throw new SnapshotCorruptError(path, "not a snapshot file (bad magic)");
+    }
+    const term = getU64(v, 8);
+    const index = getU64(v, 16);
+    const n = getU64(v, 24);
+    if (n !== b.length - HEAD - 4) {
+      throw new SnapshotCorruptError(path, `header says ${n} data bytes, file holds ${b.length - HEAD - 4}`);
+    }
+    const want = v.getUint32(HEAD + n, true);
+    const got = crc32c(0, b, 0, HEAD + n);
+    if (got !== want) {
+      throw new SnapshotCorruptError(
+        path,
+        `checksum mismatch (stored ${want.toString(16)}, computed ${got.toString(16)})`,
+      );
+    }
+    if (term !== newest.term || index !== newest.index) {
+      throw new SnapshotCorruptError(path, `content is term ${term} index ${index}, not what the name says`);
+    }
+    return { index, term, data: b.subarray(HEAD, HEAD + n) };
+  }
+
+  /** Deletes all but the newest `keep` snapshots, and temporary files left by interrupted saves. */
+  async purge(keep: number): Promise<void> {
+    const names = await this.#list();
+    const doomed = names.slice(0, Math.max(0, names.length - Math.max(0, keep)));
+    for (const s of doomed) await removeIfExists(join(this.#dir, s.name));
+    let removed = doomed.length;
+    for await (const e of Deno.readDir(this.#dir)) {
+      const path = join(this.#dir, e.name);
+      if (e.name.endsWith(".snap.tmp") && !this.#writing.has(path)) {
+        await removeIfExists(path);
+        removed++;
+      }
+    }
+    if (removed > 0) await syncDir(this.#dir);
+  }
+
+  /** Snapshot files, oldest first (by index, then term). */
+  async #list(): Promise<SnapName[]> {
+    const out: SnapName[] = [];
+    try {
+      for await (const e of Deno.readDir(this.#dir)) {
+        const m = SNAP_NAME.exec(e.name);
+        if (m && e.isFile) out.push({ term: parseInt(m[1], 16), index: parseInt(m[2], 16), name: e.name });
+      }
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return [];
+      throw err;
+    }
+    return out.sort((a, b) => a.index - b.index || a.term - b.term);
+  }
+}

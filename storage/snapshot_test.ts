@@ -1,0 +1,121 @@
+import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
+import { join } from "node:path";
+import { SnapshotCorruptError, type SnapshotFile, Snapshotter } from "./snapshot.ts";
+
+async function withSnapDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const root = await Deno.makeTempDir({ prefix: "snapshot_test_" });
+  try {
+    await fn(join(root, "member", "snap"));
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+function snap(index: number, term: number, size = 1000): SnapshotFile {
+  const data = new Uint8Array(size);
+  for (let i = 0; i < size; i++) data[i] = (i * 13 + index) & 0xff;
+  return { index, term, data };
+}
+
+async function names(dir: string): Promise<string[]> {
+  return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+}
+
+async function corruptionOf(s: Snapshotter): Promise<SnapshotCorruptError> {
+  return await assertRejects(() => s.loadNewest(), SnapshotCorruptError) as SnapshotCorruptError;
+}
+
+Deno.test("snapshot: save and load the newest", async () => {
+  await withSnapDir(async (dir) => {
+    const s = new Snapshotter(dir);
+    assertEquals(await s.loadNewest(), undefined, "no directory yet");
+    await s.save(snap(100, 2));
+    await s.save(snap(0x1234, 3, 0));
+    await s.save(snap(300, 3, 200_000));
+    assertEquals(await names(dir), [
+      "0000000000000002-0000000000000064.snap",
+      "0000000000000003-000000000000012c.snap",
+      "0000000000000003-0000000000001234.snap",
+    ]);
+    const newest = await s.loadNewest();
+    assertEquals(newest, snap(0x1234, 3, 0));
+    await Deno.remove(join(dir, "0000000000000003-0000000000001234.snap"));
+    assertEquals(await new Snapshotter(dir).loadNewest(), snap(300, 3, 200_000));
+  });
+});
+
+Deno.test("snapshot: purge keeps the newest ones and drops leftovers of interrupted saves", async () => {
+  await withSnapDir(async (dir) => {
+    const s = new Snapshotter(dir);
+    for (let i = 1; i <= 6; i++) await s.save(snap(i * 10, 1, 10));
+    await Deno.writeFile(join(dir, "0000000000000001-0000000000000070.snap.tmp"), new Uint8Array(5));
+    await Deno.writeFile(join(dir, "unrelated.txt"), new Uint8Array(1));
+    await s.purge(2);
+    assertEquals(await names(dir), [
+      "0000000000000001-0000000000000032.snap",
+      "0000000000000001-000000000000003c.snap",
+      "unrelated.txt",
+    ]);
+    assertEquals((await s.loadNewest())?.index, 60);
+    await s.purge(0);
+    assertEquals(await names(dir), ["unrelated.txt"]);
+    assertEquals(await s.loadNewest(), undefined);
+  });
+});
+
+Deno.test("snapshot: a damaged newest snapshot is an error naming the file, never a fallback", async (t) => {
+  await withSnapDir(async (dir) => {
+    const s = new Snapshotter(dir);
+    await s.save(snap(10, 1));
+    await s.save(snap(20, 1));
+    const newest = join(dir, "0000000000000001-0000000000000014.snap");
+    const good = await Deno.readFile(newest);
+
+    await t.step("flipped byte in the data", async () => {
+      const b = good.slice();
+      b[500] ^= 0x04;
+      await Deno.writeFile(newest, b);
+      const err = await corruptionOf(s);
+      assertEquals(err.code, "SNAPSHOT_CORRUPT");
+      assertEquals(err.file, newest);
+      assert(err.message.includes(newest) && err.message.includes("checksum"), err.message);
+    });
+
+    await t.step("truncated file", async () => {
+      await Deno.writeFile(newest, good.subarray(0, good.length - 10));
+      const err = await corruptionOf(s);
+      assertEquals(err.file, newest);
+    });
+
+    await t.step("empty file", async () => {
+      await Deno.writeFile(newest, new Uint8Array(0));
+      assertEquals((await corruptionOf(s)).file, newest);
+    });
+
+    await t.step("valid content under another snapshot's name", async () => {
+      await Deno.writeFile(newest, good);
+      const other = join(dir, "0000000000000001-0000000000000063.snap");
+      await Deno.copyFile(newest, other);
+      const err = await corruptionOf(s);
+      assertEquals(err.file, other);
+      assert(err.message.includes("name"), err.message);
+      await Deno.remove(other);
+    });
+
+    await t.step("restored file loads again", async () => {
+      assertEquals(await s.loadNewest(), snap(20, 1));
+    });
+  });
+});
+
+Deno.test("snapshot: loadNewestAvailable skips snapshots the WAL has no mark for", async () => {
+  await withSnapDir(async (dir) => {
+    const s = new Snapshotter(dir);
+    await s.save(snap(20, 1));
+    await s.save(snap(40, 2)); // saved, then a crash before its WAL mark was synced
+    const marks = [{ index: 0, term: 0 }, { index: 20, term: 1 }, { index: 40, term: 1 }];
+    assertEquals(await s.loadNewestAvailable(marks), snap(20, 1), "term must match too");
+    assertEquals((await s.loadNewest())?.index, 40);
+    assertEquals(await s.loadNewestAvailable([{ index: 0, term: 0 }]), undefined);
+  });
+});
