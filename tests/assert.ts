@@ -6,19 +6,22 @@
 import nodeAssert from "node:assert/strict";
 
 export function assert(cond: unknown, message?: string): asserts cond {
-  nodeAssert.ok(cond, message);
+  nodeAssert.ok(cond, message ?? "assertion failed");
 }
 
 export function assertEquals<T>(actual: T, expected: T, message?: string): void {
-  nodeAssert.deepStrictEqual(actual, expected, message);
+  if (message === undefined) nodeAssert.deepStrictEqual(actual, expected);
+  else nodeAssert.deepStrictEqual(actual, expected, message);
 }
 
 export function assertNotEquals<T>(actual: T, expected: T, message?: string): void {
-  nodeAssert.notDeepStrictEqual(actual, expected, message);
+  if (message === undefined) nodeAssert.notDeepStrictEqual(actual, expected);
+  else nodeAssert.notDeepStrictEqual(actual, expected, message);
 }
 
 export function assertMatch(actual: string, re: RegExp, message?: string): void {
-  nodeAssert.match(actual, re, message);
+  if (message === undefined) nodeAssert.match(actual, re);
+  else nodeAssert.match(actual, re, message);
 }
 
 export function assertThrows(fn: () => unknown, cls?: new (...a: never[]) => Error, includes?: string): Error {

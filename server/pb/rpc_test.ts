@@ -643,6 +643,21 @@ Deno.test("encoders do not leak state between calls (shared writer)", () => {
   assertEquals(hex(pb.encodePutResponse({ header: zeroHeader })), "0a00");
 });
 
+Deno.test("outputs sharing the writer's slabs never overlap", () => {
+  const kept: [number, Uint8Array][] = [];
+  for (let i = 0; i < 5000; i++) {
+    // sizes from a few bytes to above the pooled limit, so slabs fill up and get replaced
+    const value = new Uint8Array((i * 37) % 9000).fill(i & 0xff);
+    kept.push([i, pb.encodePutRequest({ ...putRequest, key: b(`k${i}`), value })]);
+  }
+  for (const [i, bytes] of kept) {
+    const r = pb.decodePutRequest(bytes);
+    assertEquals(new TextDecoder().decode(r.key), `k${i}`);
+    assertEquals(r.value.length, (i * 37) % 9000);
+    assert(r.value.every((x) => x === (i & 0xff)), `value of message ${i} intact`);
+  }
+});
+
 Deno.test("decoded bytes are views into the input (zero copy)", () => {
   const input = pb.encodePutRequest(putRequest);
   const r = pb.decodePutRequest(input);

@@ -5,10 +5,15 @@
  * @module
  */
 import protobuf from "npm:protobufjs@7.6.6";
+import { fileURLToPath } from "node:url";
 import { assertEquals } from "../../tests/assert.ts";
 
 /** The proto files of etcd's v3 API (rpc.proto imports kv.proto and auth.proto). */
-export const PROTO_DIR = "/tmp/ref/package/proto";
+/**
+ * etcd's own .proto files, as the etcd3 npm client ships them (rpc.proto, kv.proto, auth.proto), resolved
+ * from the package's entry point so that the test does not depend on where node_modules lives.
+ */
+export const PROTO_DIR = fileURLToPath(new URL("../proto/", import.meta.resolve("etcd3")));
 
 /** A protobufjs root with etcd's rpc.proto loaded (camelCase field names). */
 export async function loadEtcdProtos(): Promise<protobuf.Root> {
