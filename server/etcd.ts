@@ -37,7 +37,7 @@ import { Applier } from "./apply.ts";
 import { Errors } from "./errors.ts";
 import { GrpcError } from "./grpc/status.ts";
 import { decodeProposal, encodeProposal, type Proposal, ProposalKind } from "./proposal.ts";
-import { type Member, type MemberJson, memberFromJson, Membership } from "./membership.ts";
+import { type Member, memberFromJson, type MemberJson, Membership } from "./membership.ts";
 import { RaftDriver } from "./raft_driver.ts";
 import {
   type CompactionRequest,
@@ -87,7 +87,13 @@ export type EventListener = (events: MvccEvent[], revision: number) => void;
 
 /** App state in a snapshot: a JSON part (membership, leases, conf state) then the key space. */
 interface SnapshotMeta {
-  confState: { voters: string[]; learners: string[]; votersOutgoing: string[]; learnersNext: string[]; autoLeave: boolean };
+  confState: {
+    voters: string[];
+    learners: string[];
+    votersOutgoing: string[];
+    learnersNext: string[];
+    autoLeave: boolean;
+  };
   membership: ReturnType<Membership["toJSON"]>;
   leases: ReturnType<LeaseStore["toJSON"]>;
 }
@@ -129,7 +135,13 @@ function decodeAppState(data: Uint8Array): { meta: SnapshotMeta; mvcc: Uint8Arra
   return { meta, mvcc: data.subarray(4 + n) };
 }
 
-const EMPTY_CONF_STATE: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+const EMPTY_CONF_STATE: ConfState = {
+  voters: [],
+  learners: [],
+  votersOutgoing: [],
+  learnersNext: [],
+  autoLeave: false,
+};
 
 /** An etcd member's core: everything but the network listeners. */
 export class EtcdServer {
@@ -247,9 +259,15 @@ export class EtcdServer {
         mvcc = MvccStore.decodeSnapshot(mvccBytes);
         leases = LeaseStore.fromJSON(meta.leases);
         confState = confStateFromJson(meta.confState);
-        storage.applySnapshot({ metadata: { index: snap.index, term: snap.term, confState }, data: snap.data });
+        storage.applySnapshot({
+          metadata: { index: snap.index, term: snap.term, confState },
+          data: snap.data,
+        });
       }
-      const opened = await Wal.open(walDir, snap ? { index: snap.index, term: snap.term } : { index: 0, term: 0 });
+      const opened = await Wal.open(
+        walDir,
+        snap ? { index: snap.index, term: snap.term } : { index: 0, term: 0 },
+      );
       if (opened.repaired) logger.warn("repaired the torn tail of the WAL", { "wal-dir": walDir });
       storage.setHardState(opened.hardState);
       storage.append(opened.entries);
@@ -281,17 +299,27 @@ export class EtcdServer {
     }
 
     if (config.initialClusterState === "existing") {
-      throw new Error("joining an existing cluster (--initial-cluster-state=existing) is not implemented yet");
+      throw new Error(
+        "joining an existing cluster (--initial-cluster-state=existing) is not implemented yet",
+      );
     }
     const token = config.initialClusterToken;
     const members: Member[] = [];
     for (const [name, urls] of config.initialCluster) {
       const peerUrls = urls.map((u) => u.toString().replace(/\/$/, ""));
-      members.push({ id: computeMemberId(peerUrls, token), name: "", peerUrls, clientUrls: [], isLearner: false });
+      members.push({
+        id: computeMemberId(peerUrls, token),
+        name: "",
+        peerUrls,
+        clientUrls: [],
+        isLearner: false,
+      });
       if (name === config.name) members[members.length - 1].name = "";
     }
     const self = config.initialCluster.get(config.name);
-    if (!self) throw new Error(`couldn't find local name "${config.name}" in the initial cluster configuration`);
+    if (!self) {
+      throw new Error(`couldn't find local name "${config.name}" in the initial cluster configuration`);
+    }
     const memberId = computeMemberId(self.map((u) => u.toString().replace(/\/$/, "")), token);
     const clusterId = computeClusterId(members.map((m) => m.id));
     const wal = await Wal.create(walDir, { memberId, clusterId });
@@ -299,13 +327,15 @@ export class EtcdServer {
     const encoder = new TextEncoder();
     node.bootstrap(members.map((m) => ({
       id: m.id,
-      context: encoder.encode(JSON.stringify({
-        id: m.id.toString(16),
-        name: "",
-        peerUrls: m.peerUrls,
-        clientUrls: [],
-        isLearner: false,
-      } satisfies MemberJson)),
+      context: encoder.encode(JSON.stringify(
+        {
+          id: m.id.toString(16),
+          name: "",
+          peerUrls: m.peerUrls,
+          clientUrls: [],
+          isLearner: false,
+        } satisfies MemberJson,
+      )),
     })));
     logger.info("starting a new member", {
       "member-id": hexId(memberId),
@@ -338,14 +368,18 @@ export class EtcdServer {
   /** Called by the driver after bootstrap entries are applied, and on every leader change. */
   private onSoftState(state: SoftState, _term: number): void {
     if (state.lead !== NONE) this.publish();
-    if (state.raftState === StateType.Leader) this.logger.info("became leader", { "member-id": hexId(this.memberId) });
+    if (state.raftState === StateType.Leader) {
+      this.logger.info("became leader", { "member-id": hexId(this.memberId) });
+    }
   }
 
   /** Makes the lone voter of a fresh single-member cluster campaign at once. */
   campaignIfAlone(): void {
     queueMicrotask(() => {
       const voters = this.driver.confState.voters;
-      if (this.closed || voters.length !== 1 || voters[0] !== this.memberId || this.driver.lead !== NONE) return;
+      if (this.closed || voters.length !== 1 || voters[0] !== this.memberId || this.driver.lead !== NONE) {
+        return;
+      }
       this.driver.node.campaign();
       this.driver.kick();
     });
@@ -433,7 +467,9 @@ export class EtcdServer {
     const hs = this.driver.node.status().hardState;
     const errors: string[] = [];
     if (this.driver.fatalError) errors.push(this.driver.fatalError.message);
-    const size = this.mvcc.approximateBytes();
+    // the "database" is the key space plus members and leases: what a snapshot of this member holds
+    const metaBytes = JSON.stringify({ m: this.membership.toJSON(), l: this.leases.toJSON() }).length;
+    const size = this.mvcc.approximateBytes() + metaBytes;
     return {
       header: this.header(this.mvcc.currentRevision),
       version: ETCD_VERSION,

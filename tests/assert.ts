@@ -24,12 +24,21 @@ export function assertMatch(actual: string, re: RegExp, message?: string): void 
   else nodeAssert.match(actual, re, message);
 }
 
-export function assertThrows(fn: () => unknown, cls?: new (...a: never[]) => Error, includes?: string): Error {
+export function assertThrows(
+  fn: () => unknown,
+  cls?: new (...a: never[]) => Error,
+  includes?: string,
+): Error {
   try {
     fn();
   } catch (err) {
     if (cls) nodeAssert.ok(err instanceof cls, `expected ${cls.name}, got ${err}`);
-    if (includes) nodeAssert.ok(String((err as Error).message).includes(includes), `"${(err as Error).message}" lacks "${includes}"`);
+    if (includes) {
+      nodeAssert.ok(
+        String((err as Error).message).includes(includes),
+        `"${(err as Error).message}" lacks "${includes}"`,
+      );
+    }
     return err as Error;
   }
   throw new nodeAssert.AssertionError({ message: "expected the function to throw" });
@@ -44,7 +53,12 @@ export async function assertRejects(
     await fn();
   } catch (err) {
     if (cls) nodeAssert.ok(err instanceof cls, `expected ${cls.name}, got ${err}`);
-    if (includes) nodeAssert.ok(String((err as Error).message).includes(includes), `"${(err as Error).message}" lacks "${includes}"`);
+    if (includes) {
+      nodeAssert.ok(
+        String((err as Error).message).includes(includes),
+        `"${(err as Error).message}" lacks "${includes}"`,
+      );
+    }
     return err as Error;
   }
   throw new nodeAssert.AssertionError({ message: "expected the promise to reject" });

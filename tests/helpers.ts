@@ -8,11 +8,12 @@
  *
  * @module
  */
-import { fromFileUrl, join } from "node:path";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 export type Impl = "etcd-ts" | "etcd";
 
-const ROOT = fromFileUrl(new URL("..", import.meta.url));
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 function which(cmd: string): string | undefined {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
@@ -126,7 +127,12 @@ export class Member {
     this.exited.then(() => exited = true);
     while (Date.now() < deadline) {
       if (exited) throw new Error(`${this.impl} exited before it was ready:\n${this.logs.join("")}`);
-      const r = await etcdctl(this.endpoint, ["endpoint", "health", "--dial-timeout=1s", "--command-timeout=2s"]);
+      const r = await etcdctl(this.endpoint, [
+        "endpoint",
+        "health",
+        "--dial-timeout=1s",
+        "--command-timeout=2s",
+      ]);
       if (r.code === 0) return;
       await new Promise((r) => setTimeout(r, 100));
     }

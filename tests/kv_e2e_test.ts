@@ -16,7 +16,9 @@ for (const impl of implementations()) {
       const ep = m.endpoint;
       try {
         await t.step("put", async () => {
-          for (const [k, v] of [["a", "1"], ["b", "2"], ["c", "3"], ["a", "11"], ["d/x", "4"], ["d/y", "5"]]) {
+          for (
+            const [k, v] of [["a", "1"], ["b", "2"], ["c", "3"], ["a", "11"], ["d/x", "4"], ["d/y", "5"]]
+          ) {
             assertEquals(await ctlOk(ep, ["put", k, v]), "OK\n");
           }
         });
@@ -27,7 +29,14 @@ for (const impl of implementations()) {
         await t.step("prefix, range, from-key", async () => {
           assertEquals(lines(await ctlOk(ep, ["get", "--prefix", "d/"])), ["d/x", "4", "d/y", "5"]);
           assertEquals(lines(await ctlOk(ep, ["get", "a", "c"])), ["a", "11", "b", "2"]);
-          assertEquals(lines(await ctlOk(ep, ["get", "--from-key", "c"])), ["c", "3", "d/x", "4", "d/y", "5"]);
+          assertEquals(lines(await ctlOk(ep, ["get", "--from-key", "c"])), [
+            "c",
+            "3",
+            "d/x",
+            "4",
+            "d/y",
+            "5",
+          ]);
           assertEquals(lines(await ctlOk(ep, ["get", "--prefix", ""])).length, 10);
         });
         await t.step("limit, more, count (json)", async () => {
@@ -69,7 +78,13 @@ for (const impl of implementations()) {
         await t.step("delete: single, prefix, prev-kv, missing", async () => {
           assertEquals(lines(await ctlOk(ep, ["del", "b"])), ["1"]);
           assertEquals(lines(await ctlOk(ep, ["del", "zz"])), ["0"]);
-          assertEquals(lines(await ctlOk(ep, ["del", "--prefix", "d/", "--prev-kv"])), ["2", "d/x", "4", "d/y", "5"]);
+          assertEquals(lines(await ctlOk(ep, ["del", "--prefix", "d/", "--prev-kv"])), [
+            "2",
+            "d/x",
+            "4",
+            "d/y",
+            "5",
+          ]);
           assertEquals(lines(await ctlOk(ep, ["get", "--prefix", "", "--keys-only"])), ["a", "c"]);
           const j = JSON.parse(await ctlOk(ep, ["get", "b", "-w", "json"]));
           assertEquals(j.header.revision, 9);
@@ -104,7 +119,11 @@ for (const impl of implementations()) {
           assertEquals(lines(await ctlOk(ep, ["get", "y"])), []);
         });
         await t.step("txn failure branch and compare targets", async () => {
-          const out = await ctlOk(ep, ["txn"], 'version("a") = "5"\ncreate("a") > "0"\n\nput x 2\n\nput y 2\n\n');
+          const out = await ctlOk(
+            ep,
+            ["txn"],
+            'version("a") = "5"\ncreate("a") > "0"\n\nput x 2\n\nput y 2\n\n',
+          );
           assertEquals(lines(out), ["FAILURE", "", "OK"].filter((l) => l !== ""));
           const j = JSON.parse(
             await ctlOk(ep, ["txn", "-w", "json"], 'mod("x") < "100"\nvalue("y") = "2"\n\ndel y\n\n\n'),
@@ -126,7 +145,7 @@ for (const impl of implementations()) {
           assertMatch(r.stderr, /etcdserver: duplicate key given in txn request/);
         });
         await t.step("too many txn ops (--max-txn-ops 3)", async () => {
-          const r = await etcdctl(ep, ["txn"], { stdin: '\nput k1 1\nput k2 2\nput k3 3\nput k4 4\n\n\n' });
+          const r = await etcdctl(ep, ["txn"], { stdin: "\nput k1 1\nput k2 2\nput k3 3\nput k4 4\n\n\n" });
           assertEquals(r.code, 1);
           assertMatch(r.stderr, /etcdserver: too many operations in txn request/);
         });
@@ -143,14 +162,22 @@ for (const impl of implementations()) {
         await t.step("future revision", async () => {
           const r = await etcdctl(ep, ["get", "a", "--rev", "99"]);
           assertEquals(r.code, 1);
-          assertMatch(r.stderr, /code = OutOfRange desc = etcdserver: mvcc: required revision is a future revision/);
+          assertMatch(
+            r.stderr,
+            /code = OutOfRange desc = etcdserver: mvcc: required revision is a future revision/,
+          );
         });
         await t.step("compaction and compacted reads", async () => {
           const rev = JSON.parse(await ctlOk(ep, ["get", "a", "-w", "json"])).header.revision as number;
-          assertEquals(lines(await ctlOk(ep, ["compaction", String(rev - 1)])), [`compacted revision ${rev - 1}`]);
+          assertEquals(lines(await ctlOk(ep, ["compaction", String(rev - 1)])), [
+            `compacted revision ${rev - 1}`,
+          ]);
           const r = await etcdctl(ep, ["get", "a", "--rev", "2"]);
           assertEquals(r.code, 1);
-          assertMatch(r.stderr, /code = OutOfRange desc = etcdserver: mvcc: required revision has been compacted/);
+          assertMatch(
+            r.stderr,
+            /code = OutOfRange desc = etcdserver: mvcc: required revision has been compacted/,
+          );
           assertEquals(lines(await ctlOk(ep, ["get", "a", "--rev", String(rev - 1)])), ["a", "11"]);
           const again = await etcdctl(ep, ["compaction", String(rev - 1)]);
           assertEquals(again.code, 1);
@@ -158,7 +185,9 @@ for (const impl of implementations()) {
           const future = await etcdctl(ep, ["compaction", String(rev + 100)]);
           assertEquals(future.code, 1);
           assertMatch(future.stderr, /required revision is a future revision/);
-          assertEquals(lines(await ctlOk(ep, ["compaction", "--physical", String(rev)])), [`compacted revision ${rev}`]);
+          assertEquals(lines(await ctlOk(ep, ["compaction", "--physical", String(rev)])), [
+            `compacted revision ${rev}`,
+          ]);
         });
       } finally {
         await m.destroy();
@@ -179,14 +208,21 @@ for (const impl of implementations()) {
         assertEquals([state, name, learner], ["started", "infra9", "false"]);
         assertMatch(peer, /^http:\/\/127\.0\.0\.1:\d+$/);
         assertEquals(client, `http://${m.endpoint}`);
-        const status = JSON.parse(await ctlOk(m.endpoint, ["endpoint", "status", "-w", "json"]))[0].Status;
-        assertEquals(BigInt(status.leader), BigInt(status.header.member_id));
-        assertEquals(BigInt(status.header.member_id), BigInt("0x" + id));
+        const json = await ctlOk(m.endpoint, ["endpoint", "status", "-w", "json"]);
+        const status = JSON.parse(json)[0].Status;
+        // uint64 IDs do not survive JSON.parse as numbers: read them from the text
+        const leader = BigInt(json.match(/"leader":(\d+)/)?.[1] ?? "0");
+        const memberId = BigInt(json.match(/"member_id":(\d+)/)?.[1] ?? "0");
+        assertEquals(leader, memberId);
+        assertEquals(memberId, BigInt("0x" + id));
         assert(status.raftIndex > 0 && status.raftTerm > 0);
         assert(status.dbSize > 0);
         assertMatch(status.version, /^3\.\d+\.\d+$/);
         const table = await ctlOk(m.endpoint, ["endpoint", "status"]);
-        assertMatch(table, new RegExp(`^${m.endpoint}, ${id}, 3\\.\\d+\\.\\d+, .*, true, false, \\d+, \\d+, \\d+, \n$`));
+        assertMatch(
+          table,
+          new RegExp(`^${m.endpoint}, ${id}, 3\\.\\d+\\.\\d+, .*, true, false, \\d+, \\d+, \\d+, \n$`),
+        );
         const health = await etcdctl(m.endpoint, ["endpoint", "health"]);
         assertEquals(health.code, 0);
         assertMatch(health.stdout + health.stderr, /is healthy: successfully committed proposal/);

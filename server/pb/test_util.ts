@@ -94,7 +94,11 @@ export function toPlain(
 }
 
 /** Encodes with protobufjs from one of this codec's objects. */
-export function pbjsEncode(type: protobuf.Type, obj: Record<string, unknown>, keepDefaults = false): Uint8Array {
+export function pbjsEncode(
+  type: protobuf.Type,
+  obj: Record<string, unknown>,
+  keepDefaults = false,
+): Uint8Array {
   const plain = toPlain(type, obj, { keepDefaults, bytesAsArray: false });
   // a plain Uint8Array copy: protobufjs hands out Buffers, whose subarrays are Buffers too
   return new Uint8Array(type.encode(type.fromObject(plain)).finish());
