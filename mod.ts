@@ -16,7 +16,7 @@ import { type Config, ConfigError, defaultConfig, validateConfig } from "./serve
 import { createLogger, type Logger } from "./server/logger.ts";
 import { EtcdServer } from "./server/etcd.ts";
 import type { Clock } from "./server/clock.ts";
-import { GrpcRouter, type GrpcListener, type GrpcTransport } from "./server/grpc/server.ts";
+import { type GrpcListener, GrpcRouter, type GrpcTransport } from "./server/grpc/server.ts";
 import { serveNodeHttp2 } from "./server/grpc/node_transport.ts";
 import { registerKv } from "./server/grpc/kv.ts";
 import { registerCluster } from "./server/grpc/cluster.ts";

@@ -6,11 +6,11 @@
  * @module
  */
 import {
+  type CompactionRequest,
+  type CompactionResponse,
   type Compare,
   CompareResult,
   CompareTarget,
-  type CompactionRequest,
-  type CompactionResponse,
   type DeleteRangeRequest,
   type DeleteRangeResponse,
   type KeyValue,
@@ -26,7 +26,13 @@ import {
   type TxnRequest,
   type TxnResponse,
 } from "./pb/rpc.ts";
-import { ErrCompacted, ErrFutureRev, type MvccEvent, type MvccStore, type WriteTxn } from "../storage/mvcc/store.ts";
+import {
+  ErrCompacted,
+  ErrFutureRev,
+  type MvccEvent,
+  type MvccStore,
+  type WriteTxn,
+} from "../storage/mvcc/store.ts";
 import { keyBytes, keyString, type LeaseStore } from "../storage/lease.ts";
 import { Errors } from "./errors.ts";
 import type { GrpcError } from "./grpc/status.ts";
@@ -313,7 +319,9 @@ export class Applier {
   private opIn(w: Write, op: RequestOp, path: Map<TxnRequest, boolean>): ResponseOp {
     if (op.requestRange) {
       try {
-        return { responseRange: executeRange(w.txn, op.requestRange, w.changed ? w.beginRev + 1 : w.beginRev) };
+        return {
+          responseRange: executeRange(w.txn, op.requestRange, w.changed ? w.beginRev + 1 : w.beginRev),
+        };
       } catch (err) {
         throw toApiError(err);
       }
@@ -324,4 +332,3 @@ export class Applier {
     return {};
   }
 }
-

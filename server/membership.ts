@@ -24,7 +24,13 @@ export interface MemberJson {
 }
 
 export function memberToJson(m: Member): MemberJson {
-  return { id: m.id.toString(16), name: m.name, peerUrls: m.peerUrls, clientUrls: m.clientUrls, isLearner: m.isLearner };
+  return {
+    id: m.id.toString(16),
+    name: m.name,
+    peerUrls: m.peerUrls,
+    clientUrls: m.clientUrls,
+    isLearner: m.isLearner,
+  };
 }
 
 export function memberFromJson(j: MemberJson): Member {

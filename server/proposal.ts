@@ -28,7 +28,12 @@ export interface Proposal {
   payload: Uint8Array;
 }
 
-export function encodeProposal(kind: ProposalKind, tag: number, seq: number, payload: Uint8Array): Uint8Array {
+export function encodeProposal(
+  kind: ProposalKind,
+  tag: number,
+  seq: number,
+  payload: Uint8Array,
+): Uint8Array {
   const out = new Uint8Array(PROPOSAL_HEADER_BYTES + payload.length);
   const view = new DataView(out.buffer);
   out[0] = kind;

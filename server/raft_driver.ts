@@ -133,7 +133,9 @@ export class RaftDriver {
       } while (this.again && !this.stopped);
     } catch (err) {
       this.failure = err instanceof Error ? err : new Error(String(err));
-      this.o.logger.error("raft loop failed; the member stops serving writes", { error: this.failure.message });
+      this.o.logger.error("raft loop failed; the member stops serving writes", {
+        error: this.failure.message,
+      });
     } finally {
       this.running = false;
     }

@@ -54,8 +54,14 @@ function message(fn: () => void): string {
 
 Deno.test("range: empty key and bad sort options are refused", () => {
   assertEquals(message(() => checkRangeRequest(range(""))), "etcdserver: key is not provided");
-  assertEquals(message(() => checkRangeRequest(range("a", { sortOrder: 3 }))), "etcdserver: invalid sort option");
-  assertEquals(message(() => checkRangeRequest(range("a", { sortTarget: 5 }))), "etcdserver: invalid sort option");
+  assertEquals(
+    message(() => checkRangeRequest(range("a", { sortOrder: 3 }))),
+    "etcdserver: invalid sort option",
+  );
+  assertEquals(
+    message(() => checkRangeRequest(range("a", { sortTarget: 5 }))),
+    "etcdserver: invalid sort option",
+  );
   checkRangeRequest(range("a", { sortOrder: 2, sortTarget: 4 }));
 });
 
@@ -68,7 +74,10 @@ Deno.test("put: ignore_value with a value, ignore_lease with a lease", () => {
 
 Deno.test("txn: too many ops counts the longest list", () => {
   checkTxnRequest(txn([put("a"), put("b")]), 2);
-  assertEquals(message(() => checkTxnRequest(txn([put("a"), put("b"), put("c")]), 2)), "etcdserver: too many operations in txn request");
+  assertEquals(
+    message(() => checkTxnRequest(txn([put("a"), put("b"), put("c")]), 2)),
+    "etcdserver: too many operations in txn request",
+  );
 });
 
 Deno.test("txn: an empty op is refused as etcd does", () => {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import protobuf from "npm:protobufjs@7.6.6";
+import protobuf from "protobufjs";
 import {
   decodePutRequest,
   encodePutRequest,
@@ -81,17 +81,26 @@ const putBytes = encodePutRequest({
 const putResponse: PutResponse = { header };
 const pbPutResponse = PbPutResponse.fromObject({ header: pbHeader });
 
-Deno.bench({ name: "etcd-ts", group: "PutRequest decode + PutResponse encode", baseline: true, fn: () => {
-  const r = decodePutRequest(putBytes);
-  if (r.key.length === 0) throw new Error("bad decode");
-  encodePutResponse(putResponse);
-} });
+Deno.bench({
+  name: "etcd-ts",
+  group: "PutRequest decode + PutResponse encode",
+  baseline: true,
+  fn: () => {
+    const r = decodePutRequest(putBytes);
+    if (r.key.length === 0) throw new Error("bad decode");
+    encodePutResponse(putResponse);
+  },
+});
 
-Deno.bench({ name: "protobufjs", group: "PutRequest decode + PutResponse encode", fn: () => {
-  const r = PbPutRequest.decode(putBytes) as unknown as { key: Uint8Array };
-  if (r.key.length === 0) throw new Error("bad decode");
-  PbPutResponse.encode(pbPutResponse).finish();
-} });
+Deno.bench({
+  name: "protobufjs",
+  group: "PutRequest decode + PutResponse encode",
+  fn: () => {
+    const r = PbPutRequest.decode(putBytes) as unknown as { key: Uint8Array };
+    if (r.key.length === 0) throw new Error("bad decode");
+    PbPutResponse.encode(pbPutResponse).finish();
+  },
+});
 
 // ---- RangeResponse with 10 kvs of 256-byte values -------------------------------------------------
 
@@ -103,13 +112,22 @@ if (encodeRangeResponse(rangeResponse).length !== PbRangeResponse.encode(pbRange
   throw new Error("the two RangeResponse encodings differ in size");
 }
 
-Deno.bench({ name: "etcd-ts", group: "RangeResponse encode, 10 kvs x 256 B", baseline: true, fn: () => {
-  encodeRangeResponse(rangeResponse);
-} });
+Deno.bench({
+  name: "etcd-ts",
+  group: "RangeResponse encode, 10 kvs x 256 B",
+  baseline: true,
+  fn: () => {
+    encodeRangeResponse(rangeResponse);
+  },
+});
 
-Deno.bench({ name: "protobufjs", group: "RangeResponse encode, 10 kvs x 256 B", fn: () => {
-  PbRangeResponse.encode(pbRangeResponse).finish();
-} });
+Deno.bench({
+  name: "protobufjs",
+  group: "RangeResponse encode, 10 kvs x 256 B",
+  fn: () => {
+    PbRangeResponse.encode(pbRangeResponse).finish();
+  },
+});
 
 // ---- WatchResponse with 100 events ----------------------------------------------------------------
 
@@ -137,10 +155,19 @@ if (encodeWatchResponse(watchResponse).length !== PbWatchResponse.encode(pbWatch
   throw new Error("the two WatchResponse encodings differ in size");
 }
 
-Deno.bench({ name: "etcd-ts", group: "WatchResponse encode, 100 events", baseline: true, fn: () => {
-  encodeWatchResponse(watchResponse);
-} });
+Deno.bench({
+  name: "etcd-ts",
+  group: "WatchResponse encode, 100 events",
+  baseline: true,
+  fn: () => {
+    encodeWatchResponse(watchResponse);
+  },
+});
 
-Deno.bench({ name: "protobufjs", group: "WatchResponse encode, 100 events", fn: () => {
-  PbWatchResponse.encode(pbWatchResponse).finish();
-} });
+Deno.bench({
+  name: "protobufjs",
+  group: "WatchResponse encode, 100 events",
+  fn: () => {
+    PbWatchResponse.encode(pbWatchResponse).finish();
+  },
+});

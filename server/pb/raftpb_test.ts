@@ -174,7 +174,11 @@ Deno.test("raftpb: a message without a snapshot decodes without one; node IDs st
   // an empty snapshot still carries its metadata and conf state, as etcd expects
   const empty = raftpb.decodeSnapshot(new Uint8Array(0));
   assertEquals(empty, {
-    metadata: { index: 0, term: 0, confState: { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } },
+    metadata: {
+      index: 0,
+      term: 0,
+      confState: { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+    },
     data: new Uint8Array(0),
   });
 });
@@ -186,7 +190,13 @@ Deno.test("raftpb: fields of newer raftpb versions and ConfChange.id are skipped
     vote: 7n,
     responses: [{ type: MessageType.VoteResp, to: 9n }],
   });
-  assertEquals(raftpb.decodeMessage(newer), { ...heartbeat, type: MessageType.Vote, to: 3n, from: 0n, term: 0 });
+  assertEquals(raftpb.decodeMessage(newer), {
+    ...heartbeat,
+    type: MessageType.Vote,
+    to: 3n,
+    from: 0n,
+    term: 0,
+  });
   const withId = pbjsEncode(T("ConfChange"), { ...confChange, id: 12345n });
   assertEquals(raftpb.decodeConfChange(withId), confChange);
 });

@@ -614,7 +614,7 @@ export interface RangeResponse {
 function writeRangeResponse(w: Writer, m: RangeResponse): void {
   if (m.header) writeHeaderField(w, m.header);
   const kvs = m.kvs;
-  if (kvs) for (let i = 0; i < kvs.length; i++) writeKeyValueField(w, 18, kvs[i]);
+  if (kvs) { for (let i = 0; i < kvs.length; i++) writeKeyValueField(w, 18, kvs[i]); }
   if (m.more) {
     w.uint32(24);
     w.bool(true);
@@ -876,7 +876,7 @@ function writeDeleteRangeResponse(w: Writer, m: DeleteRangeResponse): void {
     w.int64(m.deleted);
   }
   const kvs = m.prevKvs;
-  if (kvs) for (let i = 0; i < kvs.length; i++) writeKeyValueField(w, 26, kvs[i]);
+  if (kvs) { for (let i = 0; i < kvs.length; i++) writeKeyValueField(w, 26, kvs[i]); }
 }
 
 const DELETE_RESPONSE_FIELDS = fieldMask(1, 2, 3);
@@ -1652,7 +1652,7 @@ export function encodeWatchResponse(m: WatchResponse): Uint8Array {
     w.bool(true);
   }
   const events = m.events;
-  if (events) for (let i = 0; i < events.length; i++) writeEventField(w, 90, events[i]);
+  if (events) { for (let i = 0; i < events.length; i++) writeEventField(w, 90, events[i]); }
   return w.finish();
 }
 
@@ -2188,7 +2188,7 @@ function writeMemberField(w: Writer, tag: number, m: Member): void {
 }
 
 function writeMembers(w: Writer, tag: number, members: Member[] | undefined): void {
-  if (members) for (let i = 0; i < members.length; i++) writeMemberField(w, tag, members[i]);
+  if (members) { for (let i = 0; i < members.length; i++) writeMemberField(w, tag, members[i]); }
 }
 
 function readMember(r: Reader): Member {
@@ -3064,7 +3064,7 @@ export function encodeRole(m: Role): Uint8Array {
     W.bytes(m.name);
   }
   const perms = m.keyPermission;
-  if (perms) for (let i = 0; i < perms.length; i++) writePermissionField(W, 18, perms[i]);
+  if (perms) { for (let i = 0; i < perms.length; i++) writePermissionField(W, 18, perms[i]); }
   return W.finish();
 }
 
@@ -3436,14 +3436,17 @@ export const decodeAuthUserChangePasswordResponse: (b: Uint8Array) => AuthUserCh
 /** etcdserverpb.AuthUserGrantRoleResponse. */
 export type AuthUserGrantRoleResponse = HeaderResponse;
 /** Encodes an etcdserverpb.AuthUserGrantRoleResponse. */
-export const encodeAuthUserGrantRoleResponse: (m: AuthUserGrantRoleResponse) => Uint8Array = encodeHeaderResponse;
+export const encodeAuthUserGrantRoleResponse: (m: AuthUserGrantRoleResponse) => Uint8Array =
+  encodeHeaderResponse;
 /** Decodes an etcdserverpb.AuthUserGrantRoleResponse. */
-export const decodeAuthUserGrantRoleResponse: (b: Uint8Array) => AuthUserGrantRoleResponse = decodeHeaderResponse;
+export const decodeAuthUserGrantRoleResponse: (b: Uint8Array) => AuthUserGrantRoleResponse =
+  decodeHeaderResponse;
 
 /** etcdserverpb.AuthUserRevokeRoleResponse. */
 export type AuthUserRevokeRoleResponse = HeaderResponse;
 /** Encodes an etcdserverpb.AuthUserRevokeRoleResponse. */
-export const encodeAuthUserRevokeRoleResponse: (m: AuthUserRevokeRoleResponse) => Uint8Array = encodeHeaderResponse;
+export const encodeAuthUserRevokeRoleResponse: (m: AuthUserRevokeRoleResponse) => Uint8Array =
+  encodeHeaderResponse;
 /** Decodes an etcdserverpb.AuthUserRevokeRoleResponse. */
 export const decodeAuthUserRevokeRoleResponse: (b: Uint8Array) => AuthUserRevokeRoleResponse =
   decodeHeaderResponse;
@@ -3635,7 +3638,7 @@ export function encodeAuthRoleGetResponse(m: AuthRoleGetResponse): Uint8Array {
   W.reset();
   if (m.header) writeHeaderField(W, m.header);
   const perms = m.perm;
-  if (perms) for (let i = 0; i < perms.length; i++) writePermissionField(W, 18, perms[i]);
+  if (perms) { for (let i = 0; i < perms.length; i++) writePermissionField(W, 18, perms[i]); }
   return W.finish();
 }
 

@@ -12,11 +12,23 @@ const TOP_BIT_ID = 0x8e9e05c52164694dn;
 /** The largest lease ID etcd can hand out. */
 const MAX_LEASE = 0x7fffffffffffffffn;
 
-const header: pb.ResponseHeader = { clusterId: 0xcdf818194e3a8c32n, memberId: TOP_BIT_ID, revision: 2 ** 40 + 3, raftTerm: 9 };
+const header: pb.ResponseHeader = {
+  clusterId: 0xcdf818194e3a8c32n,
+  memberId: TOP_BIT_ID,
+  revision: 2 ** 40 + 3,
+  raftTerm: 9,
+};
 const zeroHeader: pb.ResponseHeader = { clusterId: 0n, memberId: 0n, revision: 0, raftTerm: 0 };
 
 function kv(key: string, value: string, rev = 5): pb.KeyValue {
-  return { key: b(key), createRevision: rev - 1, modRevision: rev, version: 2, value: b(value), lease: MAX_LEASE };
+  return {
+    key: b(key),
+    createRevision: rev - 1,
+    modRevision: rev,
+    version: 2,
+    value: b(value),
+    lease: MAX_LEASE,
+  };
 }
 
 const rangeRequest: pb.RangeRequest = {
@@ -34,7 +46,12 @@ const rangeRequest: pb.RangeRequest = {
   minCreateRevision: 3,
   maxCreateRevision: 4,
 };
-const rangeResponse: pb.RangeResponse = { header, kvs: [kv("a", "1"), kv("b", "x".repeat(300))], more: true, count: 2 };
+const rangeResponse: pb.RangeResponse = {
+  header,
+  kvs: [kv("a", "1"), kv("b", "x".repeat(300))],
+  more: true,
+  count: 2,
+};
 const putRequest: pb.PutRequest = {
   key: b("foo"),
   value: b("bar"),
@@ -140,8 +157,18 @@ const rows: Row[] = [
   ["etcdserverpb.PutRequest", pb.encodePutRequest, pb.decodePutRequest, putRequest],
   ["etcdserverpb.PutResponse", pb.encodePutResponse, pb.decodePutResponse, putResponse],
   ["etcdserverpb.PutResponse", pb.encodePutResponse, pb.decodePutResponse, { header }],
-  ["etcdserverpb.DeleteRangeRequest", pb.encodeDeleteRangeRequest, pb.decodeDeleteRangeRequest, deleteRequest],
-  ["etcdserverpb.DeleteRangeResponse", pb.encodeDeleteRangeResponse, pb.decodeDeleteRangeResponse, deleteResponse],
+  [
+    "etcdserverpb.DeleteRangeRequest",
+    pb.encodeDeleteRangeRequest,
+    pb.decodeDeleteRangeRequest,
+    deleteRequest,
+  ],
+  [
+    "etcdserverpb.DeleteRangeResponse",
+    pb.encodeDeleteRangeResponse,
+    pb.decodeDeleteRangeResponse,
+    deleteResponse,
+  ],
   ["etcdserverpb.RequestOp", pb.encodeRequestOp, pb.decodeRequestOp, txnRequest.success[3]],
   ["etcdserverpb.ResponseOp", pb.encodeResponseOp, pb.decodeResponseOp, txnResponse.responses[0]],
   ...compares.map((c): Row => ["etcdserverpb.Compare", pb.encodeCompare, pb.decodeCompare, c]),
@@ -153,10 +180,14 @@ const rows: Row[] = [
   }],
   ["etcdserverpb.CompactionResponse", pb.encodeCompactionResponse, pb.decodeCompactionResponse, { header }],
   ["etcdserverpb.WatchRequest", pb.encodeWatchRequest, pb.decodeWatchRequest, { createRequest: watchCreate }],
-  ["etcdserverpb.WatchRequest", pb.encodeWatchRequest, pb.decodeWatchRequest, { cancelRequest: { watchId: 5 } }],
+  ["etcdserverpb.WatchRequest", pb.encodeWatchRequest, pb.decodeWatchRequest, {
+    cancelRequest: { watchId: 5 },
+  }],
   ["etcdserverpb.WatchRequest", pb.encodeWatchRequest, pb.decodeWatchRequest, { progressRequest: {} }],
   ["etcdserverpb.WatchCreateRequest", pb.encodeWatchCreateRequest, pb.decodeWatchCreateRequest, watchCreate],
-  ["etcdserverpb.WatchCancelRequest", pb.encodeWatchCancelRequest, pb.decodeWatchCancelRequest, { watchId: 2 }],
+  ["etcdserverpb.WatchCancelRequest", pb.encodeWatchCancelRequest, pb.decodeWatchCancelRequest, {
+    watchId: 2,
+  }],
   ["etcdserverpb.WatchProgressRequest", pb.encodeWatchProgressRequest, pb.decodeWatchProgressRequest, {}],
   ["etcdserverpb.WatchResponse", pb.encodeWatchResponse, pb.decodeWatchResponse, watchResponse],
   ["etcdserverpb.LeaseGrantRequest", pb.encodeLeaseGrantRequest, pb.decodeLeaseGrantRequest, {
@@ -170,7 +201,9 @@ const rows: Row[] = [
     error: "lease exists",
   }],
   ["etcdserverpb.LeaseRevokeRequest", pb.encodeLeaseRevokeRequest, pb.decodeLeaseRevokeRequest, { ID: 7n }],
-  ["etcdserverpb.LeaseRevokeResponse", pb.encodeLeaseRevokeResponse, pb.decodeLeaseRevokeResponse, { header }],
+  ["etcdserverpb.LeaseRevokeResponse", pb.encodeLeaseRevokeResponse, pb.decodeLeaseRevokeResponse, {
+    header,
+  }],
   ["etcdserverpb.LeaseKeepAliveRequest", pb.encodeLeaseKeepAliveRequest, pb.decodeLeaseKeepAliveRequest, {
     ID: MAX_LEASE,
   }],
@@ -183,13 +216,18 @@ const rows: Row[] = [
     ID: 1n,
     keys: true,
   }],
-  ["etcdserverpb.LeaseTimeToLiveResponse", pb.encodeLeaseTimeToLiveResponse, pb.decodeLeaseTimeToLiveResponse, {
-    header,
-    ID: 1n,
-    TTL: -1,
-    grantedTTL: 100,
-    keys: [b("k1"), b("k2"), EMPTY],
-  }],
+  [
+    "etcdserverpb.LeaseTimeToLiveResponse",
+    pb.encodeLeaseTimeToLiveResponse,
+    pb.decodeLeaseTimeToLiveResponse,
+    {
+      header,
+      ID: 1n,
+      TTL: -1,
+      grantedTTL: 100,
+      keys: [b("k1"), b("k2"), EMPTY],
+    },
+  ],
   ["etcdserverpb.LeaseLeasesRequest", pb.encodeLeaseLeasesRequest, pb.decodeLeaseLeasesRequest, {}],
   ["etcdserverpb.LeaseStatus", pb.encodeLeaseStatus, pb.decodeLeaseStatus, { ID: MAX_LEASE }],
   ["etcdserverpb.LeaseLeasesResponse", pb.encodeLeaseLeasesResponse, pb.decodeLeaseLeasesResponse, {
@@ -203,9 +241,14 @@ const rows: Row[] = [
   ["etcdserverpb.LeaseCheckpointRequest", pb.encodeLeaseCheckpointRequest, pb.decodeLeaseCheckpointRequest, {
     checkpoints: [{ ID: 2n, remainingTTL: 5 }, { ID: MAX_LEASE, remainingTTL: 0 }],
   }],
-  ["etcdserverpb.LeaseCheckpointResponse", pb.encodeLeaseCheckpointResponse, pb.decodeLeaseCheckpointResponse, {
-    header,
-  }],
+  [
+    "etcdserverpb.LeaseCheckpointResponse",
+    pb.encodeLeaseCheckpointResponse,
+    pb.decodeLeaseCheckpointResponse,
+    {
+      header,
+    },
+  ],
   ["etcdserverpb.Member", pb.encodeMember, pb.decodeMember, members[0]],
   ["etcdserverpb.MemberAddRequest", pb.encodeMemberAddRequest, pb.decodeMemberAddRequest, {
     peerURLs: ["http://a:2380"],
@@ -231,8 +274,13 @@ const rows: Row[] = [
     header,
     members,
   }],
-  ["etcdserverpb.MemberListRequest", pb.encodeMemberListRequest, pb.decodeMemberListRequest, { linearizable: true }],
-  ["etcdserverpb.MemberListResponse", pb.encodeMemberListResponse, pb.decodeMemberListResponse, { header, members }],
+  ["etcdserverpb.MemberListRequest", pb.encodeMemberListRequest, pb.decodeMemberListRequest, {
+    linearizable: true,
+  }],
+  ["etcdserverpb.MemberListResponse", pb.encodeMemberListResponse, pb.decodeMemberListResponse, {
+    header,
+    members,
+  }],
   ["etcdserverpb.MemberPromoteRequest", pb.encodeMemberPromoteRequest, pb.decodeMemberPromoteRequest, {
     ID: 0xffffffffffffffffn,
   }],
@@ -264,7 +312,10 @@ const rows: Row[] = [
   }],
   ["etcdserverpb.AlarmResponse", pb.encodeAlarmResponse, pb.decodeAlarmResponse, {
     header,
-    alarms: [{ memberID: 1n, alarm: pb.AlarmType.NOSPACE }, { memberID: TOP_BIT_ID, alarm: pb.AlarmType.NONE }],
+    alarms: [{ memberID: 1n, alarm: pb.AlarmType.NOSPACE }, {
+      memberID: TOP_BIT_ID,
+      alarm: pb.AlarmType.NONE,
+    }],
   }],
   ["etcdserverpb.DefragmentRequest", pb.encodeDefragmentRequest, pb.decodeDefragmentRequest, {}],
   ["etcdserverpb.DefragmentResponse", pb.encodeDefragmentResponse, pb.decodeDefragmentResponse, { header }],
@@ -282,7 +333,9 @@ const rows: Row[] = [
     remainingBytes: 2 ** 40,
     blob: new Uint8Array(1000).map((_, i) => i),
   }],
-  ["etcdserverpb.MoveLeaderRequest", pb.encodeMoveLeaderRequest, pb.decodeMoveLeaderRequest, { targetID: TOP_BIT_ID }],
+  ["etcdserverpb.MoveLeaderRequest", pb.encodeMoveLeaderRequest, pb.decodeMoveLeaderRequest, {
+    targetID: TOP_BIT_ID,
+  }],
   ["etcdserverpb.MoveLeaderResponse", pb.encodeMoveLeaderResponse, pb.decodeMoveLeaderResponse, { header }],
   ["etcdserverpb.AuthEnableRequest", pb.encodeAuthEnableRequest, pb.decodeAuthEnableRequest, {}],
   ["etcdserverpb.AuthDisableRequest", pb.encodeAuthDisableRequest, pb.decodeAuthDisableRequest, {}],
@@ -301,7 +354,9 @@ const rows: Row[] = [
     password: "",
     options: { noPassword: false },
   }],
-  ["etcdserverpb.AuthUserGetRequest", pb.encodeAuthUserGetRequest, pb.decodeAuthUserGetRequest, { name: "u" }],
+  ["etcdserverpb.AuthUserGetRequest", pb.encodeAuthUserGetRequest, pb.decodeAuthUserGetRequest, {
+    name: "u",
+  }],
   ["etcdserverpb.AuthUserDeleteRequest", pb.encodeAuthUserDeleteRequest, pb.decodeAuthUserDeleteRequest, {
     name: "u",
   }],
@@ -311,17 +366,31 @@ const rows: Row[] = [
     pb.decodeAuthUserChangePasswordRequest,
     { name: "u", password: "new" },
   ],
-  ["etcdserverpb.AuthUserGrantRoleRequest", pb.encodeAuthUserGrantRoleRequest, pb.decodeAuthUserGrantRoleRequest, {
-    user: "u",
-    role: "r",
-  }],
-  ["etcdserverpb.AuthUserRevokeRoleRequest", pb.encodeAuthUserRevokeRoleRequest, pb.decodeAuthUserRevokeRoleRequest, {
-    name: "u",
-    role: "r",
-  }],
+  [
+    "etcdserverpb.AuthUserGrantRoleRequest",
+    pb.encodeAuthUserGrantRoleRequest,
+    pb.decodeAuthUserGrantRoleRequest,
+    {
+      user: "u",
+      role: "r",
+    },
+  ],
+  [
+    "etcdserverpb.AuthUserRevokeRoleRequest",
+    pb.encodeAuthUserRevokeRoleRequest,
+    pb.decodeAuthUserRevokeRoleRequest,
+    {
+      name: "u",
+      role: "r",
+    },
+  ],
   ["etcdserverpb.AuthUserListRequest", pb.encodeAuthUserListRequest, pb.decodeAuthUserListRequest, {}],
-  ["etcdserverpb.AuthRoleAddRequest", pb.encodeAuthRoleAddRequest, pb.decodeAuthRoleAddRequest, { name: "r" }],
-  ["etcdserverpb.AuthRoleGetRequest", pb.encodeAuthRoleGetRequest, pb.decodeAuthRoleGetRequest, { role: "r" }],
+  ["etcdserverpb.AuthRoleAddRequest", pb.encodeAuthRoleAddRequest, pb.decodeAuthRoleAddRequest, {
+    name: "r",
+  }],
+  ["etcdserverpb.AuthRoleGetRequest", pb.encodeAuthRoleGetRequest, pb.decodeAuthRoleGetRequest, {
+    role: "r",
+  }],
   ["etcdserverpb.AuthRoleDeleteRequest", pb.encodeAuthRoleDeleteRequest, pb.decodeAuthRoleDeleteRequest, {
     role: "r",
   }],
@@ -339,7 +408,9 @@ const rows: Row[] = [
     { role: "r", key: b("/a"), rangeEnd: b("/b") },
   ],
   ["etcdserverpb.AuthEnableResponse", pb.encodeAuthEnableResponse, pb.decodeAuthEnableResponse, { header }],
-  ["etcdserverpb.AuthDisableResponse", pb.encodeAuthDisableResponse, pb.decodeAuthDisableResponse, { header }],
+  ["etcdserverpb.AuthDisableResponse", pb.encodeAuthDisableResponse, pb.decodeAuthDisableResponse, {
+    header,
+  }],
   ["etcdserverpb.AuthStatusResponse", pb.encodeAuthStatusResponse, pb.decodeAuthStatusResponse, {
     header,
     enabled: true,
@@ -349,7 +420,9 @@ const rows: Row[] = [
     header,
     token: "abc.def.123",
   }],
-  ["etcdserverpb.AuthUserAddResponse", pb.encodeAuthUserAddResponse, pb.decodeAuthUserAddResponse, { header }],
+  ["etcdserverpb.AuthUserAddResponse", pb.encodeAuthUserAddResponse, pb.decodeAuthUserAddResponse, {
+    header,
+  }],
   ["etcdserverpb.AuthUserGetResponse", pb.encodeAuthUserGetResponse, pb.decodeAuthUserGetResponse, {
     header,
     roles: ["r1", "r2"],
@@ -363,16 +436,23 @@ const rows: Row[] = [
     pb.decodeAuthUserChangePasswordResponse,
     { header },
   ],
-  ["etcdserverpb.AuthUserGrantRoleResponse", pb.encodeAuthUserGrantRoleResponse, pb.decodeAuthUserGrantRoleResponse, {
-    header,
-  }],
+  [
+    "etcdserverpb.AuthUserGrantRoleResponse",
+    pb.encodeAuthUserGrantRoleResponse,
+    pb.decodeAuthUserGrantRoleResponse,
+    {
+      header,
+    },
+  ],
   [
     "etcdserverpb.AuthUserRevokeRoleResponse",
     pb.encodeAuthUserRevokeRoleResponse,
     pb.decodeAuthUserRevokeRoleResponse,
     { header },
   ],
-  ["etcdserverpb.AuthRoleAddResponse", pb.encodeAuthRoleAddResponse, pb.decodeAuthRoleAddResponse, { header }],
+  ["etcdserverpb.AuthRoleAddResponse", pb.encodeAuthRoleAddResponse, pb.decodeAuthRoleAddResponse, {
+    header,
+  }],
   ["etcdserverpb.AuthRoleGetResponse", pb.encodeAuthRoleGetResponse, pb.decodeAuthRoleGetResponse, {
     header,
     perm: [permission, { permType: pb.PermissionType.READ, key: b("k"), rangeEnd: EMPTY }],
@@ -420,7 +500,9 @@ Deno.test("every message round-trips with every field set", () => {
 
 Deno.test("every message matches protobufjs byte for byte and both ways", async () => {
   const root = await loadEtcdProtos();
-  for (const [name, encode, decode, sample] of rows) crossCheck(root.lookupType(name), sample, encode, decode);
+  for (const [name, encode, decode, sample] of rows) {
+    crossCheck(root.lookupType(name), sample, encode, decode);
+  }
 });
 
 Deno.test("defaults are omitted on encode and filled in on decode", async (t) => {
@@ -494,7 +576,10 @@ Deno.test("64-bit values: IDs exact as bigint, revisions as numbers, -1 as a 10-
   assertEquals(pb.decodePutRequest(put).lease, MAX_LEASE);
   const m = pb.decodeMember(pb.encodeMember(members[0]));
   assertEquals(m.ID, TOP_BIT_ID);
-  assertEquals(pb.decodeMemberRemoveRequest(pb.encodeMemberRemoveRequest({ ID: 0xffffffffffffffffn })).ID, 2n ** 64n - 1n);
+  assertEquals(
+    pb.decodeMemberRemoveRequest(pb.encodeMemberRemoveRequest({ ID: 0xffffffffffffffffn })).ID,
+    2n ** 64n - 1n,
+  );
   assertEquals(pb.decodeResponseHeader(pb.encodeResponseHeader(header)), header);
 
   const minus1 = pb.encodeRangeRequest({ ...pb.decodeRangeRequest(EMPTY), revision: -1 });
@@ -583,11 +668,19 @@ Deno.test("malformed input throws ProtobufDecodeError", async (t) => {
     assertThrows(() => pb.decodePutRequest(unhex("0f00")), ProtobufDecodeError, "illegal wireType 7");
     assertThrows(() => pb.decodePutRequest(unhex("0e00")), ProtobufDecodeError, "illegal wireType 6");
     assertThrows(() => pb.decodePutRequest(unhex("7c")), ProtobufDecodeError, "illegal wireType 4");
-    assertThrows(() => pb.decodePutRequest(unhex("0c")), ProtobufDecodeError, "wrong wireType = 4 for field 1");
+    assertThrows(
+      () => pb.decodePutRequest(unhex("0c")),
+      ProtobufDecodeError,
+      "wrong wireType = 4 for field 1",
+    );
     assertThrows(() => pb.decodeStatusRequest(unhex("0f")), ProtobufDecodeError, "illegal wireType");
   });
   await t.step("a known field with the wrong wire type", () => {
-    assertThrows(() => pb.decodePutRequest(unhex("0801")), ProtobufDecodeError, "wrong wireType = 0 for field 1");
+    assertThrows(
+      () => pb.decodePutRequest(unhex("0801")),
+      ProtobufDecodeError,
+      "wrong wireType = 0 for field 1",
+    );
     assertThrows(() => pb.decodePutRequest(unhex("1a0101")), ProtobufDecodeError, "for field 3");
     assertThrows(() => pb.decodeRangeResponse(unhex("1001")), ProtobufDecodeError, "for field 2");
     assertThrows(() => pb.decodeCompare(unhex("800401")), ProtobufDecodeError, "for field 64");
@@ -621,7 +714,9 @@ Deno.test("fuzz: corrupted messages decode or throw ProtobufDecodeError, nothing
     const { bytes, decode } = samples[Math.floor(rand() * samples.length)];
     const copy = bytes.slice(0, Math.max(0, bytes.length - Math.floor(rand() * 3)));
     const flips = 1 + Math.floor(rand() * 3);
-    for (let f = 0; f < flips && copy.length > 0; f++) copy[Math.floor(rand() * copy.length)] = Math.floor(rand() * 256);
+    for (let f = 0; f < flips && copy.length > 0; f++) {
+      copy[Math.floor(rand() * copy.length)] = Math.floor(rand() * 256);
+    }
     try {
       decode(copy);
       decoded++;
@@ -639,7 +734,9 @@ Deno.test("encoders do not leak state between calls (shared writer)", () => {
   assertEquals(hex(small), "0a00");
   assertEquals(hex(pb.encodeRangeResponse(rangeResponse)), hex(big));
   // an encoder that throws midway leaves nothing behind for the next one
-  assertThrows(() => pb.encodeRangeResponse({ header, kvs: [null as unknown as pb.KeyValue], more: false, count: 0 }));
+  assertThrows(() =>
+    pb.encodeRangeResponse({ header, kvs: [null as unknown as pb.KeyValue], more: false, count: 0 })
+  );
   assertEquals(hex(pb.encodePutResponse({ header: zeroHeader })), "0a00");
 });
 

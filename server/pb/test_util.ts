@@ -4,7 +4,7 @@
  *
  * @module
  */
-import protobuf from "npm:protobufjs@7.6.6";
+import protobuf from "protobufjs";
 import { fileURLToPath } from "node:url";
 import { assertEquals } from "../../tests/assert.ts";
 

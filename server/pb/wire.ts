@@ -162,7 +162,7 @@ export class Writer {
       out = slab.subarray(slabPos, slabPos + len);
       slabPos = (slabPos + len + 7) & ~7;
       const buf = this.buf;
-      if (len <= 64) for (let i = 0; i < len; i++) out[i] = buf[i];
+      if (len <= 64) { for (let i = 0; i < len; i++) out[i] = buf[i]; }
       else out.set(buf.subarray(0, len));
     }
     this.reset();

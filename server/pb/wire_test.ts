@@ -61,8 +61,25 @@ Deno.test("negative int64 is a 10-byte two's complement varint, as protobuf writ
 });
 
 Deno.test("number and bigint writers produce the same bytes", () => {
-  const values = [0, 1, 127, 128, 16383, 16384, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 35, 2 ** 49,
-    Number.MAX_SAFE_INTEGER, -1, -(2 ** 31), -(2 ** 32), -Number.MAX_SAFE_INTEGER];
+  const values = [
+    0,
+    1,
+    127,
+    128,
+    16383,
+    16384,
+    2 ** 31 - 1,
+    2 ** 31,
+    2 ** 32 - 1,
+    2 ** 32,
+    2 ** 35,
+    2 ** 49,
+    Number.MAX_SAFE_INTEGER,
+    -1,
+    -(2 ** 31),
+    -(2 ** 32),
+    -Number.MAX_SAFE_INTEGER,
+  ];
   for (const v of values) {
     const a = written((w) => w.int64(v));
     const b = written((w) => w.int64Big(BigInt(v)));
@@ -79,8 +96,18 @@ Deno.test("number and bigint writers produce the same bytes", () => {
 });
 
 Deno.test("64-bit edge values round-trip exactly as bigint", () => {
-  const edges = [0n, 1n, 0x7fffffffffffffffn, 0x8000000000000000n, 0xffffffffffffffffn, 0x8000000000000001n,
-    0xdeadbeefcafebaben, (1n << 56n) - 1n, 1n << 56n, (1n << 63n) - 1n];
+  const edges = [
+    0n,
+    1n,
+    0x7fffffffffffffffn,
+    0x8000000000000000n,
+    0xffffffffffffffffn,
+    0x8000000000000001n,
+    0xdeadbeefcafebaben,
+    (1n << 56n) - 1n,
+    1n << 56n,
+    (1n << 63n) - 1n,
+  ];
   for (const v of edges) {
     const b = written((w) => w.uint64Big(v));
     assertEquals(b.length, varintSizeBig(v), `size of ${v}`);
@@ -93,7 +120,10 @@ Deno.test("64-bit edge values round-trip exactly as bigint", () => {
   assertEquals(hex(written((w) => w.uint64Big(0xffffffffffffffffn))), "ffffffffffffffffff01");
   assertEquals(hex(written((w) => w.int64Big(0x7fffffffffffffffn))), "ffffffffffffffff7f");
   assertEquals(hex(written((w) => w.sint64Big(-0x8000000000000000n))), "ffffffffffffffffff01");
-  assertEquals(new Reader(written((w) => w.sint64Big(-0x8000000000000000n))).sint64Big(), -0x8000000000000000n);
+  assertEquals(
+    new Reader(written((w) => w.sint64Big(-0x8000000000000000n))).sint64Big(),
+    -0x8000000000000000n,
+  );
 });
 
 Deno.test("int64Number/uint64Number refuse values beyond 2^53", () => {
@@ -103,7 +133,10 @@ Deno.test("int64Number/uint64Number refuse values beyond 2^53", () => {
   const neg = written((w) => w.int64Big(-(1n << 53n)));
   assertThrows(() => new Reader(neg).int64Number(), ProtobufDecodeError);
   assertThrows(() => new Reader(written((w) => w.int64(-1))).uint64Number(), ProtobufDecodeError);
-  assertThrows(() => new Reader(written((w) => w.fixed64Big(1n << 60n))).fixed64Number(), ProtobufDecodeError);
+  assertThrows(
+    () => new Reader(written((w) => w.fixed64Big(1n << 60n))).fixed64Number(),
+    ProtobufDecodeError,
+  );
   assertEquals(new Reader(written((w) => w.uint64Big((1n << 53n) - 1n))).uint64Number(), 2 ** 53 - 1);
 });
 
@@ -118,8 +151,20 @@ Deno.test("uint32 keeps the low 32 bits of longer varints and consumes all of th
 
 Deno.test("strings: UTF-8 like TextEncoder, including surrogate pairs and lone surrogates", () => {
   const enc = new TextEncoder();
-  const samples = ["", "a", "héllo", "日本語", "😀 emoji", "lone \ud800 high", "lone \udc00 low", "end \ud83d",
-    "x".repeat(63), "é".repeat(40), "y".repeat(64) + "€", "z".repeat(200)];
+  const samples = [
+    "",
+    "a",
+    "héllo",
+    "日本語",
+    "😀 emoji",
+    "lone \ud800 high",
+    "lone \udc00 low",
+    "end \ud83d",
+    "x".repeat(63),
+    "é".repeat(40),
+    "y".repeat(64) + "€",
+    "z".repeat(200),
+  ];
   for (const s of samples) {
     const b = written((w) => w.string(s));
     const expected = enc.encode(s);
