@@ -9,7 +9,6 @@
  */
 import { join } from "node:path";
 import { ErrProposalDropped, RawNode } from "../raft/node.ts";
-import { MemoryStorage } from "../raft/storage.ts";
 import { decodeConfChange } from "../raft/conf_change.ts";
 import {
   type ConfChange,
@@ -38,7 +37,7 @@ import { Errors } from "./errors.ts";
 import { GrpcError } from "./grpc/status.ts";
 import { decodeProposal, encodeProposal, type Proposal, ProposalKind } from "./proposal.ts";
 import { type Member, memberFromJson, type MemberJson, Membership } from "./membership.ts";
-import { RaftDriver } from "./raft_driver.ts";
+import { RaftDriver, ServerStorage } from "./raft_driver.ts";
 import {
   type CompactionRequest,
   type CompactionResponse,
@@ -181,7 +180,7 @@ export class EtcdServer {
       mvcc: MvccStore;
       leases: LeaseStore;
       node: RawNode;
-      storage: MemoryStorage;
+      storage: ServerStorage;
       wal: Wal;
       snapshotter: Snapshotter;
       appliedIndex: number;
@@ -231,7 +230,7 @@ export class EtcdServer {
     const snapDir = join(memberDir, "snap");
     await Deno.mkdir(snapDir, { recursive: true });
     const snapshotter = new Snapshotter(snapDir);
-    const storage = new MemoryStorage();
+    const storage = new ServerStorage();
     const random = deps.random ?? Math.random;
     const electionTick = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
     const raftConfig = (id: bigint, applied: number) => ({

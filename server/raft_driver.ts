@@ -9,7 +9,7 @@
  * @module
  */
 import { RawNode } from "../raft/node.ts";
-import type { MemoryStorage } from "../raft/storage.ts";
+import { MemoryStorage } from "../raft/storage.ts";
 import {
   type ConfState,
   type Entry,
@@ -27,6 +27,28 @@ import type { Snapshotter } from "../storage/snapshot.ts";
 import type { Clock } from "./clock.ts";
 import type { Logger } from "./logger.ts";
 
+/**
+ * The in-memory Raft log of a member. It keeps only a window of recent entries (the rest is in the WAL
+ * and the state machine), so when a follower needs something older than the window, the snapshot it gets
+ * is made on demand from the applied state rather than taken from the last one saved to disk.
+ */
+export class ServerStorage extends MemoryStorage {
+  /** The applied state as a snapshot image; set by the driver. */
+  snapshotSource: (() => { index: number; confState: ConfState; data: Uint8Array }) | undefined;
+
+  override snapshot(): Snapshot {
+    const snap = super.snapshot();
+    if (!this.snapshotSource || snap.metadata.index >= this.firstIndex() - 1) return snap;
+    const { index, confState, data } = this.snapshotSource();
+    return this.createSnapshot(index, confState, data);
+  }
+
+  /** Index of the newest snapshot held, without making one. */
+  heldSnapshotIndex(): number {
+    return super.snapshot().metadata.index;
+  }
+}
+
 /** What the driver needs from the rest of the server. */
 export interface DriverHandler {
   /** Applies committed entries in order (state machine and membership). */
@@ -43,7 +65,7 @@ export interface DriverHandler {
 
 export interface DriverOptions {
   node: RawNode;
-  storage: MemoryStorage;
+  storage: ServerStorage;
   wal: Wal;
   snapshotter: Snapshotter;
   clock: Clock;
@@ -79,6 +101,11 @@ export class RaftDriver {
     this.appliedIndex = o.appliedIndex;
     this.snapshotIndex = o.snapshotIndex;
     this.confState = o.confState;
+    o.storage.snapshotSource = () => ({
+      index: this.appliedIndex,
+      confState: this.confState,
+      data: o.handler.snapshotData(this.confState),
+    });
   }
 
   start(): void {
@@ -192,6 +219,7 @@ export class RaftDriver {
     this.o.handler.applyEntries(fresh);
     this.appliedIndex = fresh[fresh.length - 1].index;
     this.releaseAppliedWaiters();
+    this.trimLog();
   }
 
   private releaseAppliedWaiters(): void {
@@ -205,7 +233,20 @@ export class RaftDriver {
     w.length = kept;
   }
 
-  /** Takes a snapshot every `snapshotCount` applied entries and releases the log behind it. */
+  /**
+   * Keeps the in-memory log to about `catchUpEntries` applied entries (compacting in steps of a quarter
+   * of that, so the copy is amortized). Entries there are persisted, so nothing is lost: the WAL keeps
+   * them until the next snapshot, and a follower further behind gets a snapshot of the applied state.
+   */
+  private trimLog(): void {
+    const storage = this.o.storage;
+    const keep = this.o.catchUpEntries;
+    const compactTo = Math.min(this.appliedIndex, storage.lastIndex()) - keep;
+    if (compactTo - storage.firstIndex() < Math.max(1, keep >> 2)) return;
+    storage.compact(compactTo);
+  }
+
+  /** Takes a snapshot every `snapshotCount` applied entries and releases the WAL behind it. */
   private async maybeSnapshot(): Promise<void> {
     if (this.appliedIndex - this.snapshotIndex < this.o.snapshotCount) return;
     const index = this.appliedIndex;
@@ -214,9 +255,9 @@ export class RaftDriver {
     await this.o.snapshotter.save({ index, term, data });
     this.o.wal.saveSnapshotMark({ index, term });
     await this.o.wal.sync();
-    this.o.storage.createSnapshot(index, this.confState, data);
-    const compactTo = index - this.o.catchUpEntries;
-    if (compactTo > this.o.storage.firstIndex()) this.o.storage.compact(compactTo);
+    if (index > this.o.storage.heldSnapshotIndex()) {
+      this.o.storage.createSnapshot(index, this.confState, data);
+    }
     this.snapshotIndex = index;
     await this.o.wal.releaseTo(index);
     await this.o.snapshotter.purge(5);
