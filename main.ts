@@ -5,7 +5,7 @@
  */
 import { parseCommandLine } from "./server/config.ts";
 import { createLogger } from "./server/logger.ts";
-import { startEtcd } from "./mod.ts";
+import { ETCD_VERSION, startEtcd } from "./mod.ts";
 
 /** etcd-ts's own release. */
 export const VERSION = "0.1.0";
@@ -13,6 +13,7 @@ export const VERSION = "0.1.0";
 async function main(): Promise<number> {
   const parsed = parseCommandLine(Deno.args, Deno.env.toObject(), {
     version: VERSION,
+    etcdVersion: ETCD_VERSION,
     readFile: (p) => Deno.readTextFileSync(p),
   });
   if (parsed.kind === "exit") {
@@ -21,7 +22,7 @@ async function main(): Promise<number> {
     return parsed.code;
   }
   const { config } = parsed;
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, outputs: config.logOutputs });
   for (const w of parsed.warnings) logger.warn(w);
   let etcd;
   try {

@@ -4,7 +4,8 @@
  * `ETCD_*` environment variables, and etcd's YAML configuration file (`--config-file`).
  *
  * ```ts
- * const parsed = parseCommandLine(Deno.args, Deno.env.toObject(), { version: "0.1.0" });
+ * const options = { version: "0.1.0", etcdVersion: "3.5.0" };
+ * const parsed = parseCommandLine(Deno.args, Deno.env.toObject(), options);
  * if (parsed.kind === "run") console.log(parsed.config.name);
  * ```
  *
@@ -97,10 +98,20 @@ export type ParseResult =
 
 /** Options of {@link parseCommandLine}. */
 export interface ParseOptions {
-  /** etcd-ts's release, printed by `--version`. */
+  /** etcd-ts's release, printed by `--version` as `etcd-ts Version`. */
   version: string;
+  /**
+   * The etcd release whose API etcd-ts speaks (what it reports to clients), printed by `--version` as
+   * `etcd Version`, the line scripts read from `etcd --version`.
+   */
+  etcdVersion: string;
   /** Reads the `--config-file`; defaults to `Deno.readTextFileSync`. */
   readFile?: (path: string) => string;
+  /**
+   * Opens (creating it if missing) a log file named by `--log-outputs`, and closes it again: a file the
+   * member could not log to is refused before it starts, as etcd does. Defaults to `Deno.openSync`.
+   */
+  openLogFile?: (path: string) => void;
   /** Clock for the timestamps of the JSON log lines printed on failure. */
   now?: () => Date;
 }
@@ -1511,9 +1522,10 @@ function helpText(): string {
   return lines.join("\n") + "\n";
 }
 
-function versionText(version: string): string {
+function versionText(version: string, etcdVersion: string): string {
   return [
-    `etcd Version: ${version}`,
+    `etcd-ts Version: ${version}`,
+    `etcd Version: ${etcdVersion}`,
     "Git SHA: Not provided",
     `Deno Version: ${Deno.version.deno}`,
     `Deno OS/Arch: ${Deno.build.os}/${Deno.build.arch}`,
@@ -1654,7 +1666,9 @@ export function parseCommandLine(
     throw err;
   }
   if (parsed.positional.length > 0) return fail(`'${parsed.positional[0]}' is not a valid flag`);
-  if (parsed.values.get("version") === true) return exitWith(0, "", versionText(options.version));
+  if (parsed.values.get("version") === true) {
+    return exitWith(0, "", versionText(options.version, options.etcdVersion));
+  }
 
   const values = new Map<string, FlagValue>();
   const sources: Sources = new Map();
@@ -1722,6 +1736,7 @@ export function parseCommandLine(
   try {
     config = buildConfig(values, fromFile);
     validateConfig(config);
+    checkLogFiles(config.logOutputs, options.openLogFile ?? openForAppend);
   } catch (err) {
     if (err instanceof ConfigError) return fail(err.message);
     throw err;
@@ -1772,6 +1787,33 @@ function applyEnvironment(
   return { error };
 }
 
+/** The text Go's os.Open gives after "open <path>: " for the errors a user can fix. */
+function goOpenError(err: unknown): string {
+  if (err instanceof Deno.errors.NotFound) return "no such file or directory";
+  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (err instanceof Deno.errors.IsADirectory) return "is a directory";
+  return err instanceof Error ? err.message : String(err);
+}
+
+function openForAppend(path: string): void {
+  Deno.openSync(path, { append: true, create: true }).close();
+}
+
+/** etcd opens every log file of `--log-outputs` while it checks its flags; one it cannot open is refused. */
+function checkLogFiles(outputs: readonly string[], open: (path: string) => void): void {
+  for (const out of outputs) {
+    if (out === "default" || out === "stderr" || out === "stdout") continue;
+    try {
+      open(out);
+    } catch (err) {
+      throw new ConfigError(
+        `open sink ${JSON.stringify(out)}: open ${out}: ${goOpenError(err)} (--log-outputs)`,
+        "log-outputs",
+      );
+    }
+  }
+}
+
 function readConfigFile(
   path: string,
   readFile: (path: string) => string,
@@ -1783,9 +1825,7 @@ function readConfigFile(
   try {
     text = readFile(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new ConfigError(`open ${path}: no such file or directory`);
-    if (err instanceof Deno.errors.PermissionDenied) throw new ConfigError(`open ${path}: permission denied`);
-    throw new ConfigError(`open ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ConfigError(`open ${path}: ${goOpenError(err)}`);
   }
   let doc: unknown;
   try {

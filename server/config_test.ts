@@ -21,10 +21,15 @@ function parse(
 ): ParseResult {
   return parseCommandLine(args, env, {
     version: "9.9.9",
+    etcdVersion: "3.5.99",
     now: () => NOW,
     readFile: (path) => {
       if (path in files) return files[path];
       throw new Deno.errors.NotFound(`readfile '${path}'`);
+    },
+    openLogFile: (path) => {
+      if (path.startsWith("/missing/")) throw new Deno.errors.NotFound(`open '${path}'`);
+      if (path.startsWith("/etc/")) throw new Deno.errors.PermissionDenied(`open '${path}'`);
     },
   });
 }
@@ -260,6 +265,16 @@ Deno.test("config: flags in every form Go's flag package accepts", async (t) => 
   await t.step("log outputs are deduplicated and sorted", () => {
     assertEquals(run(["--log-outputs", "stdout,stderr,stdout"]).config.logOutputs, ["stderr", "stdout"]);
   });
+  await t.step("log files are opened before the member starts, only they", () => {
+    const opened: string[] = [];
+    const r = parseCommandLine(["--log-outputs", "stdout,/var/log/etcd.log"], {}, {
+      version: "9.9.9",
+      etcdVersion: "3.5.99",
+      openLogFile: (path) => opened.push(path),
+    });
+    assertEquals(r.kind, "run");
+    assertEquals(opened, ["/var/log/etcd.log"]);
+  });
   await t.step("log level is case-insensitive like zap's", () => {
     assertEquals(run(["--log-level", "DEBUG"]).config.logLevel, "debug");
   });
@@ -359,15 +374,15 @@ Deno.test("config: a non-flag argument stops parsing and is refused like etcd's"
 // ---------------------------------------------------------------------------------------------------------
 // --version and --help
 
-Deno.test("config: --version prints etcd's lines with Deno's in place of Go's", () => {
+Deno.test("config: --version prints etcd-ts's release, then etcd's lines with Deno's in place of Go's", () => {
   for (const flag of ["--version", "-version", "--version=true"]) {
     const r = exit([flag, "--name", "x"]);
     assertEquals(r.code, 0);
     assertEquals(r.stderr, "");
     assertEquals(
       r.stdout,
-      `etcd Version: 9.9.9\nGit SHA: Not provided\nDeno Version: ${Deno.version.deno}\n` +
-        `Deno OS/Arch: ${Deno.build.os}/${Deno.build.arch}\n`,
+      "etcd-ts Version: 9.9.9\netcd Version: 3.5.99\nGit SHA: Not provided\n" +
+        `Deno Version: ${Deno.version.deno}\nDeno OS/Arch: ${Deno.build.os}/${Deno.build.arch}\n`,
     );
   }
   assertEquals(parse(["--version=false"]).kind, "run");
@@ -689,6 +704,14 @@ Deno.test("config: validation errors, one line each, in etcd's words", async (t)
     [
       ["--log-outputs", "default,stdout"],
       'multi logoutput for "default" is not supported yet (--log-outputs)',
+    ],
+    [
+      ["--log-outputs", "stderr,/missing/etcd.log"],
+      'open sink "/missing/etcd.log": open /missing/etcd.log: no such file or directory (--log-outputs)',
+    ],
+    [
+      ["--log-outputs", "/etc/etcd.log"],
+      'open sink "/etc/etcd.log": open /etc/etcd.log: permission denied (--log-outputs)',
     ],
     [["--logger", "capnslog"], "--logger=capnslog is removed in v3.5"],
     [["--logger", "glog"], 'unknown logger option "glog"'],

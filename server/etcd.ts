@@ -38,6 +38,7 @@ import { GrpcError } from "./grpc/status.ts";
 import { decodeProposal, encodeProposal, type Proposal, ProposalKind } from "./proposal.ts";
 import { type Member, memberFromJson, type MemberJson, Membership } from "./membership.ts";
 import { RaftDriver, ServerStorage } from "./raft_driver.ts";
+import { PeerTransport } from "./peer.ts";
 import {
   type CompactionRequest,
   type CompactionResponse,
@@ -165,10 +166,16 @@ export class EtcdServer {
     waiters: { resolve: () => void; reject: (e: Error) => void }[];
     deadline: number;
   }>();
+  private proposalQueue: { seq: number; data: Uint8Array }[] = [];
+  private proposalScheduled = false;
+  /** Raft messages to and from the other members. */
+  readonly peers: PeerTransport;
   private published = false;
   private publishing = false;
   private sweeper = 0;
   private closed = false;
+  private readonly electionTick: number;
+  private knownPeers = new Set<bigint>();
 
   private constructor(
     readonly config: Config,
@@ -198,6 +205,7 @@ export class EtcdServer {
     this.tag = Number(init.memberId & 0xffffffffn);
     this.seq = this.clock.now() * 1000;
     this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
+    this.electionTick = Math.max(2, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
     this.driver = new RaftDriver({
       node: init.node,
       storage: init.storage,
@@ -220,6 +228,24 @@ export class EtcdServer {
         onReadStates: (states) => this.onReadStates(states),
       },
     });
+    this.peers = new PeerTransport({
+      memberId: this.memberId,
+      clusterId: this.clusterId,
+      listen: config.listenPeerUrls,
+      logger: this.logger,
+      clock: this.clock,
+      version: { server: ETCD_VERSION, cluster: CLUSTER_VERSION },
+      onMessage: (m) => this.receive(m),
+      onUnreachable: (id) => {
+        this.driver.node.reportUnreachable(id);
+        this.driver.kick();
+      },
+      onSnapshotStatus: (id, ok) => {
+        this.driver.node.reportSnapshot(id, !ok);
+        this.driver.kick();
+      },
+    });
+    this.syncPeers();
   }
 
   /** Opens (or creates) the member's data directory and starts Raft. */
@@ -293,7 +319,7 @@ export class EtcdServer {
         confState,
       });
       if (snap) server.rebuildLeaseKeys();
-      server.run();
+      await server.run();
       return server;
     }
 
@@ -354,11 +380,22 @@ export class EtcdServer {
       appliedIndex: 0,
       confState: EMPTY_CONF_STATE,
     });
-    server.run();
+    await server.run();
     return server;
   }
 
-  private run(): void {
+  private async run(): Promise<void> {
+    try {
+      await this.peers.start();
+    } catch (err) {
+      await this.driver.closeStorage();
+      throw err;
+    }
+    // a member of a multi-member cluster starts its first election timer nearly expired, as etcd does,
+    // so that a fresh cluster elects a leader within about one election timeout
+    if (this.driver.confState.voters.length > 1 || this.membership.list().length > 1) {
+      for (let i = 1; i < this.electionTick; i++) this.driver.node.tick();
+    }
     this.driver.start();
     this.campaignIfAlone();
     this.sweeper = this.clock.setInterval(() => this.sweep(), 100);
@@ -493,24 +530,65 @@ export class EtcdServer {
     const data = encodeProposal(kind, this.tag, seq, payload);
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     return new Promise<T>((resolve, reject) => {
-      try {
-        this.driver.node.propose(data);
-      } catch (err) {
-        if (err instanceof ErrProposalDropped) {
-          reject(this.driver.lead === NONE ? Errors.noLeader() : new GrpcError(2, "raft proposal dropped"));
-          return;
-        }
-        reject(err as Error);
-        return;
-      }
       this.waiters.set(seq, {
         resolve: resolve as (v: unknown) => void,
         reject,
         decoded,
         deadline: this.clock.now() + this.requestTimeoutMs,
       });
-      this.driver.kick();
+      this.proposalQueue.push({ seq, data });
+      if (!this.proposalScheduled) {
+        this.proposalScheduled = true;
+        queueMicrotask(() => this.flushProposals());
+      }
     });
+  }
+
+  /**
+   * Hands every proposal made during this task to Raft as one batch: one append to the log, one WAL
+   * write and fsync, one message per follower (or one forward to the leader).
+   */
+  private flushProposals(): void {
+    this.proposalScheduled = false;
+    const batch = this.proposalQueue;
+    if (batch.length === 0) return;
+    this.proposalQueue = [];
+    try {
+      this.driver.node.proposeBatch(batch.map((p) => p.data));
+    } catch (err) {
+      const e = err instanceof ErrProposalDropped
+        ? (this.driver.lead === NONE ? Errors.noLeader() : new GrpcError(2, "raft proposal dropped"))
+        : err as Error;
+      for (const p of batch) {
+        const w = this.waiters.get(p.seq);
+        this.waiters.delete(p.seq);
+        w?.reject(e);
+      }
+      return;
+    }
+    this.driver.kick();
+  }
+
+  /** A Raft message from a peer. */
+  private receive(m: Message): void {
+    if (this.closed) return;
+    try {
+      this.driver.node.step(m);
+    } catch (err) {
+      // a response from a member that was removed, or a proposal while no leader is known: Raft retries
+      this.logger.debug("dropped a Raft message", { type: m.type, from: hexId(m.from), error: String(err) });
+      return;
+    }
+    this.driver.kick();
+  }
+
+  /** Makes the peer transport know exactly the other current members. */
+  private syncPeers(): void {
+    const want = new Map<bigint, string[]>();
+    for (const m of this.membership.list()) if (m.id !== this.memberId) want.set(m.id, m.peerUrls);
+    for (const [id, urls] of want) this.peers.addPeer(id, urls);
+    for (const id of this.knownPeers) if (!want.has(id)) this.peers.removePeer(id);
+    this.knownPeers = new Set(want.keys());
   }
 
   /** Resolves when this member's applied state includes everything committed before the call. */
@@ -668,6 +746,7 @@ export class EtcdServer {
         }
         break;
     }
+    this.syncPeers();
     this.campaignIfAlone();
   }
 
@@ -689,6 +768,7 @@ export class EtcdServer {
     this.leases = LeaseStore.fromJSON(meta.leases);
     this.applier = new Applier(this.mvcc, this.leases);
     this.rebuildLeaseKeys();
+    this.syncPeers();
   }
 
   /** Lease key sets are not in snapshots: they follow from the keys' lease fields. */
@@ -697,8 +777,8 @@ export class EtcdServer {
     this.mvcc.forEachLeasedKey((key, lease) => this.leases.attach(lease, key));
   }
 
-  private send(_messages: Message[]): void {
-    // peers arrive with the peer transport; a single member has no one to talk to
+  private send(messages: Message[]): void {
+    this.peers.send(messages);
   }
 
   /** Stops Raft and fails whatever is still waiting. */
@@ -707,6 +787,7 @@ export class EtcdServer {
     this.closed = true;
     this.clock.clearInterval(this.sweeper);
     await this.driver.stop();
+    await this.peers.stop();
     for (const w of this.waiters.values()) w.reject(Errors.stopped());
     this.waiters.clear();
     for (const b of this.readBatches.values()) for (const w of b.waiters) w.reject(Errors.stopped());
