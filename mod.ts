@@ -17,10 +17,11 @@ import { createLogger, type Logger } from "./server/logger.ts";
 import { EtcdServer } from "./server/etcd.ts";
 import type { Clock } from "./server/clock.ts";
 import { type GrpcListener, GrpcRouter, type GrpcTransport } from "./server/grpc/server.ts";
-import { serveNodeHttp2 } from "./server/grpc/node_transport.ts";
+import { serveDenoH2 } from "./server/grpc/h2/transport.ts";
 import { registerKv } from "./server/grpc/kv.ts";
 import { registerCluster } from "./server/grpc/cluster.ts";
 import { registerMaintenance } from "./server/grpc/maintenance.ts";
+import { registerWatch } from "./server/grpc/watch.ts";
 
 export type { Clock, Config, GrpcTransport, Logger };
 export { ConfigError, defaultConfig, EtcdServer, validateConfig };
@@ -56,7 +57,14 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
   registerKv(router, server);
   registerCluster(router, server);
   registerMaintenance(router, server);
-  const transport = options.transport ?? serveNodeHttp2;
+  registerWatch(router, {
+    hub: server.watchHub,
+    header: (revision) => server.header(revision),
+    progressNotifyIntervalMs: config.experimentalWatchProgressNotifyIntervalMs,
+    maxRequestBytes: config.maxRequestBytes,
+    clock: server.clock,
+  });
+  const transport = options.transport ?? serveDenoH2;
   const listeners: GrpcListener[] = [];
   const clientUrls: URL[] = [];
   try {

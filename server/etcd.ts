@@ -39,6 +39,7 @@ import { decodeProposal, encodeProposal, type Proposal, ProposalKind } from "./p
 import { type Member, memberFromJson, type MemberJson, Membership } from "./membership.ts";
 import { RaftDriver, ServerStorage } from "./raft_driver.ts";
 import { PeerTransport } from "./peer.ts";
+import { WatchHub } from "./watch_hub.ts";
 import {
   type CompactionRequest,
   type CompactionResponse,
@@ -156,7 +157,9 @@ export class EtcdServer {
   private readonly tag: number;
   private seq: number;
   private readonly waiters = new Map<number, Waiter>();
-  private readonly clock: Clock;
+  readonly clock: Clock;
+  /** Watchers of the key space, fed by every applied write. */
+  readonly watchHub: WatchHub;
   private readonly logger: Logger;
   private readonly listeners: EventListener[] = [];
   private pendingReads: { resolve: () => void; reject: (e: Error) => void }[] = [];
@@ -202,6 +205,7 @@ export class EtcdServer {
     this.mvcc = init.mvcc;
     this.leases = init.leases;
     this.applier = new Applier(this.mvcc, this.leases);
+    this.watchHub = new WatchHub({ mvcc: this.mvcc });
     this.tag = Number(init.memberId & 0xffffffffn);
     this.seq = this.clock.now() * 1000;
     this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
@@ -715,6 +719,7 @@ export class EtcdServer {
 
   private emit(events: MvccEvent[], revision: number): void {
     if (events.length === 0) return;
+    this.watchHub.notify({ revision, events });
     for (const l of this.listeners) l(events, revision);
   }
 
@@ -765,6 +770,7 @@ export class EtcdServer {
     for (const member of m.members.values()) this.membership.add(member);
     for (const r of m.removed) this.membership.removed.add(r);
     this.mvcc = MvccStore.decodeSnapshot(mvcc);
+    this.watchHub.restore(this.mvcc);
     this.leases = LeaseStore.fromJSON(meta.leases);
     this.applier = new Applier(this.mvcc, this.leases);
     this.rebuildLeaseKeys();
