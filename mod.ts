@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { type Config, ConfigError, defaultConfig, validateConfig } from "./server/config.ts";
+import { type Config, ConfigError, defaultConfig, formatUrl, validateConfig } from "./server/config.ts";
 import { createLogger, type Logger } from "./server/logger.ts";
 import { EtcdServer } from "./server/etcd.ts";
 import type { Clock } from "./server/clock.ts";
@@ -22,6 +22,7 @@ import { registerKv } from "./server/grpc/kv.ts";
 import { registerCluster } from "./server/grpc/cluster.ts";
 import { registerMaintenance } from "./server/grpc/maintenance.ts";
 import { registerWatch } from "./server/grpc/watch.ts";
+import { registerLease } from "./server/grpc/lease.ts";
 
 export type { Clock, Config, GrpcTransport, Logger };
 export { ConfigError, defaultConfig, EtcdServer, validateConfig };
@@ -52,11 +53,14 @@ export interface Etcd {
 export async function startEtcd(config: Config, options: StartOptions = {}): Promise<Etcd> {
   validateConfig(config);
   const logger = options.logger ?? createLogger({ level: config.logLevel });
+  // like etcd, fail on a busy client port before touching the data directory
+  for (const url of config.listenClientUrls) probeListen(url);
   const server = await EtcdServer.start(config, { logger, clock: options.clock, random: options.random });
   const router = new GrpcRouter();
   registerKv(router, server);
   registerCluster(router, server);
   registerMaintenance(router, server);
+  registerLease(router, server);
   registerWatch(router, {
     hub: server.watchHub,
     header: (revision) => server.header(revision),
@@ -87,7 +91,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     await server.close();
     throw err;
   }
-  logger.info("ready to serve client requests", { "client-urls": clientUrls.map(String).join(",") });
+  logger.info("ready to serve client requests", { "client-urls": clientUrls.map(formatUrl).join(",") });
   let closing: Promise<void> | undefined;
   return {
     server,
@@ -100,4 +104,23 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
       return closing;
     },
   };
+}
+
+/** Binds and releases a listen URL's address, to report a busy port in etcd's words before starting. */
+function probeListen(url: URL): void {
+  const hostname = url.hostname.replace(/^\[|\]$/g, "");
+  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+  if (port === 0) return;
+  try {
+    Deno.listen({ hostname, port, transport: "tcp" }).close();
+  } catch (err) {
+    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+    if (err instanceof Deno.errors.AddrInUse) {
+      throw new Error(`listen tcp ${host}:${port}: bind: address already in use`);
+    }
+    if (err instanceof Deno.errors.AddrNotAvailable) {
+      throw new Error(`listen tcp ${host}:${port}: bind: cannot assign requested address`);
+    }
+    throw err;
+  }
 }

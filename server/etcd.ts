@@ -40,15 +40,39 @@ import { type Member, memberFromJson, type MemberJson, Membership } from "./memb
 import { RaftDriver, ServerStorage } from "./raft_driver.ts";
 import { PeerTransport } from "./peer.ts";
 import { WatchHub } from "./watch_hub.ts";
+import { Compactor, parseRetention } from "./compactor.ts";
+import {
+  applyLeaseCheckpoint,
+  applyLeaseGrant,
+  applyLeaseRevoke,
+  type LeaseTimeToLive,
+  Lessor,
+  minLeaseTtlSeconds,
+  newLeaseId,
+  NotPrimaryError,
+} from "./lessor.ts";
+import type { LeaseBackend } from "./grpc/lease.ts";
+import { type LeaderCalls, LeaderForwarder } from "./forward.ts";
 import {
   type CompactionRequest,
   type CompactionResponse,
   decodeCompactionRequest,
   decodeDeleteRangeRequest,
+  decodeLeaseCheckpointRequest,
+  decodeLeaseGrantRequest,
+  decodeLeaseRevokeRequest,
   decodePutRequest,
   decodeTxnRequest,
   type DeleteRangeRequest,
   type DeleteRangeResponse,
+  encodeCompactionRequest,
+  encodeLeaseGrantRequest,
+  encodeLeaseRevokeRequest,
+  type LeaseCheckpointRequest,
+  type LeaseGrantRequest,
+  type LeaseGrantResponse,
+  type LeaseRevokeRequest,
+  type LeaseRevokeResponse,
   type PutRequest,
   type PutResponse,
   type RangeRequest,
@@ -67,6 +91,9 @@ export const CLUSTER_VERSION = "3.5.0";
 
 /** Entries kept behind a snapshot for followers that lag a little. */
 const SNAPSHOT_CATCH_UP_ENTRIES = 5000;
+/** etcd's default and largest --quota-backend-bytes. */
+const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
+const MAX_QUOTA_BYTES = 8 * 1024 * 1024 * 1024;
 
 export interface EtcdServerDeps {
   logger: Logger;
@@ -145,7 +172,7 @@ const EMPTY_CONF_STATE: ConfState = {
 };
 
 /** An etcd member's core: everything but the network listeners. */
-export class EtcdServer {
+export class EtcdServer implements LeaseBackend {
   readonly memberId: bigint;
   readonly clusterId: bigint;
   readonly membership: Membership;
@@ -179,6 +206,14 @@ export class EtcdServer {
   private closed = false;
   private readonly electionTick: number;
   private knownPeers = new Set<bigint>();
+  private forwarder: LeaderForwarder | undefined;
+  private compactor: Compactor | undefined;
+  /** Lease expiry, kept by the leader. */
+  readonly lessor: Lessor;
+  private readonly minLeaseTtl: number;
+  private readonly random: () => number;
+  /** Writes are refused once the database would grow beyond this (--quota-backend-bytes). */
+  private readonly quotaBytes: number;
 
   private constructor(
     readonly config: Config,
@@ -209,6 +244,22 @@ export class EtcdServer {
     this.tag = Number(init.memberId & 0xffffffffn);
     this.seq = this.clock.now() * 1000;
     this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
+    this.random = deps.random ?? Math.random;
+    this.minLeaseTtl = minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs);
+    this.lessor = new Lessor({
+      clock: this.clock,
+      store: this.leases,
+      revokeRetryMs: this.requestTimeoutMs,
+      revoke: (id) => {
+        const r: LeaseRevokeRequest = { ID: id };
+        this.propose(ProposalKind.LeaseRevoke, encodeLeaseRevokeRequest(r), r).catch(() => {});
+      },
+    });
+    this.quotaBytes = config.quotaBackendBytes < 0
+      ? Infinity
+      : config.quotaBackendBytes === 0
+      ? DEFAULT_QUOTA_BYTES
+      : Math.min(config.quotaBackendBytes, MAX_QUOTA_BYTES);
     this.electionTick = Math.max(2, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
     this.driver = new RaftDriver({
       node: init.node,
@@ -219,6 +270,7 @@ export class EtcdServer {
       logger: this.logger,
       tickMs: config.heartbeatIntervalMs,
       snapshotCount: config.snapshotCount,
+      maxSnapshots: config.maxSnapshots,
       catchUpEntries: Math.min(SNAPSHOT_CATCH_UP_ENTRIES, config.snapshotCount),
       appliedIndex: init.appliedIndex,
       snapshotIndex: init.appliedIndex,
@@ -401,6 +453,7 @@ export class EtcdServer {
       for (let i = 1; i < this.electionTick; i++) this.driver.node.tick();
     }
     this.driver.start();
+    this.startCompactor();
     this.campaignIfAlone();
     this.sweeper = this.clock.setInterval(() => this.sweep(), 100);
   }
@@ -408,6 +461,8 @@ export class EtcdServer {
   /** Called by the driver after bootstrap entries are applied, and on every leader change. */
   private onSoftState(state: SoftState, _term: number): void {
     if (state.lead !== NONE) this.publish();
+    this.compactor?.setLeader(state.raftState === StateType.Leader);
+    if (state.raftState !== StateType.Leader) this.lessor.demote();
     if (state.raftState === StateType.Leader) {
       this.logger.info("became leader", { "member-id": hexId(this.memberId) });
     }
@@ -451,6 +506,96 @@ export class EtcdServer {
     );
   }
 
+  private startCompactor(): void {
+    const retention = parseRetention(this.config.autoCompactionMode, this.config.autoCompactionRetention);
+    if (!retention) return;
+    this.compactor = new Compactor(
+      retention,
+      {
+        currentRevision: () => this.mvcc.currentRevision,
+        compact: async (revision) => {
+          const r: CompactionRequest = { revision, physical: false };
+          await this.compact(r, encodeCompactionRequest(r));
+          this.logger.info("completed auto compaction", { "compact-revision": revision });
+        },
+      },
+      this.clock,
+      (err, revision) => {
+        this.logger.warn("failed auto compaction", { revision, error: err.message });
+      },
+    );
+    this.compactor.start();
+    this.compactor.setLeader(this.driver.state === StateType.Leader);
+  }
+
+  /**
+   * The size of the database as Status reports it and the quota counts it: the key space (with its
+   * history) plus an estimate for members and leases. Cheap enough to check on every write.
+   */
+  dbSize(): number {
+    return this.mvcc.approximateBytes() + this.membership.members.size * 256 + this.leases.leases.size * 64;
+  }
+
+  /** Refuses a write that would take the database past its quota, in etcd's words. */
+  private checkQuota(requestBytes: number): void {
+    if (this.dbSize() + requestBytes > this.quotaBytes) throw Errors.noSpace();
+  }
+
+  // ---- leases ---------------------------------------------------------------------------------
+
+  leaseGrant(r: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+    // the proposing member picks the ID, so every member applies the same one
+    const req: LeaseGrantRequest = { TTL: r.TTL, ID: r.ID === 0n ? newLeaseId(this.random) : r.ID };
+    return this.propose<LeaseGrantResponse>(ProposalKind.LeaseGrant, encodeLeaseGrantRequest(req), req);
+  }
+
+  leaseRevoke(r: LeaseRevokeRequest, raw: Uint8Array): Promise<LeaseRevokeResponse> {
+    return this.propose<LeaseRevokeResponse>(ProposalKind.LeaseRevoke, raw, r);
+  }
+
+  async leaseRenew(id: bigint, signal: AbortSignal): Promise<number> {
+    if (this.lessor.isPrimary) {
+      await this.driver.waitApplied(this.driver.node.status().hardState.commit);
+      try {
+        return await this.lessor.renew(id, signal);
+      } catch (err) {
+        if (!(err instanceof NotPrimaryError)) throw err;
+      }
+    }
+    return await this.forwardToLeader((f) => f.renew(id, signal));
+  }
+
+  async leaseTimeToLive(id: bigint, keys: boolean, signal: AbortSignal): Promise<LeaseTimeToLive> {
+    if (this.lessor.isPrimary) {
+      await this.driver.waitApplied(this.driver.node.status().hardState.commit);
+      try {
+        return this.lessor.timeToLive(id, keys);
+      } catch (err) {
+        if (!(err instanceof NotPrimaryError)) throw err;
+      }
+    }
+    return await this.forwardToLeader((f) => f.timeToLive(id, keys, signal));
+  }
+
+  leaseLeases(): bigint[] {
+    if (this.lessor.isPrimary) return this.lessor.leases();
+    // a follower lists what it has applied; order by ID as no expiry is known here
+    return [...this.leases.leases.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  currentHeader(): ResponseHeader {
+    return this.header(this.mvcc.currentRevision);
+  }
+
+  /** Runs a lease call on the leader's client URL; without a known leader the client should retry. */
+  private async forwardToLeader<T>(call: (f: LeaderCalls) => Promise<T>): Promise<T> {
+    const lead = this.driver.lead;
+    const leader = lead === NONE ? undefined : this.membership.get(lead);
+    if (!leader || lead === this.memberId || leader.clientUrls.length === 0) throw Errors.noLeader();
+    this.forwarder ??= new LeaderForwarder();
+    return await call(this.forwarder.to(leader.clientUrls[0]));
+  }
+
   /** Subscribes to key space changes. */
   onEvents(listener: EventListener): void {
     this.listeners.push(listener);
@@ -470,6 +615,7 @@ export class EtcdServer {
   }
 
   async put(r: PutRequest, raw: Uint8Array): Promise<PutResponse> {
+    this.checkQuota(raw.length);
     const resp = await this.propose<PutResponse>(ProposalKind.Put, raw, r);
     resp.header = this.header(resp.header?.revision ?? 0);
     return resp;
@@ -487,6 +633,7 @@ export class EtcdServer {
       if (!isSerializableTxn(r)) await this.linearizableReadNotify();
       resp = this.applier.txn(r).response;
     } else {
+      this.checkQuota(raw.length);
       resp = await this.propose<TxnResponse>(ProposalKind.Txn, raw, r);
     }
     resp.header = this.header(resp.header?.revision ?? 0);
@@ -507,9 +654,7 @@ export class EtcdServer {
     const hs = this.driver.node.status().hardState;
     const errors: string[] = [];
     if (this.driver.fatalError) errors.push(this.driver.fatalError.message);
-    // the "database" is the key space plus members and leases: what a snapshot of this member holds
-    const metaBytes = JSON.stringify({ m: this.membership.toJSON(), l: this.leases.toJSON() }).length;
-    const size = this.mvcc.approximateBytes() + metaBytes;
+    const size = this.dbSize();
     return {
       header: this.header(this.mvcc.currentRevision),
       version: ETCD_VERSION,
@@ -656,7 +801,11 @@ export class EtcdServer {
         this.applyConfChange(decodeConfChange(e.data));
         continue;
       }
-      if (e.data.length === 0) continue; // a new leader's empty entry
+      if (e.data.length === 0) {
+        // a new leader's empty entry: once it applies its first entry of the term, it takes over leases
+        if (this.driver.state === StateType.Leader) this.lessor.promote(this.config.electionTimeoutMs);
+        continue;
+      }
       const p = decodeProposal(e.data);
       const waiter = p.tag === this.tag ? this.waiters.get(p.seq) : undefined;
       if (waiter) this.waiters.delete(p.seq);
@@ -697,6 +846,29 @@ export class EtcdServer {
       case ProposalKind.Compaction: {
         const r = (decoded as CompactionRequest | undefined) ?? decodeCompactionRequest(p.payload);
         return this.applier.compact(r);
+      }
+      case ProposalKind.LeaseGrant: {
+        const r = (decoded as LeaseGrantRequest | undefined) ?? decodeLeaseGrantRequest(p.payload);
+        const lease = applyLeaseGrant(this.leases, r, this.minLeaseTtl);
+        this.lessor.onGranted(lease.id);
+        return {
+          header: this.header(this.mvcc.currentRevision),
+          ID: lease.id,
+          TTL: lease.ttl,
+          error: "",
+        } as LeaseGrantResponse;
+      }
+      case ProposalKind.LeaseRevoke: {
+        const r = (decoded as LeaseRevokeRequest | undefined) ?? decodeLeaseRevokeRequest(p.payload);
+        const { response: revision, events } = applyLeaseRevoke(this.applier, r.ID);
+        this.emit(events, revision);
+        this.lessor.onRevoked(r.ID);
+        return { header: this.header(revision) } as LeaseRevokeResponse;
+      }
+      case ProposalKind.LeaseCheckpoint: {
+        const r = (decoded as LeaseCheckpointRequest | undefined) ?? decodeLeaseCheckpointRequest(p.payload);
+        applyLeaseCheckpoint(this.leases, r);
+        return { header: this.header(this.mvcc.currentRevision) };
       }
       case ProposalKind.MemberAttributes: {
         const attrs = JSON.parse(new TextDecoder().decode(p.payload)) as {
@@ -774,6 +946,7 @@ export class EtcdServer {
     this.leases = LeaseStore.fromJSON(meta.leases);
     this.applier = new Applier(this.mvcc, this.leases);
     this.rebuildLeaseKeys();
+    this.lessor.recover(this.leases);
     this.syncPeers();
   }
 
@@ -792,6 +965,9 @@ export class EtcdServer {
     if (this.closed) return;
     this.closed = true;
     this.clock.clearInterval(this.sweeper);
+    this.compactor?.stop();
+    this.lessor.close();
+    this.forwarder?.close();
     await this.driver.stop();
     await this.peers.stop();
     for (const w of this.waiters.values()) w.reject(Errors.stopped());

@@ -72,6 +72,8 @@ export interface DriverOptions {
   logger: Logger;
   tickMs: number;
   snapshotCount: number;
+  /** Snapshot files to keep on disk (--max-snapshots); 0 keeps all. */
+  maxSnapshots: number;
   /** Entries kept in memory behind a snapshot so that slow followers can catch up without one. */
   catchUpEntries: number;
   appliedIndex: number;
@@ -260,7 +262,7 @@ export class RaftDriver {
     }
     this.snapshotIndex = index;
     await this.o.wal.releaseTo(index);
-    await this.o.snapshotter.purge(5);
+    if (this.o.maxSnapshots > 0) await this.o.snapshotter.purge(this.o.maxSnapshots);
     this.o.logger.info("saved snapshot", { "snapshot-index": index, term });
   }
 }

@@ -9,6 +9,7 @@
 /** Largest TTL etcd accepts, in seconds. */
 export const MAX_LEASE_TTL = 9_000_000_000;
 
+/** One lease as every member holds it. */
 export interface Lease {
   id: bigint;
   /** TTL as granted (after raising it to the minimum), seconds. */
@@ -39,10 +40,18 @@ export function keyBytes(s: string): Uint8Array {
 export class LeaseStore {
   readonly leases: Map<bigint, Lease> = new Map();
 
+  /** The lease with this ID, if it exists. */
   lookup(id: bigint): Lease | undefined {
     return this.leases.get(id);
   }
 
+  /** The keys attached to a lease in byte order (empty for an unknown lease). */
+  keys(id: bigint): string[] {
+    const lease = this.leases.get(id);
+    return lease === undefined ? [] : [...lease.keys].sort();
+  }
+
+  /** Adds a lease (the caller has checked the ID is free and the TTL is in range). */
   grant(id: bigint, ttl: number): Lease {
     const lease: Lease = { id, ttl, remainingTtl: 0, keys: new Set() };
     this.leases.set(id, lease);
@@ -51,20 +60,22 @@ export class LeaseStore {
 
   /** Removes the lease and returns the keys that were attached (the caller deletes them). */
   revoke(id: bigint): string[] {
-    const lease = this.leases.get(id);
-    if (!lease) return [];
+    const keys = this.keys(id);
     this.leases.delete(id);
-    return [...lease.keys].sort();
+    return keys;
   }
 
+  /** Records that a key now carries this lease. */
   attach(id: bigint, key: string): void {
     this.leases.get(id)?.keys.add(key);
   }
 
+  /** Records that a key no longer carries this lease. */
   detach(id: bigint, key: string): void {
     this.leases.get(id)?.keys.delete(key);
   }
 
+  /** Saves a lease's remaining TTL (0 clears it), so a new leader can resume from it. */
   checkpoint(id: bigint, remainingTtl: number): void {
     const lease = this.leases.get(id);
     if (lease) lease.remainingTtl = remainingTtl;
@@ -72,9 +83,14 @@ export class LeaseStore {
 
   /** A compact JSON-able image for snapshots; keys are rebuilt from the key space on restore. */
   toJSON(): { id: string; ttl: number; remainingTtl: number }[] {
-    return [...this.leases.values()].map((l) => ({ id: l.id.toString(), ttl: l.ttl, remainingTtl: l.remainingTtl }));
+    return [...this.leases.values()].map((l) => ({
+      id: l.id.toString(),
+      ttl: l.ttl,
+      remainingTtl: l.remainingTtl,
+    }));
   }
 
+  /** The inverse of {@linkcode LeaseStore.toJSON} (without keys). */
   static fromJSON(items: { id: string; ttl: number; remainingTtl: number }[]): LeaseStore {
     const store = new LeaseStore();
     for (const it of items) {
