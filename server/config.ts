@@ -105,6 +105,11 @@ export interface ParseOptions {
    * `etcd Version`, the line scripts read from `etcd --version`.
    */
   etcdVersion: string;
+  /**
+   * The settings that are refused when set to anything but etcd's default because the feature is not
+   * there yet; defaults to {@link NOT_YET_IMPLEMENTED}. Parsing itself does not depend on it.
+   */
+  unimplemented?: ReadonlySet<string>;
   /** Reads the `--config-file`; defaults to `Deno.readTextFileSync`. */
   readFile?: (path: string) => string;
   /**
@@ -1723,7 +1728,8 @@ export function parseCommandLine(
     }
   }
 
-  const unimplemented = notImplemented(values, sources);
+  const unimplementedSet = options.unimplemented ?? NOT_YET_IMPLEMENTED;
+  const unimplemented = notImplemented(values, sources, unimplementedSet);
   if (unimplemented.length > 0) {
     const names = unimplemented.map(([n]) => `--${n}`).join(", ");
     const from = unimplemented.map(([, s]) => s).filter((s) => s !== "").join(", ");
@@ -1743,7 +1749,7 @@ export function parseCommandLine(
   let config: Config;
   try {
     config = buildConfig(values, fromFile);
-    validateConfig(config);
+    validateConfig(config, unimplementedSet);
     checkLogFiles(config.logOutputs, options.openLogFile ?? openForAppend);
   } catch (err) {
     if (err instanceof ConfigError) return fail(err.message);
@@ -1940,10 +1946,14 @@ function fileValue(f: FlagDef, key: string, raw: unknown, path: string): FlagVal
 }
 
 /** The not-yet-implemented settings that differ from etcd's default, with where they came from. */
-function notImplemented(values: Map<string, FlagValue>, sources: Sources): [string, string][] {
+function notImplemented(
+  values: Map<string, FlagValue>,
+  sources: Sources,
+  unimplemented: ReadonlySet<string>,
+): [string, string][] {
   const out: [string, string][] = [];
   for (const f of FLAGS) {
-    if (!NOT_YET_IMPLEMENTED.has(f.name) || !values.has(f.name)) continue;
+    if (!unimplemented.has(f.name) || !values.has(f.name)) continue;
     const v = values.get(f.name)!;
     const isDefault = sameValue(v, defaultValue(f)) || (f.alsoDefault ?? []).some((d) => sameValue(v, d));
     if (!isDefault) out.push([f.name, sources.get(f.name) ?? ""]);
@@ -2050,7 +2060,7 @@ function goQuoteList(list: string[]): string {
  * matching that entry, no URL used twice). Throws {@link ConfigError} with a one-line message in etcd's
  * wording, followed by the flag in parentheses where etcd's text does not name it.
  */
-export function validateConfig(c: Config): void {
+export function validateConfig(c: Config, unimplemented: ReadonlySet<string> = NOT_YET_IMPLEMENTED): void {
   // Logging first, as etcd sets up its logger before anything else.
   if (!(LOG_LEVELS as readonly string[]).includes(c.logLevel)) {
     invalid(`unrecognized level: ${JSON.stringify(c.logLevel)} (--log-level)`, "log-level");
@@ -2157,7 +2167,7 @@ export function validateConfig(c: Config): void {
   // Settings with a Config field whose feature is not there yet.
   const defaults = defaultConfig();
   for (const f of FLAGS) {
-    if (f.get && NOT_YET_IMPLEMENTED.has(f.name) && !sameValue(f.get(c), f.get(defaults))) {
+    if (f.get && unimplemented.has(f.name) && !sameValue(f.get(c), f.get(defaults))) {
       invalid(`--${f.name} is not implemented yet`, f.name);
     }
   }
