@@ -254,7 +254,11 @@ export class RawNode {
     if (!f) return;
     this.inFlight = undefined;
     const r = this.raft;
-    if (f.snapshotIndex > 0) r.log.stableSnapTo(f.snapshotIndex);
+    if (f.snapshotIndex > 0) {
+      r.log.stableSnapTo(f.snapshotIndex);
+      // the application restored the snapshot: everything up to its index counts as applied
+      if (r.log.applied < f.snapshotIndex) r.log.appliedTo(f.snapshotIndex);
+    }
     if (f.lastEntry) {
       const { index, term } = f.lastEntry;
       r.log.stableTo(index, term);

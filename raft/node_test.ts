@@ -238,6 +238,7 @@ Deno.test("a follower behind the leader's compacted log catches up through a sna
   }
   const follower = nodes.get(3n)!;
   assertEquals(follower.storage.snapshot().metadata.index, applied);
+  assertEquals(follower.node.status().applied, applied); // restoring the snapshot counts as applying it
   assertEquals(JSON.parse(dec.decode(follower.storage.snapshot().data)).length, 30);
   leader.node.propose(enc.encode("later"));
   settle(nodes);
