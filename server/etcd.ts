@@ -329,7 +329,9 @@ export class EtcdServer implements LeaseBackend {
     });
 
     if (await Wal.exists(walDir)) {
-      const snap = await snapshotter.loadNewest();
+      // the newest snapshot the WAL knows about: a file saved just before a crash whose mark never became
+      // durable is skipped, as etcd does
+      const snap = await snapshotter.loadNewestAvailable(await Wal.snapshotMarks(walDir));
       let membership = new Membership(0n);
       let mvcc = new MvccStore();
       let leases = new LeaseStore();
