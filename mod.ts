@@ -68,6 +68,13 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     maxRequestBytes: config.maxRequestBytes,
     clock: server.clock,
   });
+  // serve clients only once the member is part of a cluster with a leader, as etcd does
+  try {
+    await server.whenReady();
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
   const transport = options.transport ?? serveDenoH2;
   const listeners: GrpcListener[] = [];
   const clientUrls: URL[] = [];

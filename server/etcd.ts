@@ -206,6 +206,8 @@ export class EtcdServer implements LeaseBackend {
   private closed = false;
   private readonly electionTick: number;
   private knownPeers = new Set<bigint>();
+  private lastLead: bigint = NONE;
+  private readonly readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private forwarder: LeaderForwarder | undefined;
   private compactor: Compactor | undefined;
   /** Lease expiry, kept by the leader. */
@@ -461,7 +463,23 @@ export class EtcdServer implements LeaseBackend {
   }
 
   /** Called by the driver after bootstrap entries are applied, and on every leader change. */
-  private onSoftState(state: SoftState, _term: number): void {
+  private onSoftState(state: SoftState, term: number): void {
+    if (state.lead !== this.lastLead) {
+      if (state.lead !== NONE) {
+        this.logger.info("elected leader", {
+          "member-id": hexId(this.memberId),
+          leader: hexId(state.lead),
+          term,
+        });
+      } else if (this.lastLead !== NONE) {
+        this.logger.info("lost leader", {
+          "member-id": hexId(this.memberId),
+          "previous-leader": hexId(this.lastLead),
+          term,
+        });
+      }
+      this.lastLead = state.lead;
+    }
     if (state.lead !== NONE) this.publish();
     this.compactor?.setLeader(state.raftState === StateType.Leader);
     if (state.raftState !== StateType.Leader) this.lessor.demote();
@@ -496,6 +514,7 @@ export class EtcdServer implements LeaseBackend {
       () => {
         this.published = true;
         this.publishing = false;
+        for (const w of this.readyWaiters.splice(0)) w.resolve();
         this.logger.info("published local member to cluster through raft", {
           "local-member-id": hexId(this.memberId),
           "local-member-attributes": JSON.stringify({ name: attrs.name, clientURLs: attrs.clientUrls }),
@@ -596,6 +615,17 @@ export class EtcdServer implements LeaseBackend {
     if (!leader || lead === this.memberId || leader.clientUrls.length === 0) throw Errors.noLeader();
     this.forwarder ??= new LeaderForwarder();
     return await call(this.forwarder.to(leader.clientUrls[0]));
+  }
+
+  /**
+   * Resolves once this member has published itself through Raft, i.e. it is part of a working cluster
+   * with a leader. Like etcd, clients are served only from then on, so a member cut off in a minority
+   * never answers with stale data.
+   */
+  whenReady(): Promise<void> {
+    if (this.published) return Promise.resolve();
+    if (this.closed) return Promise.reject(Errors.stopped());
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
   /** Subscribes to key space changes. */
@@ -962,10 +992,59 @@ export class EtcdServer implements LeaseBackend {
     this.peers.send(messages);
   }
 
+  // ---- leadership -----------------------------------------------------------------------------
+
+  /** Maintenance.MoveLeader: hands leadership to `target` and waits until it has taken over. */
+  async moveLeader(target: bigint): Promise<ResponseHeader> {
+    if (this.driver.state !== StateType.Leader) throw Errors.notLeader();
+    const m = this.membership.get(target);
+    if (!m || m.isLearner) throw Errors.badLeaderTransferee();
+    if (target !== this.memberId && !(await this.transferLeadership(target, this.requestTimeoutMs))) {
+      throw new GrpcError(14, "etcdserver: request timed out, leader transfer took too long");
+    }
+    return this.header(this.mvcc.currentRevision);
+  }
+
+  /** Asks Raft to transfer leadership and waits (bounded) until `target` leads. */
+  private async transferLeadership(target: bigint, timeoutMs: number): Promise<boolean> {
+    this.driver.node.transferLeader(target);
+    this.driver.kick();
+    const deadline = this.clock.now() + timeoutMs;
+    while (this.clock.now() < deadline) {
+      if (this.driver.lead === target) return true;
+      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.config.heartbeatIntervalMs));
+    }
+    return this.driver.lead === target;
+  }
+
+  /** On a graceful stop, a leader hands over to its most up-to-date voter first, as etcd does. */
+  private async handOverLeadership(): Promise<void> {
+    if (this.driver.state !== StateType.Leader) return;
+    const progress = this.driver.node.status().progress;
+    if (!progress) return;
+    let best: bigint | undefined;
+    let bestMatch = -1;
+    for (const [id, pr] of progress) {
+      if (id === this.memberId || !pr.recentActive || !this.driver.confState.voters.includes(id)) continue;
+      if (pr.match > bestMatch) {
+        best = id;
+        bestMatch = pr.match;
+      }
+    }
+    if (best === undefined) return;
+    const ok = await this.transferLeadership(best, 2 * this.config.electionTimeoutMs);
+    this.logger.info(ok ? "leadership transferred before stopping" : "leadership transfer timed out", {
+      "member-id": hexId(this.memberId),
+      transferee: hexId(best),
+    });
+  }
+
   /** Stops Raft and fails whatever is still waiting. */
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.handOverLeadership().catch(() => {});
     this.closed = true;
+    for (const w of this.readyWaiters.splice(0)) w.reject(Errors.stopped());
     this.clock.clearInterval(this.sweeper);
     this.compactor?.stop();
     this.lessor.close();

@@ -210,6 +210,10 @@ export class RaftDriver {
     this.confState = snap.metadata.confState;
     this.appliedIndex = snap.metadata.index;
     this.snapshotIndex = snap.metadata.index;
+    this.o.logger.info("applied snapshot", {
+      "snapshot-index": snap.metadata.index,
+      term: snap.metadata.term,
+    });
     this.releaseAppliedWaiters();
   }
 

@@ -106,7 +106,12 @@ export class Member {
       ...(o.args ?? []),
     ];
     const m = new Member(o.impl, `${host}:${clientPort}`, dataDir, spawn(o.impl, args, o.env), o);
-    await m.waitReady();
+    try {
+      await m.waitReady();
+    } catch (err) {
+      await m.stop("SIGKILL").catch(() => {}); // never leave a half-started server holding the ports
+      throw err;
+    }
     return m;
   }
 

@@ -1,11 +1,17 @@
 /**
- * The etcdserverpb.Maintenance service: status for now; snapshot, defrag, alarms and hashes follow.
+ * The etcdserverpb.Maintenance service: Status and MoveLeader for now; snapshot, defrag, alarms and hashes
+ * follow.
  *
  * @module
  */
 import type { GrpcRouter } from "./server.ts";
 import type { EtcdServer } from "../etcd.ts";
-import { decodeStatusRequest, encodeStatusResponse } from "../pb/rpc.ts";
+import {
+  decodeMoveLeaderRequest,
+  decodeStatusRequest,
+  encodeMoveLeaderResponse,
+  encodeStatusResponse,
+} from "../pb/rpc.ts";
 import { decodeOrFail } from "./decode.ts";
 
 /** Registers the Maintenance methods. */
@@ -13,5 +19,9 @@ export function registerMaintenance(router: GrpcRouter, server: EtcdServer): voi
   router.unary("/etcdserverpb.Maintenance/Status", (raw) => {
     decodeOrFail(decodeStatusRequest, raw);
     return encodeStatusResponse(server.status());
+  });
+  router.unary("/etcdserverpb.Maintenance/MoveLeader", async (raw) => {
+    const r = decodeOrFail(decodeMoveLeaderRequest, raw);
+    return encodeMoveLeaderResponse({ header: await server.moveLeader(r.targetID) });
   });
 }
