@@ -145,6 +145,17 @@ for (const impl of implementations()) {
           const ser = await getJson(m.endpoint, "greeting", ["--consistency=s"]);
           assertEquals(ser, { value: "hello", memberId: ids[i] }, `serializable read on ${m.name}`);
         }
+
+        // Maintenance.MoveLeader through etcdctl, sent to the leader
+        const from = leaders[0].memberId;
+        const to = ids.find((id) => id !== from)!;
+        const leaderEndpoint = c.members[ids.indexOf(from)].endpoint;
+        const moved = await ctlOk(leaderEndpoint, ["move-leader", hex(to)]);
+        assertEquals(moved.trim(), `Leadership transferred from ${hex(from)} to ${hex(to)}`);
+        const after = parseEndpointStatus(
+          await ctlOk(c.endpoints([0]), ["endpoint", "status", "--cluster", "-w", "json"]),
+        );
+        assertEquals(after.filter((s) => s.isLeader).map((s) => s.memberId), [to]);
       }),
   });
 
