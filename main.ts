@@ -10,11 +10,19 @@ import { ETCD_VERSION, startEtcd } from "./mod.ts";
 /** etcd-ts's own release. */
 export const VERSION = "0.1.0";
 
+/** Whether a config file may be read: only then is the YAML library loaded. */
+function mayReadConfigFile(args: string[], env: Record<string, string>): boolean {
+  return env.ETCD_CONFIG_FILE !== undefined || args.some((a) => /^--?config-file(=|$)/.test(a));
+}
+
 async function main(): Promise<number> {
-  const parsed = parseCommandLine(Deno.args, Deno.env.toObject(), {
+  const env = Deno.env.toObject();
+  const parseYaml = mayReadConfigFile(Deno.args, env) ? (await import("yaml")).parse : undefined;
+  const parsed = parseCommandLine(Deno.args, env, {
     version: VERSION,
     etcdVersion: ETCD_VERSION,
     readFile: (p) => Deno.readTextFileSync(p),
+    parseYaml,
   });
   if (parsed.kind === "exit") {
     if (parsed.stdout) await Deno.stdout.write(new TextEncoder().encode(parsed.stdout));

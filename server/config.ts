@@ -11,7 +11,6 @@
  *
  * @module
  */
-import { parse as parseYaml } from "yaml";
 import { formatLogLine, LOG_LEVELS, type LogLevel } from "./logger.ts";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -110,6 +109,11 @@ export interface ParseOptions {
    * there yet; defaults to {@link NOT_YET_IMPLEMENTED}. Parsing itself does not depend on it.
    */
   unimplemented?: ReadonlySet<string>;
+  /**
+   * Parses the YAML of a `--config-file`. Injected so that the YAML library is loaded only by programs
+   * that read config files (it costs ~10 MB of memory); without it a config file is refused.
+   */
+  parseYaml?: (text: string) => unknown;
   /** Reads the `--config-file`; defaults to `Deno.readTextFileSync`. */
   readFile?: (path: string) => string;
   /**
@@ -1701,6 +1705,7 @@ export function parseCommandLine(
       readConfigFile(
         configFile,
         options.readFile ?? ((p) => Deno.readTextFileSync(p)),
+        options.parseYaml,
         values,
         sources,
         warnings,
@@ -1831,10 +1836,12 @@ function checkLogFiles(outputs: readonly string[], open: (path: string) => void)
 function readConfigFile(
   path: string,
   readFile: (path: string) => string,
+  parseYaml: ((text: string) => unknown) | undefined,
   values: Map<string, FlagValue>,
   sources: Sources,
   warnings: string[],
 ): void {
+  if (!parseYaml) throw new ConfigError(`no YAML parser to read config file ${path}`);
   let text: string;
   try {
     text = readFile(path);

@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "../tests/assert.ts";
+import { parse as parseYaml } from "yaml";
 import {
   type Config,
   ConfigError,
@@ -39,6 +40,7 @@ function parse(
     version: "9.9.9",
     etcdVersion: "3.5.99",
     unimplemented: PARSED_ONLY,
+    parseYaml,
     now: () => NOW,
     readFile: (path) => {
       if (path in files) return files[path];

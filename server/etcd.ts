@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { joinPath as join } from "../storage/fs_util.ts";
 import { ErrProposalDropped, RawNode } from "../raft/node.ts";
 import { decodeConfChange } from "../raft/conf_change.ts";
 import {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import http2 from "node:http2";
+import type http2 from "node:http2";
 import { Errors } from "./errors.ts";
 import { GrpcError, type StatusCode } from "./grpc/status.ts";
 import { frameMessage } from "./grpc/server.ts";
@@ -58,10 +58,12 @@ export class LeaderForwarder {
     };
   }
 
-  private session(url: string): http2.ClientHttp2Session {
+  private async session(url: string): Promise<http2.ClientHttp2Session> {
     const s = this.sessions.get(url);
     if (s && !s.closed && !s.destroyed) return s;
-    const created = http2.connect(url);
+    // loaded on first use: only followers forwarding lease calls need an HTTP/2 client
+    const { connect } = await import("node:http2");
+    const created = connect(url);
     created.on("error", () => this.sessions.delete(url));
     created.on("close", () => this.sessions.delete(url));
     this.sessions.set(url, created);
@@ -69,11 +71,17 @@ export class LeaderForwarder {
   }
 
   /** One request message, the first response message back; a non-OK status becomes a GrpcError. */
-  private call(url: string, path: string, body: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
-    return new Promise((resolve, reject) => {
+  private async call(url: string, path: string, body: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
+    let session: http2.ClientHttp2Session;
+    try {
+      session = await this.session(url);
+    } catch (err) {
+      throw new GrpcError(14, `error forwarding to the leader: ${(err as Error).message}`);
+    }
+    return await new Promise((resolve, reject) => {
       let req: http2.ClientHttp2Stream;
       try {
-        req = this.session(url).request({
+        req = session.request({
           ":method": "POST",
           ":path": path,
           "content-type": "application/grpc",

@@ -1,5 +1,6 @@
 import { assertEquals } from "../tests/assert.ts";
-import { clusterId, memberId } from "./ids.ts";
+import { createHash } from "node:crypto";
+import { clusterId, memberId, sha1 } from "./ids.ts";
 
 // Every expected value below was read from a real etcd 3.4.23 (`etcdctl member list -w json`,
 // `endpoint status -w json`, and the member's own log) started with the flags given in each test.
@@ -46,4 +47,13 @@ Deno.test("ids: the token changes the member ID", () => {
   const a = memberId(["http://127.0.0.1:24301"], "tkn");
   const b = memberId(["http://127.0.0.1:24301"], "tkn2");
   assertEquals(a === b, false);
+});
+
+Deno.test("sha1 matches node:crypto for lengths around the block boundaries", () => {
+  for (const n of [0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 200, 1000]) {
+    const data = new Uint8Array(n).map((_, i) => (i * 131 + n) & 255);
+    const want = createHash("sha1").update(data).digest("hex");
+    const got = [...sha1(data)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    assertEquals(got, want, `length ${n}`);
+  }
 });

@@ -41,3 +41,11 @@ export async function removeIfExists(path: string, recursive = false): Promise<v
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
 }
+
+/**
+ * Joins path segments with "/" (what every OS Deno runs on accepts). Used instead of node:path, whose
+ * import alone pulls in Node compatibility costing a few MB of resident memory.
+ */
+export function joinPath(...parts: string[]): string {
+  return parts.filter((p) => p !== "").join("/").replace(/\/{2,}/g, "/");
+}

@@ -16,9 +16,8 @@
  * @module
  */
 
-import { join } from "node:path";
 import { crc32c } from "./crc32c.ts";
-import { removeIfExists, syncDir, writeAll } from "./fs_util.ts";
+import { joinPath as join, removeIfExists, syncDir, writeAll } from "./fs_util.ts";
 
 /** A snapshot as stored on disk: where it sits in the log, and the application's bytes. */
 export interface SnapshotFile {

@@ -46,9 +46,8 @@
  * @module
  */
 
-import { join } from "node:path";
 import { crc32c } from "./crc32c.ts";
-import { removeIfExists, syncDir, writeAll, writeZeros } from "./fs_util.ts";
+import { joinPath as join, removeIfExists, syncDir, writeAll, writeZeros } from "./fs_util.ts";
 
 /** One Raft log entry, as the WAL stores it. */
 export interface WalEntry {

@@ -7,7 +7,6 @@
  * @module
  */
 import type { GrpcListener, GrpcRouter, GrpcTransport, ServeOptions } from "../server.ts";
-import { serveNodeHttp2 } from "../node_transport.ts";
 import { H2Connection, type H2ServerContext } from "./connection.ts";
 import { Http1Connection } from "./http1.ts";
 import { PREFACE } from "./frames.ts";
@@ -161,7 +160,11 @@ export const serveDenoH2: GrpcTransport = async (
   router: GrpcRouter,
   options: ServeOptions,
 ): Promise<GrpcListener> => {
-  if (options.tls !== undefined) return await serveNodeHttp2(router, options);
+  if (options.tls !== undefined) {
+    // node:http2 is loaded only for TLS listeners (it can ask for client certificates)
+    const { serveNodeHttp2 } = await import("../node_transport.ts");
+    return await serveNodeHttp2(router, options);
+  }
   let listener: Deno.TcpListener;
   try {
     listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
