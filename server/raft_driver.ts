@@ -15,6 +15,7 @@ import {
   type Entry,
   type HardState,
   type Message,
+  MessageType,
   type NodeId,
   NONE,
   type ReadState,
@@ -48,6 +49,14 @@ export class ServerStorage extends MemoryStorage {
     return super.snapshot().metadata.index;
   }
 }
+
+/** Messages a leader may send before its own write of the same Ready is durable. */
+const LEADER_EARLY: ReadonlySet<MessageType> = new Set([
+  MessageType.App,
+  MessageType.Heartbeat,
+  MessageType.Snap,
+  MessageType.TimeoutNow,
+]);
 
 /** What the driver needs from the rest of the server. */
 export interface DriverHandler {
@@ -181,6 +190,16 @@ export class RaftDriver {
     }
     if (rd.readStates.length > 0) this.o.handler.onReadStates(rd.readStates);
 
+    // A leader's appends and heartbeats may leave before its own write: it counts its own copy of new
+    // entries only once they are durable (RawNode.advance), so followers can write in parallel with it.
+    // Everything else (votes, acknowledgements) must wait until what it promises is on disk.
+    let later = rd.messages;
+    if (this.state === StateType.Leader && rd.messages.length > 0) {
+      const early: Message[] = [];
+      later = [];
+      for (const m of rd.messages) (LEADER_EARLY.has(m.type) ? early : later).push(m);
+      if (early.length > 0) this.o.handler.send(early);
+    }
     // 1. persist
     if (rd.snapshot) await this.persistSnapshot(rd.snapshot);
     if (rd.entries.length > 0 || rd.hardState) wal.append(rd.entries, rd.hardState as HardState | undefined);
@@ -192,7 +211,7 @@ export class RaftDriver {
     if (rd.hardState) storage.setHardState(rd.hardState);
     if (rd.entries.length > 0) storage.append(rd.entries);
     // 2. send, now that what the messages promise is durable
-    if (rd.messages.length > 0) this.o.handler.send(rd.messages);
+    if (later.length > 0) this.o.handler.send(later);
     this.node.advance();
     await this.maybeSnapshot();
   }
