@@ -27,10 +27,9 @@ import { Wal } from "../storage/wal.ts";
 import { Snapshotter } from "../storage/snapshot.ts";
 import { MvccStore } from "../storage/mvcc/store.ts";
 import { LeaseStore } from "../storage/lease.ts";
-import type { Config } from "./config.ts";
+import { type Config, formatUrl } from "./config.ts";
 import type { Logger } from "./logger.ts";
 import { hexId } from "./logger.ts";
-import { clusterId as computeClusterId, memberId as computeMemberId } from "./ids.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { Applier } from "./apply.ts";
 import { Errors } from "./errors.ts";
@@ -39,6 +38,7 @@ import { decodeProposal, encodeProposal, type Proposal, ProposalKind } from "./p
 import { type Member, memberFromJson, type MemberJson, Membership } from "./membership.ts";
 import { RaftDriver, ServerStorage } from "./raft_driver.ts";
 import { PeerTransport } from "./peer.ts";
+import { staticBootstrap } from "../discovery/static.ts";
 import { WatchHub } from "./watch_hub.ts";
 import { Compactor, parseRetention } from "./compactor.ts";
 import {
@@ -388,25 +388,11 @@ export class EtcdServer implements LeaseBackend {
         "joining an existing cluster (--initial-cluster-state=existing) is not implemented yet",
       );
     }
-    const token = config.initialClusterToken;
-    const members: Member[] = [];
-    for (const [name, urls] of config.initialCluster) {
-      const peerUrls = urls.map((u) => u.toString().replace(/\/$/, ""));
-      members.push({
-        id: computeMemberId(peerUrls, token),
-        name: "",
-        peerUrls,
-        clientUrls: [],
-        isLearner: false,
-      });
-      if (name === config.name) members[members.length - 1].name = "";
-    }
-    const self = config.initialCluster.get(config.name);
-    if (!self) {
-      throw new Error(`couldn't find local name "${config.name}" in the initial cluster configuration`);
-    }
-    const memberId = computeMemberId(self.map((u) => u.toString().replace(/\/$/, "")), token);
-    const clusterId = computeClusterId(members.map((m) => m.id));
+    const { members, memberId, clusterId } = staticBootstrap(
+      config.name,
+      new Map([...config.initialCluster].map(([n, urls]) => [n, urls.map(formatUrl)])),
+      config.initialClusterToken,
+    );
     const wal = await Wal.create(walDir, { memberId, clusterId });
     const node = new RawNode(raftConfig(memberId, 0));
     const encoder = new TextEncoder();

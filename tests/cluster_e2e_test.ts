@@ -24,7 +24,7 @@ import {
   sleep,
 } from "./cluster.ts";
 import { checkKv, type KvInput, type KvOperation, type KvOutput } from "./sim/linearizability.ts";
-import { clusterId as expectedClusterId, memberId as expectedMemberId } from "../server/ids.ts";
+import { clusterId as expectedClusterId, memberId as expectedMemberId } from "../discovery/ids.ts";
 
 /** The loopback addresses of case `slot` (1..6) for `impl`: three of 127.0.1.130–165, never shared. */
 function hostsFor(slot: number, impl: Impl): string[] {
