@@ -62,6 +62,11 @@ export interface WatchServiceDeps {
   clock?: Clock;
   /** Source of the progress interval's jitter, in [0, 1). */
   random?: () => number;
+  /**
+   * Runs `fn` once the current task is done; events gathered until then go out as one response per
+   * watcher. Default `queueMicrotask`; `(fn) => fn()` sends every batch at once.
+   */
+  defer?: (fn: () => void) => void;
 }
 
 /** clientv3's AutoWatchID: a create request with this id asks the server to choose. */
@@ -89,6 +94,7 @@ export function registerWatch(router: GrpcRouter, deps: WatchServiceDeps): void 
     maxBytes: (deps.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES) + GRPC_OVERHEAD_BYTES,
     clock: deps.clock ?? systemClock,
     random: deps.random ?? Math.random,
+    defer: deps.defer ?? queueMicrotask,
   };
   router.stream("/etcdserverpb.Watch/Watch", (stream) => {
     const session = new WatchSession(stream, settings);
@@ -107,7 +113,11 @@ interface Settings {
   maxBytes: number;
   clock: Clock;
   random: () => number;
+  defer: (fn: () => void) => void;
 }
+
+/** Events one watcher may gather before they are sent without waiting for the end of the task. */
+const MAX_COALESCED_EVENTS = 1000;
 
 /** One watcher of a stream, and the hub's sink for it. */
 class Entry implements WatchSink {
@@ -162,6 +172,12 @@ class WatchSession {
   private progressWanted = false;
   private timer: number | undefined = undefined;
   private closed = false;
+  /**
+   * Events taken from the hub in this task, per watcher: a whole applied batch of writes goes out as one
+   * response per watcher instead of one per write, which is what clients pay for.
+   */
+  private pending = new Map<Entry, { events: Event[]; revision: number }>();
+  private flushScheduled = false;
 
   constructor(private readonly stream: ServerStream, private readonly s: Settings) {}
 
@@ -239,15 +255,37 @@ class WatchSession {
     if (this.progressWanted) this.answerProgress();
   }
 
-  /** A batch from the hub: refused while the stream is backed up. */
+  /** A batch from the hub: refused while the stream is backed up; sent at the end of the current task. */
   deliver(entry: Entry, batch: WatchBatch): boolean {
     if (this.closed || this.blocked) return false;
-    const events = batch.events.map(toPbEvent);
     entry.progressDue = false;
-    const resp = this.response({ header: this.s.header(batch.revision), watchId: entry.id, events });
-    if (entry.fragment) this.sendFragments(resp);
-    else this.send(encodeWatchResponse(resp));
+    let p = this.pending.get(entry);
+    if (p === undefined) {
+      p = { events: [], revision: batch.revision };
+      this.pending.set(entry, p);
+    }
+    for (const e of batch.events) p.events.push(toPbEvent(e));
+    p.revision = batch.revision;
+    if (p.events.length >= MAX_COALESCED_EVENTS) this.flushPending();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      this.s.defer(() => this.flushPending());
+    }
     return true;
+  }
+
+  /** Sends what watchers gathered, in the order they first got events. */
+  private flushPending(): void {
+    this.flushScheduled = false;
+    if (this.pending.size === 0) return;
+    const pending = this.pending;
+    this.pending = new Map();
+    if (this.closed) return;
+    for (const [entry, p] of pending) {
+      const resp = this.response({ header: this.s.header(p.revision), watchId: entry.id, events: p.events });
+      if (entry.fragment) this.sendFragments(resp);
+      else this.send(encodeWatchResponse(resp));
+    }
   }
 
   /** The hub ended a watcher for compaction. */
@@ -306,6 +344,7 @@ class WatchSession {
   }
 
   private reply(m: Partial<WatchResponse> & { header: ResponseHeader }): void {
+    this.flushPending(); // events taken before this reply go first
     this.send(encodeWatchResponse(this.response(m)));
   }
 
