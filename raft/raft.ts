@@ -398,8 +398,14 @@ export class Raft {
     let ents: Entry[];
     try {
       ents = this.log.slice(this.log.applied + 1, this.log.committed + 1, NO_LIMIT);
-    } catch {
-      return true; // cannot tell: be conservative
+    } catch (err) {
+      // the applied index fell behind the log's start: a bug in how the driver reports what it applied
+      this.logger.warn("cannot read unapplied entries; refusing to campaign", {
+        id: String(this.id),
+        applied: this.log.applied,
+        error: String(err),
+      });
+      return true;
     }
     return ents.some(isConfChangeEntry);
   }
