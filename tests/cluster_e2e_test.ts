@@ -203,6 +203,15 @@ for (const impl of implementations()) {
   });
 
   Deno.test({
+    name:
+      `[${impl}] leases and watches through followers: keep-alives reach the leader, events reach everyone`,
+    ignore: !HAVE_ETCDCTL,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: () => withCluster({ impl, hosts: hostsFor(7, impl) }, (c) => followerLeaseAndWatch(c)),
+  });
+
+  Deno.test({
     name: `[${impl}] a member with another --initial-cluster-token is refused by the cluster's peers`,
     ignore: !HAVE_ETCDCTL,
     fn: () => withCluster({ impl, hosts: hostsFor(6, impl) }, (c) => foreignMember(impl, c)),
@@ -570,5 +579,50 @@ async function foreignMember(impl: Impl, c: Cluster): Promise<void> {
     report(impl, "foreign member", { logged: seen.trim().slice(0, 160) });
   } finally {
     await intruder.kill("SIGKILL");
+  }
+}
+
+async function followerLeaseAndWatch(c: Cluster): Promise<void> {
+  const lead = await c.waitLeader();
+  const [f1, f2] = others(c, lead.index);
+  const follower = c.members[f1].endpoint;
+  // a watcher on one follower sees writes made through the other follower
+  const watcher = new Deno.Command("etcdctl", {
+    args: [`--endpoints=${follower}`, "watch", "--prefix", "fw/"],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    await sleep(500);
+    const granted = await ctlOk(follower, ["lease", "grant", "30"]);
+    const id = granted.match(/lease ([0-9a-f]+) granted with TTL\((\d+)s\)/)?.[1];
+    assert(id, granted);
+    await ctlOk(c.members[f2].endpoint, ["put", "--lease=" + id, "fw/k", "v"]);
+    // keep-alive and time-to-live are answered by the leader's lessor, reached from a follower
+    const kept = await ctlOk(follower, ["lease", "keep-alive", "--once", id]);
+    assertEquals(kept.trim(), `lease ${id} keepalived with TTL(30)`);
+    const ttl = await ctlOk(follower, ["lease", "timetolive", "--keys", id]);
+    assert(/granted with TTL\(30s\), remaining\((29|30)s\), attached keys\(\[fw\/k\]\)/.test(ttl), ttl);
+    await ctlOk(c.members[f2].endpoint, ["lease", "revoke", id]);
+    assertEquals((await ctlOk(follower, ["get", "fw/k"])).trim(), "");
+    const missing = await etcdctl(follower, ["lease", "keep-alive", "--once", id]);
+    assert(
+      missing.code !== 0 && /requested lease not found/.test(missing.stderr + missing.stdout),
+      missing.stderr,
+    );
+    // the watcher saw the put and the delete caused by the revoke, in order
+    const reader = watcher.stdout.getReader();
+    const dec = new TextDecoder();
+    let out = "";
+    const until = Date.now() + 5000;
+    while (!out.includes("DELETE") && Date.now() < until) {
+      const r = await Promise.race([reader.read(), sleep(500).then(() => undefined)]);
+      if (r && !r.done) out += dec.decode(r.value);
+    }
+    assertEquals(out.trim().split("\n"), ["PUT", "fw/k", "v", "DELETE", "fw/k"]);
+    reader.releaseLock();
+  } finally {
+    watcher.kill("SIGKILL");
+    await watcher.status;
   }
 }
