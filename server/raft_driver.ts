@@ -30,18 +30,27 @@ import type { Logger } from "./logger.ts";
 
 /**
  * The in-memory Raft log of a member. It keeps only a window of recent entries (the rest is in the WAL
- * and the state machine), so when a follower needs something older than the window, the snapshot it gets
- * is made on demand from the applied state rather than taken from the last one saved to disk.
+ * and the state machine) and only the metadata of the newest snapshot: the image itself is on disk, and
+ * holding it here would double the memory of a large key space. When a follower needs a snapshot, one is
+ * made on demand from the applied state.
  */
 export class ServerStorage extends MemoryStorage {
   /** The applied state as a snapshot image; set by the driver. */
   snapshotSource: (() => { index: number; confState: ConfState; data: Uint8Array }) | undefined;
 
   override snapshot(): Snapshot {
-    const snap = super.snapshot();
-    if (!this.snapshotSource || snap.metadata.index >= this.firstIndex() - 1) return snap;
+    const held = super.snapshot();
+    if (!this.snapshotSource) return held;
     const { index, confState, data } = this.snapshotSource();
-    return this.createSnapshot(index, confState, data);
+    return { metadata: { index, term: this.term(index), confState }, data };
+  }
+
+  override createSnapshot(index: number, confState: ConfState | undefined, _data: Uint8Array): Snapshot {
+    return super.createSnapshot(index, confState, NO_DATA);
+  }
+
+  override applySnapshot(snap: Snapshot): void {
+    super.applySnapshot({ metadata: snap.metadata, data: NO_DATA });
   }
 
   /** Index of the newest snapshot held, without making one. */
@@ -49,6 +58,8 @@ export class ServerStorage extends MemoryStorage {
     return super.snapshot().metadata.index;
   }
 }
+
+const NO_DATA = new Uint8Array(0);
 
 /** Messages a leader may send before its own write of the same Ready is durable. */
 const LEADER_EARLY: ReadonlySet<MessageType> = new Set([
