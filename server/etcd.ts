@@ -91,6 +91,8 @@ export const CLUSTER_VERSION = "3.5.0";
 
 /** Entries kept behind a snapshot for followers that lag a little. */
 const SNAPSHOT_CATCH_UP_ENTRIES = 5000;
+/** An unanswered ReadIndex is asked again after this long (etcd's readIndexRetryTime). */
+const READ_INDEX_RETRY_MS = 500;
 /** etcd's default and largest --quota-backend-bytes. */
 const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
 const MAX_QUOTA_BYTES = 8 * 1024 * 1024 * 1024;
@@ -195,6 +197,9 @@ export class EtcdServer implements LeaseBackend {
   private readonly readBatches = new Map<number, {
     waiters: { resolve: () => void; reject: (e: Error) => void }[];
     deadline: number;
+    ctx: Uint8Array;
+    /** When to ask again if no answer came (the request or its heartbeat round may have been lost). */
+    retryAt: number;
   }>();
   private proposalQueue: { seq: number; data: Uint8Array }[] = [];
   private proposalScheduled = false;
@@ -778,7 +783,13 @@ export class EtcdServer implements LeaseBackend {
     const id = ++this.readSeq;
     const ctx = new Uint8Array(8);
     new DataView(ctx.buffer).setFloat64(0, id);
-    this.readBatches.set(id, { waiters, deadline: this.clock.now() + this.requestTimeoutMs });
+    const now = this.clock.now();
+    this.readBatches.set(id, {
+      waiters,
+      deadline: now + this.requestTimeoutMs,
+      ctx,
+      retryAt: now + READ_INDEX_RETRY_MS,
+    });
     this.driver.node.readIndex(ctx);
     this.driver.kick();
   }
@@ -804,11 +815,19 @@ export class EtcdServer implements LeaseBackend {
       this.waiters.delete(seq);
       w.reject(Errors.timeout());
     }
+    let asked = false;
     for (const [id, batch] of this.readBatches) {
-      if (batch.deadline > now) continue;
-      this.readBatches.delete(id);
-      for (const w of batch.waiters) w.reject(Errors.timeout());
+      if (batch.deadline <= now) {
+        this.readBatches.delete(id);
+        for (const w of batch.waiters) w.reject(Errors.timeout());
+      } else if (batch.retryAt <= now) {
+        // as etcd does: a ReadIndex whose answer did not come (lost message, leader change) is asked again
+        batch.retryAt = now + READ_INDEX_RETRY_MS;
+        this.driver.node.readIndex(batch.ctx);
+        asked = true;
+      }
     }
+    if (asked) this.driver.kick();
   }
 
   // ---- apply ----------------------------------------------------------------------------------
