@@ -3,7 +3,7 @@
  * linearizability of the client history (see cluster.ts for what one run does).
  *
  * Environment:
- * - `SIM_SEEDS=n` runs n seeds (default 500) starting at `SIM_FIRST_SEED` (default 1).
+ * - `SIM_SEEDS=n` runs n seeds (default 1000) starting at `SIM_FIRST_SEED` (default 1).
  * - `SIM_SEED=s` runs only seed s (the replay command printed by a failure); with `SIM_TRACE=1` it
  *   prints the whole trace of that run.
  *
@@ -43,7 +43,7 @@ Deno.test("raft simulation: safety, liveness and linearizability over many seeds
     return;
   }
   const first = Number(env("SIM_FIRST_SEED") ?? 1);
-  const count = Number(env("SIM_SEEDS") ?? 500);
+  const count = Number(env("SIM_SEEDS") ?? 1000);
   const totals = {
     runs: 0,
     threeNodes: 0,
