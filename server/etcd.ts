@@ -221,6 +221,8 @@ export class EtcdServer implements LeaseBackend {
   private readonly random: () => number;
   /** Writes are refused once the database would grow beyond this (--quota-backend-bytes). */
   private readonly quotaBytes: number;
+  /** Where the MVCC store keeps superseded values. */
+  private readonly historyFile: string;
 
   private constructor(
     readonly config: Config,
@@ -252,6 +254,7 @@ export class EtcdServer implements LeaseBackend {
     this.seq = this.clock.now() * 1000;
     this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
     this.random = deps.random ?? Math.random;
+    this.historyFile = join(config.dataDir, "member", "mvcc_history");
     this.minLeaseTtl = minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs);
     this.lessor = new Lessor({
       clock: this.clock,
@@ -317,6 +320,8 @@ export class EtcdServer implements LeaseBackend {
     const memberDir = join(config.dataDir, "member");
     const walDir = config.walDir || join(memberDir, "wal");
     const snapDir = join(memberDir, "snap");
+    // superseded values live in this file, current ones in memory (the file is unlinked once open)
+    const history = { historyFile: join(memberDir, "mvcc_history") };
     await Deno.mkdir(snapDir, { recursive: true });
     const snapshotter = new Snapshotter(snapDir);
     const storage = new ServerStorage();
@@ -340,13 +345,13 @@ export class EtcdServer implements LeaseBackend {
       // durable is skipped, as etcd does
       const snap = await snapshotter.loadNewestAvailable(await Wal.snapshotMarks(walDir));
       let membership = new Membership(0n);
-      let mvcc = new MvccStore();
+      let mvcc: MvccStore | undefined;
       let leases = new LeaseStore();
       let confState = EMPTY_CONF_STATE;
       if (snap) {
         const { meta, mvcc: mvccBytes } = decodeAppState(snap.data);
         membership = Membership.fromJSON(meta.membership);
-        mvcc = MvccStore.decodeSnapshot(mvccBytes);
+        mvcc = MvccStore.decodeSnapshot(mvccBytes, history);
         leases = LeaseStore.fromJSON(meta.leases);
         confState = confStateFromJson(meta.confState);
         storage.applySnapshot({
@@ -374,7 +379,7 @@ export class EtcdServer implements LeaseBackend {
         memberId,
         clusterId,
         membership,
-        mvcc,
+        mvcc: mvcc ?? new MvccStore(history),
         leases,
         node,
         storage,
@@ -422,7 +427,7 @@ export class EtcdServer implements LeaseBackend {
       memberId,
       clusterId,
       membership: new Membership(clusterId),
-      mvcc: new MvccStore(),
+      mvcc: new MvccStore(history),
       leases: new LeaseStore(),
       node,
       storage,
@@ -978,8 +983,10 @@ export class EtcdServer implements LeaseBackend {
     this.membership.members.clear();
     for (const member of m.members.values()) this.membership.add(member);
     for (const r of m.removed) this.membership.removed.add(r);
-    this.mvcc = MvccStore.decodeSnapshot(mvcc);
+    const old = this.mvcc;
+    this.mvcc = MvccStore.decodeSnapshot(mvcc, { historyFile: this.historyFile });
     this.watchHub.restore(this.mvcc);
+    old.close();
     this.leases = LeaseStore.fromJSON(meta.leases);
     this.applier = new Applier(this.mvcc, this.leases);
     this.rebuildLeaseKeys();
@@ -1063,6 +1070,7 @@ export class EtcdServer implements LeaseBackend {
     for (const w of this.pendingReads) w.reject(Errors.stopped());
     this.pendingReads = [];
     await this.driver.closeStorage();
+    this.mvcc.close();
   }
 }
 

@@ -13,6 +13,7 @@ export {
   type KeyValue,
   type MvccEvent,
   MvccStore,
+  type MvccStoreOptions,
   type RangeOptions,
   type RangeResult,
   type TxnEnd,

@@ -15,11 +15,17 @@
  * and older entries of a key are reached through the log's `prev` links. Values are copied into a
  * {@link ValueArena}. Every KeyValue handed out is a fresh copy; the kvs of one call share one buffer.
  *
+ * With a history file ({@link MvccStoreOptions.historyFile}) only the newest entry of each key keeps its
+ * value in the arena: when a put or delete supersedes an entry, its value is moved ("demoted") to a
+ * {@link HistoryFile} and the entry's `slab` column holds a negative file address instead of a slab id
+ * (see {@link fileSlab}). Reads of old revisions then read the file.
+ *
  * @module
  */
 import { isFromKey, latin1 } from "./bytes.ts";
 import { ByteReader, ByteWriter, ErrSnapshotCorrupt, varintSize } from "./byte_codec.ts";
 import { crc32c } from "./crc32c.ts";
+import { HistoryFile } from "./history_file.ts";
 import { KeyIndex } from "./key_index.ts";
 import { RevisionLog } from "./revision_log.ts";
 import { ValueArena } from "./value_arena.ts";
@@ -151,6 +157,41 @@ const SNAPSHOT_VERSION = 1;
 /** Rough per-entry cost of a revision in etcd's bbolt (revision key, protobuf header, page slot). */
 const ENTRY_OVERHEAD = 40;
 
+/**
+ * File addresses in the log's `slab`/`off` columns: slab -1 is an empty value, slabs >= 0 are arena
+ * slabs, and slab `-2 - hi` with offset `lo` is file position `hi * FILE_SPAN + lo`.
+ */
+const FILE_SPAN = 2 ** 30;
+/** The `slab` column value of file position `pos`. */
+function fileSlab(pos: number): number {
+  return -2 - Math.floor(pos / FILE_SPAN);
+}
+/** File position of a value whose `slab` column is <= -2. */
+function filePos(slab: number, off: number): number {
+  return (-2 - slab) * FILE_SPAN + off;
+}
+/** Default file size from which a history file with more garbage than live bytes is rewritten. */
+const DEFAULT_REWRITE_BYTES = 16 * 1024 * 1024;
+
+/** Options of {@link MvccStore}. */
+export interface MvccStoreOptions {
+  /**
+   * Path of a scratch file for the values of superseded revisions; absent: everything stays in memory.
+   * The file is created (truncated if it exists) and unlinked at once: it is a cache of what the snapshot
+   * and the WAL hold, its space is released by {@link MvccStore.close} or when the process exits, and
+   * several stores may be given the same path.
+   */
+  historyFile?: string;
+  /** Size of the history file's write buffer in bytes (default 256 KiB). */
+  historyBufferBytes?: number;
+  /**
+   * After a compaction, the history file is rewritten with only its live values when it is at least this
+   * large and more than half of it is freed values (default 16 MiB). A file whose values are all freed is
+   * emptied whatever its size.
+   */
+  historyRewriteBytes?: number;
+}
+
 /** Chunk size for the bytes of handed-out kvs. */
 const CHUNK_SIZE = 16 * 1024;
 /** Requests above this get a buffer of their own. */
@@ -184,6 +225,9 @@ class ChunkAllocator {
 
 /** All state and logic; {@link MvccStore} and the transaction are thin fronts over it. */
 class Core {
+  /** Where superseded values go; null keeps them in the arena. */
+  history: HistoryFile | null;
+  private readonly historyOptions: MvccStoreOptions;
   log = new RevisionLog();
   index = new KeyIndex();
   arena = new ValueArena();
@@ -194,6 +238,93 @@ class Core {
   dataBytes = 0;
   txn: Txn | null = null;
   chunks = new ChunkAllocator();
+
+  constructor(options: MvccStoreOptions) {
+    this.historyOptions = options;
+    this.history = options.historyFile === undefined
+      ? null
+      : new HistoryFile(options.historyFile, options.historyBufferBytes);
+  }
+
+  /** Copies the value of entry `e` (length > 0) into `dst` at `dstOff`, from the arena or the file. */
+  copyValue(e: number, dst: Uint8Array, dstOff: number): void {
+    const log = this.log;
+    const slab = log.slab[e];
+    if (slab >= 0) this.arena.copyOut(slab, log.off[e], log.len[e], dst, dstOff);
+    else this.history!.read(filePos(slab, log.off[e]), log.len[e], dst, dstOff);
+  }
+
+  /** Releases the value bytes at (`slab`, `len`), wherever they are. */
+  freeValue(slab: number, len: number): void {
+    if (slab >= 0) this.arena.free(slab, len);
+    else if (slab <= -2) this.history!.free(len);
+  }
+
+  /** Moves the value of entry `e`, just superseded, to the history file (if there is one). */
+  demote(e: number): void {
+    const history = this.history;
+    const log = this.log;
+    const slab = log.slab[e];
+    if (history === null || slab < 0) return;
+    const len = log.len[e];
+    const pos = history.append(this.arena.slabs[slab]!, log.off[e], len);
+    this.arena.free(slab, len);
+    log.slab[e] = fileSlab(pos);
+    log.off[e] = pos % FILE_SPAN;
+  }
+
+  /** Moves the value of entry `e` back from the history file into the arena. */
+  promote(e: number): void {
+    const log = this.log;
+    const slab = log.slab[e];
+    if (slab > -2) return;
+    const len = log.len[e];
+    const value = new Uint8Array(len);
+    this.history!.read(filePos(slab, log.off[e]), len, value, 0);
+    this.history!.free(len);
+    log.slab[e] = this.arena.alloc(value);
+    log.off[e] = this.arena.lastOffset;
+  }
+
+  /**
+   * After a compaction: empties the history file when none of its values is left, or rewrites it with
+   * the remaining ones when it is large and mostly garbage.
+   */
+  private trimHistory(): void {
+    const history = this.history;
+    if (history === null || history.garbageBytes === 0) return;
+    if (history.liveBytes === 0) {
+      history.reset();
+      return;
+    }
+    const threshold = this.historyOptions.historyRewriteBytes ?? DEFAULT_REWRITE_BYTES;
+    if (history.size < threshold || history.garbageBytes * 2 <= history.size) return;
+    const fresh = new HistoryFile(history.path, history.bufferBytes);
+    const log = this.log;
+    // copy first, repoint the entries only once every value made it: an I/O error changes nothing
+    const moved = new Float64Array(log.length);
+    try {
+      let tmp = new Uint8Array(4096);
+      for (let e = 0; e < log.length; e++) {
+        const slab = log.slab[e];
+        if (slab > -2) continue;
+        const len = log.len[e];
+        if (len > tmp.length) tmp = new Uint8Array(len * 2);
+        history.read(filePos(slab, log.off[e]), len, tmp, 0);
+        moved[e] = fresh.append(tmp, 0, len);
+      }
+    } catch (err) {
+      fresh.close();
+      throw err;
+    }
+    for (let e = 0; e < log.length; e++) {
+      if (log.slab[e] > -2) continue;
+      log.slab[e] = fileSlab(moved[e]);
+      log.off[e] = moved[e] % FILE_SPAN;
+    }
+    history.close();
+    this.history = fresh;
+  }
 
   /** The entry of key `id` visible at `rev`, or -1 if the key is absent or deleted there. */
   resolve(id: number, rev: number): number {
@@ -236,7 +367,7 @@ class Core {
     const vl = log.len[e];
     if (withValue && vl > 0) {
       const vpos = pos + kl;
-      this.arena.copyOut(log.slab[e], log.off[e], vl, buf, vpos);
+      this.copyValue(e, buf, vpos);
       value = buf.subarray(vpos, vpos + vl);
     }
     const lease = log.lease[e];
@@ -298,7 +429,6 @@ class Core {
     this.compactRev = rev;
     const log = this.log;
     const index = this.index;
-    const arena = this.arena;
     const n = log.length;
     const b = log.lowerBound(rev + 1); // entries [0, b) are at or below rev
     if (b === 0) return;
@@ -316,7 +446,7 @@ class Core {
       const keep = superseded[e] === 0 && log.create[e] !== 0;
       const id = log.key[e];
       if (!keep) {
-        arena.free(log.slab[e], log.len[e]);
+        this.freeValue(log.slab[e], log.len[e]);
         this.dataBytes -= index.key(id).length + log.len[e];
         remap[e] = -1;
         // a tombstone that is the key's newest entry: nothing of the key remains
@@ -347,6 +477,7 @@ class Core {
     }
     this.dropKeys(doomedKeys);
     this.relocateValues();
+    this.trimHistory();
     // give back column space the compaction freed (the columns are half the store's fixed cost)
     if (log.capacity > 4096 && log.capacity > log.length * 1.5) log.resize(Math.ceil(log.length * 1.25));
   }
@@ -514,7 +645,7 @@ class Core {
         if (vl > 0) {
           buf[p++] = 0x2a;
           p = putVarint(buf, p, vl);
-          this.arena.copyOut(log.slab[e], log.off[e], vl, buf, p);
+          this.copyValue(e, buf, p);
           p += vl;
         }
         const lease = log.lease[e];
@@ -589,7 +720,7 @@ class Core {
       const vl = log.len[e];
       w.varint(vl);
       if (vl > 0) {
-        this.arena.copyOut(log.slab[e], log.off[e], vl, out, w.pos);
+        this.copyValue(e, out, w.pos);
         w.pos += vl;
       }
       if (lease !== 0n) w.int64(lease, view);
@@ -599,14 +730,25 @@ class Core {
   }
 
   /** See {@link MvccStore.decodeSnapshot}. */
-  static decode(data: Uint8Array): Core {
+  static decode(data: Uint8Array, options: MvccStoreOptions): Core {
+    const core = new Core(options);
+    try {
+      Core.load(core, data);
+    } catch (err) {
+      core.history?.close();
+      throw err;
+    }
+    return core;
+  }
+
+  /** Fills an empty core from snapshot bytes. */
+  private static load(core: Core, data: Uint8Array): void {
     const r = new ByteReader(data);
     for (const c of SNAPSHOT_MAGIC) {
       if (r.byte() !== c) throw new ErrSnapshotCorrupt("bad magic");
     }
     const version = r.byte();
     if (version !== SNAPSHOT_VERSION) throw new ErrSnapshotCorrupt(`unknown version ${version}`);
-    const core = new Core();
     core.currentRev = r.varint();
     core.compactRev = r.varint();
     if (core.currentRev < 1 || core.compactRev > core.currentRev) {
@@ -623,6 +765,8 @@ class Core {
     if (nEntries > data.length) throw new ErrSnapshotCorrupt("bad entry count");
     const log = core.log;
     log.reserve(nEntries);
+    // where each value starts in `data`: values are stored once the newest entry of each key is known
+    const valueAt = new Float64Array(nEntries);
     const heads = new Int32Array(nKeys).fill(-1);
     let main = 0;
     let sub = -1;
@@ -649,22 +793,36 @@ class Core {
       if (kind !== 1 && kind !== 2) throw new ErrSnapshotCorrupt("bad entry kind");
       const create = main - r.varint();
       const ver = r.varint();
-      const value = r.bytes(r.varint());
+      const vl = r.varint();
+      const at = r.pos;
+      r.bytes(vl);
       const lease = kind === 2 ? r.int64() : 0n;
       if (create < 1 || ver < 1) throw new ErrSnapshotCorrupt("bad entry");
-      const slab = core.arena.alloc(value);
-      heads[k] = log.append(main, s, k, prev, create, ver, lease, slab, core.arena.lastOffset, value.length);
-      dataBytes += keys[k].length + value.length;
+      heads[k] = log.append(main, s, k, prev, create, ver, lease, -1, 0, vl);
+      valueAt[heads[k]] = at;
+      dataBytes += keys[k].length + vl;
       live++;
     }
     if (r.pos !== data.length) throw new ErrSnapshotCorrupt("trailing bytes");
     for (let k = 0; k < nKeys; k++) {
       if (heads[k] < 0) throw new ErrSnapshotCorrupt("key without history");
     }
+    const history = core.history;
+    for (let e = 0; e < nEntries; e++) {
+      const vl = log.len[e];
+      if (vl === 0) continue;
+      if (history !== null && heads[log.key[e]] !== e) {
+        const pos = history.append(data, valueAt[e], vl);
+        log.slab[e] = fileSlab(pos);
+        log.off[e] = pos % FILE_SPAN;
+      } else {
+        log.slab[e] = core.arena.alloc(data.subarray(valueAt[e], valueAt[e] + vl));
+        log.off[e] = core.arena.lastOffset;
+      }
+    }
     core.index = KeyIndex.fromSorted(keys, heads);
     core.liveKeys = live;
     core.dataBytes = dataBytes;
-    return core;
   }
 }
 
@@ -752,6 +910,7 @@ class Txn implements WriteTxn {
       return undefined;
     }
     const prevKv = core.writeKv(prevE, buf, at + size, true);
+    core.demote(prevE);
     this.events.push({ type: "put", kv, prevKv });
     return prevKv;
   }
@@ -780,6 +939,7 @@ class Txn implements WriteTxn {
       const id = log.key[h];
       const prevKv = core.writeKv(h, buf, pos, true);
       pos += core.kvBytes(h, true);
+      core.demote(h);
       const e = log.append(this.rev, this.sub++, id, h, 0, 0, 0n, -1, 0, 0);
       heads[id] = e;
       const kv = core.writeKv(e, buf, pos, false);
@@ -813,7 +973,12 @@ class Txn implements WriteTxn {
     const heads = core.index.heads;
     for (let e = log.length - 1; e >= this.start; e--) {
       heads[log.key[e]] = log.prev[e];
-      core.arena.free(log.slab[e], log.len[e]);
+      core.freeValue(log.slab[e], log.len[e]);
+    }
+    // entries that are newest again get their values back in memory
+    for (let e = this.start; e < log.length; e++) {
+      const h = heads[log.key[e]];
+      if (h >= 0) core.promote(h);
     }
     log.length = this.start;
     for (const id of this.newKeys) core.index.remove(id);
@@ -827,9 +992,17 @@ class Txn implements WriteTxn {
 export class MvccStore {
   private core: Core;
 
-  /** An empty store at revision 1. */
-  constructor() {
-    this.core = new Core();
+  /**
+   * An empty store at revision 1. With `options.historyFile`, values of superseded revisions live in
+   * that file instead of memory; call {@link close} when done with the store.
+   */
+  constructor(options: MvccStoreOptions = {}) {
+    this.core = new Core(options);
+  }
+
+  /** Releases the history file, if any. The store must not be used afterwards. */
+  close(): void {
+    this.core.history?.close();
   }
 
   /** Revision of the last committed change; 1 for an empty store. */
@@ -917,12 +1090,18 @@ export class MvccStore {
   }
 
   /**
-   * Bytes of memory the store holds (columns, value slabs, key strings): for metrics and tests, not an
-   * exact heap measurement.
+   * Bytes of memory the store holds (columns, value slabs, key strings, history file buffers; not the
+   * values in the history file): for metrics and tests, not an exact heap measurement.
    */
   memoryBytes(): number {
     const c = this.core;
-    return c.log.columnBytes + c.arena.allocatedBytes + c.index.keyBytes + c.index.size * 48;
+    return c.log.columnBytes + c.arena.allocatedBytes + c.index.keyBytes + c.index.size * 48 +
+      (c.history?.memoryBytes ?? 0);
+  }
+
+  /** Bytes of live values in the history file (0 without one). */
+  historyBytes(): number {
+    return this.core.history?.liveBytes ?? 0;
   }
 
   /**
@@ -942,10 +1121,13 @@ export class MvccStore {
     return this.core.encode();
   }
 
-  /** A store from {@link encodeSnapshot}'s bytes (copied); throws {@link ErrSnapshotCorrupt}. */
-  static decodeSnapshot(data: Uint8Array): MvccStore {
-    const s = new MvccStore();
-    s.core = Core.decode(data);
+  /**
+   * A store from {@link encodeSnapshot}'s bytes (copied); throws {@link ErrSnapshotCorrupt}. `options`
+   * as for the constructor: with a history file, only the newest value of each key is kept in memory.
+   */
+  static decodeSnapshot(data: Uint8Array, options: MvccStoreOptions = {}): MvccStore {
+    const s = Object.create(MvccStore.prototype) as MvccStore;
+    s.core = Core.decode(data, options);
     return s;
   }
 }

@@ -27,6 +27,20 @@ Deno.bench("put: overwrite one of 100k keys, one put per txn", { group: "put", b
   w.end();
 });
 
+// the same with superseded values going to a history file
+const historyStore = new MvccStore({ historyFile: Deno.makeTempFileSync({ prefix: "mvcc_bench_history_" }) });
+for (let j = 0; j < N; j++) {
+  const w = historyStore.write();
+  w.put(keys[j], value, 0n);
+  w.end();
+}
+let h = 0;
+Deno.bench("put: overwrite one of 100k keys, with a history file", { group: "put" }, () => {
+  const w = historyStore.write();
+  w.put(keys[h++ % N], value, 0n);
+  w.end();
+});
+
 const growing = new MvccStore();
 let g = 0;
 Deno.bench("put: new key, one put per txn", { group: "put" }, () => {

@@ -1,0 +1,248 @@
+/**
+ * The store with a history file against the same store without one: every answer must be identical,
+ * while superseded values leave memory.
+ */
+import {
+  ErrSnapshotCorrupt,
+  type KeyValue,
+  type MvccEvent,
+  MvccStore,
+  type MvccStoreOptions,
+  type WriteTxn,
+} from "./store.ts";
+import { assert, assertEquals, assertThrows, b, prng, put, s } from "./test_util.ts";
+
+/** A fresh scratch path (the store unlinks it once open, so nothing is left behind). */
+function tmpPath(): string {
+  return Deno.makeTempFileSync({ prefix: "mvcc_history_test_" });
+}
+
+function fmtKv(kv: KeyValue | undefined): string {
+  if (kv === undefined) return "-";
+  return `${s(kv.key)}=${
+    [...kv.value].join(",")
+  }@${kv.createRevision}/${kv.modRevision}/v${kv.version}/l${kv.lease}`;
+}
+
+function fmtEvents(evs: MvccEvent[]): string[] {
+  return evs.map((e) => `${e.type} ${fmtKv(e.kv)} prev=${fmtKv(e.prevKv)}`);
+}
+
+function attempt<T>(fn: () => T): T | string {
+  try {
+    return fn();
+  } catch (err) {
+    return (err as Error).name;
+  }
+}
+
+const KEYS = ["a", "a/1", "a/2", "b", "b/x", "c", "d", "zz"];
+
+function randomValue(rnd: () => number, step: number): Uint8Array {
+  const r = rnd();
+  const n = r < 0.1 ? 0 : r < 0.97 ? 1 + Math.floor(rnd() * 300) : 2000 + Math.floor(rnd() * 70_000);
+  const v = new Uint8Array(n);
+  for (let i = 0; i < n; i++) v[i] = (step * 31 + i * 7) & 255;
+  return v;
+}
+
+function rangeEnd(rnd: () => number): Uint8Array | undefined {
+  const r = rnd();
+  if (r < 0.4) return undefined;
+  if (r < 0.6) return new Uint8Array([0]);
+  return b(KEYS[Math.floor(rnd() * KEYS.length)] + "\x00");
+}
+
+function runSeed(seed: number, steps: number, options: MvccStoreOptions): void {
+  const rnd = prng(seed);
+  const plainStore = new MvccStore();
+  let hist = new MvccStore(options);
+  const ctx = (step: number) => `seed ${seed} step ${step}`;
+  try {
+    for (let step = 0; step < steps; step++) {
+      const r = rnd();
+      const rev = plainStore.currentRevision;
+      if (r < 0.06) {
+        const at = plainStore.compactRevision + 1 + Math.floor(rnd() * (rev - plainStore.compactRevision));
+        // often compact at the current revision, which frees all history
+        const target = rnd() < 0.3 ? rev : at;
+        assertEquals(
+          attempt(() => hist.compact(target)),
+          attempt(() => plainStore.compact(target)),
+          ctx(step),
+        );
+        continue;
+      }
+      if (r < 0.09) {
+        const snap = hist.encodeSnapshot();
+        assertEquals(snap, plainStore.encodeSnapshot(), ctx(step));
+        hist.close();
+        hist = MvccStore.decodeSnapshot(snap, options);
+        continue;
+      }
+      const txns: WriteTxn[] = [hist.write(), plainStore.write()];
+      const nOps = 1 + Math.floor(rnd() * 4);
+      for (let i = 0; i < nOps; i++) {
+        const op = rnd();
+        const key = b(KEYS[Math.floor(rnd() * KEYS.length)]);
+        if (op < 0.6) {
+          const value = randomValue(rnd, step);
+          const lease = rnd() < 0.2 ? 5n : 0n;
+          const got = txns.map((t) => fmtKv(t.put(key, value, lease)));
+          assertEquals(got[0], got[1], ctx(step));
+        } else if (op < 0.8) {
+          const end = rangeEnd(rnd);
+          const got = txns.map((t) => t.deleteRange(key, end).map(fmtKv));
+          assertEquals(got[0], got[1], ctx(step));
+        } else {
+          const end = rangeEnd(rnd);
+          const got = txns.map((t) => t.range(key, end).kvs.map(fmtKv));
+          assertEquals(got[0], got[1], ctx(step));
+        }
+      }
+      if (rnd() < 0.08) {
+        for (const t of txns) t.abort();
+      } else {
+        const ends = txns.map((t) => t.end());
+        assertEquals(ends[0].revision, ends[1].revision, ctx(step));
+        assertEquals(fmtEvents(ends[0].events), fmtEvents(ends[1].events), ctx(step));
+      }
+      // reads at random revisions, old events, hashes
+      const cur = plainStore.currentRevision;
+      const lo = Math.max(plainStore.compactRevision, 1);
+      const at = lo + Math.floor(rnd() * (cur - lo + 1));
+      const key = b(KEYS[Math.floor(rnd() * KEYS.length)]);
+      const end = rangeEnd(rnd);
+      const opts = { revision: at, limit: rnd() < 0.3 ? 2 : 0, keysOnly: rnd() < 0.1 };
+      assertEquals(
+        attempt(() => hist.range(key, end, opts).kvs.map(fmtKv)),
+        attempt(() => plainStore.range(key, end, opts).kvs.map(fmtKv)),
+        ctx(step),
+      );
+      const from = lo + Math.floor(rnd() * (cur - lo + 1));
+      const to = from + Math.floor(rnd() * 30);
+      const limit = rnd() < 0.3 ? 3 : 0;
+      const withPrev = rnd() < 0.7;
+      assertEquals(
+        fmtEvents(hist.eventsBetween(key, end, from, to, limit, withPrev)),
+        fmtEvents(plainStore.eventsBetween(key, end, from, to, limit, withPrev)),
+        ctx(step),
+      );
+      if (step % 10 === 0) {
+        const hrev = plainStore.compactRevision + Math.floor(rnd() * (cur - plainStore.compactRevision + 1));
+        assertEquals(attempt(() => hist.hashKV(hrev)), attempt(() => plainStore.hashKV(hrev)), ctx(step));
+      }
+      assertEquals(hist.approximateBytes(), plainStore.approximateBytes(), ctx(step));
+      assertEquals(hist.keyCount(), plainStore.keyCount(), ctx(step));
+    }
+    const all = new Uint8Array([0]);
+    const lo = Math.max(plainStore.compactRevision, 1);
+    assertEquals(
+      fmtEvents(hist.eventsBetween(all, all, lo, plainStore.currentRevision)),
+      fmtEvents(plainStore.eventsBetween(all, all, lo, plainStore.currentRevision)),
+    );
+    assertEquals(hist.hashKV(0), plainStore.hashKV(0));
+    assertEquals(hist.encodeSnapshot(), plainStore.encodeSnapshot());
+  } finally {
+    hist.close();
+  }
+}
+
+Deno.test("a store with a history file answers exactly as one without", async (t) => {
+  await t.step("small buffers, rewrites on every compaction", () => {
+    const path = tmpPath();
+    const options = { historyFile: path, historyBufferBytes: 1024, historyRewriteBytes: 1 };
+    for (const seed of [1, 2, 3]) runSeed(seed, 400, options);
+  });
+  await t.step("default buffers", () => {
+    const options = { historyFile: tmpPath() };
+    for (const seed of [7, 8]) runSeed(seed, 400, options);
+  });
+});
+
+Deno.test("superseded values leave memory and come back intact", () => {
+  const path = tmpPath();
+  const hist = new MvccStore({ historyFile: path, historyBufferBytes: 4096 });
+  const plainStore = new MvccStore();
+  try {
+    assert(!existsSync(path), "the history file is unlinked once open");
+    const value = (i: number) => b(`value-${i}-`.padEnd(256, "x"));
+    for (let i = 0; i < 2000; i++) {
+      for (const st of [hist, plainStore]) {
+        const w = st.write();
+        w.put(b(`k${i % 10}`), value(i), 0n);
+        w.end();
+      }
+    }
+    assertEquals(hist.historyBytes(), 1990 * 256);
+    assert(
+      hist.memoryBytes() + 1990 * 256 / 2 < plainStore.memoryBytes(),
+      `memory ${hist.memoryBytes()} vs ${plainStore.memoryBytes()}`,
+    );
+    // an old value read from the file is a copy: later writes and reads do not change it
+    const old = hist.range(b("k3"), undefined, { revision: 5 }).kvs[0];
+    assertEquals(s(old.value), s(value(3)));
+    const copy = old.value.slice();
+    put(hist, "k3", "new");
+    hist.range(b("k4"), undefined, { revision: 1000 });
+    hist.eventsBetween(b("k5"), undefined, 2, 1500);
+    assertEquals(old.value, copy);
+    // a put's prevKv of a value demoted long ago, and an aborted transaction restoring the newest value
+    const w = hist.write();
+    assertEquals(s(w.put(b("k3"), b("again"), 0n)!.value), "new");
+    w.deleteRange(b("k"), b("l"));
+    w.abort();
+    assertEquals(s(hist.range(b("k3"), undefined).kvs[0].value), "new");
+    assertEquals(s(hist.range(b("k9"), undefined).kvs[0].value), s(value(1999)));
+    // compacting at the current revision frees every superseded value
+    hist.compact(hist.currentRevision);
+    assertEquals(hist.historyBytes(), 0);
+    put(hist, "k1", "after");
+    assertEquals(
+      s(hist.range(b("k1"), undefined, { revision: hist.currentRevision - 1 }).kvs[0].value),
+      s(value(1991)),
+    );
+  } finally {
+    hist.close();
+  }
+});
+
+Deno.test("decodeSnapshot with a history file keeps only the newest values in memory", () => {
+  const src = new MvccStore();
+  for (let i = 0; i < 500; i++) put(src, `k${i % 5}`, "v".repeat(200) + i);
+  const snap = src.encodeSnapshot();
+  const path = tmpPath();
+  const a = MvccStore.decodeSnapshot(snap, { historyFile: path });
+  const b2 = MvccStore.decodeSnapshot(snap, { historyFile: path }); // the same path twice is fine
+  try {
+    let superseded = 0;
+    for (let i = 0; i < 495; i++) superseded += 200 + String(i).length;
+    assertEquals(a.historyBytes(), superseded);
+    assertEquals(a.encodeSnapshot(), snap);
+    assertEquals(b2.hashKV(0), src.hashKV(0));
+    assertEquals(s(a.range(b("k2"), undefined, { revision: 4 }).kvs[0].value), "v".repeat(200) + 2);
+  } finally {
+    a.close();
+    b2.close();
+  }
+});
+
+Deno.test("a corrupt snapshot leaves no history file open", () => {
+  const openFiles = () => [...Deno.readDirSync("/proc/self/fd")].length;
+  const snap = new MvccStore().encodeSnapshot();
+  const before = openFiles();
+  assertThrows(
+    () => MvccStore.decodeSnapshot(snap.subarray(0, snap.length - 1), { historyFile: tmpPath() }),
+    ErrSnapshotCorrupt,
+  );
+  assertEquals(openFiles(), before);
+});
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
