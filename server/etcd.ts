@@ -150,13 +150,13 @@ function confStateFromJson(j: SnapshotMeta["confState"]): ConfState {
   };
 }
 
-function encodeAppState(meta: SnapshotMeta, mvcc: Uint8Array): Uint8Array {
+/** The snapshot image in two parts (u32 length + JSON metadata, then the key space), not concatenated. */
+function encodeAppState(meta: SnapshotMeta, mvcc: Uint8Array): Uint8Array[] {
   const json = new TextEncoder().encode(JSON.stringify(meta));
-  const out = new Uint8Array(4 + json.length + mvcc.length);
-  new DataView(out.buffer).setUint32(0, json.length);
-  out.set(json, 4);
-  out.set(mvcc, 4 + json.length);
-  return out;
+  const head = new Uint8Array(4 + json.length);
+  new DataView(head.buffer).setUint32(0, json.length);
+  head.set(json, 4);
+  return [head, mvcc];
 }
 
 function decodeAppState(data: Uint8Array): { meta: SnapshotMeta; mvcc: Uint8Array } {
@@ -969,7 +969,7 @@ export class EtcdServer implements LeaseBackend {
     this.campaignIfAlone();
   }
 
-  private snapshotData(confState: ConfState): Uint8Array {
+  private snapshotData(confState: ConfState): Uint8Array[] {
     return encodeAppState({
       confState: confStateToJson(confState),
       membership: this.membership.toJSON(),

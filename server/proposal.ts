@@ -7,6 +7,8 @@
  * @module
  */
 
+import { allocBytes } from "./slab.ts";
+
 export enum ProposalKind {
   Put = 1,
   DeleteRange = 2,
@@ -34,8 +36,8 @@ export function encodeProposal(
   seq: number,
   payload: Uint8Array,
 ): Uint8Array {
-  const out = new Uint8Array(PROPOSAL_HEADER_BYTES + payload.length);
-  const view = new DataView(out.buffer);
+  const out = allocBytes(PROPOSAL_HEADER_BYTES + payload.length);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   out[0] = kind;
   view.setUint32(1, tag);
   view.setFloat64(5, seq);

@@ -76,7 +76,7 @@ export interface DriverHandler {
   /** Replaces the whole state with a snapshot received from the leader. */
   restoreSnapshot(snapshot: Snapshot): void;
   /** The state machine's image at the applied index, for a snapshot. */
-  snapshotData(confState: ConfState): Uint8Array;
+  snapshotData(confState: ConfState): Uint8Array[];
   /** Sends messages to peers (never called with messages for this node). */
   send(messages: Message[]): void;
   onSoftState(state: SoftState, term: number): void;
@@ -126,7 +126,7 @@ export class RaftDriver {
     o.storage.snapshotSource = () => ({
       index: this.appliedIndex,
       confState: this.confState,
-      data: o.handler.snapshotData(this.confState),
+      data: concat(o.handler.snapshotData(this.confState)),
     });
   }
 
@@ -292,11 +292,25 @@ export class RaftDriver {
     this.o.wal.saveSnapshotMark({ index, term });
     await this.o.wal.sync();
     if (index > this.o.storage.heldSnapshotIndex()) {
-      this.o.storage.createSnapshot(index, this.confState, data);
+      this.o.storage.createSnapshot(index, this.confState, new Uint8Array(0));
     }
     this.snapshotIndex = index;
     await this.o.wal.releaseTo(index);
     if (this.o.maxSnapshots > 0) await this.o.snapshotter.purge(this.o.maxSnapshots);
     this.o.logger.info("saved snapshot", { "snapshot-index": index, term });
   }
+}
+
+/** One array from parts (for a snapshot sent to a follower, which travels as one message). */
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
 }

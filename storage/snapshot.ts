@@ -26,6 +26,13 @@ export interface SnapshotFile {
   data: Uint8Array;
 }
 
+/** What {@link Snapshotter.save} writes: the data may come in parts, written one after the other. */
+export interface SnapshotToSave {
+  index: number;
+  term: number;
+  data: Uint8Array | Uint8Array[];
+}
+
 /** A snapshot file does not verify. */
 export class SnapshotCorruptError extends Error {
   readonly code = "SNAPSHOT_CORRUPT";
@@ -74,7 +81,7 @@ export class Snapshotter {
   }
 
   /** Writes `snap` durably: temporary file, fsync, rename to its final name, fsync of the directory. */
-  async save(snap: SnapshotFile): Promise<void> {
+  async save(snap: SnapshotToSave): Promise<void> {
     if (
       !Number.isSafeInteger(snap.index) || snap.index < 0 || !Number.isSafeInteger(snap.term) || snap.term < 0
     ) {
@@ -86,9 +93,14 @@ export class Snapshotter {
     head.set(MAGIC, 0);
     putU64(v, 8, snap.term);
     putU64(v, 16, snap.index);
-    putU64(v, 24, snap.data.length);
+    const parts = Array.isArray(snap.data) ? snap.data : [snap.data];
+    let length = 0;
+    for (const p of parts) length += p.length;
+    putU64(v, 24, length);
+    let crc = crc32c(0, head);
+    for (const p of parts) crc = crc32c(crc, p);
     const tail = new Uint8Array(4);
-    new DataView(tail.buffer).setUint32(0, crc32c(crc32c(0, head), snap.data), true);
+    new DataView(tail.buffer).setUint32(0, crc, true);
 
     const path = join(this.#dir, snapName(snap.term, snap.index));
     const tmp = `${path}.tmp`;
@@ -97,7 +109,7 @@ export class Snapshotter {
       const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
       try {
         await writeAll(file, head);
-        await writeAll(file, snap.data);
+        for (const p of parts) await writeAll(file, p);
         await writeAll(file, tail);
         await file.sync();
       } finally {

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { allocBytes, copyBytes } from "../slab.ts";
 import {
   encodeGrpcMessage,
   GrpcError,
@@ -384,13 +385,13 @@ export abstract class GrpcCall implements CallContext, ServerStream {
         if (len < 0) return;
         off += 5;
         if (end - off >= len) {
-          const message = chunk.slice(off, off + len);
+          const message = copyBytes(chunk.subarray(off, off + len));
           off += len;
           this.#deliver(message);
           continue;
         }
       }
-      this.#message = new Uint8Array(len);
+      this.#message = allocBytes(len);
       this.#messageFill = 0;
       if (len === 0) {
         this.#message = undefined;

@@ -1,0 +1,35 @@
+/**
+ * Small byte arrays carved out of shared 64 KiB slabs. In V8 every ArrayBuffer is an external
+ * allocation that is only freed by a major GC, so per-request buffers of a few hundred bytes pile up as
+ * tens of MB of garbage under load; views into a shared slab cost one allocation per slab instead. A view
+ * kept for long keeps its whole slab alive, so use this for data that dies with its request (request
+ * messages, log entries that are applied and released in order).
+ *
+ * @module
+ */
+
+const SLAB_BYTES = 64 * 1024;
+/** Larger arrays get a buffer of their own. */
+const MAX_CARVED = 4096;
+
+let slab = new Uint8Array(SLAB_BYTES);
+let used = 0;
+
+/** A zeroed array of `n` bytes, carved from a shared slab when small. */
+export function allocBytes(n: number): Uint8Array {
+  if (n > MAX_CARVED) return new Uint8Array(n);
+  if (used + n > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    used = 0;
+  }
+  const out = slab.subarray(used, used + n);
+  used += (n + 7) & ~7; // keep 8-byte alignment for DataView users
+  return out;
+}
+
+/** A copy of `src`, carved from a shared slab when small. */
+export function copyBytes(src: Uint8Array): Uint8Array {
+  const out = allocBytes(src.length);
+  out.set(src);
+  return out;
+}
