@@ -16,6 +16,7 @@ import {
   encodeLeaseTimeToLiveRequest,
 } from "./pb/rpc.ts";
 import type { LeaseTimeToLive } from "./lessor.ts";
+import { concatBytes } from "./slab.ts";
 
 /** A forwarded call that got no answer within this fails with the request timeout error. */
 const FORWARD_TIMEOUT_MS = 5000;
@@ -106,7 +107,9 @@ export class LeaderForwarder {
       const timer = setTimeout(() => finish(Errors.timeout()), FORWARD_TIMEOUT_MS);
       signal.addEventListener("abort", onAbort);
       const tryMessage = () => {
-        const all = concat(chunks);
+        const all = concatBytes(chunks);
+        chunks.length = 0;
+        chunks.push(all);
         if (all.length < 5) return;
         const n = new DataView(all.buffer, all.byteOffset).getUint32(1);
         if (all.length >= 5 + n) finish(undefined, all.slice(5, 5 + n));
@@ -134,19 +137,4 @@ export class LeaderForwarder {
     for (const s of this.sessions.values()) s.close();
     this.sessions.clear();
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  chunks.length = 0;
-  chunks.push(out);
-  return out;
 }

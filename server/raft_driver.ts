@@ -10,6 +10,7 @@
  */
 import { RawNode } from "../raft/node.ts";
 import { MemoryStorage } from "../raft/storage.ts";
+import { concatBytes } from "./slab.ts";
 import {
   type ConfState,
   type Entry,
@@ -126,7 +127,8 @@ export class RaftDriver {
     o.storage.snapshotSource = () => ({
       index: this.appliedIndex,
       confState: this.confState,
-      data: concat(o.handler.snapshotData(this.confState)),
+      // a snapshot sent to a follower travels as one message
+      data: concatBytes(o.handler.snapshotData(this.confState)),
     });
   }
 
@@ -299,18 +301,4 @@ export class RaftDriver {
     if (this.o.maxSnapshots > 0) await this.o.snapshotter.purge(this.o.maxSnapshots);
     this.o.logger.info("saved snapshot", { "snapshot-index": index, term });
   }
-}
-
-/** One array from parts (for a snapshot sent to a follower, which travels as one message). */
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }

@@ -1,9 +1,10 @@
 /**
- * Small byte arrays carved out of shared 64 KiB slabs. In V8 every ArrayBuffer is an external
- * allocation that is only freed by a major GC, so per-request buffers of a few hundred bytes pile up as
- * tens of MB of garbage under load; views into a shared slab cost one allocation per slab instead. A view
- * kept for long keeps its whole slab alive, so use this for data that dies with its request (request
- * messages, log entries that are applied and released in order).
+ * Byte-array helpers: small arrays carved out of shared 64 KiB slabs, and concatenation.
+ *
+ * In V8 every ArrayBuffer is an external allocation that only a major GC frees, so per-request buffers of
+ * a few hundred bytes pile up as tens of MB of garbage under load; views into a shared slab cost one
+ * allocation per slab instead. A view kept for long keeps its whole slab alive, so carve only data that
+ * dies with its request (request messages, log entries that are applied and released in order).
  *
  * @module
  */
@@ -31,5 +32,19 @@ export function allocBytes(n: number): Uint8Array {
 export function copyBytes(src: Uint8Array): Uint8Array {
   const out = allocBytes(src.length);
   out.set(src);
+  return out;
+}
+
+/** One array holding `parts` one after the other (the part itself when there is only one). */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
   return out;
 }
