@@ -402,7 +402,7 @@ export class WatchHub {
     let end: string | null | undefined;
     let rangeEnd: Uint8Array | undefined;
     if (o.rangeEnd !== undefined && o.rangeEnd.length > 0) {
-      rangeEnd = o.rangeEnd;
+      rangeEnd = o.rangeEnd.slice(); // the request's bytes may sit in a shared buffer: keep a copy of our own
       if (isFromKey(o.rangeEnd)) end = null;
       else {
         end = latin1(o.rangeEnd);
@@ -414,7 +414,7 @@ export class WatchHub {
     const live = startRev === 0 || startRev > current;
     const w = new WatcherState(
       this,
-      o.key,
+      o.key.slice(),
       rangeEnd,
       start,
       end,
