@@ -179,6 +179,14 @@ export class H2Connection {
   readonly #flushNow = (): void => void this.#flush();
 
   #input: Uint8Array | undefined = undefined;
+  /**
+   * Reused buffers for a frame split across reads: the partial frame is kept in `#carry` and joined with
+   * the next chunk in `#join`. Frame payloads are only read during `receive` (consumers copy what they
+   * keep), so both can be overwritten on the next read; allocating them per read made tens of MB of
+   * garbage under load.
+   */
+  #carry: Uint8Array = EMPTY;
+  #join: Uint8Array = EMPTY;
   #prefaceSeen = 0;
   #settingsSeen = false;
   /** An open header block: its stream, flags and fragments. */
@@ -253,9 +261,13 @@ export class H2Connection {
     if (this.#dead) return;
     let buf = chunk;
     if (this.#input !== undefined) {
-      buf = new Uint8Array(this.#input.length + chunk.length);
-      buf.set(this.#input);
-      buf.set(chunk, this.#input.length);
+      const need = this.#input.length + chunk.length;
+      if (this.#join.length < need) {
+        this.#join = new Uint8Array(Math.max(need, 2 * this.#join.length, 32 * 1024));
+      }
+      this.#join.set(this.#input);
+      this.#join.set(chunk, this.#input.length);
+      buf = this.#join.subarray(0, need);
       this.#input = undefined;
     }
     let off = 0;
@@ -288,7 +300,14 @@ export class H2Connection {
       else this.#fatal(ErrorCode.INTERNAL_ERROR, String((err as Error)?.message ?? err));
       return;
     }
-    if (off < end) this.#input = buf.slice(off);
+    if (off < end) {
+      const rest = end - off;
+      if (this.#carry.length < rest) {
+        this.#carry = new Uint8Array(Math.max(rest, 2 * this.#carry.length, 32 * 1024));
+      }
+      this.#carry.set(buf.subarray(off, end));
+      this.#input = this.#carry.subarray(0, rest);
+    }
   }
 
   /** The socket is gone (peer closed, reset, or read error). */
