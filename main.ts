@@ -43,7 +43,7 @@ async function main(): Promise<number> {
   }
   // the executable gives freed memory back to the system, as Go's runtime does for etcd
   const trim = loadMallocTrim();
-  const stopTrimming = trim ? startTrimming(trim, systemClock, () => etcd.requests()) : () => {};
+  const stopTrimming = trim ? startTrimming(trim, systemClock) : () => {};
   const stopped = Promise.withResolvers<number>();
   const onSignal = (signal: Deno.Signal) => () => {
     logger.info("received signal; shutting down", { signal });

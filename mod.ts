@@ -45,8 +45,6 @@ export interface Etcd {
   readonly server: EtcdServer;
   /** The URLs the client listeners are bound to (with the real port when 0 was asked for). */
   readonly clientUrls: URL[];
-  /** Client calls received so far; it stands still while the member is idle. */
-  requests(): number;
   /** Stops serving, then stops Raft and closes the data files. */
   close(): Promise<void>;
 }
@@ -105,7 +103,6 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
   return {
     server,
     clientUrls,
-    requests: () => router.calls,
     close(): Promise<void> {
       closing ??= (async () => {
         await Promise.all(listeners.map((l) => l.close()));

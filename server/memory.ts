@@ -14,10 +14,8 @@
  */
 import type { Clock } from "./clock.ts";
 
-/** How often the trimmer looks for a quiet moment. */
-export const IDLE_CHECK_MS = 250;
-/** Under sustained load, the longest time between two trims. */
-export const MAX_TRIM_INTERVAL_MS = 30_000;
+/** How often the allocator is asked to release free memory. */
+export const TRIM_INTERVAL_MS = 5000;
 
 /** Calls glibc's `malloc_trim(0)`; returns whether memory was released. */
 export type Trimmer = () => boolean;
@@ -33,27 +31,8 @@ export function loadMallocTrim(): Trimmer | undefined {
   }
 }
 
-/**
- * Trims once a burst of requests is over (no new request for {@link IDLE_CHECK_MS}), and at most every
- * {@link MAX_TRIM_INTERVAL_MS} under sustained load: a trim makes the allocator hand pages back that the
- * next allocations fault in again, which costs throughput if done often while busy. `activity` is a
- * counter that moves with every request. Returns a function that stops it.
- */
-export function startTrimming(trim: Trimmer, clock: Clock, activity: () => number): () => void {
-  let seen = activity();
-  let trimmedSinceActivity = true;
-  let lastTrim = clock.now();
-  const id = clock.setInterval(() => {
-    const now = clock.now();
-    const a = activity();
-    const quiet = a === seen;
-    seen = a;
-    if (!quiet) trimmedSinceActivity = false;
-    if ((quiet && !trimmedSinceActivity) || now - lastTrim >= MAX_TRIM_INTERVAL_MS) {
-      trim();
-      trimmedSinceActivity = true;
-      lastTrim = now;
-    }
-  }, IDLE_CHECK_MS);
+/** Runs `trim` every {@link TRIM_INTERVAL_MS}; returns a function that stops it. */
+export function startTrimming(trim: Trimmer, clock: Clock): () => void {
+  const id = clock.setInterval(() => trim(), TRIM_INTERVAL_MS);
   return () => clock.clearInterval(id);
 }

@@ -140,8 +140,6 @@ export interface Route {
 
 /** Maps method paths ("/package.Service/Method") to handlers. */
 export class GrpcRouter {
-  /** Calls routed so far (a cheap activity counter). */
-  calls = 0;
   readonly #routes = new Map<string, Route>();
   readonly #services = new Set<string>();
 
@@ -164,7 +162,6 @@ export class GrpcRouter {
 
   /** Finds the handler of a path, or the error grpc-go answers with. @internal */
   route(path: string): Route {
-    this.calls++;
     const found = this.#routes.get(path);
     if (found !== undefined) return found;
     const sm = path.startsWith("/") ? path.slice(1) : path;
