@@ -6,8 +6,6 @@
 import { parseCommandLine } from "./server/config.ts";
 import { createLogger } from "./server/logger.ts";
 import { ETCD_VERSION, startEtcd } from "./mod.ts";
-import { loadMallocTrim, startTrimming } from "./server/memory.ts";
-import { systemClock } from "./server/clock.ts";
 
 /** etcd-ts's own release. */
 export const VERSION = "0.1.0";
@@ -41,13 +39,9 @@ async function main(): Promise<number> {
     logger.error("failed to start etcd", { error: err instanceof Error ? err.message : String(err) });
     return 1;
   }
-  // the executable gives freed memory back to the system, as Go's runtime does for etcd
-  const trim = loadMallocTrim();
-  const stopTrimming = trim ? startTrimming(trim, systemClock) : () => {};
   const stopped = Promise.withResolvers<number>();
   const onSignal = (signal: Deno.Signal) => () => {
     logger.info("received signal; shutting down", { signal });
-    stopTrimming();
     etcd.close().then(() => stopped.resolve(0), () => stopped.resolve(1));
   };
   Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
