@@ -1349,6 +1349,21 @@ const FLAG_BY_FILE_KEY: ReadonlyMap<string, FlagDef> = new Map(
 );
 
 /**
+ * Settings that have a Config field and are parsed, but that nothing acts on yet (gRPC keepalive, metrics,
+ * force-new-cluster, reconfiguration and corruption checks, WAL file retention).
+ */
+export const SETTINGS_WITHOUT_EFFECT_YET: readonly string[] = [
+  "grpc-keepalive-min-time",
+  "grpc-keepalive-interval",
+  "grpc-keepalive-timeout",
+  "metrics",
+  "force-new-cluster",
+  "strict-reconfig-check",
+  "experimental-initial-corrupt-check",
+  "max-wals",
+];
+
+/**
  * Flags (names without dashes, as on etcd's command line; `client-cert-allowed-cn` is the config file's
  * `client-transport-security.allowed-cn`) that etcd accepts but etcd-ts does not implement yet. Setting one
  * to anything but its default — by flag, `ETCD_*` variable or config-file key — makes etcd-ts refuse to
@@ -1414,14 +1429,7 @@ export const NOT_YET_IMPLEMENTED: ReadonlySet<string> = new Set([
   "experimental-distributed-tracing-instance-id",
   "experimental-distributed-tracing-sampling-rate",
   // tuning etcd-ts has no equivalent for yet
-  "grpc-keepalive-min-time",
-  "grpc-keepalive-interval",
-  "grpc-keepalive-timeout",
-  "metrics",
-  "force-new-cluster",
-  "strict-reconfig-check",
-  "experimental-initial-corrupt-check",
-  "max-wals",
+  ...SETTINGS_WITHOUT_EFFECT_YET,
   "listen-client-http-urls",
   "initial-election-tick-advance",
   "backend-bbolt-freelist-type",
