@@ -17,7 +17,7 @@ import { createLogger, type Logger } from "./server/logger.ts";
 import { EtcdServer } from "./server/etcd.ts";
 import type { Clock } from "./server/clock.ts";
 import { type GrpcListener, GrpcRouter, type GrpcTransport } from "./server/grpc/server.ts";
-import { serveDenoH2 } from "./server/grpc/h2/transport.ts";
+import { listenTcp, serveDenoH2 } from "./server/grpc/h2/transport.ts";
 import { registerKv } from "./server/grpc/kv.ts";
 import { registerCluster } from "./server/grpc/cluster.ts";
 import { registerMaintenance } from "./server/grpc/maintenance.ts";
@@ -54,7 +54,10 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
   validateConfig(config);
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   // like etcd, fail on a busy client port before touching the data directory
-  for (const url of config.listenClientUrls) probeListen(url);
+  for (const url of config.listenClientUrls) {
+    const { hostname, port } = listenAddress(url);
+    if (port !== 0) listenTcp(hostname, port).close();
+  }
   const server = await EtcdServer.start(config, { logger, clock: options.clock, random: options.random });
   const router = new GrpcRouter();
   registerKv(router, server);
@@ -81,8 +84,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
   try {
     for (const url of config.listenClientUrls) {
       const listener = await transport(router, {
-        hostname: url.hostname.replace(/^\[|\]$/g, ""),
-        port: Number(url.port || (url.protocol === "https:" ? 443 : 80)),
+        ...listenAddress(url),
         maxReceiveMessageBytes: config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       });
       listeners.push(listener);
@@ -113,21 +115,10 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
   };
 }
 
-/** Binds and releases a listen URL's address, to report a busy port in etcd's words before starting. */
-function probeListen(url: URL): void {
-  const hostname = url.hostname.replace(/^\[|\]$/g, "");
-  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
-  if (port === 0) return;
-  try {
-    Deno.listen({ hostname, port, transport: "tcp" }).close();
-  } catch (err) {
-    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-    if (err instanceof Deno.errors.AddrInUse) {
-      throw new Error(`listen tcp ${host}:${port}: bind: address already in use`);
-    }
-    if (err instanceof Deno.errors.AddrNotAvailable) {
-      throw new Error(`listen tcp ${host}:${port}: bind: cannot assign requested address`);
-    }
-    throw err;
-  }
+/** The host (without IPv6 brackets) and port a listen URL binds. */
+function listenAddress(url: URL): { hostname: string; port: number } {
+  return {
+    hostname: url.hostname.replace(/^\[|\]$/g, ""),
+    port: Number(url.port || (url.protocol === "https:" ? 443 : 80)),
+  };
 }

@@ -1,5 +1,5 @@
 /**
- * Byte-array helpers: small arrays carved out of shared 64 KiB slabs, and concatenation.
+ * Byte-array helpers: small arrays (up to 8 KiB) carved out of shared 64 KiB slabs, and concatenation.
  *
  * In V8 every ArrayBuffer is an external allocation that only a major GC frees, so per-request buffers of
  * a few hundred bytes pile up as tens of MB of garbage under load; views into a shared slab cost one
@@ -11,7 +11,7 @@
 
 const SLAB_BYTES = 64 * 1024;
 /** Larger arrays get a buffer of their own. */
-const MAX_CARVED = 4096;
+const MAX_CARVED = 8192;
 
 let slab = new Uint8Array(SLAB_BYTES);
 let used = 0;

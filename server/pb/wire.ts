@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { allocBytes } from "../slab.ts";
 
 /** Wire types of the protobuf encoding. */
 export const WireType = {
@@ -106,16 +107,6 @@ export function utf8Length(s: string): number {
   return n;
 }
 
-/**
- * Outputs of {@linkcode Writer.finish} up to POOL_MAX bytes are carved out of shared slabs: in Deno a
- * fresh ArrayBuffer of up to several KiB costs 0.3-0.8 µs whatever its size, a view into an existing
- * one ~20 ns. A retained output keeps its whole slab alive, so copy outputs that are kept for long.
- */
-const SLAB_SIZE = 65536;
-const POOL_MAX = 8192;
-let slab = new Uint8Array(SLAB_SIZE);
-let slabPos = 0;
-
 /** Strings shorter than this are encoded by a loop instead of TextEncoder (cheaper for short ones). */
 const SHORT_STRING = 64;
 /** A writer whose buffer grew beyond this is given a fresh small one on reset. */
@@ -145,26 +136,18 @@ export class Writer {
   }
 
   /**
-   * A copy of the bytes written so far; the writer is reset for the next message. Outputs up to 8 KiB
-   * are views into a shared 64 KiB slab (mind `byteOffset` when using `.buffer`; `slice()` one to keep
-   * it for long without pinning the slab), larger ones own their buffer.
+   * A copy of the bytes written so far; the writer is reset for the next message. Small outputs are
+   * views into a shared slab ({@link allocBytes}: mind `byteOffset` when using `.buffer`; `slice()` one
+   * to keep it for long without pinning the slab), larger ones own their buffer.
    */
   finish(): Uint8Array {
     const len = this.pos;
-    let out: Uint8Array;
-    if (len > POOL_MAX) {
-      out = this.buf.slice(0, len);
-    } else {
-      if (slabPos + len > SLAB_SIZE) {
-        slab = new Uint8Array(SLAB_SIZE);
-        slabPos = 0;
-      }
-      out = slab.subarray(slabPos, slabPos + len);
-      slabPos = (slabPos + len + 7) & ~7;
-      const buf = this.buf;
-      if (len <= 64) { for (let i = 0; i < len; i++) out[i] = buf[i]; }
-      else out.set(buf.subarray(0, len));
-    }
+    // small outputs are carved from shared slabs (server/slab.ts): a view costs ~20 ns, a fresh
+    // ArrayBuffer 0.3-0.8 µs whatever its size
+    const out = allocBytes(len);
+    const buf = this.buf;
+    if (len <= 64) { for (let i = 0; i < len; i++) out[i] = buf[i]; }
+    else out.set(buf.subarray(0, len));
     this.reset();
     return out;
   }

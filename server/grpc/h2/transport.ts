@@ -152,6 +152,22 @@ function closeQuietly(conn: Deno.Conn): void {
   }
 }
 
+/** Binds a TCP listener; a busy or foreign address fails in Go's words, as etcd reports it. */
+export function listenTcp(hostname: string, port: number): Deno.TcpListener {
+  try {
+    return Deno.listen({ hostname, port, transport: "tcp" });
+  } catch (err) {
+    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+    if (err instanceof Deno.errors.AddrInUse) {
+      throw new Error(`listen tcp ${host}:${port}: bind: address already in use`);
+    }
+    if (err instanceof Deno.errors.AddrNotAvailable) {
+      throw new Error(`listen tcp ${host}:${port}: bind: cannot assign requested address`);
+    }
+    throw err;
+  }
+}
+
 /**
  * Serves a router with our own HTTP/2 implementation on Deno.listen (cleartext h2c with prior
  * knowledge, plus HTTP/1.1 for non-gRPC requests). With `tls`, serves through node:http2 instead.
@@ -165,20 +181,7 @@ export const serveDenoH2: GrpcTransport = async (
     const { serveNodeHttp2 } = await import("../node_transport.ts");
     return await serveNodeHttp2(router, options);
   }
-  let listener: Deno.TcpListener;
-  try {
-    listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
-  } catch (err) {
-    // in Go's words, as etcd reports it
-    const host = options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname;
-    if (err instanceof Deno.errors.AddrInUse) {
-      throw new Error(`listen tcp ${host}:${options.port}: bind: address already in use`);
-    }
-    if (err instanceof Deno.errors.AddrNotAvailable) {
-      throw new Error(`listen tcp ${host}:${options.port}: bind: cannot assign requested address`);
-    }
-    throw err;
-  }
+  const listener = listenTcp(options.hostname, options.port);
   const ctx: H2ServerContext = { router, options, closing: false };
   const served = new Set<Served>();
   const accepting = (async () => {
