@@ -189,13 +189,12 @@ export class RawNode {
     return { lead: this.raft.lead, raftState: this.raft.state };
   }
 
-  /** Whether there is anything to persist, send or apply. */
+  /** Whether there is anything to persist, send or apply (called on every turn of the driver's loop). */
   hasReady(): boolean {
     const r = this.raft;
-    const soft = this.softState();
-    if (soft.lead !== this.prevSoft.lead || soft.raftState !== this.prevSoft.raftState) return true;
-    const hs = r.hardState();
-    if (!hardStateEqual(hs, this.prevHard)) return true;
+    if (r.lead !== this.prevSoft.lead || r.state !== this.prevSoft.raftState) return true;
+    const p = this.prevHard;
+    if (r.term !== p.term || r.vote !== p.vote || r.log.committed !== p.commit) return true;
     const u = r.log.unstable;
     if (u.nextSnapshot()) return true;
     if (r.msgs.length > 0 || r.readStates.length > 0) return true;
@@ -268,6 +267,11 @@ export class RawNode {
       }
     }
     if (f.appliedTo > 0) r.log.appliedTo(f.appliedTo);
+  }
+
+  /** The highest log index known to be committed (cheaper than {@link status}). */
+  commitIndex(): number {
+    return this.raft.log.committed;
   }
 
   status(): Status {

@@ -33,7 +33,7 @@ import { hexId } from "./logger.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { Applier } from "./apply.ts";
 import { Errors } from "./errors.ts";
-import { GrpcError } from "./grpc/status.ts";
+import { GrpcError, Status } from "./grpc/status.ts";
 import { decodeProposal, encodeProposal, type Proposal, ProposalKind } from "./proposal.ts";
 import { type Member, memberFromJson, type MemberJson, Membership } from "./membership.ts";
 import { RaftDriver, ServerStorage } from "./raft_driver.ts";
@@ -112,9 +112,6 @@ interface Waiter {
   deadline: number;
 }
 
-/** Listeners for changes of the key space, in revision order (the watch hub subscribes here). */
-export type EventListener = (events: MvccEvent[], revision: number) => void;
-
 /** App state in a snapshot: a JSON part (membership, leases, conf state) then the key space. */
 interface SnapshotMeta {
   confState: {
@@ -190,7 +187,6 @@ export class EtcdServer implements LeaseBackend {
   /** Watchers of the key space, fed by every applied write. */
   readonly watchHub: WatchHub;
   private readonly logger: Logger;
-  private readonly listeners: EventListener[] = [];
   private pendingReads: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private readScheduled = false;
   private readSeq = 0;
@@ -238,6 +234,8 @@ export class EtcdServer implements LeaseBackend {
       wal: Wal;
       snapshotter: Snapshotter;
       appliedIndex: number;
+      /** Where the MVCC store keeps superseded values (also for stores restored from snapshots). */
+      historyFile: string;
       confState: ConfState;
     },
   ) {
@@ -254,7 +252,7 @@ export class EtcdServer implements LeaseBackend {
     this.seq = this.clock.now() * 1000;
     this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
     this.random = deps.random ?? Math.random;
-    this.historyFile = join(config.dataDir, "member", "mvcc_history");
+    this.historyFile = init.historyFile;
     this.minLeaseTtl = minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs);
     this.lessor = new Lessor({
       clock: this.clock,
@@ -321,7 +319,8 @@ export class EtcdServer implements LeaseBackend {
     const walDir = config.walDir || join(memberDir, "wal");
     const snapDir = join(memberDir, "snap");
     // superseded values live in this file, current ones in memory (the file is unlinked once open)
-    const history = { historyFile: join(memberDir, "mvcc_history") };
+    const historyFile = join(memberDir, "mvcc_history");
+    const history = { historyFile };
     await Deno.mkdir(snapDir, { recursive: true });
     const snapshotter = new Snapshotter(snapDir);
     const storage = new ServerStorage();
@@ -386,6 +385,7 @@ export class EtcdServer implements LeaseBackend {
         wal: opened.wal,
         snapshotter,
         appliedIndex: snap?.index ?? 0,
+        historyFile,
         confState,
       });
       if (snap) server.rebuildLeaseKeys();
@@ -434,6 +434,7 @@ export class EtcdServer implements LeaseBackend {
       wal,
       snapshotter,
       appliedIndex: 0,
+      historyFile,
       confState: EMPTY_CONF_STATE,
     });
     await server.run();
@@ -572,7 +573,7 @@ export class EtcdServer implements LeaseBackend {
 
   async leaseRenew(id: bigint, signal: AbortSignal): Promise<number> {
     if (this.lessor.isPrimary) {
-      await this.driver.waitApplied(this.driver.node.status().hardState.commit);
+      await this.driver.waitApplied(this.driver.node.commitIndex());
       try {
         return await this.lessor.renew(id, signal);
       } catch (err) {
@@ -584,7 +585,7 @@ export class EtcdServer implements LeaseBackend {
 
   async leaseTimeToLive(id: bigint, keys: boolean, signal: AbortSignal): Promise<LeaseTimeToLive> {
     if (this.lessor.isPrimary) {
-      await this.driver.waitApplied(this.driver.node.status().hardState.commit);
+      await this.driver.waitApplied(this.driver.node.commitIndex());
       try {
         return this.lessor.timeToLive(id, keys);
       } catch (err) {
@@ -622,11 +623,6 @@ export class EtcdServer implements LeaseBackend {
     if (this.published) return Promise.resolve();
     if (this.closed) return Promise.reject(Errors.stopped());
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
-  }
-
-  /** Subscribes to key space changes. */
-  onEvents(listener: EventListener): void {
-    this.listeners.push(listener);
   }
 
   // ---- the client API -------------------------------------------------------------------------
@@ -734,7 +730,9 @@ export class EtcdServer implements LeaseBackend {
       this.driver.node.proposeBatch(batch.map((p) => p.data));
     } catch (err) {
       const e = err instanceof ErrProposalDropped
-        ? (this.driver.lead === NONE ? Errors.noLeader() : new GrpcError(2, "raft proposal dropped"))
+        ? (this.driver.lead === NONE
+          ? Errors.noLeader()
+          : new GrpcError(Status.UNKNOWN, "raft proposal dropped"))
         : err as Error;
       for (const p of batch) {
         const w = this.waiters.get(p.seq);
@@ -934,7 +932,6 @@ export class EtcdServer implements LeaseBackend {
   private emit(events: MvccEvent[], revision: number): void {
     if (events.length === 0) return;
     this.watchHub.notify({ revision, events });
-    for (const l of this.listeners) l(events, revision);
   }
 
   private applyConfChange(cc: ConfChange): void {
@@ -1012,7 +1009,7 @@ export class EtcdServer implements LeaseBackend {
     const m = this.membership.get(target);
     if (!m || m.isLearner) throw Errors.badLeaderTransferee();
     if (target !== this.memberId && !(await this.transferLeadership(target, this.requestTimeoutMs))) {
-      throw new GrpcError(14, "etcdserver: request timed out, leader transfer took too long");
+      throw new GrpcError(Status.UNAVAILABLE, "etcdserver: request timed out, leader transfer took too long");
     }
     return this.header(this.mvcc.currentRevision);
   }

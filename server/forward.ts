@@ -7,7 +7,7 @@
  */
 import type http2 from "node:http2";
 import { Errors } from "./errors.ts";
-import { GrpcError, type StatusCode } from "./grpc/status.ts";
+import { GrpcError, Status, type StatusCode } from "./grpc/status.ts";
 import { frameMessage } from "./grpc/server.ts";
 import {
   decodeLeaseKeepAliveResponse,
@@ -77,7 +77,7 @@ export class LeaderForwarder {
     try {
       session = await this.session(url);
     } catch (err) {
-      throw new GrpcError(14, `error forwarding to the leader: ${(err as Error).message}`);
+      throw new GrpcError(Status.UNAVAILABLE, `error forwarding to the leader: ${(err as Error).message}`);
     }
     return await new Promise((resolve, reject) => {
       let req: http2.ClientHttp2Stream;
@@ -89,7 +89,9 @@ export class LeaderForwarder {
           te: "trailers",
         });
       } catch (err) {
-        reject(new GrpcError(14, `error forwarding to the leader: ${(err as Error).message}`));
+        reject(
+          new GrpcError(Status.UNAVAILABLE, `error forwarding to the leader: ${(err as Error).message}`),
+        );
         return;
       }
       const chunks: Uint8Array[] = [];
@@ -127,8 +129,14 @@ export class LeaderForwarder {
       };
       req.on("response", onStatus);
       req.on("trailers", onStatus);
-      req.on("end", () => finish(new GrpcError(14, "error forwarding to the leader: no answer")));
-      req.on("error", (err) => finish(new GrpcError(14, `error forwarding to the leader: ${err.message}`)));
+      req.on(
+        "end",
+        () => finish(new GrpcError(Status.UNAVAILABLE, "error forwarding to the leader: no answer")),
+      );
+      req.on(
+        "error",
+        (err) => finish(new GrpcError(Status.UNAVAILABLE, `error forwarding to the leader: ${err.message}`)),
+      );
       req.end(frameMessage(body));
     });
   }
