@@ -25,6 +25,7 @@ import {
 } from "../raft/types.ts";
 import { Wal } from "../storage/wal.ts";
 import { Snapshotter } from "../storage/snapshot.ts";
+import { type ByteStream, concatStreams, streamOf } from "../storage/byte_stream.ts";
 import { MvccStore } from "../storage/mvcc/store.ts";
 import { LeaseStore } from "../storage/lease.ts";
 import { type Config, formatUrl } from "./config.ts";
@@ -147,13 +148,13 @@ function confStateFromJson(j: SnapshotMeta["confState"]): ConfState {
   };
 }
 
-/** The snapshot image in two parts (u32 length + JSON metadata, then the key space), not concatenated. */
-function encodeAppState(meta: SnapshotMeta, mvcc: Uint8Array): Uint8Array[] {
+/** The snapshot image: u32 length + JSON metadata, then the key space, streamed (never one buffer). */
+function encodeAppState(meta: SnapshotMeta, mvcc: ByteStream): ByteStream {
   const json = new TextEncoder().encode(JSON.stringify(meta));
   const head = new Uint8Array(4 + json.length);
   new DataView(head.buffer).setUint32(0, json.length);
   head.set(json, 4);
-  return [head, mvcc];
+  return concatStreams(streamOf(head), mvcc);
 }
 
 function decodeAppState(data: Uint8Array): { meta: SnapshotMeta; mvcc: Uint8Array } {
@@ -966,12 +967,12 @@ export class EtcdServer implements LeaseBackend {
     this.campaignIfAlone();
   }
 
-  private snapshotData(confState: ConfState): Uint8Array[] {
+  private snapshotData(confState: ConfState): ByteStream {
     return encodeAppState({
       confState: confStateToJson(confState),
       membership: this.membership.toJSON(),
       leases: this.leases.toJSON(),
-    }, this.mvcc.encodeSnapshot());
+    }, this.mvcc.snapshotImage());
   }
 
   private restoreSnapshot(snap: Snapshot): void {

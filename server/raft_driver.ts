@@ -10,7 +10,7 @@
  */
 import { RawNode } from "../raft/node.ts";
 import { MemoryStorage } from "../raft/storage.ts";
-import { concatBytes } from "./slab.ts";
+import { type ByteStream, collectBytes } from "../storage/byte_stream.ts";
 import {
   type ConfState,
   type Entry,
@@ -77,7 +77,7 @@ export interface DriverHandler {
   /** Replaces the whole state with a snapshot received from the leader. */
   restoreSnapshot(snapshot: Snapshot): void;
   /** The state machine's image at the applied index, for a snapshot. */
-  snapshotData(confState: ConfState): Uint8Array[];
+  snapshotData(confState: ConfState): ByteStream;
   /** Sends messages to peers (never called with messages for this node). */
   send(messages: Message[]): void;
   onSoftState(state: SoftState, term: number): void;
@@ -128,7 +128,7 @@ export class RaftDriver {
       index: this.appliedIndex,
       confState: this.confState,
       // a snapshot sent to a follower travels as one message
-      data: concatBytes(o.handler.snapshotData(this.confState)),
+      data: collectBytes(o.handler.snapshotData(this.confState)),
     });
   }
 

@@ -17,6 +17,7 @@
  */
 
 import { crc32c } from "./crc32c.ts";
+import { type ByteStream, streamOf } from "./byte_stream.ts";
 import { joinPath as join, removeIfExists, syncDir, writeAll } from "./fs_util.ts";
 
 /** A snapshot as stored on disk: where it sits in the log, and the application's bytes. */
@@ -30,7 +31,7 @@ export interface SnapshotFile {
 export interface SnapshotToSave {
   index: number;
   term: number;
-  data: Uint8Array | Uint8Array[];
+  data: Uint8Array | Uint8Array[] | ByteStream;
 }
 
 /** A snapshot file does not verify. */
@@ -93,15 +94,12 @@ export class Snapshotter {
     head.set(MAGIC, 0);
     putU64(v, 8, snap.term);
     putU64(v, 16, snap.index);
-    const parts = Array.isArray(snap.data) ? snap.data : [snap.data];
-    let length = 0;
-    for (const p of parts) length += p.length;
-    putU64(v, 24, length);
-    let crc = crc32c(0, head);
-    for (const p of parts) crc = crc32c(crc, p);
-    const tail = new Uint8Array(4);
-    new DataView(tail.buffer).setUint32(0, crc, true);
-
+    const data = snap.data instanceof Uint8Array
+      ? streamOf(snap.data)
+      : Array.isArray(snap.data)
+      ? streamOf(...snap.data)
+      : snap.data;
+    putU64(v, 24, data.size);
     const path = join(this.#dir, snapName(snap.term, snap.index));
     const tmp = `${path}.tmp`;
     this.#writing.add(tmp);
@@ -109,7 +107,19 @@ export class Snapshotter {
       const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
       try {
         await writeAll(file, head);
-        for (const p of parts) await writeAll(file, p);
+        // one pass: each chunk is checksummed and written before the next is asked for
+        let crc = crc32c(0, head);
+        let written = 0;
+        for (const c of data.chunks()) {
+          crc = crc32c(crc, c);
+          written += c.length;
+          await writeAll(file, c);
+        }
+        if (written !== data.size) {
+          throw new Error(`snapshot: wrote ${written} bytes, ${data.size} announced`);
+        }
+        const tail = new Uint8Array(4);
+        new DataView(tail.buffer).setUint32(0, crc, true);
         await writeAll(file, tail);
         await file.sync();
       } finally {

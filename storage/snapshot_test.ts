@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { join } from "node:path";
+import type { ByteStream } from "./byte_stream.ts";
 import { SnapshotCorruptError, type SnapshotFile, Snapshotter } from "./snapshot.ts";
 
 async function withSnapDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -15,6 +16,22 @@ function snap(index: number, term: number, size = 1000): SnapshotFile {
   const data = new Uint8Array(size);
   for (let i = 0; i < size; i++) data[i] = (i * 13 + index) & 0xff;
   return { index, term, data };
+}
+
+/** `snap`'s data as a stream that refills one small buffer for every chunk. */
+function reusedBuffer(data: Uint8Array, chunk: number, size = data.length): ByteStream {
+  return {
+    size,
+    *chunks() {
+      const buf = new Uint8Array(chunk);
+      for (let p = 0; p < data.length; p += chunk) {
+        const n = Math.min(chunk, data.length - p);
+        buf.set(data.subarray(p, p + n));
+        yield buf.subarray(0, n);
+        buf.fill(0xee); // a writer still holding the chunk would see this
+      }
+    },
+  };
 }
 
 async function names(dir: string): Promise<string[]> {
@@ -41,6 +58,25 @@ Deno.test("snapshot: save and load the newest", async () => {
     assertEquals(newest, snap(0x1234, 3, 0));
     await Deno.remove(join(dir, "0000000000000003-0000000000001234.snap"));
     assertEquals(await new Snapshotter(dir).loadNewest(), snap(300, 3, 200_000));
+  });
+});
+
+Deno.test("snapshot: a streamed image is written chunk by chunk, checksummed in the same pass", async () => {
+  await withSnapDir(async (dir) => {
+    const s = new Snapshotter(dir);
+    const want = snap(500, 4, 100_003);
+    await s.save({ index: 500, term: 4, data: reusedBuffer(want.data, 4096) });
+    assertEquals(await s.loadNewest(), want);
+    await s.save({ index: 600, term: 4, data: [want.data.subarray(0, 10), want.data.subarray(10)] });
+    assertEquals((await s.loadNewest())?.data, want.data);
+    // a stream that ends early: no snapshot file, the previous one stays the newest
+    await assertRejects(
+      () => s.save({ index: 700, term: 4, data: reusedBuffer(want.data, 4096, want.data.length + 1) }),
+      Error,
+      "announced",
+    );
+    assertEquals((await s.loadNewest())?.index, 600);
+    assertEquals((await names(dir)).length, 2);
   });
 });
 

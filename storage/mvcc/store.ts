@@ -22,9 +22,10 @@
  *
  * @module
  */
-import { isFromKey, latin1 } from "./bytes.ts";
+import { isFromKey, latin1, writeLatin1 } from "./bytes.ts";
 import { ByteReader, ByteWriter, ErrSnapshotCorrupt, varintSize } from "./byte_codec.ts";
 import { crc32c } from "./crc32c.ts";
+import { type ByteStream, collectBytes } from "../byte_stream.ts";
 import { HistoryFile } from "./history_file.ts";
 import { KeyIndex } from "./key_index.ts";
 import { RevisionLog } from "./revision_log.ts";
@@ -154,6 +155,15 @@ const EMPTY: Uint8Array = new Uint8Array(0);
 const KEY_BUCKET = new TextEncoder().encode("key");
 const SNAPSHOT_MAGIC = [0x4d, 0x56, 0x43, 0x43]; // "MVCC"
 const SNAPSHOT_VERSION = 1;
+/** Chunk size of snapshot images written out (see {@link MvccStore.snapshotImage}). */
+const IMAGE_CHUNK = 1 << 20;
+const MIN_IMAGE_CHUNK = 4096;
+/** Room for an entry's fixed fields: six varints of at most 8 bytes and the kind byte. */
+const ENTRY_HEAD_MAX = 64;
+/** Freed arena bytes that make a repack worth it (see {@link Core.repackIfSparse}). */
+const REPACK_MIN_GARBAGE = 4 << 20;
+/** Freed bytes allowed above the live ones: at least one slab, so a repack never follows a repack. */
+const REPACK_SLACK = 1 << 20;
 /** Rough per-entry cost of a revision in etcd's bbolt (revision key, protobuf header, page slot). */
 const ENTRY_OVERHEAD = 40;
 
@@ -496,6 +506,33 @@ class Core {
     }
   }
 
+  /**
+   * With a history file, only the newest value of each key lives in the arena, and each overwrite frees
+   * one value somewhere in an old slab. Once the freed bytes outweigh the live ones (and a few MiB), the
+   * newest values still sitting in mostly-empty slabs move out, so those slabs go; with the key space
+   * steady the arena stays within about twice its live bytes instead of growing with every write.
+   */
+  repackIfSparse(): void {
+    const arena = this.arena;
+    const garbage = arena.allocatedBytes - arena.liveBytes;
+    if (this.history === null || garbage < REPACK_MIN_GARBAGE || garbage < arena.liveBytes + REPACK_SLACK) {
+      return;
+    }
+    const marks = arena.sparseSlabs();
+    if (marks === undefined) return;
+    const log = this.log;
+    const heads = this.index.heads;
+    for (let id = 0; id < this.index.idLimit; id++) {
+      const e = heads[id];
+      if (e < 0) continue;
+      const s = log.slab[e];
+      if (s >= 0 && marks[s] === 1) {
+        log.slab[e] = arena.move(s, log.off[e], log.len[e]);
+        log.off[e] = arena.lastOffset;
+      }
+    }
+  }
+
   /** Empties slabs that compaction left mostly free. */
   private relocateValues(): void {
     const marks = this.arena.sparseSlabs();
@@ -664,8 +701,8 @@ class Core {
     return { hash: crc, compactRevision: compactRev === 0 ? -1 : compactRev, revision: this.currentRev };
   }
 
-  /** See {@link MvccStore.encodeSnapshot}. */
-  encode(): Uint8Array {
+  /** See {@link MvccStore.snapshotImage}. */
+  image(chunkSize: number): ByteStream {
     if (this.txn !== null) throw new ErrTxnState("snapshot during a write transaction");
     const log = this.log;
     const index = this.index;
@@ -689,21 +726,55 @@ class Core {
         log.len[e];
       if (log.lease[e] !== 0n) size += 8;
     }
-    const out = new Uint8Array(size);
-    const view = new DataView(out.buffer);
-    const w = new ByteWriter(out);
+    return { size, chunks: () => this.imageChunks(keys, pos, size, Math.max(chunkSize, MIN_IMAGE_CHUNK)) };
+  }
+
+  /**
+   * The image of {@link image}, one buffer of `chunkSize` refilled over and over; keys and values larger
+   * than a chunk come in buffers of their own. The store must not change until the last chunk is taken.
+   */
+  private *imageChunks(
+    keys: string[],
+    pos: Int32Array,
+    size: number,
+    chunkSize: number,
+  ): Generator<Uint8Array> {
+    const log = this.log;
+    const buf = new Uint8Array(chunkSize);
+    const view = new DataView(buf.buffer);
+    const w = new ByteWriter(buf);
+    let total = 0;
+    // hands out the bytes so far and, for a payload larger than the buffer, a buffer of its own
+    function* flush(payload: number, fill: (dst: Uint8Array, off: number) => void): Generator<Uint8Array> {
+      total += w.pos;
+      yield buf.subarray(0, w.pos);
+      w.pos = 0;
+      if (payload <= buf.length) {
+        fill(buf, 0);
+        w.pos = payload;
+        return;
+      }
+      const own = new Uint8Array(payload);
+      fill(own, 0);
+      total += payload;
+      yield own;
+    }
     for (const c of SNAPSHOT_MAGIC) w.byte(c);
     w.byte(SNAPSHOT_VERSION);
     w.varint(this.currentRev);
     w.varint(this.compactRev);
     w.varint(keys.length);
     for (const k of keys) {
+      if (buf.length - w.pos < ENTRY_HEAD_MAX) yield* flush(0, () => {});
       w.varint(k.length);
-      w.latin1(k);
+      if (buf.length - w.pos >= k.length) w.latin1(k);
+      else yield* flush(k.length, (dst, off) => writeLatin1(k, dst, off));
     }
+    if (buf.length - w.pos < ENTRY_HEAD_MAX) yield* flush(0, () => {});
     w.varint(log.length);
-    lastMain = 0;
+    let lastMain = 0;
     for (let e = 0; e < log.length; e++) {
+      if (buf.length - w.pos < ENTRY_HEAD_MAX) yield* flush(0, () => {});
       const m = log.main[e];
       w.varint(m - lastMain);
       lastMain = m;
@@ -720,13 +791,21 @@ class Core {
       const vl = log.len[e];
       w.varint(vl);
       if (vl > 0) {
-        this.copyValue(e, out, w.pos);
-        w.pos += vl;
+        if (buf.length - w.pos >= vl) {
+          this.copyValue(e, buf, w.pos);
+          w.pos += vl;
+        } else {
+          yield* flush(vl, (dst, off) => this.copyValue(e, dst, off));
+        }
       }
-      if (lease !== 0n) w.int64(lease, view);
+      if (lease !== 0n) {
+        if (buf.length - w.pos < 8) yield* flush(0, () => {});
+        w.int64(lease, view);
+      }
     }
-    if (w.pos !== size) throw new Error(`mvcc: snapshot size mismatch ${w.pos} != ${size}`);
-    return out;
+    total += w.pos;
+    if (total !== size) throw new Error(`mvcc: snapshot size mismatch ${total} != ${size}`);
+    if (w.pos > 0) yield buf.subarray(0, w.pos);
   }
 
   /** See {@link MvccStore.decodeSnapshot}. */
@@ -961,6 +1040,7 @@ class Txn implements WriteTxn {
     core.currentRev = this.rev;
     core.liveKeys += this.liveDelta;
     core.dataBytes += this.dataDelta;
+    core.repackIfSparse();
     return { revision: this.rev, events: this.events };
   }
 
@@ -1118,7 +1198,15 @@ export class MvccStore {
    * revision. Throws {@link ErrTxnState} while a write transaction is open.
    */
   encodeSnapshot(): Uint8Array {
-    return this.core.encode();
+    return collectBytes(this.core.image(IMAGE_CHUNK));
+  }
+
+  /**
+   * What {@link encodeSnapshot} returns, as a stream of chunks of about `chunkSize` bytes: writing it out
+   * needs one chunk of memory, not the whole image. The store must not change while it is read.
+   */
+  snapshotImage(chunkSize: number = IMAGE_CHUNK): ByteStream {
+    return this.core.image(chunkSize);
   }
 
   /**

@@ -207,6 +207,30 @@ Deno.test("superseded values leave memory and come back intact", () => {
   }
 });
 
+Deno.test("overwrites without compaction: value slabs pinned by a few old values are emptied", () => {
+  const hist = new MvccStore({ historyFile: tmpPath() });
+  try {
+    const rnd = prng(7);
+    const value = (i: number) => b(`v${i}-`.padEnd(200 + (i % 100), "y"));
+    const newest = new Map<string, number>();
+    // every 50th write creates a key never written again: without repacking, each value slab keeps a
+    // few of those alive and none is ever freed (about 25 MB of slabs for 100k writes)
+    for (let i = 0; i < 100_000; i++) {
+      const key = i % 50 === 0 ? `cold/${i}` : `hot/${Math.floor(rnd() * 500)}`;
+      newest.set(key, i);
+      put(hist, key, s(value(i)));
+    }
+    // columns for 100k revisions (~7 MiB), plus at most a few MiB of slabs
+    assert(hist.memoryBytes() < 20 << 20, `memory ${hist.memoryBytes()}`);
+    for (const [key, i] of newest) assertEquals(s(hist.range(b(key), undefined).kvs[0].value), s(value(i)));
+    const old = hist.range(b("hot/"), b("hot0"), { revision: 30_000 }).kvs;
+    assertEquals(old.length, 500);
+    for (const kv of old) assertEquals(s(kv.value), s(value(kv.modRevision - 2)));
+  } finally {
+    hist.close();
+  }
+});
+
 Deno.test("decodeSnapshot with a history file keeps only the newest values in memory", () => {
   const src = new MvccStore();
   for (let i = 0; i < 500; i++) put(src, `k${i % 5}`, "v".repeat(200) + i);

@@ -7,7 +7,7 @@ import {
   type MvccEvent,
   MvccStore,
 } from "./store.ts";
-import { prefixRangeEnd } from "./bytes.ts";
+import { compareBytes, prefixRangeEnd } from "./bytes.ts";
 import { assert, assertEquals, assertThrows, b, del, dump, plain, put, s, txn } from "./test_util.ts";
 
 const ALL = new Uint8Array([0]);
@@ -490,6 +490,8 @@ Deno.test("snapshot roundtrip", async (t) => {
     w.deleteRange(b("key/5"), undefined);
     w.put(b("key/5"), b("reborn"), 0n);
   });
+  put(st, "k".repeat(5000), "long key");
+  for (let i = 0; i < 60; i++) put(st, `leased/${i % 13}`, "x".repeat(i % 37), 7n);
   put(st, "big", "z".repeat(100_000));
   st.compact(20);
   put(st, "after", "compaction");
@@ -520,6 +522,30 @@ Deno.test("snapshot roundtrip", async (t) => {
     }
     assertEquals(copy.encodeSnapshot(), st.encodeSnapshot());
     assertEquals(kvs(copy.range(b("key/1"), undefined).kvs), kvs(st.range(b("key/1"), undefined).kvs));
+  });
+  await t.step("streamed in chunks: the same bytes, one chunk of memory at a time", () => {
+    const data = st.encodeSnapshot();
+    for (let chunk = 4096; chunk < 4096 + 80; chunk++) {
+      const image = st.snapshotImage(chunk);
+      assertEquals(image.size, data.length);
+      const out = new Uint8Array(image.size);
+      let pos = 0;
+      let buffers = 0;
+      let last: ArrayBufferLike | undefined;
+      for (const c of image.chunks()) {
+        // larger than the chunk only for a key or value that does not fit one
+        assert(c.length <= chunk || c.length === 100_000 || c.length === 5000, `chunk of ${c.length}`);
+        if (c.length <= chunk && c.buffer !== last) {
+          buffers++;
+          last = c.buffer;
+        }
+        out.set(c, pos);
+        pos += c.length;
+      }
+      assertEquals(pos, data.length);
+      assert(compareBytes(out, data) === 0, `chunk size ${chunk}: other bytes`);
+      assertEquals(buffers, 1, "the chunk buffer is reused");
+    }
   });
   await t.step("the snapshot buffer is not aliased", () => {
     const buf = st.encodeSnapshot();
