@@ -7,7 +7,13 @@
  * @module
  */
 
-import { allocBytes } from "./slab.ts";
+import { SlabAllocator } from "./slab.ts";
+
+/**
+ * Entry data stays in the in-memory Raft log until the log window moves past it: it gets slabs of its
+ * own, densely filled, instead of pinning slabs shared with short-lived request and response bytes.
+ */
+const entrySlabs = new SlabAllocator();
 
 export enum ProposalKind {
   Put = 1,
@@ -36,7 +42,7 @@ export function encodeProposal(
   seq: number,
   payload: Uint8Array,
 ): Uint8Array {
-  const out = allocBytes(PROPOSAL_HEADER_BYTES + payload.length);
+  const out = entrySlabs.alloc(PROPOSAL_HEADER_BYTES + payload.length);
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   out[0] = kind;
   view.setUint32(1, tag);
