@@ -30,16 +30,13 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "etcd_ts_compile_" });
     const exe = `${dir}/etcd-ts`;
     try {
-      // the same command as `deno task compile`, with another output path
+      // the command of `deno task compile`, with another output path
+      const task =
+        (JSON.parse(await Deno.readTextFile(`${ROOT}/deno.json`)) as { tasks: { compile: string } })
+          .tasks.compile.split(" ");
+      assertEquals(task.slice(0, 2), ["deno", "compile"]);
       const build = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "compile",
-          "--allow-all",
-          "--v8-flags=--max-semi-space-size=1",
-          "--output",
-          exe,
-          "main.ts",
-        ],
+        args: task.slice(1).map((a) => a === "dist/etcd-ts" ? exe : a),
         cwd: ROOT,
         stdout: "piped",
         stderr: "piped",
