@@ -3,20 +3,26 @@
  * revision order — the in-memory counterpart of etcd's `key` bucket.
  *
  * Entries are stored column-wise in typed arrays: no object per revision, nothing for the garbage
- * collector to trace, about 56 bytes per entry plus the value bytes (kept in a {@link ValueArena}).
+ * collector to trace. Revisions and versions are 32-bit until a value needs more (then that column
+ * becomes float64, exact up to 2^53), and the lease column exists only once some entry has a lease: 36
+ * bytes per entry in the common case, plus the value bytes (kept in a {@link ValueArena}).
  * A tombstone (deletion) is an entry whose `create` is 0.
  *
  * @module
  */
 
 const MIN_CAPACITY = 256;
+const MAX_U32 = 0xffffffff;
+
+/** An unsigned column: 32-bit while every value fits, float64 after. */
+export type WideColumn = Uint32Array | Float64Array;
 
 /** Column storage of revision entries; an entry's index is its position, which compaction changes. */
 export class RevisionLog {
   /** Number of entries. */
   length = 0;
   /** Main revision. */
-  main: Float64Array = new Float64Array(MIN_CAPACITY);
+  main: WideColumn = new Uint32Array(MIN_CAPACITY);
   /** Sub revision (position of the change inside its transaction). */
   sub: Int32Array = new Int32Array(MIN_CAPACITY);
   /** Key id (see KeyIndex). */
@@ -24,11 +30,11 @@ export class RevisionLog {
   /** Previous entry of the same key, -1 when none is retained. */
   prev: Int32Array = new Int32Array(MIN_CAPACITY);
   /** Create revision of the key's generation; 0 marks a tombstone. */
-  create: Float64Array = new Float64Array(MIN_CAPACITY);
+  create: WideColumn = new Uint32Array(MIN_CAPACITY);
   /** Version of the key in its generation; 0 for a tombstone. */
-  version: Float64Array = new Float64Array(MIN_CAPACITY);
-  /** Lease id (int64), 0 for none. */
-  lease: BigInt64Array = new BigInt64Array(MIN_CAPACITY);
+  version: WideColumn = new Uint32Array(MIN_CAPACITY);
+  /** Lease id (int64), 0 for none; null while no entry has had a lease (see {@link leaseAt}). */
+  lease: BigInt64Array | null = null;
   /** Value location: arena slab id (-1: empty value), offset and length. */
   slab: Int32Array = new Int32Array(MIN_CAPACITY);
   /** Offset of the value in its slab. */
@@ -53,13 +59,13 @@ export class RevisionLog {
   resize(cap: number): void {
     cap = Math.max(cap, this.length, MIN_CAPACITY);
     const n = this.length;
-    this.main = grow(this.main, new Float64Array(cap), n);
+    this.main = grow(this.main, sameKind(this.main, cap), n);
     this.sub = grow(this.sub, new Int32Array(cap), n);
     this.key = grow(this.key, new Int32Array(cap), n);
     this.prev = grow(this.prev, new Int32Array(cap), n);
-    this.create = grow(this.create, new Float64Array(cap), n);
-    this.version = grow(this.version, new Float64Array(cap), n);
-    this.lease = grow(this.lease, new BigInt64Array(cap), n);
+    this.create = grow(this.create, sameKind(this.create, cap), n);
+    this.version = grow(this.version, sameKind(this.version, cap), n);
+    if (this.lease !== null) this.lease = grow(this.lease, new BigInt64Array(cap), n);
     this.slab = grow(this.slab, new Int32Array(cap), n);
     this.off = grow(this.off, new Int32Array(cap), n);
     this.len = grow(this.len, new Int32Array(cap), n);
@@ -80,13 +86,15 @@ export class RevisionLog {
   ): number {
     const i = this.length;
     if (i === this.main.length) this.reserve(i + 1);
+    if (main > MAX_U32 || create > MAX_U32 || version > MAX_U32) this.widen(main, create, version);
     this.main[i] = main;
     this.sub[i] = sub;
     this.key[i] = key;
     this.prev[i] = prev;
     this.create[i] = create;
     this.version[i] = version;
-    this.lease[i] = lease;
+    if (lease !== 0n) (this.lease ??= new BigInt64Array(this.main.length))[i] = lease;
+    else if (this.lease !== null) this.lease[i] = 0n;
     this.slab[i] = slab;
     this.off[i] = off;
     this.len[i] = len;
@@ -101,7 +109,7 @@ export class RevisionLog {
     this.key[to] = this.key[from];
     this.create[to] = this.create[from];
     this.version[to] = this.version[from];
-    this.lease[to] = this.lease[from];
+    if (this.lease !== null) this.lease[to] = this.lease[from];
     this.slab[to] = this.slab[from];
     this.off[to] = this.off[from];
     this.len[to] = this.len[from];
@@ -115,7 +123,7 @@ export class RevisionLog {
     this.key.copyWithin(to, from, end);
     this.create.copyWithin(to, from, end);
     this.version.copyWithin(to, from, end);
-    this.lease.copyWithin(to, from, end);
+    this.lease?.copyWithin(to, from, end);
     this.slab.copyWithin(to, from, end);
     this.off.copyWithin(to, from, end);
     this.len.copyWithin(to, from, end);
@@ -134,13 +142,44 @@ export class RevisionLog {
     return lo;
   }
 
+  /** Lease id of entry `e` (0n for none). */
+  leaseAt(e: number): bigint {
+    const lease = this.lease;
+    return lease === null ? 0n : lease[e];
+  }
+
   /** Bytes held by the columns. */
   get columnBytes(): number {
-    return this.main.length * 56;
+    const perEntry = this.main.BYTES_PER_ELEMENT + this.create.BYTES_PER_ELEMENT +
+      this.version.BYTES_PER_ELEMENT + (this.lease === null ? 0 : 8) + 6 * 4;
+    return this.main.length * perEntry;
+  }
+
+  /** Turns the 32-bit columns that cannot hold these values into float64 columns. */
+  private widen(main: number, create: number, version: number): void {
+    const n = this.length;
+    const cap = this.main.length;
+    if (main > MAX_U32 && this.main instanceof Uint32Array) {
+      this.main = grow(this.main, new Float64Array(cap), n);
+    }
+    if (create > MAX_U32 && this.create instanceof Uint32Array) {
+      this.create = grow(this.create, new Float64Array(cap), n);
+    }
+    if (version > MAX_U32 && this.version instanceof Uint32Array) {
+      this.version = grow(this.version, new Float64Array(cap), n);
+    }
   }
 }
 
-function grow<T extends Float64Array | Int32Array | BigInt64Array>(old: T, fresh: T, n: number): T {
+function sameKind(col: WideColumn, cap: number): WideColumn {
+  return col instanceof Uint32Array ? new Uint32Array(cap) : new Float64Array(cap);
+}
+
+function grow<T extends WideColumn | Int32Array | BigInt64Array>(
+  old: WideColumn | Int32Array | BigInt64Array,
+  fresh: T,
+  n: number,
+): T {
   // deno-lint-ignore no-explicit-any
   (fresh as any).set((old as any).subarray(0, n));
   return fresh;

@@ -380,7 +380,7 @@ class Core {
       this.copyValue(e, buf, vpos);
       value = buf.subarray(vpos, vpos + vl);
     }
-    const lease = log.lease[e];
+    const lease = log.leaseAt(e);
     return {
       key,
       createRevision: log.create[e],
@@ -685,7 +685,7 @@ class Core {
           this.copyValue(e, buf, p);
           p += vl;
         }
-        const lease = log.lease[e];
+        const lease = log.leaseAt(e);
         if (lease !== 0n) {
           buf[p++] = 0x30;
           let u = BigInt.asUintN(64, lease);
@@ -724,7 +724,7 @@ class Core {
       if (log.create[e] === 0) continue;
       size += varintSize(m - log.create[e]) + varintSize(log.version[e]) + varintSize(log.len[e]) +
         log.len[e];
-      if (log.lease[e] !== 0n) size += 8;
+      if (log.leaseAt(e) !== 0n) size += 8;
     }
     return { size, chunks: () => this.imageChunks(keys, pos, size, Math.max(chunkSize, MIN_IMAGE_CHUNK)) };
   }
@@ -784,7 +784,7 @@ class Core {
         w.byte(0);
         continue;
       }
-      const lease = log.lease[e];
+      const lease = log.leaseAt(e);
       w.byte(lease === 0n ? 1 : 2);
       w.varint(m - log.create[e]);
       w.varint(log.version[e]);
@@ -1151,7 +1151,7 @@ export class MvccStore {
     const heads = index.heads;
     index.sorted.scan("", undefined, (id, key) => {
       const e = heads[id];
-      if (e >= 0 && log.create[e] !== 0 && log.lease[e] !== 0n) visit(key, log.lease[e]);
+      if (e >= 0 && log.create[e] !== 0 && log.leaseAt(e) !== 0n) visit(key, log.leaseAt(e));
     });
   }
 

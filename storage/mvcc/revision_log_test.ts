@@ -1,0 +1,70 @@
+import { RevisionLog } from "./revision_log.ts";
+import { assert, assertEquals } from "./test_util.ts";
+
+type Row = [main: number, sub: number, create: number, version: number, lease: bigint];
+
+function rows(log: RevisionLog): Row[] {
+  const out: Row[] = [];
+  for (let e = 0; e < log.length; e++) {
+    out.push([log.main[e], log.sub[e], log.create[e], log.version[e], log.leaseAt(e)]);
+  }
+  return out;
+}
+
+function width(col: { BYTES_PER_ELEMENT: number }): number {
+  return col.BYTES_PER_ELEMENT;
+}
+
+function add(log: RevisionLog, [main, sub, create, version, lease]: Row): void {
+  log.append(main, sub, 0, -1, create, version, lease, -1, 0, 0);
+}
+
+Deno.test("revision log: 32-bit columns widen, exactly, when a revision or version needs more", () => {
+  const log = new RevisionLog();
+  const want: Row[] = [];
+  for (let i = 0; i < 300; i++) want.push([i + 2, 0, 2, i + 1, 0n]);
+  for (const r of want) add(log, r);
+  assertEquals([width(log.main), width(log.create), width(log.version)], [4, 4, 4]);
+  assertEquals(log.lease, null);
+  assertEquals(log.columnBytes, log.capacity * 36);
+
+  const big: Row[] = [
+    [2 ** 32, 0, 2, 301, 0n],
+    [2 ** 40 + 3, 1, 2 ** 40 + 3, 1, 0n],
+    [2 ** 53 - 1, 0, 2 ** 40 + 3, 2 ** 33 + 7, 0n],
+  ];
+  for (const r of big) add(log, r);
+  want.push(...big);
+  assertEquals([width(log.main), width(log.create), width(log.version)], [8, 8, 8]);
+  assertEquals(rows(log), want);
+  // a wide column stays wide through growth and shrinking
+  log.resize(4096);
+  log.resize(0);
+  assertEquals(rows(log), want);
+  assertEquals(width(log.main), 8);
+  assertEquals(log.lowerBound(2 ** 40), 301);
+});
+
+Deno.test("revision log: the lease column appears with the first lease and follows moves", () => {
+  const log = new RevisionLog();
+  add(log, [2, 0, 2, 1, 0n]);
+  add(log, [3, 0, 3, 1, 0n]);
+  assertEquals(log.lease, null);
+  assertEquals(log.leaseAt(1), 0n);
+  add(log, [4, 0, 4, 1, 0x7fff_ffff_ffff_fff0n]);
+  assert(log.lease !== null);
+  assertEquals(log.columnBytes, log.capacity * 44);
+  add(log, [5, 0, 5, 1, 0n]);
+  assertEquals(rows(log).map((r) => r[4]), [0n, 0n, 0x7fff_ffff_ffff_fff0n, 0n]);
+
+  // compaction-style moves carry the lease along, and a reused slot does not keep a stale one
+  log.move(2, 0);
+  log.shiftDown(2, 1);
+  log.length = 3;
+  assertEquals(rows(log).map((r) => r[4]), [0x7fff_ffff_ffff_fff0n, 0x7fff_ffff_ffff_fff0n, 0n]);
+  log.length = 1;
+  add(log, [6, 0, 6, 1, 0n]);
+  assertEquals(log.leaseAt(1), 0n);
+  log.resize(1000);
+  assertEquals(rows(log).map((r) => r[4]), [0x7fff_ffff_ffff_fff0n, 0n]);
+});
