@@ -189,7 +189,15 @@ export interface ApplyResult<T> {
 
 /** Applies key space requests to the store and the lease set. */
 export class Applier {
-  constructor(readonly mvcc: MvccStore, readonly leases: LeaseStore) {}
+  /**
+   * `recordEvents` says, before each write, whether anyone would receive its events (a synced watcher);
+   * when nobody would, the store copies no kvs out for them.
+   */
+  constructor(
+    readonly mvcc: MvccStore,
+    readonly leases: LeaseStore,
+    private readonly recordEvents: () => boolean = () => true,
+  ) {}
 
   range(r: RangeRequest): RangeResponse {
     try {
@@ -240,7 +248,7 @@ export class Applier {
   revokeLease(id: bigint): ApplyResult<number> {
     const keys = this.leases.revoke(id);
     if (keys.length === 0) return { response: this.mvcc.currentRevision, events: [] };
-    const txn = this.mvcc.write();
+    const txn = this.mvcc.write({ events: this.recordEvents() });
     for (const k of keys) txn.deleteRange(keyBytes(k), undefined);
     const { revision, events } = txn.end();
     return { response: revision, events };
@@ -254,7 +262,11 @@ export class Applier {
   }
 
   private begin(): Write {
-    return { txn: this.mvcc.write(), beginRev: this.mvcc.currentRevision, changed: false };
+    return {
+      txn: this.mvcc.write({ events: this.recordEvents() }),
+      beginRev: this.mvcc.currentRevision,
+      changed: false,
+    };
   }
 
   private putIn(w: Write, r: PutRequest): PutResponse {
@@ -266,10 +278,13 @@ export class Applier {
       if (r.ignoreValue && prev) value = prev.value;
       if (r.ignoreLease && prev) lease = prev.lease;
     }
-    const old = w.txn.put(r.key, value, lease);
+    const oldLease = w.txn.leaseOf(r.key);
+    const old = w.txn.put(r.key, value, lease, r.prevKv);
     w.changed = true;
-    if (old && old.lease !== 0n && old.lease !== lease) this.leases.detach(old.lease, keyString(r.key));
-    if (lease !== 0n && (!old || old.lease !== lease)) this.leases.attach(lease, keyString(r.key));
+    if (oldLease !== undefined && oldLease !== 0n && oldLease !== lease) {
+      this.leases.detach(oldLease, keyString(r.key));
+    }
+    if (lease !== 0n && oldLease !== lease) this.leases.attach(lease, keyString(r.key));
     return { header: header(w.beginRev + 1), prevKv: r.prevKv ? old : undefined };
   }
 

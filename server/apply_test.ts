@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
-import { MvccStore } from "../storage/mvcc/store.ts";
+import { type MvccEvent, MvccStore } from "../storage/mvcc/store.ts";
 import { LeaseStore } from "../storage/lease.ts";
 import { Applier } from "./apply.ts";
 import { GrpcError } from "./grpc/status.ts";
@@ -223,4 +223,45 @@ Deno.test("lease revoke deletes the attached keys in one revision", () => {
   assertEquals(events.map((e) => [e.type, dec.decode(e.kv.key)]), [["delete", "l1"], ["delete", "l2"]]);
   assertEquals(keys(a, rangeReq("\0", "\0")), ["free"]);
   assertEquals(a.leases.lookup(5n), undefined);
+});
+
+Deno.test("without watchers: no events, the same responses, state and lease bookkeeping", () => {
+  let watching = false;
+  const quiet = new Applier(new MvccStore(), new LeaseStore(), () => watching);
+  const loud = fresh();
+  for (const a of [quiet, loud]) {
+    a.leases.grant(5n, 10);
+    a.leases.grant(6n, 10);
+  }
+  const steps: ((a: Applier) => { response: unknown; events: MvccEvent[] })[] = [
+    (a) => a.put(putReq("k", "1", { lease: 5n })),
+    (a) => a.put(putReq("k", "2", { lease: 6n, prevKv: true })),
+    (a) => a.put(putReq("k", "3", { prevKv: true })),
+    (a) => a.put(putReq("k", "4", { lease: 5n })),
+    (a) => a.put(putReq("j", "1", { lease: 5n, prevKv: true })),
+    (a) => a.deleteRange({ key: enc.encode("j"), rangeEnd: new Uint8Array(0), prevKv: true }),
+    (a) => a.txn({ compare: [], success: [{ requestPut: putReq("t", "x", { lease: 6n }) }], failure: [] }),
+  ];
+  for (const [i, step] of steps.entries()) {
+    const q = step(quiet);
+    const l = step(loud);
+    assertEquals(q.response, l.response, `step ${i}`);
+    assertEquals(q.events, [], `step ${i}: events`);
+    assert(l.events.length > 0, `step ${i}: events with watchers`);
+  }
+  for (const a of [quiet, loud]) {
+    assertEquals([...a.leases.lookup(5n)!.keys], ["k"]);
+    assertEquals([...a.leases.lookup(6n)!.keys], ["t"]);
+  }
+  assertEquals(quiet.mvcc.encodeSnapshot(), loud.mvcc.encodeSnapshot());
+  // as soon as someone watches, events come back
+  watching = true;
+  const { events } = quiet.put(putReq("k", "5", { lease: 6n }));
+  assertEquals(events.map((e) => [e.type, dec.decode(e.kv.value), dec.decode(e.prevKv!.value)]), [[
+    "put",
+    "5",
+    "4",
+  ]]);
+  assertEquals([...quiet.leases.lookup(5n)!.keys], []);
+  assertEquals(quiet.revokeLease(6n).events.length, 2);
 });

@@ -247,8 +247,8 @@ export class EtcdServer implements LeaseBackend {
     this.membership = init.membership;
     this.mvcc = init.mvcc;
     this.leases = init.leases;
-    this.applier = new Applier(this.mvcc, this.leases);
     this.watchHub = new WatchHub({ mvcc: this.mvcc });
+    this.applier = new Applier(this.mvcc, this.leases, this.wantsEvents);
     this.tag = Number(init.memberId & 0xffffffffn);
     this.seq = this.clock.now() * 1000;
     this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
@@ -930,6 +930,9 @@ export class EtcdServer implements LeaseBackend {
     }
   }
 
+  /** Whether writes should produce watch events now (see {@link Applier}). */
+  private readonly wantsEvents = (): boolean => this.watchHub.wantsEvents;
+
   private emit(events: MvccEvent[], revision: number): void {
     if (events.length === 0) return;
     this.watchHub.notify({ revision, events });
@@ -986,7 +989,7 @@ export class EtcdServer implements LeaseBackend {
     this.watchHub.restore(this.mvcc);
     old.close();
     this.leases = LeaseStore.fromJSON(meta.leases);
-    this.applier = new Applier(this.mvcc, this.leases);
+    this.applier = new Applier(this.mvcc, this.leases, this.wantsEvents);
     this.rebuildLeaseKeys();
     this.lessor.recover(this.leases);
     this.syncPeers();

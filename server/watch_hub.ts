@@ -387,6 +387,14 @@ export class WatchHub {
     return this.source.currentRevision;
   }
 
+  /**
+   * Whether a committed write's events would reach anyone: only synced watchers take them from
+   * {@link notify}; the others catch up from the store's history.
+   */
+  get wantsEvents(): boolean {
+    return this.syncedCount > 0;
+  }
+
   /** Watcher counts by state (for metrics and tests). */
   stats(): { synced: number; pending: number; blocked: number } {
     return { synced: this.syncedCount, pending: this.pending.size, blocked: this.blockedCount };

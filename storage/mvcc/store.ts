@@ -99,8 +99,17 @@ export interface HashKVResult {
 export interface TxnEnd {
   /** Current revision after the transaction (unchanged if it wrote nothing). */
   revision: number;
-  /** Its changes in sub-revision order. */
+  /** Its changes in sub-revision order (none for a transaction opened without events). */
   events: MvccEvent[];
+}
+
+/** How a write transaction is opened. */
+export interface WriteOptions {
+  /**
+   * Whether `end` returns the transaction's events (default true). Without them, a put copies out
+   * neither the new kv nor the previous one: the fast path when nobody watches.
+   */
+  events?: boolean;
 }
 
 /** The requested revision is older than the compact revision. */
@@ -138,8 +147,13 @@ export class ErrTxnState extends Error {
 export interface WriteTxn {
   /** Range read at the transaction's revision (including its own writes so far). */
   range(key: Uint8Array, rangeEnd: Uint8Array | undefined, options?: RangeOptions): RangeResult;
-  /** Puts a key (bytes are copied); returns the previous kv if the key existed. */
-  put(key: Uint8Array, value: Uint8Array, lease: bigint): KeyValue | undefined;
+  /**
+   * Puts a key (bytes are copied). Returns the previous kv if the key existed and the transaction
+   * records events or `withPrev` is set (the default); otherwise undefined, without copying anything.
+   */
+  put(key: Uint8Array, value: Uint8Array, lease: bigint, withPrev?: boolean): KeyValue | undefined;
+  /** The lease of a live key (0n for none), or undefined if the key does not exist; copies nothing. */
+  leaseOf(key: Uint8Array): bigint | undefined;
   /** Deletes the live keys in the range; returns their latest kvs. Deleting nothing writes nothing. */
   deleteRange(key: Uint8Array, rangeEnd: Uint8Array | undefined): KeyValue[];
   /**
@@ -925,7 +939,7 @@ class Txn implements WriteTxn {
   private dataDelta = 0;
   private closed = false;
 
-  constructor(private readonly core: Core) {
+  constructor(private readonly core: Core, private readonly recordEvents: boolean) {
     this.rev = core.currentRev + 1;
     this.start = core.log.length;
   }
@@ -940,7 +954,15 @@ class Txn implements WriteTxn {
     return this.core.rangeAt(key, rangeEnd, options, readRev);
   }
 
-  put(key: Uint8Array, value: Uint8Array, lease: bigint): KeyValue | undefined {
+  leaseOf(key: Uint8Array): bigint | undefined {
+    this.check();
+    const core = this.core;
+    const id = core.index.lookup(latin1(key));
+    const h = id < 0 ? -1 : core.index.heads[id];
+    return h < 0 || core.log.create[h] === 0 ? undefined : core.log.leaseAt(h);
+  }
+
+  put(key: Uint8Array, value: Uint8Array, lease: bigint, withPrev = true): KeyValue | undefined {
     this.check();
     const core = this.core;
     const log = core.log;
@@ -978,6 +1000,17 @@ class Txn implements WriteTxn {
     );
     index.heads[id] = e;
     this.dataDelta += k.length + value.length;
+    if (!this.recordEvents) {
+      let prevKv: KeyValue | undefined;
+      if (prevE >= 0) {
+        if (withPrev) {
+          const buf = core.chunks.reserve(core.kvBytes(prevE, true));
+          prevKv = core.writeKv(prevE, buf, core.chunks.at, true);
+        }
+        core.demote(prevE);
+      }
+      return prevKv;
+    }
     // the event's kv and the previous kv, copied out together
     const size = k.length + value.length;
     const prevSize = prevE >= 0 ? core.kvBytes(prevE, true) : 0;
@@ -1021,11 +1054,13 @@ class Txn implements WriteTxn {
       core.demote(h);
       const e = log.append(this.rev, this.sub++, id, h, 0, 0, 0n, -1, 0, 0);
       heads[id] = e;
-      const kv = core.writeKv(e, buf, pos, false);
-      pos += kv.key.length;
-      this.dataDelta += kv.key.length;
+      this.dataDelta += index.key(id).length;
       deleted[i] = prevKv;
-      this.events.push({ type: "delete", kv, prevKv });
+      if (this.recordEvents) {
+        const kv = core.writeKv(e, buf, pos, false);
+        pos += kv.key.length;
+        this.events.push({ type: "delete", kv, prevKv });
+      }
     }
     this.liveDelta -= doomed.length;
     return deleted;
@@ -1105,9 +1140,9 @@ export class MvccStore {
   }
 
   /** Opens the write transaction; throws {@link ErrTxnState} if one is already open. */
-  write(): WriteTxn {
+  write(options: WriteOptions = {}): WriteTxn {
     if (this.core.txn !== null) throw new ErrTxnState("a write transaction is already open");
-    const txn = new Txn(this.core);
+    const txn = new Txn(this.core, options.events ?? true);
     this.core.txn = txn;
     return txn;
   }
