@@ -27,11 +27,11 @@ export interface SnapshotFile {
   data: Uint8Array;
 }
 
-/** What {@link Snapshotter.save} writes: the data may come in parts, written one after the other. */
+/** What {@link Snapshotter.save} writes: the data in one buffer, or streamed chunk by chunk. */
 export interface SnapshotToSave {
   index: number;
   term: number;
-  data: Uint8Array | Uint8Array[] | ByteStream;
+  data: Uint8Array | ByteStream;
 }
 
 /** A snapshot file does not verify. */
@@ -94,11 +94,7 @@ export class Snapshotter {
     head.set(MAGIC, 0);
     putU64(v, 8, snap.term);
     putU64(v, 16, snap.index);
-    const data = snap.data instanceof Uint8Array
-      ? streamOf(snap.data)
-      : Array.isArray(snap.data)
-      ? streamOf(...snap.data)
-      : snap.data;
+    const data = snap.data instanceof Uint8Array ? streamOf(snap.data) : snap.data;
     putU64(v, 24, data.size);
     const path = join(this.#dir, snapName(snap.term, snap.index));
     const tmp = `${path}.tmp`;

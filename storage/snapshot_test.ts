@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import { join } from "node:path";
-import type { ByteStream } from "./byte_stream.ts";
+import { type ByteStream, streamOf } from "./byte_stream.ts";
 import { SnapshotCorruptError, type SnapshotFile, Snapshotter } from "./snapshot.ts";
 
 async function withSnapDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -67,7 +67,7 @@ Deno.test("snapshot: a streamed image is written chunk by chunk, checksummed in 
     const want = snap(500, 4, 100_003);
     await s.save({ index: 500, term: 4, data: reusedBuffer(want.data, 4096) });
     assertEquals(await s.loadNewest(), want);
-    await s.save({ index: 600, term: 4, data: [want.data.subarray(0, 10), want.data.subarray(10)] });
+    await s.save({ index: 600, term: 4, data: streamOf(want.data.subarray(0, 10), want.data.subarray(10)) });
     assertEquals((await s.loadNewest())?.data, want.data);
     // a stream that ends early: no snapshot file, the previous one stays the newest
     await assertRejects(
