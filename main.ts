@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { parseCommandLine } from "./server/config.ts";
+import { parseCommandLine } from "./server/config/mod.ts";
 import { createLogger } from "./server/logger.ts";
 import { ETCD_VERSION, startEtcd } from "./mod.ts";
 

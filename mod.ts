@@ -12,21 +12,21 @@
  *
  * @module
  */
-import { type Config, ConfigError, defaultConfig, formatUrl, validateConfig } from "./server/config.ts";
+import { type Config, ConfigError, defaultConfig, formatUrl, validateConfig } from "./server/config/mod.ts";
 import { createLogger, type Logger } from "./server/logger.ts";
-import { EtcdServer } from "./server/etcd.ts";
+import { EtcdServer } from "./server/member/server.ts";
 import type { Clock } from "./server/clock.ts";
-import { type GrpcListener, GrpcRouter, type GrpcTransport } from "./server/grpc/server.ts";
-import { listenTcp, serveDenoH2 } from "./server/grpc/h2/transport.ts";
-import { registerKv } from "./server/grpc/kv.ts";
-import { registerCluster } from "./server/grpc/cluster.ts";
-import { registerMaintenance } from "./server/grpc/maintenance.ts";
-import { registerWatch } from "./server/grpc/watch.ts";
-import { registerLease } from "./server/grpc/lease.ts";
+import { type GrpcListener, GrpcRouter, type GrpcTransport } from "./server/transport/grpc.ts";
+import { listenTcp, serveDenoH2 } from "./server/transport/h2/transport.ts";
+import { registerKv } from "./server/api/kv.ts";
+import { registerCluster } from "./server/api/cluster.ts";
+import { registerMaintenance } from "./server/api/maintenance.ts";
+import { registerWatch } from "./server/api/watch.ts";
+import { registerLease } from "./server/api/lease.ts";
 
 export type { Clock, Config, GrpcTransport, Logger };
 export { ConfigError, defaultConfig, EtcdServer, validateConfig };
-export { CLUSTER_VERSION, ETCD_VERSION } from "./server/etcd.ts";
+export { CLUSTER_VERSION, ETCD_VERSION } from "./server/member/server.ts";
 
 /** grpc-go's allowance on top of --max-request-bytes for the rest of a request's envelope. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { GrpcError, Status, type StatusCode } from "./grpc/status.ts";
+import { GrpcError, Status, type StatusCode } from "./transport/status.ts";
 
 function e(status: StatusCode, message: string): () => GrpcError {
   return () => new GrpcError(status, message);

@@ -1,6 +1,6 @@
 /**
  * The replicated part of leases: which leases exist, their granted TTL, and which keys are attached.
- * Expiry deadlines are not replicated state: the leader keeps them (see server/lessor.ts) and turns an
+ * Expiry deadlines are not replicated state: the leader keeps them (see server/lease/lessor.ts) and turns an
  * expiry into a revoke entry in the log, so every member applies the same change.
  *
  * @module

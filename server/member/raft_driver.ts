@@ -1,0 +1,304 @@
+/**
+ * Drives the pure Raft state machine: ticks it, feeds it messages and proposals, and carries out each
+ * Ready in the order Raft requires: persist (WAL + fsync), then send, then apply, then advance.
+ *
+ * Group commit falls out of the loop: while one Ready's fsync is in flight, new proposals pile up in
+ * Raft's unstable log and the next Ready persists them all with a single write and a single fsync.
+ * Committed entries are already durable, so they are applied while that fsync runs.
+ *
+ * @module
+ */
+import { RawNode } from "../../raft/node.ts";
+import { MemoryStorage } from "../../raft/storage.ts";
+import { type ByteStream, collectBytes } from "../../storage/byte_stream.ts";
+import {
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Message,
+  MessageType,
+  type NodeId,
+  NONE,
+  type ReadState,
+  type Snapshot,
+  type SoftState,
+  StateType,
+} from "../../raft/types.ts";
+import type { Wal } from "../../storage/wal.ts";
+import type { Snapshotter } from "../../storage/snapshot.ts";
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../logger.ts";
+
+/**
+ * The in-memory Raft log of a member. It keeps only a window of recent entries (the rest is in the WAL
+ * and the state machine) and only the metadata of the newest snapshot: the image itself is on disk, and
+ * holding it here would double the memory of a large key space. When a follower needs a snapshot, one is
+ * made on demand from the applied state.
+ */
+export class ServerStorage extends MemoryStorage {
+  /** The applied state as a snapshot image; set by the driver. */
+  snapshotSource: (() => { index: number; confState: ConfState; data: Uint8Array }) | undefined;
+
+  override snapshot(): Snapshot {
+    const held = super.snapshot();
+    if (!this.snapshotSource) return held;
+    const { index, confState, data } = this.snapshotSource();
+    return { metadata: { index, term: this.term(index), confState }, data };
+  }
+
+  override createSnapshot(index: number, confState: ConfState | undefined, _data: Uint8Array): Snapshot {
+    return super.createSnapshot(index, confState, NO_DATA);
+  }
+
+  override applySnapshot(snap: Snapshot): void {
+    super.applySnapshot({ metadata: snap.metadata, data: NO_DATA });
+  }
+
+  /** Index of the newest snapshot held, without making one. */
+  heldSnapshotIndex(): number {
+    return super.snapshot().metadata.index;
+  }
+}
+
+const NO_DATA = new Uint8Array(0);
+
+/** Messages a leader may send before its own write of the same Ready is durable. */
+const LEADER_EARLY: ReadonlySet<MessageType> = new Set([
+  MessageType.App,
+  MessageType.Heartbeat,
+  MessageType.Snap,
+  MessageType.TimeoutNow,
+]);
+
+/** What the driver needs from the rest of the server. */
+export interface DriverHandler {
+  /** Applies committed entries in order (state machine and membership). */
+  applyEntries(entries: Entry[]): void;
+  /** Replaces the whole state with a snapshot received from the leader. */
+  restoreSnapshot(snapshot: Snapshot): void;
+  /** The state machine's image at the applied index, for a snapshot. */
+  snapshotData(confState: ConfState): ByteStream;
+  /** Sends messages to peers (never called with messages for this node). */
+  send(messages: Message[]): void;
+  onSoftState(state: SoftState, term: number): void;
+  onReadStates(states: ReadState[]): void;
+}
+
+export interface DriverOptions {
+  node: RawNode;
+  storage: ServerStorage;
+  wal: Wal;
+  snapshotter: Snapshotter;
+  clock: Clock;
+  logger: Logger;
+  tickMs: number;
+  snapshotCount: number;
+  /** Snapshot files to keep on disk (--max-snapshots); 0 keeps all. */
+  maxSnapshots: number;
+  /** Entries kept in memory behind a snapshot so that slow followers can catch up without one. */
+  catchUpEntries: number;
+  appliedIndex: number;
+  snapshotIndex: number;
+  confState: ConfState;
+  handler: DriverHandler;
+}
+
+/** The Ready loop of one member. */
+export class RaftDriver {
+  readonly node: RawNode;
+  appliedIndex: number;
+  snapshotIndex: number;
+  confState: ConfState;
+  term = 0;
+  lead: NodeId = NONE;
+  state: StateType = StateType.Follower;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private ticker = 0;
+  private failure: Error | undefined;
+  private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
+
+  constructor(private readonly o: DriverOptions) {
+    this.node = o.node;
+    this.appliedIndex = o.appliedIndex;
+    this.snapshotIndex = o.snapshotIndex;
+    this.confState = o.confState;
+    o.storage.snapshotSource = () => ({
+      index: this.appliedIndex,
+      confState: this.confState,
+      // a snapshot sent to a follower travels as one message
+      data: collectBytes(o.handler.snapshotData(this.confState)),
+    });
+  }
+
+  start(): void {
+    this.ticker = this.o.clock.setInterval(() => {
+      this.node.tick();
+      this.kick();
+    }, this.o.tickMs);
+    this.kick();
+  }
+
+  /** Stops ticking and waits for the Ready in progress to finish. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.o.clock.clearInterval(this.ticker);
+    while (this.running) await new Promise((r) => setTimeout(r, 1));
+  }
+
+  /** Closes the WAL; call after stop(). */
+  async closeStorage(): Promise<void> {
+    await this.o.wal.close();
+  }
+
+  /** The error that stopped the loop (a failed fsync is fatal: nothing after it may be acknowledged). */
+  get fatalError(): Error | undefined {
+    return this.failure;
+  }
+
+  /** Schedules a pass of the Ready loop after the current task. */
+  kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.stopped || this.failure) return;
+    this.running = true;
+    queueMicrotask(() => this.loop());
+  }
+
+  /** Resolves once the applied index reached `index`. */
+  waitApplied(index: number): Promise<void> {
+    if (this.appliedIndex >= index) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.appliedWaiters.push({ index, resolve });
+    });
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        while (!this.stopped && this.node.hasReady()) await this.handleReady();
+      } while (this.again && !this.stopped);
+    } catch (err) {
+      this.failure = err instanceof Error ? err : new Error(String(err));
+      this.o.logger.error("raft loop failed; the member stops serving writes", {
+        error: this.failure.message,
+      });
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async handleReady(): Promise<void> {
+    const rd = this.node.ready();
+    const { wal, storage } = this.o;
+    if (rd.hardState) this.term = rd.hardState.term;
+    if (rd.softState) {
+      this.lead = rd.softState.lead;
+      this.state = rd.softState.raftState;
+      this.o.handler.onSoftState(rd.softState, this.term);
+    }
+    if (rd.readStates.length > 0) this.o.handler.onReadStates(rd.readStates);
+
+    // A leader's appends and heartbeats may leave before its own write: it counts its own copy of new
+    // entries only once they are durable (RawNode.advance), so followers can write in parallel with it.
+    // Everything else (votes, acknowledgements) must wait until what it promises is on disk.
+    let later = rd.messages;
+    if (this.state === StateType.Leader && rd.messages.length > 0) {
+      const early: Message[] = [];
+      later = [];
+      for (const m of rd.messages) (LEADER_EARLY.has(m.type) ? early : later).push(m);
+      if (early.length > 0) this.o.handler.send(early);
+    }
+    // 1. persist
+    if (rd.snapshot) await this.persistSnapshot(rd.snapshot);
+    if (rd.entries.length > 0 || rd.hardState) wal.append(rd.entries, rd.hardState as HardState | undefined);
+    const synced = rd.mustSync ? wal.sync() : undefined;
+    // committed entries are durable already: apply them while the fsync of the new ones runs
+    if (rd.snapshot) this.applySnapshot(rd.snapshot);
+    if (rd.committedEntries.length > 0) this.apply(rd.committedEntries);
+    if (synced) await synced;
+    if (rd.hardState) storage.setHardState(rd.hardState);
+    if (rd.entries.length > 0) storage.append(rd.entries);
+    // 2. send, now that what the messages promise is durable
+    if (later.length > 0) this.o.handler.send(later);
+    this.node.advance();
+    await this.maybeSnapshot();
+  }
+
+  private async persistSnapshot(snap: Snapshot): Promise<void> {
+    await this.o.snapshotter.save({ index: snap.metadata.index, term: snap.metadata.term, data: snap.data });
+    this.o.wal.saveSnapshotMark({ index: snap.metadata.index, term: snap.metadata.term });
+    await this.o.wal.sync();
+    this.o.storage.applySnapshot(snap);
+  }
+
+  private applySnapshot(snap: Snapshot): void {
+    if (snap.metadata.index <= this.appliedIndex) return;
+    this.o.handler.restoreSnapshot(snap);
+    this.confState = snap.metadata.confState;
+    this.appliedIndex = snap.metadata.index;
+    this.snapshotIndex = snap.metadata.index;
+    this.o.logger.info("applied snapshot", {
+      "snapshot-index": snap.metadata.index,
+      term: snap.metadata.term,
+    });
+    this.releaseAppliedWaiters();
+  }
+
+  private apply(entries: Entry[]): void {
+    const fresh = entries[0].index <= this.appliedIndex
+      ? entries.filter((e) => e.index > this.appliedIndex)
+      : entries;
+    if (fresh.length === 0) return;
+    this.o.handler.applyEntries(fresh);
+    this.appliedIndex = fresh[fresh.length - 1].index;
+    this.releaseAppliedWaiters();
+    this.trimLog();
+  }
+
+  private releaseAppliedWaiters(): void {
+    const w = this.appliedWaiters;
+    if (w.length === 0) return;
+    let kept = 0;
+    for (let i = 0; i < w.length; i++) {
+      if (w[i].index <= this.appliedIndex) w[i].resolve();
+      else w[kept++] = w[i];
+    }
+    w.length = kept;
+  }
+
+  /**
+   * Keeps the in-memory log to about `catchUpEntries` applied entries (compacting in steps of a quarter
+   * of that, so the copy is amortized). Entries there are persisted, so nothing is lost: the WAL keeps
+   * them until the next snapshot, and a follower further behind gets a snapshot of the applied state.
+   */
+  private trimLog(): void {
+    const storage = this.o.storage;
+    const keep = this.o.catchUpEntries;
+    const compactTo = Math.min(this.appliedIndex, storage.lastIndex()) - keep;
+    if (compactTo - storage.firstIndex() < Math.max(1, keep >> 2)) return;
+    storage.compact(compactTo);
+  }
+
+  /** Takes a snapshot every `snapshotCount` applied entries and releases the WAL behind it. */
+  private async maybeSnapshot(): Promise<void> {
+    if (this.appliedIndex - this.snapshotIndex < this.o.snapshotCount) return;
+    const index = this.appliedIndex;
+    const term = this.o.storage.term(index);
+    const data = this.o.handler.snapshotData(this.confState);
+    await this.o.snapshotter.save({ index, term, data });
+    this.o.wal.saveSnapshotMark({ index, term });
+    await this.o.wal.sync();
+    if (index > this.o.storage.heldSnapshotIndex()) {
+      this.o.storage.createSnapshot(index, this.confState, new Uint8Array(0));
+    }
+    this.snapshotIndex = index;
+    await this.o.wal.releaseTo(index);
+    if (this.o.maxSnapshots > 0) await this.o.snapshotter.purge(this.o.maxSnapshots);
+    this.o.logger.info("saved snapshot", { "snapshot-index": index, term });
+  }
+}
