@@ -1,0 +1,16 @@
+import { assertEquals } from "../../tests/assert.ts";
+import * as config from "./mod.ts";
+
+Deno.test("config: the room's entry exports its public API, and nothing of its insides", () => {
+  assertEquals(Object.keys(config).sort(), [
+    "ConfigError",
+    "NOT_YET_IMPLEMENTED",
+    "SETTINGS_WITHOUT_EFFECT_YET",
+    "defaultConfig",
+    "formatUrl",
+    "parseCommandLine",
+    "parseDurationMs",
+    "parseInitialCluster",
+    "validateConfig",
+  ]);
+});

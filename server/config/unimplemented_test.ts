@@ -1,0 +1,154 @@
+import { assert, assertEquals, assertMatch } from "../../tests/assert.ts";
+import { parseCommandLine } from "./parse.ts";
+import { FLAGS } from "./flags.ts";
+import { NOT_YET_IMPLEMENTED, REFUSED_IN_A_CONFIG, SETTINGS_WITHOUT_EFFECT_YET } from "./unimplemented.ts";
+import { ETCD_35_FLAGS, exit, run } from "./test_util.ts";
+
+Deno.test("config: NOT_YET_IMPLEMENTED covers the features etcd-ts lacks, and only etcd's flags", () => {
+  for (
+    const name of [
+      "cert-file",
+      "key-file",
+      "client-cert-auth",
+      "trusted-ca-file",
+      "auto-tls",
+      "peer-cert-file",
+    ]
+  ) {
+    assert(NOT_YET_IMPLEMENTED.has(name), name);
+  }
+  for (
+    const name of [
+      "discovery",
+      "discovery-srv",
+      "discovery-srv-name",
+      "discovery-proxy",
+      "discovery-fallback",
+    ]
+  ) {
+    assert(NOT_YET_IMPLEMENTED.has(name), name);
+  }
+  for (
+    const name of ["proxy", "enable-v2", "enable-pprof", "listen-metrics-urls", "auth-token", "cipher-suites"]
+  ) {
+    assert(NOT_YET_IMPLEMENTED.has(name), name);
+  }
+  for (const name of ["tls-min-version", "tls-max-version", "self-signed-cert-validity"]) {
+    assert(NOT_YET_IMPLEMENTED.has(name), name);
+  }
+  for (
+    const name of ["name", "data-dir", "listen-client-urls", "initial-cluster", "log-level", "snapshot-count"]
+  ) {
+    assert(!NOT_YET_IMPLEMENTED.has(name), name);
+  }
+  for (const name of NOT_YET_IMPLEMENTED) {
+    assert(ETCD_35_FLAGS.includes(name) || name === "client-cert-allowed-cn", `unknown flag ${name}`);
+  }
+});
+
+Deno.test("config: a not-yet-implemented flag set to anything but its default refuses to start", async (t) => {
+  const cases: [string[], Record<string, string>, Record<string, string>, string][] = [
+    [["--cert-file", "server.pem"], {}, {}, "etcd-ts: --cert-file is not implemented yet\n"],
+    [["--auto-tls"], {}, {}, "etcd-ts: --auto-tls is not implemented yet\n"],
+    [["--discovery-srv", "example.com"], {}, {}, "etcd-ts: --discovery-srv is not implemented yet\n"],
+    [
+      ["--proxy", "on"],
+      {},
+      {},
+      '{"level":"warn","ts":"2026-11-25T04:00:00.000Z","caller":"server/config",' +
+      '"msg":"--proxy is deprecated in 3.5 and will be decommissioned in 3.6."}\n' +
+      "etcd-ts: --proxy is not implemented yet\n",
+    ],
+    [["--auth-token", "jwt,pub-key=a.pem"], {}, {}, "etcd-ts: --auth-token is not implemented yet\n"],
+    [["--pre-vote=false"], {}, {}, "etcd-ts: --pre-vote is not implemented yet\n"],
+    [
+      [],
+      { ETCD_ENABLE_PPROF: "true" },
+      {},
+      "etcd-ts: --enable-pprof is not implemented yet (set by ETCD_ENABLE_PPROF)\n",
+    ],
+    [
+      ["--cert-file", "a", "--key-file", "b"],
+      {},
+      {},
+      "etcd-ts: --cert-file, --key-file are not implemented yet\n",
+    ],
+    [
+      ["--config-file", "c.yml"],
+      {},
+      { "c.yml": "client-transport-security:\n  cert-file: server.pem\n" },
+      "etcd-ts: --cert-file is not implemented yet (set by client-transport-security.cert-file in c.yml)\n",
+    ],
+    [
+      ["--config-file", "c.yml"],
+      {},
+      { "c.yml": "peer-transport-security:\n  allowed-cn: [etcd]\n" },
+      "etcd-ts: --peer-cert-allowed-cn is not implemented yet (set by peer-transport-security.allowed-cn in c.yml)\n",
+    ],
+    [
+      ["--config-file", "c.yml"],
+      {},
+      { "c.yml": "listen-metrics-urls: http://127.0.0.1:2381\n" },
+      "etcd-ts: --listen-metrics-urls is not implemented yet (set by listen-metrics-urls in c.yml)\n",
+    ],
+  ];
+  for (const [args, env, files, stderr] of cases) {
+    await t.step([...args, ...Object.keys(env)].join(" "), () => {
+      const { code, stdout, stderr: err } = exit(args, env, files);
+      assertEquals({ code, stdout, stderr: err }, { code: 1, stdout: "", stderr });
+    });
+  }
+  await t.step("at their defaults they are accepted", () => {
+    run([
+      "--auto-tls=false",
+      "--cert-file=",
+      "--proxy=off",
+      "--auth-token=simple",
+      "--discovery-fallback=proxy",
+      "--tls-min-version=TLS1.2",
+      "--cors=*",
+      "--self-signed-cert-validity=1",
+      "--pre-vote",
+      "--max-concurrent-streams=4294967295",
+      "--grpc-keepalive-interval=2h",
+      "--experimental-compact-hash-check-time=60s",
+      "--backend-bbolt-freelist-type=",
+      "--v2-deprecation=not-yet",
+    ]);
+    run(["--backend-bbolt-freelist-type=map"]);
+    run(["--config-file", "c.yml"], {}, {
+      "c.yml":
+        "client-transport-security:\n  auto-tls: false\nself-signed-cert-validity: 0\nenable-v2: false\n",
+    });
+  });
+});
+
+Deno.test("config: settings whose feature is missing are refused, not ignored", () => {
+  for (
+    const args of [["--force-new-cluster"], ["--grpc-keepalive-timeout=5s"], ["--max-wals=2"], [
+      "--metrics=extensive",
+    ]]
+  ) {
+    const r = parseCommandLine(args, {}, { version: "9.9.9", etcdVersion: "3.5.99", readFile: () => "" });
+    assertEquals(r.kind, "exit", args.join(" "));
+    if (r.kind === "exit") {
+      assertEquals(r.code, 1);
+      assertMatch(r.stderr, new RegExp(`etcd-ts: ${args[0].split("=")[0]} is not implemented yet`));
+    }
+  }
+  // etcd's defaults stay accepted
+  assertEquals(
+    parseCommandLine(["--strict-reconfig-check=true"], {}, { version: "9", etcdVersion: "3.5" }).kind,
+    "run",
+  );
+});
+
+Deno.test("config: every refused setting is a flag of the table; a Config is checked for all but those without effect", () => {
+  const names = new Set(FLAGS.map((f) => f.name));
+  for (const name of NOT_YET_IMPLEMENTED) assert(names.has(name), name);
+  for (const name of SETTINGS_WITHOUT_EFFECT_YET) assert(NOT_YET_IMPLEMENTED.has(name), name);
+  assertEquals(
+    [...REFUSED_IN_A_CONFIG],
+    [...NOT_YET_IMPLEMENTED].filter((n) => !SETTINGS_WITHOUT_EFFECT_YET.includes(n)),
+  );
+});
