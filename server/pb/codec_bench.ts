@@ -3,7 +3,9 @@
  * startup (keepCase, Long for 64-bit fields); both sides encode prebuilt messages and decode the same
  * bytes, so the figures compare the codecs alone.
  *
- *     deno bench --allow-read server/pb/codec_bench.ts
+ *     deno bench -A server/pb/codec_bench.ts    Deno's bench runner
+ *     deno run -A server/pb/codec_bench.ts      a quick table: both codecs in alternating rounds, median
+ *                                               of each (steadier than the runner on a shared machine)
  *
  * @module
  */
@@ -22,8 +24,23 @@ import {
   type ResponseHeader,
   type WatchResponse,
 } from "./rpc.ts";
+import { PROTO_DIR } from "./test_util.ts";
 
-const PROTO_DIR = "/tmp/ref/package/proto";
+interface Case {
+  name: string;
+  group: string;
+  baseline?: boolean;
+  fn: () => void;
+}
+
+const cases: Case[] = [];
+
+/** Registers a case with Deno's bench runner and for the table of `deno run`. */
+function bench(c: Case): void {
+  cases.push(c);
+  Deno.bench(c);
+}
+
 const root = new protobuf.Root();
 await root.load(`${PROTO_DIR}/rpc.proto`, { keepCase: true });
 const PbPutRequest = root.lookupType("etcdserverpb.PutRequest");
@@ -81,7 +98,7 @@ const putBytes = encodePutRequest({
 const putResponse: PutResponse = { header };
 const pbPutResponse = PbPutResponse.fromObject({ header: pbHeader });
 
-Deno.bench({
+bench({
   name: "etcd-ts",
   group: "PutRequest decode + PutResponse encode",
   baseline: true,
@@ -92,7 +109,7 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+bench({
   name: "protobufjs",
   group: "PutRequest decode + PutResponse encode",
   fn: () => {
@@ -112,7 +129,7 @@ if (encodeRangeResponse(rangeResponse).length !== PbRangeResponse.encode(pbRange
   throw new Error("the two RangeResponse encodings differ in size");
 }
 
-Deno.bench({
+bench({
   name: "etcd-ts",
   group: "RangeResponse encode, 10 kvs x 256 B",
   baseline: true,
@@ -121,7 +138,7 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+bench({
   name: "protobufjs",
   group: "RangeResponse encode, 10 kvs x 256 B",
   fn: () => {
@@ -155,7 +172,7 @@ if (encodeWatchResponse(watchResponse).length !== PbWatchResponse.encode(pbWatch
   throw new Error("the two WatchResponse encodings differ in size");
 }
 
-Deno.bench({
+bench({
   name: "etcd-ts",
   group: "WatchResponse encode, 100 events",
   baseline: true,
@@ -164,10 +181,41 @@ Deno.bench({
   },
 });
 
-Deno.bench({
+bench({
   name: "protobufjs",
   group: "WatchResponse encode, 100 events",
   fn: () => {
     PbWatchResponse.encode(pbWatchResponse).finish();
   },
 });
+
+/** Runs every group's cases in alternating rounds of `ms` milliseconds each; prints medians per call. */
+function table(rounds = 30, ms = 20): void {
+  const groups = [...new Set(cases.map((c) => c.group))];
+  for (const group of groups) {
+    const members = cases.filter((c) => c.group === group);
+    const perCall = new Map<string, number[]>(members.map((c) => [c.name, []]));
+    for (let round = 0; round < rounds; round++) {
+      for (const c of round % 2 ? members : [...members].reverse()) {
+        let n = 0;
+        const start = performance.now();
+        let now = start;
+        while (now - start < ms) {
+          for (let i = 0; i < 64; i++) c.fn();
+          n += 64;
+          now = performance.now();
+        }
+        if (round >= 3) perCall.get(c.name)!.push(((now - start) / n) * 1e6); // the first rounds warm up
+      }
+    }
+    console.log(group);
+    for (const c of members) {
+      const xs = perCall.get(c.name)!.sort((a, b) => a - b);
+      const median = xs[Math.floor(xs.length / 2)];
+      const text = median < 1000 ? `${median.toFixed(0)} ns` : `${(median / 1000).toFixed(2)} µs`;
+      console.log(`  ${c.name.padEnd(12)} ${text.padStart(10)}   (min ${(xs[0] / 1000).toFixed(3)} µs)`);
+    }
+  }
+}
+
+if (import.meta.main) table();

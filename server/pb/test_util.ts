@@ -5,15 +5,13 @@
  * @module
  */
 import protobuf from "protobufjs";
-import { fileURLToPath } from "node:url";
 import { assertEquals } from "../../tests/assert.ts";
+import { Prng } from "../../tests/sim/prng.ts";
+import { protoDir } from "./gen/main.ts";
+import type { FieldModel, MessageModel, Schema } from "./gen/schema.ts";
 
-/** The proto files of etcd's v3 API (rpc.proto imports kv.proto and auth.proto). */
-/**
- * etcd's own .proto files, as the etcd3 npm client ships them (rpc.proto, kv.proto, auth.proto), resolved
- * from the package's entry point so that the test does not depend on where node_modules lives.
- */
-export const PROTO_DIR = fileURLToPath(new URL("../proto/", import.meta.resolve("etcd3")));
+/** etcd's own .proto files, as the etcd3 npm client ships them (rpc.proto, kv.proto, auth.proto). */
+export const PROTO_DIR: string = protoDir();
 
 /** A protobufjs root with etcd's rpc.proto loaded (camelCase field names). */
 export async function loadEtcdProtos(): Promise<protobuf.Root> {
@@ -85,7 +83,9 @@ export function toPlain(
       continue;
     }
     if (!(field.resolvedType instanceof protobuf.Type) && isDefault(value)) {
-      if (isUnion ? name !== unionPick : !opts.keepDefaults) continue;
+      // a set oneof member or proto3 optional field is on the wire even when it holds its default
+      const explicit = field.partOf !== null && field.partOf !== undefined;
+      if (isUnion ? name !== unionPick : !opts.keepDefaults && !explicit) continue;
     }
     if (isUnion && name !== unionPick && !opts.keepDefaults) continue;
     out[name] = convert(value);
@@ -144,14 +144,155 @@ export function unhex(h: string): Uint8Array {
   return out;
 }
 
-/** A small seeded PRNG (mulberry32) so fuzz failures replay. */
+/** Floats in [0, 1) from the project's seeded generator, so fuzz failures replay. */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed);
+  return () => p.float();
+}
+
+/** What {@linkcode randomMessage} reached: the messages it built, by full name. */
+export type Reached = Set<string>;
+
+const UNICODE = [
+  "a",
+  "z",
+  "/",
+  "é",
+  "ü",
+  "—",
+  "中",
+  "🙂",
+  "\u0000",
+  "\u007f",
+  "\u0080",
+  "\u07ff",
+  "\u0800",
+  "\uffff",
+];
+
+function randomString(rand: () => number): string {
+  const len = rand() < 0.2 ? 64 + Math.floor(rand() * 100) : Math.floor(rand() * 12);
+  let s = "";
+  for (let i = 0; i < len; i++) s += UNICODE[Math.floor(rand() * UNICODE.length)];
+  return s;
+}
+
+function randomBytes(rand: () => number): Uint8Array {
+  const len = rand() < 0.1 ? 128 + Math.floor(rand() * 300) : Math.floor(rand() * 20);
+  return new Uint8Array(len).map(() => Math.floor(rand() * 256));
+}
+
+/** A random integer of varied magnitude below 2^bits (bits <= 53). */
+function randomMagnitude(rand: () => number, bits: number): number {
+  const b = Math.floor(rand() * (bits + 1));
+  return Math.floor(rand() * 2 ** b);
+}
+
+/** `v` negated sometimes (never -0). */
+function randomSign(rand: () => number, v: number): number {
+  return rand() < 0.3 && v !== 0 ? -v : v;
+}
+
+function randomBig(rand: () => number, signed: boolean): bigint {
+  const hi = BigInt(Math.floor(rand() * 2 ** 32));
+  const lo = BigInt(Math.floor(rand() * 2 ** 32));
+  const shift = BigInt(Math.floor(rand() * 33));
+  const v = ((hi << 32n) | lo) >> shift;
+  return signed ? BigInt.asIntN(64, v) : v;
+}
+
+function randomScalar(schema: Schema, f: FieldModel, rand: () => number): unknown {
+  switch (f.kind) {
+    case "enum": {
+      const values = schema.enums.find((e) => e.fullName === f.enumType)!.values;
+      return values[Math.floor(rand() * values.length)].number;
+    }
+    case "int32":
+    case "sint32":
+      return randomSign(rand, randomMagnitude(rand, 31));
+    case "uint32":
+    case "fixed32":
+      return randomMagnitude(rand, 32);
+    case "int64":
+    case "sint64":
+      if (f.bigint) return randomBig(rand, true);
+      return randomSign(rand, randomMagnitude(rand, 53));
+    case "uint64":
+    case "fixed64":
+      return f.bigint ? randomBig(rand, false) : randomMagnitude(rand, 53);
+    case "bool":
+      return rand() < 0.5;
+    case "string":
+      return randomString(rand);
+    case "bytes":
+      return randomBytes(rand);
+    default:
+      throw new Error(`no random ${f.kind}`);
+  }
+}
+
+function defaultScalar(f: FieldModel): unknown {
+  if (f.kind === "bool") return false;
+  if (f.kind === "string") return "";
+  if (f.kind === "bytes") return new Uint8Array(0);
+  return f.bigint ? 0n : 0;
+}
+
+/**
+ * A random instance of `msg` in this codec's shape, from the generator's own model of it: scalars of
+ * varied magnitude (often the default), 64-bit IDs over their whole range, optional messages and oneof
+ * members sometimes present, recursion cut at `depth` 3. Records the messages it built in `reached`.
+ */
+export function randomMessage(
+  schema: Schema,
+  msg: MessageModel,
+  rand: () => number,
+  reached: Reached = new Set(),
+  depth = 0,
+): Record<string, unknown> {
+  reached.add(msg.fullName);
+  const out: Record<string, unknown> = {};
+  const deep = depth >= 3;
+  const sub = (f: FieldModel): Record<string, unknown> =>
+    randomMessage(schema, schema.messages.find((m) => m.fullName === f.message)!, rand, reached, depth + 1);
+  const value = (f: FieldModel): unknown =>
+    f.kind === "message" ? sub(f) : rand() < 0.25 ? defaultScalar(f) : randomScalar(schema, f, rand);
+  // one member per regular oneof, or none
+  const chosen = new Map<string, FieldModel | undefined>();
+  for (const o of msg.oneofs) {
+    const members = msg.fields.filter((f) => f.oneof === o);
+    const pick = Math.floor(rand() * (members.length + 1));
+    chosen.set(o, deep ? undefined : members[pick]);
+  }
+  for (const f of msg.fields) {
+    if (msg.selected && f.oneof === msg.selected.oneof) continue;
+    if (f.oneof !== undefined && chosen.has(f.oneof)) {
+      if (chosen.get(f.oneof) === f) out[f.name] = value(f);
+      continue;
+    }
+    if (f.repeated) {
+      const n = deep && f.kind === "message" ? 0 : Math.floor(rand() * 4);
+      out[f.name] = Array.from(
+        { length: n },
+        () => f.kind === "message" ? sub(f) : randomScalar(schema, f, rand),
+      );
+    } else if (f.kind === "message") {
+      if (f.alwaysPresent || (!deep && rand() < 0.5)) out[f.name] = sub(f);
+    } else if (f.explicitPresence) {
+      if (rand() < 0.5) out[f.name] = value(f);
+    } else {
+      out[f.name] = value(f);
+    }
+  }
+  if (msg.selected) {
+    const s = msg.selected;
+    const target = out[s.by] as number;
+    const e = schema.enums.find((x) => x.name === s.enumName)!;
+    for (const [valueName, member] of s.cases) {
+      const f = msg.fields.find((x) => x.name === member)!;
+      const selected = e.values.find((v) => v.name === valueName)!.number === target;
+      out[member] = selected ? value(f) : defaultScalar(f);
+    }
+  }
+  return out;
 }

@@ -79,11 +79,6 @@ export function varintSizeBig(v: bigint): number {
   return Math.ceil((64 - Math.clz32(hi)) / 7);
 }
 
-/** Bytes a length-delimited field of `len` payload bytes takes after its tag. */
-export function lengthDelimitedSize(len: number): number {
-  return varintSize32(len) + len;
-}
-
 /** Shared encoder for strings too long for the hand-rolled loop. */
 const utf8Encoder = new TextEncoder();
 /** Shared decoder; invalid UTF-8 becomes U+FFFD, as Go leaves it to the reader. */
