@@ -1,6 +1,7 @@
 /**
- * The little HTTP/1.1 the peer port speaks: a buffered reader over a {@linkcode PeerConn}, request and
- * response heads, fixed-length bodies, and the length-prefixed frames of a Raft stream.
+ * The little HTTP/1.1 the peer port speaks: its paths, a buffered reader over a {@linkcode PeerConn},
+ * request and response heads, fixed-length bodies read whole or in pieces, and the length-prefixed frames
+ * of a Raft stream.
  *
  * A frame is a 4-byte big-endian length followed by that many bytes of an encoded `raftpb.Message`. A
  * zero-length frame carries nothing and keeps an idle stream alive.
@@ -8,6 +9,22 @@
  * @module
  */
 import type { PeerConn } from "./net.ts";
+
+/** Path prefix of the message streams (`/raft/stream/<from-id-hex>`). */
+export const STREAM_PREFIX = "/raft/stream";
+/** Path of snapshot uploads. */
+export const SNAPSHOT_PATH = "/raft/snapshot";
+/** The `Upgrade` token of a message stream. */
+export const STREAM_PROTOCOL = "etcd-ts-raft-stream/1";
+/** Largest request or response head accepted. */
+export const MAX_HEAD_BYTES = 16 * 1024;
+/** Largest error body read from a refusing peer (more is ignored, the reason phrase is kept). */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024;
+/**
+ * Size of the pieces a snapshot image travels in: the most of an image either side holds in memory at
+ * once, apart from what the sockets buffer.
+ */
+export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 
 /** Malformed or oversized HTTP or frame input from a peer. */
 export class PeerProtocolError extends Error {
@@ -96,7 +113,10 @@ export function formatResponse(
   return out;
 }
 
-/** Writes all of `p`. */
+/**
+ * Writes all of `p` (a single `write` may be partial). The one complete-write helper for peer
+ * connections; anything with an async `write` of this shape (a `Deno.Conn`, a `Deno.FsFile`) fits.
+ */
 export async function writeAll(conn: Pick<PeerConn, "write">, p: Uint8Array): Promise<void> {
   let off = 0;
   // each write makes progress or throws, so this ends after at most p.length iterations
@@ -204,6 +224,25 @@ export class ConnReader {
       scanFrom -= before - this.start; // fill may have compacted the buffer
     }
     throw new PeerProtocolError(`HTTP head larger than ${max} bytes`);
+  }
+
+  /**
+   * Reads at most `dst.length` bytes into `dst`: what is buffered first, otherwise one read from the
+   * connection straight into `dst`. Resolves to the number of bytes, or null at end of stream.
+   */
+  async readSome(dst: Uint8Array): Promise<number | null> {
+    if (this.available > 0) {
+      const n = Math.min(dst.length, this.available);
+      dst.set(this.buf.subarray(this.start, this.start + n));
+      this.start += n;
+      return n;
+    }
+    const got = await this.conn.read(dst);
+    if (got === null) return null;
+    this.reads++;
+    this.bytes += got;
+    this.onRead?.();
+    return got;
   }
 
   /** Reads exactly `n` bytes into a new array (reading straight into it past what is buffered). */

@@ -2,8 +2,6 @@ import { assert, assertEquals, assertMatch, assertThrows } from "../../tests/ass
 import { type Message, MessageType } from "../../raft/types.ts";
 import {
   ClusterIdMismatchError,
-  type PeerLogger,
-  PeerTransport,
   type PeerTransportOptions,
   SNAPSHOT_PATH,
   STREAM_PREFIX,
@@ -12,6 +10,19 @@ import {
 import { encodeMessage } from "../pb/raftpb.ts";
 import { ConnReader, formatHead, writeAll } from "./http.ts";
 import { dialPeer, peerAddress, PeerUrlError } from "./net.ts";
+import {
+  app,
+  CLUSTER,
+  heartbeat,
+  makeNode,
+  type Node,
+  rawRequest,
+  sleep,
+  snapMessage,
+  snapshotBody,
+  stopAll,
+  waitFor,
+} from "./test_util.ts";
 
 // Every test takes fresh ports from 24200-24299 so a socket still closing from a previous test never
 // collides with a new listener.
@@ -19,59 +30,6 @@ let nextPort = 24200;
 function port(): number {
   assert(nextPort < 24300, "test ports exhausted");
   return nextPort++;
-}
-
-const CLUSTER = 0xc1a5n;
-
-interface LogEntry {
-  level: string;
-  msg: string;
-  fields?: Record<string, unknown>;
-}
-
-function testLogger(out: LogEntry[]): PeerLogger {
-  return {
-    debug: (msg, fields) => out.push({ level: "debug", msg, fields }),
-    info: (msg, fields) => out.push({ level: "info", msg, fields }),
-    warn: (msg, fields) => out.push({ level: "warn", msg, fields }),
-    error: (msg, fields) => out.push({ level: "error", msg, fields }),
-  };
-}
-
-/** A member under test: its transport plus everything the transport reported. */
-interface Node {
-  id: bigint;
-  port: number;
-  url: string;
-  t: PeerTransport;
-  received: Message[];
-  unreachable: bigint[];
-  snapshotStatus: [bigint, boolean][];
-  logs: LogEntry[];
-}
-
-function makeNode(id: bigint, p: number, extra: Partial<PeerTransportOptions> = {}): Node {
-  const n: Node = {
-    id,
-    port: p,
-    url: `http://127.0.0.1:${p}`,
-    t: undefined as unknown as PeerTransport,
-    received: [],
-    unreachable: [],
-    snapshotStatus: [],
-    logs: [],
-  };
-  n.t = new PeerTransport({
-    memberId: id,
-    clusterId: CLUSTER,
-    listen: [new URL(n.url)],
-    onMessage: (m) => n.received.push(m),
-    onUnreachable: (x) => n.unreachable.push(x),
-    onSnapshotStatus: (x, ok) => n.snapshotStatus.push([x, ok]),
-    logger: testLogger(n.logs),
-    ...extra,
-  });
-  return n;
 }
 
 /** Starts `count` members that all know each other. */
@@ -83,104 +41,7 @@ async function cluster(count: number, extra: Partial<PeerTransportOptions> = {})
   return nodes;
 }
 
-async function stopAll(nodes: Node[]): Promise<void> {
-  for (const n of nodes) await n.t.stop();
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `cond` every few milliseconds; fails after `ms`. */
-async function waitFor(cond: () => boolean, ms = 5000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(3);
-  }
-}
-
 const enc = new TextEncoder();
-
-/** A MsgApp-like message carrying one small entry whose data names its sender and sequence number. */
-function app(from: bigint, to: bigint, seq: number, payload = 64): Message {
-  const data = new Uint8Array(payload);
-  data.set(enc.encode(`${from}:${seq}:`));
-  return {
-    type: MessageType.App,
-    to,
-    from,
-    term: 3,
-    logTerm: 3,
-    index: seq,
-    entries: [{ term: 3, index: seq + 1, type: 0, data }],
-    commit: seq,
-    reject: false,
-    rejectHint: 0,
-    context: new Uint8Array(0),
-  };
-}
-
-function heartbeat(from: bigint, to: bigint, context = new Uint8Array(0)): Message {
-  return {
-    type: MessageType.Heartbeat,
-    to,
-    from,
-    term: 3,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 7,
-    reject: false,
-    rejectHint: 0,
-    context,
-  };
-}
-
-function snapMessage(from: bigint, to: bigint, data: Uint8Array): Message {
-  return {
-    type: MessageType.Snap,
-    to,
-    from,
-    term: 3,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    context: new Uint8Array(0),
-    snapshot: {
-      data,
-      metadata: {
-        index: 1234,
-        term: 3,
-        confState: { voters: [1n, 2n], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
-      },
-    },
-  };
-}
-
-/** Sends one raw HTTP request on a fresh connection and returns the status line and body. */
-async function rawRequest(
-  p: number,
-  head: Uint8Array,
-  body?: Uint8Array,
-): Promise<{ status: string; body: string }> {
-  const ac = new AbortController();
-  const conn = await dialPeer(new URL(`http://127.0.0.1:${p}`), ac.signal);
-  try {
-    await writeAll(conn, head);
-    if (body) await writeAll(conn, body);
-    const r = new ConnReader(conn);
-    const h = await r.readHead(16384);
-    assert(h !== null, "no answer");
-    const len = Number(h.headers.get("content-length") ?? "0");
-    return { status: h.b, body: new TextDecoder().decode(await r.readBody(len)) };
-  } finally {
-    conn.close();
-  }
-}
 
 Deno.test("peer: two members exchange thousands of messages in order, both directions", async () => {
   const [a, b] = await cluster(2);
@@ -454,7 +315,7 @@ Deno.test("peer: requests for another member, from unknown members, or malformed
     assertEquals(r.status, "405");
 
     // a snapshot message whose body names another recipient
-    const body = encodeMessage(snapMessage(1n, 9n, new Uint8Array(10)));
+    const body = snapshotBody(snapMessage(1n, 9n, new Uint8Array(10)));
     r = await rawRequest(
       b.port,
       formatHead(`POST ${SNAPSHOT_PATH} HTTP/1.1`, { ...hdr("2"), "Content-Length": body.length }),
