@@ -1,5 +1,6 @@
 /**
- * CRC-32C (Castagnoli polynomial, reflected 0x82F63B78), the checksum of the WAL and snapshot files.
+ * CRC-32C (Castagnoli polynomial, reflected 0x82F63B78): the checksum of the WAL and snapshot files, and
+ * of the key space as etcd's HashKV reports it.
  *
  * Table-driven, eight bytes per step ("slicing-by-8"): table k maps a byte to its CRC contribution when
  * it is followed by k more bytes, so eight lookups fold eight input bytes at once.

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "../tests/assert.ts";
 import { join } from "node:path";
+import { Prng } from "../tests/sim/prng.ts";
 import {
   Wal,
   WalClosedError,
@@ -589,16 +590,10 @@ Deno.test("wal: records survive kill -9 of a writer in the middle of its work", 
   });
 });
 
-/** A small seeded PRNG (mulberry32), so a failing case can be replayed from its seed. */
+/** Floats in [0, 1) from the project's seeded generator, so a failing case replays from its seed. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed);
+  return () => p.float();
 }
 
 Deno.test("wal: simulated crashes and bit flips, seeded", async () => {

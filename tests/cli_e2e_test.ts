@@ -19,6 +19,7 @@ import {
   implementations,
   Member,
   runServer,
+  sleep,
 } from "./helpers.ts";
 import { VERSION } from "../main.ts";
 import { ETCD_VERSION } from "../mod.ts";
@@ -480,7 +481,7 @@ async function waitHealthy(endpoint: string, child: Deno.ChildProcess, timeoutMs
   while (Date.now() < deadline && !exited) {
     const r = await etcdctl(endpoint, ["endpoint", "health", "--dial-timeout=1s", "--command-timeout=2s"]);
     if (r.code === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   throw new Error(exited ? "the server exited before it was ready" : `not ready after ${timeoutMs} ms`);
 }

@@ -1,22 +1,12 @@
 /**
- * Helpers shared by the end-to-end tests that use the etcd3 npm client: bounded waits, a client whose
- * calls time out, and compact views of watch events.
+ * Helpers shared by the end-to-end tests that use the etcd3 npm client: a client whose calls time out,
+ * bounded waits for its promises, and compact views of watch events. Polling and sleeping are in
+ * `helpers.ts`.
  *
  * @module
  */
 import { Etcd3, type IKeyValue, type WatchBuilder, type Watcher } from "etcd3";
 import { ctlOk, type Impl } from "./helpers.ts";
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls `done` every 20 ms until it holds; throws `what()` after `timeoutMs`. */
-export async function waitUntil(done: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what()}`);
-    await sleep(20);
-  }
-}
 
 /** An etcd3 client whose unary calls give up after 10 s, so a stuck server fails the test, not hangs it. */
 export function connect(endpoint: string): Etcd3 {

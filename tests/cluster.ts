@@ -21,7 +21,7 @@
  */
 import { join } from "node:path";
 import { Etcd3, type IOptions } from "etcd3";
-import { etcdctl, freePort, type Impl, spawn } from "./helpers.ts";
+import { etcdctl, freePort, type Impl, sleep, spawn } from "./helpers.ts";
 
 /** How a cluster is laid out and how its members are told about it. */
 export interface ClusterSpec {
@@ -240,6 +240,24 @@ export class ClusterMember {
     this.paused = false;
   }
 
+  /**
+   * Bytes clients have sent to the member's client port that it has not read yet: the receive queues of
+   * the established connections to that port in the kernel's socket table (Linux `/proc/net/tcp`). While
+   * the process is frozen ({@link pause}), this grows as soon as a client connects and writes.
+   */
+  async unreadClientBytes(): Promise<number> {
+    const [host, port] = this.endpoint.split(":");
+    // the table shows the IPv4 address as the hex of its 32 bits in host (little-endian) order
+    const local = host.split(".").reverse().map((b) => Number(b).toString(16).padStart(2, "0")).join("") +
+      ":" + Number(port).toString(16).padStart(4, "0");
+    let unread = 0;
+    for (const row of (await Deno.readTextFile("/proc/net/tcp")).split("\n").slice(1)) {
+      const [, localAddr, , state, queues] = row.trim().split(/\s+/);
+      if (localAddr?.toLowerCase() === local && state === "01") unread += parseInt(queues.split(":")[1], 16);
+    }
+    return unread;
+  }
+
   /** Waits until the log after `mark` matches `re`; returns the matching line, or undefined on timeout. */
   async waitForLog(re: RegExp, mark = 0, timeoutMs = 10_000): Promise<string | undefined> {
     const deadline = Date.now() + timeoutMs;
@@ -249,11 +267,6 @@ export class ClusterMember {
       await sleep(100);
     }
   }
-}
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /**

@@ -11,7 +11,19 @@
  * @module
  */
 import { assert, assertEquals, assertNotEquals } from "./assert.ts";
-import { ctlOk, etcdctl, HAVE_ETCDCTL, type Impl, implementations } from "./helpers.ts";
+import {
+  afterProbes,
+  Ctl,
+  ctlOk,
+  etcdctl,
+  HAVE_ETCDCTL,
+  holdsThroughout,
+  type Impl,
+  implementations,
+  sleep,
+  waitUntil,
+  waitWatching,
+} from "./helpers.ts";
 import {
   clientFor,
   Cluster,
@@ -21,7 +33,6 @@ import {
   idOf,
   parseCtlJson,
   parseEndpointStatus,
-  sleep,
 } from "./cluster.ts";
 import { checkKv, type KvInput, type KvOperation, type KvOutput } from "./sim/linearizability.ts";
 import { clusterId as expectedClusterId, memberId as expectedMemberId } from "../discovery/ids.ts";
@@ -479,10 +490,16 @@ async function frozenMember(impl: Impl, c: Cluster): Promise<void> {
       await sleep(50);
     }
     // a linearizable read asked of the frozen member; it is answered only after SIGCONT
+    const unreadBefore = await frozen.unreadClientBytes();
     const read = etcdctl(frozen.endpoint, ["get", "frozen/k", "--print-value-only", "--command-timeout=8s"], {
       timeoutMs: 12_000,
     });
-    await sleep(300);
+    // resumed once etcdctl has connected and is waiting on it (what it sent lies unread in the socket)
+    await waitUntil(
+      async () => (await frozen.unreadClientBytes()) > unreadBefore,
+      8000,
+      () => `etcdctl never reached the frozen ${frozen.name}`,
+    );
     frozen.resume();
     const r = await read;
     if (r.code === 0) {
@@ -505,14 +522,18 @@ async function frozenMember(impl: Impl, c: Cluster): Promise<void> {
     }
     client.close();
   }
-  // give it a few election timeouts to disrupt the cluster, which it must not
-  await sleep(3000);
+  // it must not disrupt the cluster: leader and term are watched through a few election timeouts (every
+  // member that answers, every time), not checked once after them
+  const unchanged = (statuses: EndpointStatus[]): void => {
+    for (const s of statuses) {
+      assertEquals(hex(s.leader), hex(before.id), `${s.endpoint}: leader unchanged`);
+      assertEquals(s.raftTerm, before.term, `${s.endpoint}: term unchanged (PreVote)`);
+    }
+  };
+  const looks = await holdsThroughout(async () => unchanged(await c.status()), 3000, 50);
   const statuses = await c.status();
   assertEquals(statuses.length, 3, "every member answers endpoint status");
-  for (const s of statuses) {
-    assertEquals(hex(s.leader), hex(before.id), `${s.endpoint}: leader unchanged`);
-    assertEquals(s.raftTerm, before.term, `${s.endpoint}: term unchanged (PreVote)`);
-  }
+  unchanged(statuses);
   assertEquals((await getJson(frozen.endpoint, "frozen/k")).value, last, "linearizable read after resume");
   assertEquals(
     (await getJson(frozen.endpoint, "frozen/k", ["--consistency=s"])).value,
@@ -520,7 +541,11 @@ async function frozenMember(impl: Impl, c: Cluster): Promise<void> {
     "serializable read after a linearizable one",
   );
   await ctlOk(frozen.endpoint, ["put", "frozen/k", "after"]);
-  report(impl, "frozen member", { writes_while_frozen: writes, read_asked_while_frozen: staleCheck });
+  report(impl, "frozen member", {
+    writes_while_frozen: writes,
+    read_asked_while_frozen: staleCheck,
+    status_looks_after_resume: looks,
+  });
 }
 
 async function foreignMember(impl: Impl, c: Cluster): Promise<void> {
@@ -587,13 +612,9 @@ async function followerLeaseAndWatch(c: Cluster): Promise<void> {
   const [f1, f2] = others(c, lead.index);
   const follower = c.members[f1].endpoint;
   // a watcher on one follower sees writes made through the other follower
-  const watcher = new Deno.Command("etcdctl", {
-    args: [`--endpoints=${follower}`, "watch", "--prefix", "fw/"],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+  const watcher = new Ctl(follower, ["watch", "--prefix", "fw/"]);
   try {
-    await sleep(500);
+    await waitWatching(watcher, c.members[f2].endpoint, "fw/probe");
     const granted = await ctlOk(follower, ["lease", "grant", "30"]);
     const id = granted.match(/lease ([0-9a-f]+) granted with TTL\((\d+)s\)/)?.[1];
     assert(id, granted);
@@ -611,18 +632,10 @@ async function followerLeaseAndWatch(c: Cluster): Promise<void> {
       missing.stderr,
     );
     // the watcher saw the put and the delete caused by the revoke, in order
-    const reader = watcher.stdout.getReader();
-    const dec = new TextDecoder();
-    let out = "";
-    const until = Date.now() + 5000;
-    while (!out.includes("DELETE") && Date.now() < until) {
-      const r = await Promise.race([reader.read(), sleep(500).then(() => undefined)]);
-      if (r && !r.done) out += dec.decode(r.value);
-    }
-    assertEquals(out.trim().split("\n"), ["PUT", "fw/k", "v", "DELETE", "fw/k"]);
-    reader.releaseLock();
+    const want = ["PUT", "fw/k", "v", "DELETE", "fw/k", ""];
+    await waitUntil(() => afterProbes(watcher.lines()).length >= want.length, 5000, () => watcher.describe());
+    assertEquals(afterProbes(watcher.lines()), want);
   } finally {
-    watcher.kill("SIGKILL");
-    await watcher.status;
+    await watcher.stop();
   }
 }

@@ -8,7 +8,7 @@
  * @module
  */
 import { assertEquals, assertMatch } from "./assert.ts";
-import { ctlOk, freePort, HAVE_ETCDCTL } from "./helpers.ts";
+import { ctlOk, freePort, HAVE_ETCDCTL, sleep } from "./helpers.ts";
 
 const denort = Deno.env.get("DENORT_BIN");
 const HAVE_DENORT = denort !== undefined && (() => {
@@ -73,7 +73,7 @@ Deno.test({
         let ok = false;
         for (let i = 0; i < 100 && !ok; i++) {
           ok = await ctlOk(client, ["put", "compiled", "yes"]).then(() => true, () => false);
-          if (!ok) await new Promise((r) => setTimeout(r, 100));
+          if (!ok) await sleep(100);
         }
         assertEquals(await ctlOk(client, ["get", "compiled", "--print-value-only"]), "yes\n");
       } finally {

@@ -3,7 +3,7 @@
  */
 import { Etcd3 } from "etcd3";
 import { assert, assertEquals } from "./assert.ts";
-import { HAVE_ETCDCTL, implementations, Member } from "./helpers.ts";
+import { HAVE_ETCDCTL, implementations, Member, sleep } from "./helpers.ts";
 
 const WRITERS = 32;
 const MAX_WRITES_PER_WRITER = 5000;
@@ -34,7 +34,7 @@ for (const impl of implementations()) {
         };
         const writers = Array.from({ length: WRITERS }, (_, w) => writer(w));
         const deadline = Date.now() + 10_000;
-        while (acked.size < 2000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        while (acked.size < 2000 && Date.now() < deadline) await sleep(20);
         await m.stop("SIGKILL");
         killed = true;
         await Promise.all(writers);

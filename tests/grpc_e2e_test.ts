@@ -90,8 +90,10 @@ for (const impl of implementations()) {
             te: "trailers",
           });
           req.on("error", () => {});
-          req.write(frame(new Uint8Array([0x0a, 0x01]), 100)); // promises 100 bytes, sends 2
-          await new Promise((r) => setTimeout(r, 50));
+          // promises 100 bytes, sends 2, and resets the stream once those are written to the connection
+          await new Promise<void>((resolve, reject) =>
+            req.write(frame(new Uint8Array([0x0a, 0x01]), 100), (err) => err ? reject(err) : resolve())
+          );
           req.close(http2.constants.NGHTTP2_CANCEL);
           session.destroy();
           const ok = await call(ep, "/etcdserverpb.KV/Range", frame(RANGE_A));

@@ -2,6 +2,11 @@
  * End-to-end helpers: start real member processes (etcd-ts, or the real etcd for comparison) on
  * loopback, and drive them with the real etcdctl.
  *
+ * Every wait is bounded: {@link waitUntil} polls a condition until a deadline, and what must not happen
+ * for a while is watched through the whole window by {@link holdsThroughout}, never checked once after a
+ * sleep. A long-running etcdctl (watch, lock, elect, keep-alive) is a {@link Ctl}, whose output a test
+ * reads while it runs.
+ *
  * Which servers the e2e tests run against is chosen by `ETCD_TS_E2E` = `etcd-ts` | `etcd` | `both`.
  * The default is `both` when the real etcd is installed, so every run proves the behaviour is etcd's
  * and not only what etcd-ts agrees with itself about.
@@ -139,7 +144,7 @@ export class Member {
         "--command-timeout=2s",
       ]);
       if (r.code === 0) return;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     throw new Error(`${this.impl} not ready after ${timeoutMs} ms:\n${this.logs.join("")}`);
   }
@@ -232,4 +237,177 @@ export async function ctlOk(endpoints: string, args: string[], stdin?: string): 
     throw new Error(`etcdctl ${args.join(" ")} failed (${r.code}): ${r.stderr}${r.stdout}`);
   }
   return r.stdout;
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Polls `done` every `intervalMs` until it holds; throws, naming `what()`, once `timeoutMs` have passed
+ * without it.
+ */
+export async function waitUntil(
+  done: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: () => string,
+  intervalMs = 20,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what()}`);
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * For what must not happen during a while (a leader stays, a waiter keeps waiting): runs `check`, which
+ * throws when the thing happened, again and again for `windowMs` (pausing `intervalMs` between runs), and
+ * once more at the end of the window. Fails at the first run that throws, so a change that comes and goes
+ * within the window is caught too. Returns how many times it checked.
+ */
+export async function holdsThroughout(
+  check: () => void | Promise<void>,
+  windowMs: number,
+  intervalMs = 20,
+): Promise<number> {
+  const end = Date.now() + windowMs;
+  let runs = 0;
+  for (;;) {
+    const last = Date.now() >= end;
+    await check();
+    runs++;
+    if (last) return runs;
+    await sleep(Math.min(intervalMs, Math.max(0, end - Date.now())));
+  }
+}
+
+/**
+ * A long-running etcdctl (watch, lock, elect, keep-alive) whose standard output is collected as it
+ * arrives, so a test can wait for lines while the process keeps running.
+ */
+export class Ctl {
+  private out = "";
+  private err = "";
+  private readonly child: Deno.ChildProcess;
+  private readonly pumps: Promise<void>;
+  private readonly stdin?: WritableStreamDefaultWriter<Uint8Array>;
+  private readonly status: Promise<Deno.CommandStatus>;
+  private code: number | undefined;
+
+  constructor(endpoint: string, readonly args: string[], interactive = false) {
+    this.child = new Deno.Command("etcdctl", {
+      args: [`--endpoints=${endpoint}`, ...args],
+      env: { ETCDCTL_API: "3" },
+      stdin: interactive ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (interactive) this.stdin = this.child.stdin.getWriter();
+    this.pumps = Promise.all([
+      this.pump(this.child.stdout, (s) => this.out += s),
+      this.pump(this.child.stderr, (s) => this.err += s),
+    ]).then(() => {});
+    this.status = this.child.status;
+    this.status.then((s) => this.code = s.code);
+  }
+
+  private async pump(stream: ReadableStream<Uint8Array>, sink: (s: string) => void): Promise<void> {
+    const dec = new TextDecoder();
+    for await (const chunk of stream) sink(dec.decode(chunk, { stream: true }));
+  }
+
+  /** The complete lines printed so far (empty lines included: etcdctl prints a deleted key's value so). */
+  lines(): string[] {
+    return this.out.split("\n").slice(0, -1);
+  }
+
+  /** What the process printed, for failure messages. */
+  describe(): string {
+    return `etcdctl ${this.args.join(" ")}: exit ${this.code}, stdout ${JSON.stringify(this.out)}, ` +
+      `stderr ${JSON.stringify(this.err)}`;
+  }
+
+  /** Waits until at least `n` complete lines were printed; returns all lines so far. */
+  async waitLines(n: number, timeoutMs = 10_000): Promise<string[]> {
+    await waitUntil(() => this.lines().length >= n, timeoutMs, () => `${n} lines from ${this.describe()}`);
+    return this.lines();
+  }
+
+  /** Waits for the process to end by itself; returns its exit code and output. */
+  async waitExit(timeoutMs = 10_000): Promise<CtlResult> {
+    await waitUntil(() => this.code !== undefined, timeoutMs, () => `exit of ${this.describe()}`);
+    await this.pumps;
+    return { code: this.code!, stdout: this.out, stderr: this.err };
+  }
+
+  /** Writes one line to an interactive etcdctl. */
+  async send(line: string): Promise<void> {
+    await this.stdin!.write(new TextEncoder().encode(line + "\n"));
+  }
+
+  /** Sends `signal` (if still running) and waits for the end; returns the exit code. */
+  async stop(signal: Deno.Signal = "SIGKILL"): Promise<number> {
+    if (this.stdin) await this.stdin.close().catch(() => {});
+    if (this.code === undefined) {
+      try {
+        this.child.kill(signal);
+      } catch {
+        // it ended meanwhile
+      }
+    }
+    const s = await this.status;
+    await this.pumps;
+    return s.code;
+  }
+}
+
+/** Every etcdctl a case starts, so the case can stop the ones still running however it ends. */
+export class Ctls {
+  private readonly all: Ctl[] = [];
+  constructor(private readonly endpoint: string) {}
+
+  start(args: string[], interactive = false): Ctl {
+    const c = new Ctl(this.endpoint, args, interactive);
+    this.all.push(c);
+    return c;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.all.map((c) => c.stop()));
+  }
+}
+
+/** The value {@link waitWatching} writes. */
+export const PROBE = "watch-probe";
+
+/** How many `key` = {@link PROBE} events `lines` hold. */
+function probesOf(lines: string[], key: string): number {
+  let n = 0;
+  for (let i = 0; i + 2 < lines.length; i++) {
+    if (lines[i] === "PUT" && lines[i + 1] === key && lines[i + 2] === PROBE) n++;
+  }
+  return n;
+}
+
+/**
+ * A watch started without `--rev` sees only writes after the server created it, and etcdctl prints
+ * nothing on creation: put `key` = {@link PROBE} (through `endpoint`) until the watcher prints it.
+ */
+export async function waitWatching(w: Ctl, endpoint: string, key: string): Promise<void> {
+  for (let i = 0; i < 40 && probesOf(w.lines(), key) === 0; i++) {
+    await ctlOk(endpoint, ["put", key, PROBE]);
+    await waitUntil(() => probesOf(w.lines(), key) > 0, 250, () => "").catch(() => {});
+  }
+  if (probesOf(w.lines(), key) === 0) {
+    throw new Error(`the watcher never printed a probe of ${key}: ${w.describe()}`);
+  }
+}
+
+/** The lines after the leading probe events of {@link waitWatching}, whatever their keys. */
+export function afterProbes(lines: string[]): string[] {
+  let i = 0;
+  while (lines[i] === "PUT" && lines[i + 2] === PROBE) i += 3;
+  return lines.slice(i);
 }

@@ -12,17 +12,18 @@
  */
 import { Etcd3 } from "etcd3";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { ctlOk, etcdctl, HAVE_ETCDCTL, implementations, Member } from "./helpers.ts";
 import {
-  connect,
-  created,
-  currentRevision,
-  report,
-  type Seen,
-  seenOf,
+  Ctl,
+  ctlOk,
+  etcdctl,
+  HAVE_ETCDCTL,
+  holdsThroughout,
+  implementations,
+  Member,
   sleep,
   waitUntil,
-} from "./client_util.ts";
+} from "./helpers.ts";
+import { connect, created, currentRevision, report, type Seen, seenOf } from "./client_util.ts";
 
 /** The last non-empty line (etcdctl's own error line comes after the client library's log lines). */
 function lastLine(text: string): string {
@@ -169,16 +170,22 @@ for (const impl of implementations()) {
               `lease ${a} keepalived with TTL(60)\n`,
             );
             const k = await grant(ep, 3);
-            const streaming = etcdctl(ep, ["lease", "keep-alive", k], { timeoutMs: 10_000 });
-            await sleep(1500); // keep-alives go out every TTL/3 = 1 s
-            assertEquals(await ctlOk(ep, ["lease", "revoke", k]), `lease ${k} revoked\n`);
-            const r = await streaming;
-            assertEquals(r.code, 0, r.stderr);
-            const out = r.stdout.split("\n").filter((l) => l !== "");
-            assertEquals(out.at(-1), `lease ${k} expired or revoked.`);
-            const alive = out.slice(0, -1);
-            assert(alive.length >= 2, `only ${alive.length} keep-alives in ${r.stdout}`);
-            assertEquals(alive, alive.map(() => `lease ${k} keepalived with TTL(3)`));
+            const streaming = new Ctl(ep, ["lease", "keep-alive", k]);
+            try {
+              // keep-alives go out every TTL/3 = 1 s: revoked once two were answered
+              const answered = () => streaming.lines().filter((l) => l.includes("keepalived")).length;
+              await waitUntil(() => answered() >= 2, 6000, () => streaming.describe());
+              assertEquals(await ctlOk(ep, ["lease", "revoke", k]), `lease ${k} revoked\n`);
+              const r = await streaming.waitExit(5000);
+              assertEquals(r.code, 0, r.stderr);
+              const out = r.stdout.split("\n").filter((l) => l !== "");
+              assertEquals(out.at(-1), `lease ${k} expired or revoked.`);
+              const alive = out.slice(0, -1);
+              assert(alive.length >= 2, `only ${alive.length} keep-alives in ${r.stdout}`);
+              assertEquals(alive, alive.map(() => `lease ${k} keepalived with TTL(3)`));
+            } finally {
+              await streaming.stop();
+            }
           },
         );
 
@@ -258,11 +265,12 @@ for (const impl of implementations()) {
         await lease.put("exp/a").value("1");
         await lease.put("exp/b").value("2");
 
-        // kept alive, the keys outlive the TTL
-        await sleep(ttl * 1000 + 1000);
+        // kept alive, the keys outlive the TTL: watched through TTL + 1 s, not checked once at its end
+        await holdsThroughout(async () => {
+          assertEquals(deletes, [], "keys deleted while their lease was kept alive");
+          assertEquals(await client.getAll().prefix("exp/").strings(), { "exp/a": "1", "exp/b": "2" });
+        }, ttl * 1000 + 1000);
         assert(keepAlives >= 2, `${keepAlives} keep-alives in ${ttl + 1} s`);
-        assertEquals(deletes, [], "keys deleted while their lease was kept alive");
-        assertEquals(await client.getAll().prefix("exp/").strings(), { "exp/a": "1", "exp/b": "2" });
 
         lease.release(); // stops the keep-alives, revokes nothing
         const stopped = Date.now();

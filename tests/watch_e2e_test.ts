@@ -16,149 +16,28 @@
  */
 import type { Watcher } from "etcd3";
 import { assert, assertEquals, assertMatch, assertNotEquals } from "./assert.ts";
-import { ctlOk, etcdctl, HAVE_ETCDCTL, implementations, Member } from "./helpers.ts";
 import {
-  connect,
-  created,
-  currentRevision,
-  report,
-  type Seen,
-  seenOf,
-  sleep,
+  afterProbes,
+  ctlOk,
+  Ctls,
+  etcdctl,
+  HAVE_ETCDCTL,
+  holdsThroughout,
+  implementations,
+  Member,
   waitUntil,
-  within,
-} from "./client_util.ts";
+  waitWatching,
+} from "./helpers.ts";
+import { connect, created, currentRevision, report, type Seen, seenOf, within } from "./client_util.ts";
 
 /** The worker name under which this module runs the slow watcher instead of registering tests. */
 const SLOW_WATCHER = "etcd-ts-slow-watcher";
 
-/**
- * A long-running etcdctl (watch, lock, elect) whose standard output is collected as it arrives, so a
- * test can wait for lines while the process keeps running.
- */
-class Ctl {
-  private out = "";
-  private err = "";
-  private readonly child: Deno.ChildProcess;
-  private readonly pumps: Promise<void>;
-  private readonly stdin?: WritableStreamDefaultWriter<Uint8Array>;
-  private readonly status: Promise<Deno.CommandStatus>;
-  private code: number | undefined;
-
-  constructor(endpoint: string, readonly args: string[], interactive = false) {
-    this.child = new Deno.Command("etcdctl", {
-      args: [`--endpoints=${endpoint}`, ...args],
-      env: { ETCDCTL_API: "3" },
-      stdin: interactive ? "piped" : "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (interactive) this.stdin = this.child.stdin.getWriter();
-    this.pumps = Promise.all([
-      this.pump(this.child.stdout, (s) => this.out += s),
-      this.pump(this.child.stderr, (s) => this.err += s),
-    ]).then(() => {});
-    this.status = this.child.status;
-    this.status.then((s) => this.code = s.code);
-  }
-
-  private async pump(stream: ReadableStream<Uint8Array>, sink: (s: string) => void): Promise<void> {
-    const dec = new TextDecoder();
-    for await (const chunk of stream) sink(dec.decode(chunk, { stream: true }));
-  }
-
-  /** The complete lines printed so far (empty lines included: etcdctl prints a deleted key's value so). */
-  lines(): string[] {
-    return this.out.split("\n").slice(0, -1);
-  }
-
-  /** What the process printed, for failure messages. */
-  describe(): string {
-    return `etcdctl ${this.args.join(" ")}: exit ${this.code}, stdout ${JSON.stringify(this.out)}, ` +
-      `stderr ${JSON.stringify(this.err)}`;
-  }
-
-  /** Waits until at least `n` complete lines were printed; returns all lines so far. */
-  async waitLines(n: number, timeoutMs = 10_000): Promise<string[]> {
-    await waitUntil(() => this.lines().length >= n, timeoutMs, () => `${n} lines from ${this.describe()}`);
-    return this.lines();
-  }
-
-  /** Waits for the process to end by itself; returns its exit code and output. */
-  async waitExit(timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
-    await waitUntil(() => this.code !== undefined, timeoutMs, () => `exit of ${this.describe()}`);
-    await this.pumps;
-    return { code: this.code!, stdout: this.out, stderr: this.err };
-  }
-
-  /** Writes one line to an interactive etcdctl. */
-  async send(line: string): Promise<void> {
-    await this.stdin!.write(new TextEncoder().encode(line + "\n"));
-  }
-
-  /** Sends `signal` (if still running) and waits for the end; returns the exit code. */
-  async stop(signal: Deno.Signal = "SIGKILL"): Promise<number> {
-    if (this.stdin) await this.stdin.close().catch(() => {});
-    if (this.code === undefined) {
-      try {
-        this.child.kill(signal);
-      } catch {
-        // it ended meanwhile
-      }
-    }
-    const s = await this.status;
-    await this.pumps;
-    return s.code;
-  }
+/** The keys under `prefix`, oldest first. */
+async function keysUnder(endpoint: string, prefix: string): Promise<string[]> {
+  const out = await ctlOk(endpoint, ["get", "--prefix", prefix, "--keys-only", "--sort-by=create"]);
+  return out.split("\n").filter((l) => l !== "");
 }
-
-/** Every etcdctl a case starts, so the case can stop the ones still running however it ends. */
-class Ctls {
-  private readonly all: Ctl[] = [];
-  constructor(private readonly endpoint: string) {}
-
-  start(args: string[], interactive = false): Ctl {
-    const c = new Ctl(this.endpoint, args, interactive);
-    this.all.push(c);
-    return c;
-  }
-
-  async stopAll(): Promise<void> {
-    await Promise.all(this.all.map((c) => c.stop()));
-  }
-}
-
-const PROBE = "watch-probe";
-
-/** How many `key` = {@link PROBE} events `lines` hold. */
-function probesOf(lines: string[], key: string): number {
-  let n = 0;
-  for (let i = 0; i + 2 < lines.length; i++) {
-    if (lines[i] === "PUT" && lines[i + 1] === key && lines[i + 2] === PROBE) n++;
-  }
-  return n;
-}
-
-/**
- * A watch started without `--rev` sees only writes after the server created it, and etcdctl prints
- * nothing on creation: put `key` = {@link PROBE} until the watcher prints it.
- */
-async function waitWatching(w: Ctl, endpoint: string, key: string): Promise<void> {
-  for (let i = 0; i < 40 && probesOf(w.lines(), key) === 0; i++) {
-    await ctlOk(endpoint, ["put", key, PROBE]);
-    await waitUntil(() => probesOf(w.lines(), key) > 0, 250, () => "").catch(() => {});
-  }
-  assert(probesOf(w.lines(), key) > 0, `the watcher never printed a probe of ${key}: ${w.describe()}`);
-}
-
-/** The lines after the leading probe events of {@link waitWatching}, whatever their keys. */
-function afterProbes(lines: string[]): string[] {
-  let i = 0;
-  while (lines[i] === "PUT" && lines[i + 2] === PROBE) i += 3;
-  return lines.slice(i);
-}
-
-/** One event as a watcher saw it: revision, type, key, value. */
 
 /** One write of the load: a put of a new key, or a delete of the writer's previous key. */
 interface Write {
@@ -513,8 +392,17 @@ function registerTests(): void {
             const lease = /"lease":(\d+)/.exec(await ctlOk(ep, ["get", held, "-w", "json"]))?.[1];
             assertEquals(BigInt(lease ?? 0).toString(16), held.slice("mutex/".length));
             const second = ctls.start(["lock", "mutex"]);
-            await sleep(1000);
-            assertEquals(second.lines(), [], "the second locker must wait");
+            // the second locker has queued once its own key is on record behind the holder's ...
+            await waitUntil(
+              async () => (await keysUnder(ep, "mutex/")).length === 2,
+              10_000,
+              () => second.describe(),
+            );
+            // ... and holds nothing while the first one holds the lock: watched through a whole second
+            await holdsThroughout(
+              () => assertEquals(second.lines(), [], "the second locker must wait"),
+              1000,
+            );
             assertEquals(await first.stop("SIGINT"), 0);
             const [next] = await second.waitLines(1, 5000);
             assertMatch(next, /^mutex\/[0-9a-f]+$/);
@@ -528,7 +416,12 @@ function registerTests(): void {
             const first = ctls.start(["lock", "--ttl=3", "crashlock"]);
             await first.waitLines(1);
             const second = ctls.start(["lock", "crashlock", "echo", "got it"]);
-            await sleep(300);
+            // killed only once the second locker waits in line (its key is on record)
+            await waitUntil(
+              async () => (await keysUnder(ep, "crashlock/")).length === 2,
+              10_000,
+              () => second.describe(),
+            );
             const killed = Date.now();
             await first.stop("SIGKILL");
             const r = await second.waitExit(8000);
@@ -547,10 +440,18 @@ function registerTests(): void {
             assertEquals(v1, "p1");
             assertEquals(await listener.waitLines(2), [k1, "p1"]);
             const p2 = ctls.start(["elect", "chief", "p2"]);
-            await sleep(1000);
-            assertEquals(p2.lines(), [], "the second candidate must wait");
+            const proposals = () =>
+              ctlOk(ep, ["get", "--prefix", "chief/", "--print-value-only", "--sort-by=create"]);
+            // the second candidate has campaigned once its proposal is on record ...
+            await waitUntil(
+              async () => (await proposals()).split("\n").filter((l) => l !== "").length === 2,
+              10_000,
+              () => p2.describe(),
+            );
+            // ... and is not elected while the first one leads: watched through a whole second
+            await holdsThroughout(() => assertEquals(p2.lines(), [], "the second candidate must wait"), 1000);
             assertEquals(
-              await ctlOk(ep, ["get", "--prefix", "chief/", "--print-value-only", "--sort-by=create"]),
+              await proposals(),
               "p1\np2\n",
               "both proposals are on record, in campaign order",
             );
@@ -643,10 +544,13 @@ function registerTests(): void {
             lagAtRelease >= total * 0.3,
             `the slow watcher was only ${lagAtRelease} events behind when released`,
           );
-          // nothing more arrives after the last write
-          await sleep(200);
+          // nothing more arrives after the last write: watched for half a second
           const deleteCount = plans.flat().filter((op) => op.type === "Delete").length;
-          assertEquals([fast.length, historical!.length, deletes.length], [total, total, deleteCount]);
+          await holdsThroughout(
+            () =>
+              assertEquals([fast.length, historical!.length, deletes.length], [total, total, deleteCount]),
+            500,
+          );
           report(impl, "etcd3 watch load", {
             writes: total,
             writers: LOAD_WRITERS,

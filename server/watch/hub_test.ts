@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
 import { keyInRange } from "../../storage/mvcc/bytes.ts";
 import { type MvccEvent, MvccStore } from "../../storage/mvcc/store.ts";
+import { Prng } from "../../tests/sim/prng.ts";
 import { ErrEmptyWatcherRange, type WatchBatch, type Watcher, WatchHub, type WatchOptions } from "./hub.ts";
 
 const te = new TextEncoder();
@@ -382,26 +383,17 @@ Deno.test("restore moves live watchers to catch up from the new store", () => {
   assert(w.synced);
 });
 
-/** Seeded PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 Deno.test("model: random writes, watchers, refusals and compactions; every watcher sees its history exactly once", () => {
+  // what the seeds reached, so a change of generator cannot quietly leave a path untested
+  const reached = { compactions: 0, compactedWatchers: 0, cancelled: 0, refused: 0, synced: 0 };
   for (let seed = 1; seed <= 12; seed++) {
-    const rand = rng(seed);
+    const rng = new Prng(seed);
     const { hub, sched, mvcc } = setup({
-      catchUpBatch: 1 + Math.floor(rand() * 6),
-      maxHeldEvents: Math.floor(rand() * 4),
-      stepsPerRound: 1 + Math.floor(rand() * 4),
+      catchUpBatch: rng.range(1, 6),
+      maxHeldEvents: rng.int(4),
+      stepsPerRound: rng.range(1, 4),
     });
     const keys = ["a", "ab", "abc", "b", "ba", "c", "d", "dd", "e", "\0"];
-    const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)];
     interface Case {
       w: Watcher;
       r: Recorder;
@@ -413,52 +405,52 @@ Deno.test("model: random writes, watchers, refusals and compactions; every watch
     const log: MvccEvent[] = [];
     const compactions = new Set<number>();
     const addWatcher = (): void => {
-      const k = pick(keys);
-      const kind = rand();
+      const k = rng.pick(keys);
+      const kind = rng.float();
       let rangeEnd: Uint8Array | undefined;
       if (kind < 0.3) rangeEnd = undefined;
       else if (kind < 0.5) rangeEnd = FROM_KEY;
       else {
-        const e = pick(keys);
+        const e = rng.pick(keys);
         if (e <= k) return;
         rangeEnd = b(e);
       }
       const current = mvcc.currentRevision;
-      const start = rand() < 0.4
-        ? 0
-        : Math.max(1, current - Math.floor(rand() * 30) + (rand() < 0.2 ? 3 : 0));
+      const start = rng.chance(0.4) ? 0 : Math.max(1, current - rng.int(30) + (rng.chance(0.2) ? 3 : 0));
       const r = new Recorder();
       const o: WatchOptions = {
         key: b(k),
         rangeEnd,
         startRevision: start,
-        noPut: rand() < 0.15,
-        noDelete: rand() < 0.15,
-        prevKv: rand() < 0.5,
+        noPut: rng.chance(0.15),
+        noDelete: rng.chance(0.15),
+        prevKv: rng.chance(0.5),
         sink: r,
       };
       const w = hub.watch(o);
       cases.push({ w, r, o, start: start === 0 ? current + 1 : start });
     };
     for (let step = 0; step < 400; step++) {
-      const x = rand();
+      const x = rng.float();
       if (x < 0.45) {
         // as etcd allows in one txn: puts of distinct keys, or one delete
         const t = mvcc.write();
-        if (rand() < 0.75) {
-          const n = 1 + Math.floor(rand() * 3);
-          for (const k of new Set(Array.from({ length: n }, () => pick(keys)))) {
+        if (rng.chance(0.75)) {
+          const n = rng.range(1, 3);
+          for (const k of new Set(Array.from({ length: n }, () => rng.pick(keys)))) {
             t.put(b(k), b(String(step)), 0n);
           }
-        } else t.deleteRange(b(pick(keys)), rand() < 0.3 ? b("c") : undefined);
+        } else t.deleteRange(b(rng.pick(keys)), rng.chance(0.3) ? b("c") : undefined);
         const end = t.end();
         log.push(...end.events);
         hub.notify(end);
       } else if (x < 0.55) addWatcher();
       else if (x < 0.8) sched.runOne();
       else if (x < 0.9) {
-        const c = pick(cases);
-        if (c) c.r.refuse = !c.r.refuse;
+        if (cases.length > 0) {
+          const c = rng.pick(cases);
+          c.r.refuse = !c.r.refuse;
+        }
       } else if (x < 0.95) {
         for (const c of cases) {
           if (!c.r.refuse) c.w.resume();
@@ -468,8 +460,9 @@ Deno.test("model: random writes, watchers, refusals and compactions; every watch
         if (target > mvcc.compactRevision) {
           mvcc.compact(target);
           compactions.add(target);
+          reached.compactions++;
         }
-      } else if (x < 0.98 && cases.length > 0) pick(cases).w.cancel();
+      } else if (x < 0.98 && cases.length > 0) rng.pick(cases).w.cancel();
     }
     for (const c of cases) {
       c.r.refuse = false;
@@ -489,17 +482,21 @@ Deno.test("model: random writes, watchers, refusals and compactions; every watch
         !(e.type === "delete" && compactions.has(e.kv.modRevision) && !gotSet.has(show(e)))
       );
       const where = `seed ${seed} watcher ${i}`;
+      reached.refused += c.r.refused;
       if (c.r.compactedAt !== undefined) {
         // a prefix of the history, then the cancel
         assertEquals(got.map(show), want.slice(0, got.length).map(show), where);
         assert(c.w.done, where);
+        reached.compactedWatchers++;
         continue;
       }
       if (c.w.done) {
         assertEquals(got.map(show), want.slice(0, got.length).map(show), where);
+        reached.cancelled++;
         continue;
       }
       assert(c.w.synced, where);
+      reached.synced++;
       assertEquals(got.map(show), want.map(show), where);
       for (let j = 0; j < got.length; j++) {
         const p = got[j].prevKv;
@@ -512,4 +509,5 @@ Deno.test("model: random writes, watchers, refusals and compactions; every watch
     const s = hub.stats();
     assertEquals(s.pending + s.blocked, 0, `seed ${seed}`);
   }
+  for (const [path, n] of Object.entries(reached)) assert(n >= 10, `only ${n} ${path} over all seeds`);
 });

@@ -20,4 +20,4 @@ export {
   type WriteTxn,
 } from "./store.ts";
 export { compareBytes, isFromKey, keyInRange, latin1, latin1Bytes, prefixRangeEnd } from "./bytes.ts";
-export { crc32c } from "./crc32c.ts";
+export { crc32c } from "../crc32c.ts";

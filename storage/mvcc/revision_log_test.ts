@@ -1,5 +1,5 @@
 import { RevisionLog } from "./revision_log.ts";
-import { assert, assertEquals } from "./test_util.ts";
+import { assert, assertEquals } from "../../tests/assert.ts";
 
 type Row = [main: number, sub: number, create: number, version: number, lease: bigint];
 

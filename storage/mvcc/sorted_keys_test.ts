@@ -1,7 +1,8 @@
 import { SortedKeys } from "./sorted_keys.ts";
-import { crc32c } from "./crc32c.ts";
+import { crc32c } from "../crc32c.ts";
 import { compareBytes, isFromKey, keyInRange, latin1, latin1Bytes, prefixRangeEnd } from "./bytes.ts";
-import { assert, assertEquals, b, prng } from "./test_util.ts";
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { b, prng } from "./test_util.ts";
 
 Deno.test("SortedKeys matches a sorted array under random inserts and removes", () => {
   const rnd = prng(7);

@@ -24,7 +24,7 @@
  */
 import { isFromKey, latin1, writeLatin1 } from "./bytes.ts";
 import { ByteReader, ByteWriter, ErrSnapshotCorrupt, varintSize } from "./byte_codec.ts";
-import { crc32c } from "./crc32c.ts";
+import { crc32c } from "../crc32c.ts";
 import { type ByteStream, collectBytes } from "../byte_stream.ts";
 import { HistoryFile } from "./history_file.ts";
 import { KeyIndex } from "./key_index.ts";

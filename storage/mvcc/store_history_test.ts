@@ -10,11 +10,15 @@ import {
   type MvccStoreOptions,
   type WriteTxn,
 } from "./store.ts";
-import { assert, assertEquals, assertThrows, b, prng, put, s } from "./test_util.ts";
+import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { b, prng, put, s } from "./test_util.ts";
 
-/** A fresh scratch path (the store unlinks it once open, so nothing is left behind). */
+/**
+ * A fresh scratch path (the store unlinks it once open, so nothing is left behind), resolved, as the links
+ * in /proc/self/fd name it.
+ */
 function tmpPath(): string {
-  return Deno.makeTempFileSync({ prefix: "mvcc_history_test_" });
+  return Deno.realPathSync(Deno.makeTempFileSync({ prefix: "mvcc_history_test_" }));
 }
 
 function fmtKv(kv: KeyValue | undefined): string {
@@ -251,15 +255,39 @@ Deno.test("decodeSnapshot with a history file keeps only the newest values in me
   }
 });
 
+/**
+ * How many descriptors of this process are open on `path` (once unlinked, its links read
+ * "<path> (deleted)"). Only the store's own file counts, whatever else the process (other test files run
+ * in parallel) opens and closes meanwhile.
+ */
+function descriptorsOn(path: string): number {
+  let n = 0;
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    let target: string;
+    try {
+      target = Deno.readLinkSync(`/proc/self/fd/${entry.name}`);
+    } catch {
+      continue; // closed since the listing, by someone else
+    }
+    if (target === path || target === `${path} (deleted)`) n++;
+  }
+  return n;
+}
+
 Deno.test("a corrupt snapshot leaves no history file open", () => {
-  const openFiles = () => [...Deno.readDirSync("/proc/self/fd")].length;
   const snap = new MvccStore().encodeSnapshot();
-  const before = openFiles();
+  const path = tmpPath();
+  // the count sees a store's history file while the store is open, and none once it is closed
+  const store = MvccStore.decodeSnapshot(snap, { historyFile: path });
+  assertEquals(descriptorsOn(path), 1);
+  store.close();
+  assertEquals(descriptorsOn(path), 0);
+  // decoding opens the file before it reads the snapshot: a refused snapshot must close it again
   assertThrows(
-    () => MvccStore.decodeSnapshot(snap.subarray(0, snap.length - 1), { historyFile: tmpPath() }),
+    () => MvccStore.decodeSnapshot(snap.subarray(0, snap.length - 1), { historyFile: path }),
     ErrSnapshotCorrupt,
   );
-  assertEquals(openFiles(), before);
+  assertEquals(descriptorsOn(path), 0);
 });
 
 function existsSync(path: string): boolean {

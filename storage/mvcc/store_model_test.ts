@@ -10,7 +10,8 @@ import {
   MvccStore,
   type WriteTxn,
 } from "./store.ts";
-import { assertEquals, b, prng, s } from "./test_util.ts";
+import { assertEquals } from "../../tests/assert.ts";
+import { b, prng, s } from "./test_util.ts";
 
 interface Rec {
   main: number;

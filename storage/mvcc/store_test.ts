@@ -8,7 +8,8 @@ import {
   MvccStore,
 } from "./store.ts";
 import { compareBytes, prefixRangeEnd } from "./bytes.ts";
-import { assert, assertEquals, assertThrows, b, del, dump, plain, put, s, txn } from "./test_util.ts";
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { assertThrows, b, del, dump, plain, put, s, txn } from "./test_util.ts";
 
 const ALL = new Uint8Array([0]);
 

@@ -1,8 +1,11 @@
 /**
- * Test helpers for the MVCC store (no dependencies: `@std/assert` is not available here).
+ * Test helpers for the MVCC store, on `tests/assert.ts` and the seeded generator of
+ * `tests/sim/prng.ts`.
  *
  * @module
  */
+import { assertEquals, assertThrows as assertThrowsClass } from "../../tests/assert.ts";
+import { Prng } from "../../tests/sim/prng.ts";
 import type { KeyValue, MvccStore, WriteTxn } from "./store.ts";
 
 const te = new TextEncoder();
@@ -40,39 +43,18 @@ export function plain(kv: KeyValue): PlainKv {
   };
 }
 
-/** Throws unless `cond` holds. */
-export function assert(cond: unknown, msg = "assertion failed"): asserts cond {
-  if (!cond) throw new Error(msg);
-}
-
-function show(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => typeof x === "bigint" ? `${x}n` : x instanceof Uint8Array ? [...x] : x);
-}
-
-/** Throws unless `actual` and `expected` are structurally equal (JSON-like values, bigints, bytes). */
-export function assertEquals(actual: unknown, expected: unknown, msg?: string): void {
-  const a = show(actual);
-  const e = show(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}\n  actual ${a}`);
-}
-
-/** Throws unless `fn` throws an error of class `cls` (optionally with `code`). */
+/**
+ * `tests/assert.ts`'s `assertThrows` (an error of class `cls`), then a check of the stable `code` the
+ * store's errors carry (`COMPACTED`, `FUTURE_REV`, `TXN_STATE`, `SNAPSHOT_CORRUPT`), when one is given.
+ */
 export function assertThrows(
   fn: () => unknown,
-  // deno-lint-ignore no-explicit-any
-  cls: new (...args: any[]) => Error,
+  cls: new (...args: never[]) => Error,
   code?: string,
 ): Error {
-  try {
-    fn();
-  } catch (err) {
-    if (!(err instanceof cls)) throw new Error(`expected ${cls.name}, got ${err}`);
-    if (code !== undefined && (err as Error & { code?: string }).code !== code) {
-      throw new Error(`expected code ${code}, got ${(err as Error & { code?: string }).code}`);
-    }
-    return err;
-  }
-  throw new Error(`expected ${cls.name} to be thrown`);
+  const err = assertThrowsClass(fn, cls);
+  if (code !== undefined) assertEquals((err as Error & { code?: string }).code, code, `code of ${err}`);
+  return err;
 }
 
 /** Runs `fn` in one write transaction and commits it; returns the new revision. */
@@ -99,14 +81,8 @@ export function dump(store: MvccStore, revision = 0): string[] {
   );
 }
 
-/** A small deterministic PRNG (mulberry32). */
+/** Floats in [0, 1) from the project's seeded generator: the same seed replays the same run. */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed);
+  return () => p.float();
 }
