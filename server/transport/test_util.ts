@@ -4,7 +4,6 @@
  *
  * @module
  */
-import nodeAssert from "node:assert/strict";
 import http2 from "node:http2";
 import type { GrpcListener, GrpcRouter, GrpcTransport, ServeOptions } from "./grpc.ts";
 import { HpackDecoder } from "./h2/hpack.ts";
@@ -228,39 +227,7 @@ export async function makeCerts(): Promise<TestCerts> {
   };
 }
 
-/**
- * Assertions on node:assert, typed to work whichever @types/node an npm import brings in (tests that
- * import npm packages get @types/node from npm, where tests/assert.ts does not type-check).
- */
-export function assert(cond: unknown, message = "assertion failed"): asserts cond {
-  nodeAssert.ok(cond, message);
-}
-
-/** Deep strict equality. */
-export function assertEquals<T>(actual: T, expected: T, message = "values differ"): void {
-  nodeAssert.deepStrictEqual(actual, expected, message);
-}
-
-/** Asserts that `fn` throws an instance of `cls` (whose message contains `includes`, if given). */
-export function assertThrows(
-  fn: () => unknown,
-  cls?: new (...args: never[]) => Error,
-  includes?: string,
-): Error {
-  try {
-    fn();
-  } catch (err) {
-    if (cls !== undefined) assert(err instanceof cls, `expected ${cls.name}, got ${err}`);
-    if (includes !== undefined) {
-      assert(
-        String((err as Error).message).includes(includes),
-        `"${(err as Error).message}" lacks "${includes}"`,
-      );
-    }
-    return err as Error;
-  }
-  throw new nodeAssert.AssertionError({ message: "expected the function to throw" });
-}
+export { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
 
 /** Polls `cond` every 5 ms for at most `ms`. */
 export async function eventually(cond: () => boolean, ms = 3000): Promise<boolean> {
