@@ -8,11 +8,12 @@
  *
  * @module
  */
-import { encodeConfChange } from "./conf_change.ts";
+import { encodeConfChange, encodeConfChangeV2 } from "./conf_change.ts";
 import { ErrProposalDropped, Raft, type RaftConfig } from "./raft.ts";
 import {
   type ConfChange,
   ConfChangeType,
+  type ConfChangeV2,
   type ConfState,
   type Entry,
   EntryType,
@@ -137,17 +138,19 @@ export class RawNode {
     }));
   }
 
-  /** Proposes a membership change; it takes effect when applied through {@linkcode applyConfChange}. */
-  proposeConfChange(cc: ConfChange): void {
-    this.raft.step(makeMessage({
-      type: MessageType.Prop,
-      from: this.raft.id,
-      entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) }],
-    }));
+  /**
+   * Proposes a membership change, as an entry of type ConfChange or ConfChangeV2 (whose data are etcd's
+   * raftpb messages); it takes effect when applied through {@linkcode applyConfChange}.
+   */
+  proposeConfChange(cc: ConfChange | ConfChangeV2): void {
+    const entry = "changes" in cc
+      ? { term: 0, index: 0, type: EntryType.ConfChangeV2, data: encodeConfChangeV2(cc) }
+      : { term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) };
+    this.raft.step(makeMessage({ type: MessageType.Prop, from: this.raft.id, entries: [entry] }));
   }
 
-  /** Applies a committed conf change; call it when the entry is applied. */
-  applyConfChange(cc: ConfChange): ConfState {
+  /** Applies a committed conf change of either kind; call it when the entry is applied. */
+  applyConfChange(cc: ConfChange | ConfChangeV2): ConfState {
     return this.raft.applyConfChange(cc);
   }
 
@@ -256,7 +259,7 @@ export class RawNode {
     if (f.snapshotIndex > 0) {
       r.log.stableSnapTo(f.snapshotIndex);
       // the application restored the snapshot: everything up to its index counts as applied
-      if (r.log.applied < f.snapshotIndex) r.log.appliedTo(f.snapshotIndex);
+      if (r.log.applied < f.snapshotIndex) r.appliedTo(f.snapshotIndex);
     }
     if (f.lastEntry) {
       const { index, term } = f.lastEntry;
@@ -266,7 +269,7 @@ export class RawNode {
         r.step(makeMessage({ type: MessageType.AppResp, from: r.id, term: r.term, index }));
       }
     }
-    if (f.appliedTo > 0) r.log.appliedTo(f.appliedTo);
+    if (f.appliedTo > 0) r.appliedTo(f.appliedTo);
   }
 
   /** The highest log index known to be committed (cheaper than {@link status}). */

@@ -13,7 +13,16 @@
  *
  * @module
  */
-import { Changer, type ChangeResult, restoreConfig } from "./conf_change.ts";
+import {
+  Changer,
+  type ChangeResult,
+  confChangeToV2,
+  decodeConfChange,
+  decodeConfChangeV2,
+  jointEntry,
+  leavesJoint,
+  restoreConfig,
+} from "./conf_change.ts";
 import { RaftLog } from "./log.ts";
 import { Progress, ProgressTracker } from "./progress.ts";
 import { jointVoteResult, VoteResult } from "./quorum.ts";
@@ -21,6 +30,7 @@ import { ReadOnly, type ReadOnlyOption } from "./read_index.ts";
 import { ErrCompacted, ErrSnapshotTemporarilyUnavailable, ErrUnavailable, type Storage } from "./storage.ts";
 import {
   type ConfChange,
+  type ConfChangeV2,
   type ConfState,
   type Entry,
   EntryType,
@@ -622,11 +632,19 @@ export class Raft {
     if (this.leadTransferee !== NONE) throw new ErrProposalDropped();
     for (let i = 0; i < m.entries.length; i++) {
       const e = m.entries[i];
-      if (e.type !== EntryType.ConfChange) continue;
-      const alreadyPending = this.pendingConfIndex > this.log.applied;
+      if (!isConfChangeEntry(e)) continue;
+      const cc = e.type === EntryType.ConfChange
+        ? confChangeToV2(decodeConfChange(e.data))
+        : decodeConfChangeV2(e.data);
       const alreadyJoint = this.trk.config.voters.outgoing.size > 0;
-      if (alreadyPending || alreadyJoint) {
-        this.logger.info("ignoring conf change: one is already pending", { id: String(this.id) });
+      const wantsLeaveJoint = cc.changes.length === 0;
+      let refused = "";
+      if (this.pendingConfIndex > this.log.applied) refused = "a conf change may still be unapplied";
+      else if (alreadyJoint && !wantsLeaveJoint) refused = "the joint configuration must be left first";
+      else if (!alreadyJoint && wantsLeaveJoint) refused = "not in a joint configuration";
+      if (refused !== "") {
+        // the entry keeps its place in the log (the proposer's index stays right) but changes nothing
+        this.logger.info("ignoring conf change", { id: String(this.id), reason: refused });
         m.entries[i] = { term: 0, index: 0, type: EntryType.Normal, data: EMPTY_BYTES };
       } else {
         this.pendingConfIndex = this.log.lastIndex() + i + 1;
@@ -648,7 +666,11 @@ export class Raft {
       return;
     }
     const oldPaused = pr.isPaused();
-    if (!pr.maybeUpdate(m.index)) return;
+    // a probe answered at the match already known proves the follower's position just as well: without
+    // this, an empty probe (e.g. one carrying only a new commit index) would leave it paused in probe
+    // state until the next heartbeat response
+    const probeAnswered = pr.state === "probe" && pr.match === m.index;
+    if (!pr.maybeUpdate(m.index) && !probeAnswered) return;
     if (pr.state === "probe") {
       pr.becomeReplicate();
     } else if (pr.state === "snapshot" && pr.match + 1 >= this.log.firstIndex()) {
@@ -838,6 +860,28 @@ export class Raft {
     return true;
   }
 
+  /**
+   * The application applied everything up to `index`. A leader in a joint configuration that Raft
+   * leaves by itself proposes the leaving change once the change that entered it is applied.
+   */
+  appliedTo(index: number): void {
+    this.log.appliedTo(Math.max(index, this.log.applied));
+    const c = this.trk.config;
+    if (!c.autoLeave || this.state !== StateType.Leader || this.log.applied < this.pendingConfIndex) return;
+    try {
+      // empty data is the empty ConfChangeV2
+      this.step(makeMessage({
+        type: MessageType.Prop,
+        from: this.id,
+        entries: [{ term: 0, index: 0, type: EntryType.ConfChangeV2, data: EMPTY_BYTES }],
+      }));
+      this.logger.info("leaving the joint configuration", { id: String(this.id) });
+    } catch (err) {
+      // a leader transfer is running: the next applied index tries again
+      if (!(err instanceof ErrProposalDropped)) throw err;
+    }
+  }
+
   // ---- membership ----------------------------------------------------------------------------------
 
   private applyChangeResult(r: ChangeResult): ConfState {
@@ -848,10 +892,20 @@ export class Raft {
     return this.trk.confState();
   }
 
-  /** Applies a committed conf change to the progress tracker; returns the new configuration. */
-  applyConfChange(cc: ConfChange): ConfState {
+  /**
+   * Applies a committed conf change to the progress tracker; returns the new configuration. A V2 change
+   * with several changes (or an explicit joint transition) enters a joint configuration; an empty one
+   * leaves it.
+   */
+  applyConfChange(change: ConfChange | ConfChangeV2): ConfState {
+    const cc = "changes" in change ? change : confChangeToV2(change);
     const changer = new Changer(this.trk.config, this.trk.progress, this.maxInflight, this.log.lastIndex());
-    const cs = this.applyChangeResult(changer.simple([cc]));
+    const joint = jointEntry(cc);
+    let result: ChangeResult;
+    if (leavesJoint(cc)) result = changer.leaveJoint();
+    else if (joint) result = changer.enterJoint(joint.autoLeave, cc.changes);
+    else result = changer.simple(cc.changes);
+    const cs = this.applyChangeResult(result);
     if (this.state !== StateType.Leader || cs.voters.length === 0) return cs;
     if (this.maybeCommit()) {
       // the quorum shrank: entries may be committed now

@@ -72,13 +72,13 @@ export class ReadOnly {
     return this.pending.get(this.queue[this.queue.length - 1])?.req.entries[0].data;
   }
 
-  /** Number of pending requests. */
   /** Forgets every pending request (on a change of leadership they can no longer be confirmed). */
   reset(): void {
     this.pending.clear();
     this.queue = [];
   }
 
+  /** Number of pending requests. */
   size(): number {
     return this.queue.length;
   }

@@ -60,10 +60,41 @@ export enum ConfChangeType {
   AddLearnerNode = 3,
 }
 
-/** A single membership change; `context` is opaque to Raft (etcd puts the member's JSON there). */
+/**
+ * A single membership change (raftpb.ConfChange); `context` is opaque to Raft (etcd puts the member's
+ * JSON there). `id` is etcd's request ID, which lets the proposer recognise its change when it is
+ * applied; Raft ignores it, and it is absent when zero.
+ */
 export interface ConfChange {
   type: ConfChangeType;
   nodeId: NodeId;
+  context: Uint8Array;
+  id?: bigint;
+}
+
+/** How a ConfChangeV2 uses joint consensus (raftpb.ConfChangeTransition). */
+export enum ConfChangeTransition {
+  /** The simple protocol when the change allows it (one change), else joint with automatic leave. */
+  Auto = 0,
+  /** Always joint consensus; Raft leaves the joint configuration by itself. */
+  JointImplicit = 1,
+  /** Always joint consensus; the application proposes the change that leaves it. */
+  JointExplicit = 2,
+}
+
+/** One operation of a ConfChangeV2 (raftpb.ConfChangeSingle). */
+export interface ConfChangeSingle {
+  type: ConfChangeType;
+  nodeId: NodeId;
+}
+
+/**
+ * Several membership changes applied atomically (raftpb.ConfChangeV2). An empty one (no changes,
+ * transition Auto) leaves a joint configuration.
+ */
+export interface ConfChangeV2 {
+  transition: ConfChangeTransition;
+  changes: ConfChangeSingle[];
   context: Uint8Array;
 }
 

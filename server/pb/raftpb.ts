@@ -1,20 +1,19 @@
 /**
  * The Raft messages of the peer transport (raftpb of etcd-io/raft) over the plain data types of
- * `raft/types.ts`: Message, Entry, Snapshot, SnapshotMetadata, ConfState, HardState, ConfChange.
+ * `raft/types.ts`: Message, Entry, Snapshot, SnapshotMetadata, ConfState, HardState. ConfChange and
+ * ConfChangeV2, which travel inside entries, are encoded by `raft/conf_change.ts`.
  *
  * Field numbers follow raftpb/raft.proto (proto2). Node IDs are uint64 and travel as `bigint`; terms
  * and indexes are uint64 on the wire and `number` here (decoding throws if one reaches 2^53). Fields
- * raft/types.ts has no place for (Message.vote and Message.responses, ConfChange.id) are skipped when
- * decoding. Repeated node IDs are written unpacked, as Go's proto2 code does, and read in either form.
+ * raft/types.ts has no place for (Message.vote and Message.responses) are skipped when decoding.
+ * Repeated node IDs are written unpacked, as Go's proto2 code does, and read in either form.
  *
- * Byte fields of decoded messages (Entry.data, Snapshot.data, Message.context, ConfChange.context) are
- * views into the input buffer (no copy): copy them before keeping them past the life of that buffer,
- * or before it is reused.
+ * Byte fields of decoded messages (Entry.data, Snapshot.data, Message.context) are views into the input
+ * buffer (no copy): copy them before keeping them past the life of that buffer, or before it is reused.
  *
  * @module
  */
 import type {
-  ConfChange,
   ConfState,
   Entry,
   HardState,
@@ -423,7 +422,7 @@ export function entrySize(m: Entry): number {
   return sizeEntry(m);
 }
 
-// ---- HardState, ConfChange ------------------------------------------------------------------------
+// ---- HardState -----------------------------------------------------------------------------------
 
 /** Encodes a raftpb.HardState. */
 export function encodeHardState(m: HardState): Uint8Array {
@@ -459,42 +458,4 @@ export function decodeHardState(b: Uint8Array): HardState {
     else r.skipField(tag, HARD_STATE_FIELDS);
   }
   return { term, vote, commit };
-}
-
-/** Encodes a raftpb.ConfChange (its `id` field, which etcd uses to match proposals, is not written). */
-export function encodeConfChange(m: ConfChange): Uint8Array {
-  W.reset();
-  if (m.type) {
-    W.uint32(16);
-    W.int32(m.type);
-  }
-  if (m.nodeId) {
-    W.uint32(24);
-    W.uint64Big(m.nodeId);
-  }
-  const c = m.context;
-  if (c && c.length) {
-    W.uint32(34);
-    W.bytes(c);
-  }
-  return W.finish();
-}
-
-const CONF_CHANGE_FIELDS = fieldMask(1, 2, 3, 4);
-
-/** Decodes a raftpb.ConfChange (its `id` field is skipped). */
-export function decodeConfChange(b: Uint8Array): ConfChange {
-  const r = new Reader(b);
-  let type = 0;
-  let nodeId = 0n;
-  let context = EMPTY;
-  while (r.pos < r.end) {
-    const tag = r.tag();
-    if (tag === 16) type = r.int32();
-    else if (tag === 24) nodeId = r.uint64Big();
-    else if (tag === 34) context = r.bytes();
-    else if (tag === 8) r.uint64Big();
-    else r.skipField(tag, CONF_CHANGE_FIELDS);
-  }
-  return { type, nodeId, context };
 }
