@@ -4,17 +4,18 @@
  *
  * @module
  */
+import { denoFs, type FileHandle, type FileSystem } from "./fs.ts";
 
 let zeros: Uint8Array | undefined;
 
 /** Writes all of `bytes` at the file's current position (a single `write` may be partial). */
-export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+export async function writeAll(file: FileHandle, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await file.write(off === 0 ? bytes : bytes.subarray(off));
 }
 
 /** Writes `count` zero bytes at the file's current position. */
-export async function writeZeros(file: Deno.FsFile, count: number): Promise<void> {
+export async function writeZeros(file: FileHandle, count: number): Promise<void> {
   zeros ??= new Uint8Array(1 << 20);
   while (count > 0) {
     const n = Math.min(count, zeros.length);
@@ -24,8 +25,8 @@ export async function writeZeros(file: Deno.FsFile, count: number): Promise<void
 }
 
 /** fsyncs the directory `dir`, making creations, renames and removals inside it durable. */
-export async function syncDir(dir: string): Promise<void> {
-  const handle = await Deno.open(dir, { read: true });
+export async function syncDir(dir: string, fs: FileSystem = denoFs): Promise<void> {
+  const handle = await fs.open(dir, { read: true });
   try {
     await handle.sync();
   } finally {
@@ -34,9 +35,13 @@ export async function syncDir(dir: string): Promise<void> {
 }
 
 /** Removes `path`; a path that is already gone is not an error. */
-export async function removeIfExists(path: string, recursive = false): Promise<void> {
+export async function removeIfExists(
+  path: string,
+  recursive = false,
+  fs: FileSystem = denoFs,
+): Promise<void> {
   try {
-    await Deno.remove(path, { recursive });
+    await fs.remove(path, { recursive });
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }

@@ -18,6 +18,7 @@
 
 import { crc32c } from "./crc32c.ts";
 import { type ByteStream, streamOf } from "./byte_stream.ts";
+import { denoFs, type FileSystem } from "./fs.ts";
 import { joinPath as join, removeIfExists, syncDir, writeAll } from "./fs_util.ts";
 
 /** A snapshot as stored on disk: where it sits in the log, and the application's bytes. */
@@ -32,6 +33,12 @@ export interface SnapshotToSave {
   index: number;
   term: number;
   data: Uint8Array | ByteStream;
+}
+
+/** Options of {@link Snapshotter}. */
+export interface SnapshotterOptions {
+  /** The file system the snapshots live on. Default: the real one ({@link denoFs}). */
+  fs?: FileSystem;
 }
 
 /** A snapshot file does not verify. */
@@ -73,12 +80,14 @@ function getU64(v: DataView, off: number): number {
 /** Saves, loads and purges the snapshot files of one directory. */
 export class Snapshotter {
   readonly #dir: string;
+  readonly #fs: FileSystem;
   /** Temporary files this instance is writing right now (purge leaves them alone). */
   readonly #writing = new Set<string>();
 
   /** `dir` is created on the first save if missing. */
-  constructor(dir: string) {
+  constructor(dir: string, options: SnapshotterOptions = {}) {
     this.#dir = dir;
+    this.#fs = options.fs ?? denoFs;
   }
 
   /** Writes `snap` durably: temporary file, fsync, rename to its final name, fsync of the directory. */
@@ -88,7 +97,8 @@ export class Snapshotter {
     ) {
       throw new RangeError(`snapshot: bad index ${snap.index} or term ${snap.term}`);
     }
-    await Deno.mkdir(this.#dir, { recursive: true });
+    const fs = this.#fs;
+    await fs.mkdir(this.#dir, { recursive: true });
     const head = new Uint8Array(HEAD);
     const v = new DataView(head.buffer);
     head.set(MAGIC, 0);
@@ -100,7 +110,7 @@ export class Snapshotter {
     const tmp = `${path}.tmp`;
     this.#writing.add(tmp);
     try {
-      const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+      const file = await fs.open(tmp, { write: true, create: true, truncate: true });
       try {
         await writeAll(file, head);
         // one pass: each chunk is checksummed and written before the next is asked for
@@ -121,10 +131,10 @@ export class Snapshotter {
       } finally {
         file.close();
       }
-      await Deno.rename(tmp, path);
-      await syncDir(this.#dir);
+      await fs.rename(tmp, path);
+      await syncDir(this.#dir, fs);
     } catch (err) {
-      await removeIfExists(tmp).catch(() => {});
+      await removeIfExists(tmp, false, fs).catch(() => {});
       throw err;
     } finally {
       this.#writing.delete(tmp);
@@ -153,7 +163,7 @@ export class Snapshotter {
 
   async #load(newest: SnapName): Promise<SnapshotFile> {
     const path = join(this.#dir, newest.name);
-    const b = await Deno.readFile(path);
+    const b = await this.#fs.readFile(path);
     if (b.length < HEAD + 4) throw new SnapshotCorruptError(path, `only ${b.length} bytes`);
     const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
     for (let i = 0; i < MAGIC.length; i++) {
@@ -183,23 +193,24 @@ export class Snapshotter {
   async purge(keep: number): Promise<void> {
     const names = await this.#list();
     const doomed = names.slice(0, Math.max(0, names.length - Math.max(0, keep)));
-    for (const s of doomed) await removeIfExists(join(this.#dir, s.name));
+    const fs = this.#fs;
+    for (const s of doomed) await removeIfExists(join(this.#dir, s.name), false, fs);
     let removed = doomed.length;
-    for await (const e of Deno.readDir(this.#dir)) {
+    for await (const e of fs.readDir(this.#dir)) {
       const path = join(this.#dir, e.name);
       if (e.name.endsWith(".snap.tmp") && !this.#writing.has(path)) {
-        await removeIfExists(path);
+        await removeIfExists(path, false, fs);
         removed++;
       }
     }
-    if (removed > 0) await syncDir(this.#dir);
+    if (removed > 0) await syncDir(this.#dir, fs);
   }
 
   /** Snapshot files, oldest first (by index, then term). */
   async #list(): Promise<SnapName[]> {
     const out: SnapName[] = [];
     try {
-      for await (const e of Deno.readDir(this.#dir)) {
+      for await (const e of this.#fs.readDir(this.#dir)) {
         const m = SNAP_NAME.exec(e.name);
         if (m && e.isFile) out.push({ term: parseInt(m[1], 16), index: parseInt(m[2], 16), name: e.name });
       }

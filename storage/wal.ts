@@ -43,10 +43,17 @@
  * had been synced). Everything else is a {@link WalCorruptError}: non-zero garbage, damage in any segment
  * but the last, damage followed by later synced batches. Nothing is skipped silently.
  *
+ * What replay reads is not necessarily durable: a process that died between a write and its fdatasync
+ * leaves the write in the page cache, where the next process reads it (a vote, say, that it then acts
+ * on), and a power loss could still take it away. So {@link Wal.open} fsyncs the last segment, the log's
+ * directory and its parent before it returns. (Earlier segments were synced before the next one was
+ * created.)
+ *
  * @module
  */
 
 import { crc32c } from "./crc32c.ts";
+import { denoFs, type FileHandle, type FileSystem } from "./fs.ts";
 import { joinPath as join, removeIfExists, syncDir, writeAll, writeZeros } from "./fs_util.ts";
 
 /** One Raft log entry, as the WAL stores it. */
@@ -82,6 +89,13 @@ export interface WalOptions {
   segmentBytes?: number;
   /** Create segments at full size, zero-filled (faster fdatasync). Default true. */
   preallocate?: boolean;
+  /** The file system the log lives on. Default: the real one ({@link denoFs}). */
+  fs?: FileSystem;
+  /**
+   * Source of the per-segment salts, one uint32 per call. Default: `crypto.getRandomValues`. A simulation
+   * passes a seeded one so that a run writes the same bytes every time.
+   */
+  randomU32?: () => number;
 }
 
 /** What {@link Wal.open} recovered. */
@@ -320,7 +334,7 @@ interface SegmentRef {
 /** The segment being written. */
 interface Tail {
   ref: SegmentRef;
-  file: Deno.FsFile;
+  file: FileHandle;
   salt: number;
   /** Bytes of records in the segment; the next write goes here. */
   offset: number;
@@ -332,6 +346,16 @@ function randomSalt(): number {
   const a = new Uint32Array(1);
   crypto.getRandomValues(a);
   return a[0];
+}
+
+/** The file system and the salt source of one log. */
+interface Io {
+  fs: FileSystem;
+  randomU32: () => number;
+}
+
+function ioOf(options: WalOptions | undefined): Io {
+  return { fs: options?.fs ?? denoFs, randomU32: options?.randomU32 ?? randomSalt };
 }
 
 function isAllZero(b: Uint8Array, start: number, end: number): boolean {
@@ -353,6 +377,7 @@ function isAllZero(b: Uint8Array, start: number, end: number): boolean {
  * it in place and fsyncs the directory.
  */
 async function createSegment(
+  io: Io,
   dir: string,
   ref: SegmentRef,
   metadata: WalMetadata,
@@ -360,7 +385,7 @@ async function createSegment(
   marks: WalSnapshotMark[],
   prealloc: number,
 ): Promise<Tail> {
-  const salt = randomSalt();
+  const salt = io.randomU32() >>> 0;
   const rb = new RecordBuffer(256);
   encodeHeader(rb, { seq: ref.seq, firstIndex: ref.firstIndex, ...metadata, salt, prealloc });
   encodeHardState(rb, hardState);
@@ -368,13 +393,13 @@ async function createSegment(
   sealRecords(rb, salt, 0);
   const path = join(dir, ref.name);
   const tmp = path + ".tmp";
-  const file = await Deno.open(tmp, { read: true, write: true, create: true, truncate: true });
+  const file = await io.fs.open(tmp, { read: true, write: true, create: true, truncate: true });
   try {
     await writeAll(file, rb.bytes.subarray(0, rb.length));
     if (prealloc > rb.length) await writeZeros(file, prealloc - rb.length);
     await file.sync();
-    await Deno.rename(tmp, path);
-    await syncDir(dir);
+    await io.fs.rename(tmp, path);
+    await syncDir(dir, io.fs);
     await file.seek(rb.length, Deno.SeekMode.Start);
   } catch (err) {
     file.close();
@@ -384,9 +409,9 @@ async function createSegment(
 }
 
 /** Segment files in `dir`, by sequence number. */
-async function listSegments(dir: string): Promise<SegmentRef[]> {
+async function listSegments(dir: string, fs: FileSystem): Promise<SegmentRef[]> {
   const refs: SegmentRef[] = [];
-  for await (const e of Deno.readDir(dir)) {
+  for await (const e of fs.readDir(dir)) {
     const m = SEGMENT_NAME.exec(e.name);
     if (m && e.isFile) refs.push({ seq: parseInt(m[1], 16), firstIndex: parseInt(m[2], 16), name: e.name });
   }
@@ -542,7 +567,8 @@ export class Wal {
   readonly stats: WalStats = { syncs: 0, bytesWritten: 0, segmentsCut: 0 };
 
   readonly #dir: string;
-  readonly #lock: Deno.FsFile;
+  readonly #io: Io;
+  readonly #lock: FileHandle;
   readonly #metadata: WalMetadata;
   readonly #segmentBytes: number;
   readonly #prealloc: boolean;
@@ -571,7 +597,8 @@ export class Wal {
 
   private constructor(init: {
     dir: string;
-    lock: Deno.FsFile;
+    io: Io;
+    lock: FileHandle;
     metadata: WalMetadata;
     options: WalOptions | undefined;
     segments: SegmentRef[];
@@ -581,6 +608,7 @@ export class Wal {
     hardState: WalHardState;
   }) {
     this.#dir = init.dir;
+    this.#io = init.io;
     this.#lock = init.lock;
     this.#metadata = init.metadata;
     this.#segmentBytes = init.options?.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
@@ -592,10 +620,10 @@ export class Wal {
     this.#appendedHardState = this.#durableHardState = init.hardState;
   }
 
-  /** True if `dir` holds at least one WAL segment. */
-  static async exists(dir: string): Promise<boolean> {
+  /** True if `dir` (on `fs`, by default the real file system) holds at least one WAL segment. */
+  static async exists(dir: string, fs: FileSystem = denoFs): Promise<boolean> {
     try {
-      for await (const e of Deno.readDir(dir)) if (SEGMENT_NAME.test(e.name)) return true;
+      for await (const e of fs.readDir(dir)) if (SEGMENT_NAME.test(e.name)) return true;
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) return false;
       throw err;
@@ -609,15 +637,18 @@ export class Wal {
    * half-made log.
    */
   static async create(dir: string, metadata: WalMetadata, options?: WalOptions): Promise<Wal> {
-    if (await Wal.exists(dir)) throw new WalExistsError(dir);
+    const io = ioOf(options);
+    const fs = io.fs;
+    if (await Wal.exists(dir, fs)) throw new WalExistsError(dir);
     const parent = join(dir, "..");
-    await Deno.mkdir(parent, { recursive: true });
+    await fs.mkdir(parent, { recursive: true });
     const tmpDir = dir.replace(/\/+$/, "") + ".tmp";
-    await removeIfExists(tmpDir, true);
-    await Deno.mkdir(tmpDir);
+    await removeIfExists(tmpDir, true, fs);
+    await fs.mkdir(tmpDir);
     const ref = { seq: 0, firstIndex: 0, name: segmentName(0, 0) };
     const prealloc = (options?.preallocate ?? true) ? options?.segmentBytes ?? DEFAULT_SEGMENT_BYTES : 0;
     const tail = await createSegment(
+      io,
       tmpDir,
       ref,
       metadata,
@@ -625,18 +656,19 @@ export class Wal {
       [{ index: 0, term: 0 }],
       prealloc,
     );
-    let lock: Deno.FsFile | undefined;
+    let lock: FileHandle | undefined;
     try {
-      await removeIfExists(dir); // only an empty directory can be here (exists() said no segments)
-      await Deno.rename(tmpDir, dir);
-      await syncDir(parent);
-      lock = await lockDir(dir);
+      await removeIfExists(dir, false, fs); // only an empty directory can be here (exists() said no segments)
+      await fs.rename(tmpDir, dir);
+      await syncDir(parent, fs);
+      lock = await lockDir(dir, fs);
     } catch (err) {
       tail.file.close();
       throw err;
     }
     return new Wal({
       dir,
+      io,
       lock,
       metadata,
       options,
@@ -658,17 +690,18 @@ export class Wal {
    * log holds the entry at its index with its term.
    */
   static async open(dir: string, snap: WalSnapshotMark, options?: WalOptions): Promise<WalReadResult> {
+    const io = ioOf(options);
     let segments: SegmentRef[];
     try {
-      segments = await listSegments(dir);
+      segments = await listSegments(dir, io.fs);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) throw new WalNotFoundError(dir);
       throw err;
     }
     if (segments.length === 0) throw new WalNotFoundError(dir);
-    const lock = await lockDir(dir);
+    const lock = await lockDir(dir, io.fs);
     try {
-      return await Wal.#replay(dir, lock, segments, snap, options);
+      return await Wal.#replay(io, dir, lock, segments, snap, options);
     } catch (err) {
       lock.close();
       throw err;
@@ -681,10 +714,10 @@ export class Wal {
    * `Snapshotter.loadNewestAvailable`, this picks the newest snapshot the log knows about, skipping
    * a snapshot file saved just before a crash whose mark never became durable (as etcd does).
    */
-  static async snapshotMarks(dir: string): Promise<WalSnapshotMark[]> {
+  static async snapshotMarks(dir: string, fs: FileSystem = denoFs): Promise<WalSnapshotMark[]> {
     let segments: SegmentRef[];
     try {
-      segments = await listSegments(dir);
+      segments = await listSegments(dir, fs);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) throw new WalNotFoundError(dir);
       throw err;
@@ -694,7 +727,7 @@ export class Wal {
     let commit = 0;
     for (let i = 0; i < segments.length; i++) {
       const path = join(dir, segments[i].name);
-      const b = await Deno.readFile(path);
+      const b = await fs.readFile(path);
       const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
       scanSegment(b, path, segments[i], i === segments.length - 1, (kind, p) => {
         if (kind === KIND_SNAPSHOT) marks.push({ index: getU64(v, p), term: getU64(v, p + 8) });
@@ -705,14 +738,16 @@ export class Wal {
   }
 
   static async #replay(
+    io: Io,
     dir: string,
-    lock: Deno.FsFile,
+    lock: FileHandle,
     segments: SegmentRef[],
     snap: WalSnapshotMark,
     options: WalOptions | undefined,
   ): Promise<WalReadResult> {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.name.endsWith(".wal.tmp")) await Deno.remove(join(dir, e.name)); // an interrupted segment cut
+    const fs = io.fs;
+    for await (const e of fs.readDir(dir)) {
+      if (e.name.endsWith(".wal.tmp")) await fs.remove(join(dir, e.name)); // an interrupted segment cut
     }
     for (let i = 1; i < segments.length; i++) {
       if (segments[i].seq !== segments[i - 1].seq + 1) {
@@ -737,7 +772,7 @@ export class Wal {
     let scan: SegmentScan | undefined;
     for (let i = first; i < segments.length; i++) {
       const path = join(dir, segments[i].name);
-      const b = await Deno.readFile(path);
+      const b = await fs.readFile(path);
       const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
       const visit: RecordVisitor = (kind, p, len, recordOff) => {
         const bad = (detail: string) => new WalCorruptError(path, recordOff, detail);
@@ -797,7 +832,7 @@ export class Wal {
 
     const ref = segments[segments.length - 1];
     const path = join(dir, ref.name);
-    const file = await Deno.open(path, { read: true, write: true });
+    const file = await fs.open(path, { read: true, write: true });
     const s = scan!;
     try {
       if (s.repair) {
@@ -806,8 +841,12 @@ export class Wal {
           await file.seek(s.end, Deno.SeekMode.Start);
           await writeZeros(file, s.header.prealloc - s.end);
         }
-        await file.sync();
       }
+      // what was read may sit only in the page cache (the last process died between a write and its
+      // fsync): make it durable before anyone acts on it, names included
+      await file.sync();
+      await syncDir(dir, fs);
+      await syncDir(join(dir, ".."), fs);
       await file.seek(s.end, Deno.SeekMode.Start);
     } catch (err) {
       file.close();
@@ -815,6 +854,7 @@ export class Wal {
     }
     const wal = new Wal({
       dir,
+      io,
       lock,
       metadata: metadata!,
       options,
@@ -916,8 +956,8 @@ export class Wal {
     if (keep === 0) return;
     const doomed = this.#segments.splice(0, keep);
     this.#marks = this.#marks.filter((m) => m >= mark);
-    for (const s of doomed) await removeIfExists(join(this.#dir, s.name));
-    await syncDir(this.#dir);
+    for (const s of doomed) await removeIfExists(join(this.#dir, s.name), false, this.#io.fs);
+    await syncDir(this.#dir, this.#io.fs);
   }
 
   /** Syncs what is buffered, then closes the files and releases the directory lock. */
@@ -1011,7 +1051,15 @@ export class Wal {
     const ref: SegmentRef = { seq: old.ref.seq + 1, firstIndex: this.#durableLast + 1, name: "" };
     ref.name = segmentName(ref.seq, ref.firstIndex);
     const prealloc = this.#prealloc ? this.#segmentBytes : 0;
-    const tail = await createSegment(this.#dir, ref, this.#metadata, this.#durableHardState, [], prealloc);
+    const tail = await createSegment(
+      this.#io,
+      this.#dir,
+      ref,
+      this.#metadata,
+      this.#durableHardState,
+      [],
+      prealloc,
+    );
     old.file.close();
     this.#tail = tail;
     this.#segments.push(ref);
@@ -1026,8 +1074,8 @@ export class Wal {
 }
 
 /** Opens `dir` and takes an exclusive advisory lock on it, held until the Wal closes. */
-async function lockDir(dir: string): Promise<Deno.FsFile> {
-  const handle = await Deno.open(dir, { read: true });
+async function lockDir(dir: string, fs: FileSystem): Promise<FileHandle> {
+  const handle = await fs.open(dir, { read: true });
   let locked = false;
   try {
     locked = await handle.tryLock(true);

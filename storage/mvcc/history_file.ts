@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { denoFs, type FileHandle, type FileSystem } from "../fs.ts";
 
 /** Default size of the write buffer. */
 export const DEFAULT_BUFFER_BYTES = 256 * 1024;
@@ -22,7 +23,7 @@ const READ_BLOCK = 64 * 1024;
 
 /** Append-only value storage in an unlinked file. */
 export class HistoryFile {
-  private file: Deno.FsFile;
+  private file: FileHandle;
   private readonly buf: Uint8Array;
   private bufLen = 0;
   /** Bytes written to the file (the write buffer continues from here). */
@@ -35,11 +36,16 @@ export class HistoryFile {
 
   /**
    * Creates (or truncates) the file at `path` and unlinks it at once. `bufferBytes` is the size of the
-   * write buffer: values are written to the file in chunks of about that size.
+   * write buffer: values are written to the file in chunks of about that size. `fs` is the file system
+   * the file lives on (default: the real one).
    */
-  constructor(readonly path: string, readonly bufferBytes: number = DEFAULT_BUFFER_BYTES) {
-    this.file = Deno.openSync(path, { read: true, write: true, create: true, truncate: true });
-    Deno.removeSync(path);
+  constructor(
+    readonly path: string,
+    readonly bufferBytes: number = DEFAULT_BUFFER_BYTES,
+    readonly fs: FileSystem = denoFs,
+  ) {
+    this.file = fs.openSync(path, { read: true, write: true, create: true, truncate: true });
+    fs.removeSync(path);
     this.buf = new Uint8Array(bufferBytes);
   }
 
