@@ -8,8 +8,14 @@ import { denoFs, type FileHandle, type FileSystem } from "./fs.ts";
 
 let zeros: Uint8Array | undefined;
 
-/** Writes all of `bytes` at the file's current position (a single `write` may be partial). */
-export async function writeAll(file: FileHandle, bytes: Uint8Array): Promise<void> {
+/**
+ * Writes all of `bytes` (a single `write` may be partial): at a file's current position, or to a
+ * connection. The project's one complete-write helper; each write makes progress or throws.
+ */
+export async function writeAll(
+  file: { write(p: Uint8Array): Promise<number> },
+  bytes: Uint8Array,
+): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await file.write(off === 0 ? bytes : bytes.subarray(off));
 }

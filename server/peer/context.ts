@@ -8,7 +8,8 @@ import type { Message } from "../../raft/types.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { hexId } from "../logger.ts";
 import { errorText } from "./errors.ts";
-import { formatResponse, writeAll } from "./http.ts";
+import { formatResponse } from "./http.ts";
+import { writeAll } from "../../storage/fs_util.ts";
 import type { PeerConn } from "./net.ts";
 import {
   type MessageCodec,

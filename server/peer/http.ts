@@ -113,16 +113,6 @@ export function formatResponse(
   return out;
 }
 
-/**
- * Writes all of `p` (a single `write` may be partial). The one complete-write helper for peer
- * connections; anything with an async `write` of this shape (a `Deno.Conn`, a `Deno.FsFile`) fits.
- */
-export async function writeAll(conn: Pick<PeerConn, "write">, p: Uint8Array): Promise<void> {
-  let off = 0;
-  // each write makes progress or throws, so this ends after at most p.length iterations
-  while (off < p.length) off += await conn.write(off === 0 ? p : p.subarray(off));
-}
-
 /** Reads the 4-byte big-endian length prefix at `off`. */
 export function frameLength(buf: Uint8Array, off: number): number {
   return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;

@@ -20,8 +20,8 @@ import {
   SNAPSHOT_PATH,
   STREAM_PREFIX,
   STREAM_PROTOCOL,
-  writeAll,
 } from "./http.ts";
+import { writeAll } from "../../storage/fs_util.ts";
 import { checkIdentity, parseHexId } from "./identity.ts";
 import { listenPeer, peerAddress, type PeerConn, type PeerListener } from "./net.ts";
 import type { PeerHttpHandler } from "./options.ts";

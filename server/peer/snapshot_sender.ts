@@ -25,8 +25,8 @@ import {
   putFrameLength,
   SNAPSHOT_CHUNK_BYTES,
   SNAPSHOT_PATH,
-  writeAll,
 } from "./http.ts";
+import { writeAll } from "../../storage/fs_util.ts";
 import { identityHeaders, refusal } from "./identity.ts";
 import { dialPeer, type PeerConn } from "./net.ts";
 import type { StreamWriter } from "./stream_writer.ts";

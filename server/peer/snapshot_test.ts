@@ -1,7 +1,8 @@
 import { assert, assertEquals, assertMatch } from "../../tests/assert.ts";
 import { type Message, MessageType } from "../../raft/types.ts";
 import type { ByteStream } from "../../storage/byte_stream.ts";
-import { ConnReader, formatHead, writeAll } from "./http.ts";
+import { ConnReader, formatHead } from "./http.ts";
+import { writeAll } from "../../storage/fs_util.ts";
 import { dialPeer } from "./net.ts";
 import { type IncomingImage, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_PATH } from "./transport.ts";
 import {

@@ -24,8 +24,8 @@ import {
   putFrameLength,
   STREAM_PREFIX,
   STREAM_PROTOCOL,
-  writeAll,
 } from "./http.ts";
+import { writeAll } from "../../storage/fs_util.ts";
 import { identityHeaders, refusal } from "./identity.ts";
 import { dialPeer, peerAddress, type PeerConn } from "./net.ts";
 

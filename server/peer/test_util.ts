@@ -7,7 +7,8 @@
 import { assert } from "../../tests/assert.ts";
 import { type Message, MessageType } from "../../raft/types.ts";
 import { encodeMessage } from "../pb/raftpb.ts";
-import { ConnReader, FRAME_HEADER_BYTES, putFrameLength, writeAll } from "./http.ts";
+import { ConnReader, FRAME_HEADER_BYTES, putFrameLength } from "./http.ts";
+import { writeAll } from "../../storage/fs_util.ts";
 import { dialPeer } from "./net.ts";
 import { type PeerLogger, PeerTransport, type PeerTransportOptions } from "./transport.ts";
 

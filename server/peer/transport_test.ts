@@ -8,7 +8,8 @@ import {
   STREAM_PROTOCOL,
 } from "./transport.ts";
 import { encodeMessage } from "../pb/raftpb.ts";
-import { ConnReader, formatHead, writeAll } from "./http.ts";
+import { ConnReader, formatHead } from "./http.ts";
+import { writeAll } from "../../storage/fs_util.ts";
 import { dialPeer, peerAddress, PeerUrlError } from "./net.ts";
 import {
   app,

@@ -10,6 +10,7 @@ import type { GrpcListener, GrpcRouter, GrpcTransport, ServeOptions } from "../g
 import { H2Connection, type H2ServerContext } from "./connection.ts";
 import { Http1Connection } from "./http1.ts";
 import { PREFACE } from "./frames.ts";
+import { writeAll } from "../../../storage/fs_util.ts";
 
 /** How long `close` lets running unary calls finish before ending them with UNAVAILABLE. */
 const UNARY_GRACE_MS = 1_000;
@@ -22,11 +23,6 @@ interface Served {
   http1?: Http1Connection;
   conn: Deno.Conn;
   done: Promise<void>;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(off === 0 ? bytes : bytes.subarray(off));
 }
 
 function peerOf(conn: Deno.Conn): string {
