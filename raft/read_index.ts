@@ -18,7 +18,7 @@ export interface ReadIndexStatus {
 }
 
 /** A stable string key for a request context. */
-export function contextKey(ctx: Uint8Array): string {
+function contextKey(ctx: Uint8Array): string {
   let s = "";
   for (let i = 0; i < ctx.length; i++) s += String.fromCharCode(ctx[i]);
   return s;

@@ -42,20 +42,6 @@ export function entrySize(e: Entry): number {
   return e.data.length + 12;
 }
 
-/** Total approximate size of entries. */
-export function entriesSize(ents: readonly Entry[]): number {
-  let n = 0;
-  for (const e of ents) n += entrySize(e);
-  return n;
-}
-
-/** Only the payload bytes of entries (what counts against the uncommitted-size limit). */
-export function payloadsSize(ents: readonly Entry[]): number {
-  let n = 0;
-  for (const e of ents) n += e.data.length;
-  return n;
-}
-
 /**
  * Returns the longest prefix of `ents` whose total size is at most `maxSize`, but never fewer than one
  * entry when `ents` is not empty.
@@ -96,11 +82,6 @@ export function emptySnapshot(): Snapshot {
   return { metadata: { index: 0, term: 0, confState: emptyConfState() }, data: EMPTY_BYTES };
 }
 
-/** Whether a snapshot is the empty one. */
-export function isEmptySnapshot(s: Snapshot | undefined): boolean {
-  return s === undefined || s.metadata.index === 0;
-}
-
 /** Whether a message type is generated only locally and must never arrive from the network. */
 export function isLocalMessage(t: MessageType): boolean {
   return t === MessageType.Hup || t === MessageType.Beat || t === MessageType.Unreachable ||
@@ -121,7 +102,7 @@ export function voteResponseType(t: MessageType): MessageType {
 }
 
 /** Compares two node IDs for sorting. */
-export function compareIds(a: bigint, b: bigint): number {
+function compareIds(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 

@@ -274,7 +274,7 @@ export class ClusterMember {
  * `--name`, `--initial-advertise-peer-urls`, `--listen-peer-urls`, `--listen-client-urls`,
  * `--advertise-client-urls`, `--initial-cluster-token`, `--initial-cluster`, `--initial-cluster-state new`.
  */
-export function guideSettings(
+function guideSettings(
   name: string,
   peerUrl: string,
   clientUrl: string,

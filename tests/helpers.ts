@@ -380,7 +380,7 @@ export class Ctls {
 }
 
 /** The value {@link waitWatching} writes. */
-export const PROBE = "watch-probe";
+const PROBE = "watch-probe";
 
 /** How many `key` = {@link PROBE} events `lines` hold. */
 function probesOf(lines: string[], key: string): number {

@@ -19,7 +19,7 @@ export const NOW = new Date("2026-11-25T04:00:00.000Z");
  * a Config but have no effect yet, so that their parsing is still exercised in every form (the last test
  * checks that the real set refuses them).
  */
-export const PARSED_ONLY = new Set(
+const PARSED_ONLY = new Set(
   [...NOT_YET_IMPLEMENTED].filter((n) => !SETTINGS_WITHOUT_EFFECT_YET.includes(n)),
 );
 

@@ -19,15 +19,15 @@ import { keyBytes, type Lease, type LeaseStore, MAX_LEASE_TTL } from "../../stor
 import type { LeaseCheckpoint, LeaseCheckpointRequest, LeaseGrantRequest } from "../pb/rpc.ts";
 
 /** How often the primary looks for expired leases, like etcd's lessor loop. */
-export const DEFAULT_CHECK_INTERVAL_MS = 500;
+const DEFAULT_CHECK_INTERVAL_MS = 500;
 /** Leases revoked per second at most, etcd's default revoke rate. */
-export const DEFAULT_REVOKE_RATE = 1000;
+const DEFAULT_REVOKE_RATE = 1000;
 /** How long an expired lease whose revoke is in flight waits before its revoke is asked for again. */
-export const DEFAULT_REVOKE_RETRY_MS = 3000;
+const DEFAULT_REVOKE_RETRY_MS = 3000;
 /** Interval between checkpoints of one lease, when checkpointing is on (etcd's default: 5 minutes). */
-export const DEFAULT_CHECKPOINT_INTERVAL_MS = 5 * 60_000;
+const DEFAULT_CHECKPOINT_INTERVAL_MS = 5 * 60_000;
 /** Most checkpoints handed over in one batch (one log entry). */
-export const MAX_CHECKPOINT_BATCH = 1000;
+const MAX_CHECKPOINT_BATCH = 1000;
 
 /**
  * Thrown when a request needs the primary lessor and this member is not it: the caller forwards the

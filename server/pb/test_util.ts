@@ -52,7 +52,7 @@ function isDefault(v: unknown): boolean {
  * `toObject({longs: String, enums: Number})` returns: 64-bit values as decimal strings (signed or
  * unsigned by the field's type), proto3 defaults dropped unless asked otherwise.
  */
-export function toPlain(
+function toPlain(
   type: protobuf.Type,
   obj: Record<string, unknown>,
   opts: PlainOptions,
@@ -105,7 +105,7 @@ export function pbjsEncode(
 }
 
 /** Decodes with protobufjs and returns what {@linkcode toPlain} would give for the same message. */
-export function pbjsDecode(type: protobuf.Type, bytes: Uint8Array): Record<string, unknown> {
+function pbjsDecode(type: protobuf.Type, bytes: Uint8Array): Record<string, unknown> {
   return type.toObject(type.decode(bytes), { longs: String, enums: Number, bytes: Array, defaults: false });
 }
 

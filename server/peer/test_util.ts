@@ -23,7 +23,7 @@ export interface LogEntry {
 }
 
 /** A logger that appends to `out`. */
-export function testLogger(out: LogEntry[]): PeerLogger {
+function testLogger(out: LogEntry[]): PeerLogger {
   return {
     debug: (msg, fields) => out.push({ level: "debug", msg, fields }),
     info: (msg, fields) => out.push({ level: "info", msg, fields }),

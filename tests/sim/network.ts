@@ -224,7 +224,7 @@ function cloneSnapshot(s: Snapshot): Snapshot {
 }
 
 /** A deep copy of a message, as if it had been encoded and decoded. */
-export function cloneMessage(m: Message): Message {
+function cloneMessage(m: Message): Message {
   return {
     ...m,
     entries: m.entries.map(cloneEntry),

@@ -20,7 +20,7 @@ export class HpackError extends Error {
 }
 
 /** RFC 7541 Appendix A. Index i+1 is STATIC[i]. */
-export const STATIC_TABLE: readonly (readonly [string, string])[] = [
+const STATIC_TABLE: readonly (readonly [string, string])[] = [
   [":authority", ""],
   [":method", "GET"],
   [":method", "POST"],

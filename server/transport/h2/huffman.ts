@@ -120,7 +120,7 @@ export function decodeHuffman(src: Uint8Array, start: number, end: number): stri
 }
 
 /** The length in bytes of a latin1 string once Huffman-encoded. */
-export function huffmanLength(s: string): number {
+function huffmanLength(s: string): number {
   let bits = 0;
   for (let i = 0; i < s.length; i++) bits += LENGTHS[s.charCodeAt(i) & 0xff];
   return (bits + 7) >> 3;
