@@ -6,11 +6,14 @@
  * Raft's unstable log and the next Ready persists them all with a single write and a single fsync.
  * Committed entries are already durable, so they are applied while that fsync runs.
  *
+ * Periodic snapshots do not hold the loop up: the applied state is captured at the snapshot index in
+ * one synchronous step and written by a {@link SnapshotWriter} in the background.
+ *
  * @module
  */
 import { RawNode } from "../../raft/node.ts";
 import { MemoryStorage } from "../../raft/storage.ts";
-import { type ByteStream, collectBytes } from "../../storage/byte_stream.ts";
+import { collectBytes } from "../../storage/byte_stream.ts";
 import {
   type ConfState,
   type Entry,
@@ -28,6 +31,7 @@ import type { Wal } from "../../storage/wal.ts";
 import type { Snapshotter } from "../../storage/snapshot.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
+import { type SnapshotCapture, SnapshotWriter } from "./snapshot_writer.ts";
 
 /**
  * The in-memory Raft log of a member. It keeps only a window of recent entries (the rest is in the WAL
@@ -76,8 +80,11 @@ export interface DriverHandler {
   applyEntries(entries: Entry[]): void;
   /** Replaces the whole state with a snapshot received from the leader. */
   restoreSnapshot(snapshot: Snapshot): void;
-  /** The state machine's image at the applied index, for a snapshot. */
-  snapshotData(confState: ConfState): ByteStream;
+  /**
+   * The state machine at the applied index, captured now and readable later while it moves on: cheap
+   * enough to take on the loop (no value bytes are copied), for a snapshot written in the background.
+   */
+  captureSnapshot(confState: ConfState): SnapshotCapture;
   /** Sends messages to peers (never called with messages for this node). */
   send(messages: Message[]): void;
   onSoftState(state: SoftState, term: number): void;
@@ -117,18 +124,38 @@ export class RaftDriver {
   private stopped = false;
   private ticker = 0;
   private failure: Error | undefined;
+  /** Settles when the pass of the loop in progress has ended. */
+  private loopEnded: Promise<void> = Promise.resolve();
   private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
+  private readonly snapshots: SnapshotWriter;
 
   constructor(private readonly o: DriverOptions) {
     this.node = o.node;
     this.appliedIndex = o.appliedIndex;
     this.snapshotIndex = o.snapshotIndex;
     this.confState = o.confState;
-    o.storage.snapshotSource = () => ({
-      index: this.appliedIndex,
-      confState: this.confState,
-      // a snapshot sent to a follower travels as one message
-      data: collectBytes(o.handler.snapshotData(this.confState)),
+    o.storage.snapshotSource = () => {
+      // a snapshot sent to a follower travels as one message, made here in one synchronous step
+      const capture = o.handler.captureSnapshot(this.confState);
+      try {
+        return { index: this.appliedIndex, confState: this.confState, data: collectBytes(capture.data) };
+      } finally {
+        capture.release();
+      }
+    };
+    this.snapshots = new SnapshotWriter({
+      wal: o.wal,
+      snapshotter: o.snapshotter,
+      storage: o.storage,
+      logger: o.logger,
+      maxSnapshots: o.maxSnapshots,
+      onSaved: (index) => {
+        this.snapshotIndex = Math.max(this.snapshotIndex, index);
+        // entries applied while it was written may call for the next one already; mid-Ready, the
+        // applied entries may not be in the in-memory log yet, and the Ready's end checks anyway
+        if (!this.running) this.maybeSnapshot();
+      },
+      onFailed: (err) => this.fail(err),
     });
   }
 
@@ -140,11 +167,12 @@ export class RaftDriver {
     this.kick();
   }
 
-  /** Stops ticking and waits for the Ready in progress to finish. */
+  /** Stops ticking and waits for the Ready in progress and the snapshot being written to finish. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.o.clock.clearInterval(this.ticker);
-    while (this.running) await new Promise((r) => setTimeout(r, 1));
+    await this.loopEnded;
+    await this.snapshots.settle();
   }
 
   /** Closes the WAL; call after stop(). */
@@ -165,7 +193,9 @@ export class RaftDriver {
     }
     if (this.stopped || this.failure) return;
     this.running = true;
-    queueMicrotask(() => this.loop());
+    const ended = Promise.withResolvers<void>();
+    this.loopEnded = ended.promise;
+    queueMicrotask(() => this.loop().then(ended.resolve));
   }
 
   /** Resolves once the applied index reached `index`. */
@@ -180,16 +210,20 @@ export class RaftDriver {
     try {
       do {
         this.again = false;
-        while (!this.stopped && this.node.hasReady()) await this.handleReady();
-      } while (this.again && !this.stopped);
+        while (!this.stopped && !this.failure && this.node.hasReady()) await this.handleReady();
+      } while (this.again && !this.stopped && !this.failure);
     } catch (err) {
-      this.failure = err instanceof Error ? err : new Error(String(err));
-      this.o.logger.error("raft loop failed; the member stops serving writes", {
-        error: this.failure.message,
-      });
+      this.fail(err instanceof Error ? err : new Error(String(err)));
     } finally {
       this.running = false;
     }
+  }
+
+  /** Stops the loop for good: after a failed write nothing more may be acknowledged. */
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.o.logger.error("raft loop failed; the member stops serving writes", { error: err.message });
   }
 
   private async handleReady(): Promise<void> {
@@ -226,10 +260,21 @@ export class RaftDriver {
     // 2. send, now that what the messages promise is durable
     if (later.length > 0) this.o.handler.send(later);
     this.node.advance();
-    await this.maybeSnapshot();
+    this.maybeSnapshot();
   }
 
+  /**
+   * Makes a snapshot from the leader durable before anything that depends on it (the entries after it,
+   * a commit index past it, the acknowledgement). This is the one snapshot write the loop waits for:
+   * its image arrived whole in memory and is written in one go, so the loop pauses for one write and
+   * fsync of the image (at disk speed, about 1 s per GB here) plus a WAL fsync. Ticks keep firing and
+   * received heartbeats still reset the election timer meanwhile (they are stepped as they arrive), so
+   * the pause delays this member's acknowledgements but starts no election; restoring the image
+   * afterwards (applySnapshot) is synchronous and costs about as long as decoding it.
+   */
   private async persistSnapshot(snap: Snapshot): Promise<void> {
+    // an older snapshot of our own being written must neither finish after this one nor mark the WAL
+    await this.snapshots.abandon();
     await this.o.snapshotter.save({ index: snap.metadata.index, term: snap.metadata.term, data: snap.data });
     this.o.wal.saveSnapshotMark({ index: snap.metadata.index, term: snap.metadata.term });
     await this.o.wal.sync();
@@ -284,21 +329,18 @@ export class RaftDriver {
     storage.compact(compactTo);
   }
 
-  /** Takes a snapshot every `snapshotCount` applied entries and releases the WAL behind it. */
-  private async maybeSnapshot(): Promise<void> {
+  /**
+   * Every `snapshotCount` applied entries, captures the applied state and has it written in the
+   * background (the WAL behind it is released once it is durable). One snapshot at a time: while one is
+   * written, the next waits until it is done.
+   */
+  private maybeSnapshot(): void {
+    if (this.stopped || this.failure || this.snapshots.busy) return;
     if (this.appliedIndex - this.snapshotIndex < this.o.snapshotCount) return;
     const index = this.appliedIndex;
     const term = this.o.storage.term(index);
-    const data = this.o.handler.snapshotData(this.confState);
-    await this.o.snapshotter.save({ index, term, data });
-    this.o.wal.saveSnapshotMark({ index, term });
-    await this.o.wal.sync();
-    if (index > this.o.storage.heldSnapshotIndex()) {
-      this.o.storage.createSnapshot(index, this.confState, new Uint8Array(0));
-    }
-    this.snapshotIndex = index;
-    await this.o.wal.releaseTo(index);
-    if (this.o.maxSnapshots > 0) await this.o.snapshotter.purge(this.o.maxSnapshots);
-    this.o.logger.info("saved snapshot", { "snapshot-index": index, term });
+    const confState = this.confState;
+    const capture = this.o.handler.captureSnapshot(confState);
+    this.snapshots.start({ index, term, confState, capture });
   }
 }

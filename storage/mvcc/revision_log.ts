@@ -129,6 +129,62 @@ export class RevisionLog {
     this.len.copyWithin(to, from, end);
   }
 
+  /**
+   * A copy of the entries as they are now, each column cut to `length`: what a snapshot written in the
+   * background reads while this log goes on taking writes and compactions (which move entries in place).
+   * Costs one memory copy of the columns, about 36 bytes per entry, into one buffer: `spare` (a buffer
+   * of an earlier copy no longer read) when it is large enough, since writing fresh memory costs a page
+   * fault per 4 KiB, many times the copy itself. The buffer is `copy.main.buffer`.
+   */
+  frozenCopy(spare?: ArrayBuffer): RevisionLog {
+    const n = this.length;
+    const cols: (WideColumn | Int32Array | BigInt64Array)[] = [
+      this.main,
+      this.create,
+      this.version,
+      this.sub,
+      this.key,
+      this.prev,
+      this.slab,
+      this.off,
+      this.len,
+    ];
+    if (this.lease !== null) cols.push(this.lease);
+    let bytes = 0;
+    for (const c of cols) bytes += Math.ceil((n * c.BYTES_PER_ELEMENT) / 8) * 8;
+    // room to grow, so that the next copies fit the same buffer
+    const buf = spare !== undefined && spare.byteLength >= bytes
+      ? spare
+      : new ArrayBuffer(Math.ceil(bytes * 1.25));
+    let at = 0;
+    const copies = cols.map((c) => {
+      const copy = c instanceof Uint32Array
+        ? new Uint32Array(buf, at, n)
+        : c instanceof Float64Array
+        ? new Float64Array(buf, at, n)
+        : c instanceof BigInt64Array
+        ? new BigInt64Array(buf, at, n)
+        : new Int32Array(buf, at, n);
+      // deno-lint-ignore no-explicit-any
+      (copy as any).set((c as any).subarray(0, n));
+      at += Math.ceil((n * c.BYTES_PER_ELEMENT) / 8) * 8;
+      return copy;
+    });
+    const copy = new RevisionLog();
+    copy.length = n;
+    copy.main = copies[0] as WideColumn;
+    copy.create = copies[1] as WideColumn;
+    copy.version = copies[2] as WideColumn;
+    copy.sub = copies[3] as Int32Array;
+    copy.key = copies[4] as Int32Array;
+    copy.prev = copies[5] as Int32Array;
+    copy.slab = copies[6] as Int32Array;
+    copy.off = copies[7] as Int32Array;
+    copy.len = copies[8] as Int32Array;
+    copy.lease = this.lease === null ? null : copies[9] as BigInt64Array;
+    return copy;
+  }
+
   /** First index whose main revision is >= `rev` (`length` if none). */
   lowerBound(rev: number): number {
     const main = this.main;

@@ -27,6 +27,7 @@ import { ByteReader, ByteWriter, ErrSnapshotCorrupt, varintSize } from "./byte_c
 import { crc32c } from "../crc32c.ts";
 import { type ByteStream, collectBytes } from "../byte_stream.ts";
 import { HistoryFile } from "./history_file.ts";
+import type { FileSystem } from "../fs.ts";
 import { KeyIndex } from "./key_index.ts";
 import { RevisionLog } from "./revision_log.ts";
 import { ValueArena } from "./value_arena.ts";
@@ -93,6 +94,14 @@ export interface HashKVResult {
   compactRevision: number;
   /** The store's current revision. */
   revision: number;
+}
+
+/** A consistent image of a store taken at one moment (see {@link MvccStore.snapshotView}). */
+export interface MvccSnapshotView {
+  /** The image as of when the view was taken; its chunks may be read once the store has moved on. */
+  readonly image: ByteStream;
+  /** Lets the store drop what the view kept alive; idempotent. The image must not be read afterwards. */
+  release(): void;
 }
 
 /** Outcome of a committed write transaction. */
@@ -208,6 +217,8 @@ export interface MvccStoreOptions {
   historyFile?: string;
   /** Size of the history file's write buffer in bytes (default 256 KiB). */
   historyBufferBytes?: number;
+  /** The file system of the history file (default: the real one). */
+  fs?: FileSystem;
   /**
    * After a compaction, the history file is rewritten with only its live values when it is at least this
    * large and more than half of it is freed values (default 16 MiB). A file whose values are all freed is
@@ -262,12 +273,20 @@ class Core {
   dataBytes = 0;
   txn: Txn | null = null;
   chunks = new ChunkAllocator();
+  /** Open snapshot views (see {@link view}); while there is one, no value they may read goes away. */
+  private views = 0;
+  /** A history file trim put off while a view was open. */
+  private trimPending = false;
+  /** A close put off while a view was open. */
+  private closePending = false;
+  /** The entry copy buffer of the last released view, for the next one (see RevisionLog.frozenCopy). */
+  private spareCopy: ArrayBuffer | undefined;
 
   constructor(options: MvccStoreOptions) {
     this.historyOptions = options;
     this.history = options.historyFile === undefined
       ? null
-      : new HistoryFile(options.historyFile, options.historyBufferBytes);
+      : new HistoryFile(options.historyFile, options.historyBufferBytes, options.fs);
   }
 
   /** Copies the value of entry `e` (length > 0) into `dst` at `dstOff`, from the arena or the file. */
@@ -317,13 +336,18 @@ class Core {
   private trimHistory(): void {
     const history = this.history;
     if (history === null || history.garbageBytes === 0) return;
+    if (this.views > 0) {
+      // an open view may read any position of this file: emptying or replacing it waits for the view
+      this.trimPending = true;
+      return;
+    }
     if (history.liveBytes === 0) {
       history.reset();
       return;
     }
     const threshold = this.historyOptions.historyRewriteBytes ?? DEFAULT_REWRITE_BYTES;
     if (history.size < threshold || history.garbageBytes * 2 <= history.size) return;
-    const fresh = new HistoryFile(history.path, history.bufferBytes);
+    const fresh = new HistoryFile(history.path, history.bufferBytes, history.fs);
     const log = this.log;
     // copy first, repoint the entries only once every value made it: an I/O error changes nothing
     const moved = new Float64Array(log.length);
@@ -718,7 +742,74 @@ class Core {
   /** See {@link MvccStore.snapshotImage}. */
   image(chunkSize: number): ByteStream {
     if (this.txn !== null) throw new ErrTxnState("snapshot during a write transaction");
-    const log = this.log;
+    const src = this.imageSource(this.log, (e, dst, off) => this.copyValue(e, dst, off));
+    return { size: src.size, chunks: () => imageChunks(src, Math.max(chunkSize, MIN_IMAGE_CHUNK)) };
+  }
+
+  /** See {@link MvccStore.snapshotView}. */
+  view(chunkSize: number): MvccSnapshotView {
+    if (this.txn !== null) throw new ErrTxnState("snapshot during a write transaction");
+    if (this.closePending) throw new ErrTxnState("snapshot of a closed store");
+    // Entries are copied (compaction moves them in place, a demotion repoints their values); value bytes
+    // are not: arena slabs are reached through a copy of the slab table and never overwritten while
+    // pinned, history file positions stay valid because trims wait for the view.
+    const log = this.log.frozenCopy(this.views === 0 ? this.spareCopy : undefined);
+    const slabs = this.arena.slabs.slice();
+    const history = this.history;
+    const copyValue = (e: number, dst: Uint8Array, dstOff: number): void => {
+      const slab = log.slab[e];
+      const len = log.len[e];
+      if (slab >= 0) dst.set(slabs[slab]!.subarray(log.off[e], log.off[e] + len), dstOff);
+      else history!.read(filePos(slab, log.off[e]), len, dst, dstOff);
+    };
+    const src = this.imageSource(log, copyValue);
+    this.views++;
+    this.arena.pin();
+    let open = true;
+    return {
+      image: {
+        size: src.size,
+        chunks: () => {
+          if (!open) throw new ErrTxnState("snapshot view read after release");
+          return imageChunks(src, Math.max(chunkSize, MIN_IMAGE_CHUNK));
+        },
+      },
+      release: () => {
+        if (!open) return;
+        open = false;
+        this.views--;
+        this.arena.unpin();
+        if (this.views > 0) return;
+        this.spareCopy = log.main.buffer as ArrayBuffer;
+        if (this.closePending) {
+          this.spareCopy = undefined;
+          this.history?.close();
+          return;
+        }
+        if (this.trimPending) {
+          this.trimPending = false;
+          this.trimHistory();
+        }
+      },
+    };
+  }
+
+  /** Bytes of the entry copy buffer kept for the next view. */
+  get spareCopyBytes(): number {
+    return this.spareCopy?.byteLength ?? 0;
+  }
+
+  /** Releases the history file, or marks it to be released once the last open view is. */
+  close(): void {
+    if (this.views > 0) this.closePending = true;
+    else this.history?.close();
+  }
+
+  /** The key table and size of an image of `log` (the live log or a frozen copy of it). */
+  private imageSource(
+    log: RevisionLog,
+    copyValue: (e: number, dst: Uint8Array, dstOff: number) => void,
+  ): ImageSource {
     const index = this.index;
     // key table in byte order; entries refer to keys by their position in it
     const pos = new Int32Array(index.idLimit);
@@ -740,86 +831,7 @@ class Core {
         log.len[e];
       if (log.leaseAt(e) !== 0n) size += 8;
     }
-    return { size, chunks: () => this.imageChunks(keys, pos, size, Math.max(chunkSize, MIN_IMAGE_CHUNK)) };
-  }
-
-  /**
-   * The image of {@link image}, one buffer of `chunkSize` refilled over and over; keys and values larger
-   * than a chunk come in buffers of their own. The store must not change until the last chunk is taken.
-   */
-  private *imageChunks(
-    keys: string[],
-    pos: Int32Array,
-    size: number,
-    chunkSize: number,
-  ): Generator<Uint8Array> {
-    const log = this.log;
-    const buf = new Uint8Array(chunkSize);
-    const view = new DataView(buf.buffer);
-    const w = new ByteWriter(buf);
-    let total = 0;
-    // hands out the bytes so far and, for a payload larger than the buffer, a buffer of its own
-    function* flush(payload: number, fill: (dst: Uint8Array, off: number) => void): Generator<Uint8Array> {
-      total += w.pos;
-      yield buf.subarray(0, w.pos);
-      w.pos = 0;
-      if (payload <= buf.length) {
-        fill(buf, 0);
-        w.pos = payload;
-        return;
-      }
-      const own = new Uint8Array(payload);
-      fill(own, 0);
-      total += payload;
-      yield own;
-    }
-    for (const c of SNAPSHOT_MAGIC) w.byte(c);
-    w.byte(SNAPSHOT_VERSION);
-    w.varint(this.currentRev);
-    w.varint(this.compactRev);
-    w.varint(keys.length);
-    for (const k of keys) {
-      if (buf.length - w.pos < ENTRY_HEAD_MAX) yield* flush(0, () => {});
-      w.varint(k.length);
-      if (buf.length - w.pos >= k.length) w.latin1(k);
-      else yield* flush(k.length, (dst, off) => writeLatin1(k, dst, off));
-    }
-    if (buf.length - w.pos < ENTRY_HEAD_MAX) yield* flush(0, () => {});
-    w.varint(log.length);
-    let lastMain = 0;
-    for (let e = 0; e < log.length; e++) {
-      if (buf.length - w.pos < ENTRY_HEAD_MAX) yield* flush(0, () => {});
-      const m = log.main[e];
-      w.varint(m - lastMain);
-      lastMain = m;
-      w.varint(log.sub[e]);
-      w.varint(pos[log.key[e]]);
-      if (log.create[e] === 0) {
-        w.byte(0);
-        continue;
-      }
-      const lease = log.leaseAt(e);
-      w.byte(lease === 0n ? 1 : 2);
-      w.varint(m - log.create[e]);
-      w.varint(log.version[e]);
-      const vl = log.len[e];
-      w.varint(vl);
-      if (vl > 0) {
-        if (buf.length - w.pos >= vl) {
-          this.copyValue(e, buf, w.pos);
-          w.pos += vl;
-        } else {
-          yield* flush(vl, (dst, off) => this.copyValue(e, dst, off));
-        }
-      }
-      if (lease !== 0n) {
-        if (buf.length - w.pos < 8) yield* flush(0, () => {});
-        w.int64(lease, view);
-      }
-    }
-    total += w.pos;
-    if (total !== size) throw new Error(`mvcc: snapshot size mismatch ${total} != ${size}`);
-    if (w.pos > 0) yield buf.subarray(0, w.pos);
+    return { currentRev: this.currentRev, compactRev: this.compactRev, keys, pos, size, log, copyValue };
   }
 
   /** See {@link MvccStore.decodeSnapshot}. */
@@ -917,6 +929,94 @@ class Core {
     core.liveKeys = live;
     core.dataBytes = dataBytes;
   }
+}
+
+/** What an image is written from: the key table, the entries, and where their values are read. */
+interface ImageSource {
+  currentRev: number;
+  compactRev: number;
+  /** Indexed keys in byte order. */
+  keys: string[];
+  /** Key id -> position in `keys`. */
+  pos: Int32Array;
+  /** Bytes of the whole image. */
+  size: number;
+  log: RevisionLog;
+  copyValue: (e: number, dst: Uint8Array, dstOff: number) => void;
+}
+
+/**
+ * The image of `src`, one buffer of `chunkSize` refilled over and over; keys and values larger than a
+ * chunk come in buffers of their own. What `src` reads must not change until the last chunk is taken.
+ */
+function* imageChunks(src: ImageSource, chunkSize: number): Generator<Uint8Array> {
+  const { keys, pos, size, log, copyValue } = src;
+  const buf = new Uint8Array(chunkSize);
+  const view = new DataView(buf.buffer);
+  const w = new ByteWriter(buf);
+  let total = 0;
+  // hands out the bytes so far and, for a payload larger than the buffer, a buffer of its own
+  function* flush(payload: number, fill: (dst: Uint8Array, off: number) => void): Generator<Uint8Array> {
+    total += w.pos;
+    yield buf.subarray(0, w.pos);
+    w.pos = 0;
+    if (payload <= buf.length) {
+      fill(buf, 0);
+      w.pos = payload;
+      return;
+    }
+    const own = new Uint8Array(payload);
+    fill(own, 0);
+    total += payload;
+    yield own;
+  }
+  for (const c of SNAPSHOT_MAGIC) w.byte(c);
+  w.byte(SNAPSHOT_VERSION);
+  w.varint(src.currentRev);
+  w.varint(src.compactRev);
+  w.varint(keys.length);
+  for (const k of keys) {
+    if (buf.length - w.pos < ENTRY_HEAD_MAX) yield* flush(0, () => {});
+    w.varint(k.length);
+    if (buf.length - w.pos >= k.length) w.latin1(k);
+    else yield* flush(k.length, (dst, off) => writeLatin1(k, dst, off));
+  }
+  if (buf.length - w.pos < ENTRY_HEAD_MAX) yield* flush(0, () => {});
+  w.varint(log.length);
+  let lastMain = 0;
+  for (let e = 0; e < log.length; e++) {
+    if (buf.length - w.pos < ENTRY_HEAD_MAX) yield* flush(0, () => {});
+    const m = log.main[e];
+    w.varint(m - lastMain);
+    lastMain = m;
+    w.varint(log.sub[e]);
+    w.varint(pos[log.key[e]]);
+    if (log.create[e] === 0) {
+      w.byte(0);
+      continue;
+    }
+    const lease = log.leaseAt(e);
+    w.byte(lease === 0n ? 1 : 2);
+    w.varint(m - log.create[e]);
+    w.varint(log.version[e]);
+    const vl = log.len[e];
+    w.varint(vl);
+    if (vl > 0) {
+      if (buf.length - w.pos >= vl) {
+        copyValue(e, buf, w.pos);
+        w.pos += vl;
+      } else {
+        yield* flush(vl, (dst, off) => copyValue(e, dst, off));
+      }
+    }
+    if (lease !== 0n) {
+      if (buf.length - w.pos < 8) yield* flush(0, () => {});
+      w.int64(lease, view);
+    }
+  }
+  total += w.pos;
+  if (total !== size) throw new Error(`mvcc: snapshot size mismatch ${total} != ${size}`);
+  if (w.pos > 0) yield buf.subarray(0, w.pos);
 }
 
 function putVarint(buf: Uint8Array, pos: number, v: number): number {
@@ -1115,9 +1215,12 @@ export class MvccStore {
     this.core = new Core(options);
   }
 
-  /** Releases the history file, if any. The store must not be used afterwards. */
+  /**
+   * Releases the history file, if any; while a {@link snapshotView} is open, once the last one is
+   * released. The store must not be used afterwards.
+   */
   close(): void {
-    this.core.history?.close();
+    this.core.close();
   }
 
   /** Revision of the last committed change; 1 for an empty store. */
@@ -1211,7 +1314,7 @@ export class MvccStore {
   memoryBytes(): number {
     const c = this.core;
     return c.log.columnBytes + c.arena.allocatedBytes + c.index.keyBytes + c.index.size * 48 +
-      (c.history?.memoryBytes ?? 0);
+      (c.history?.memoryBytes ?? 0) + c.spareCopyBytes;
   }
 
   /** Bytes of live values in the history file (0 without one). */
@@ -1242,6 +1345,17 @@ export class MvccStore {
    */
   snapshotImage(chunkSize: number = IMAGE_CHUNK): ByteStream {
     return this.core.image(chunkSize);
+  }
+
+  /**
+   * The image {@link snapshotImage} would give now, readable later while the store goes on taking writes
+   * and compactions: for writing a snapshot in the background. Taking it copies the entry columns (about
+   * 36 bytes per retained revision) and builds the key table, but no value; until it is released, the
+   * store keeps every value it may read (freed arena slabs stay referenced, history file trims wait).
+   * Release it when done, written or not. Throws {@link ErrTxnState} while a write transaction is open.
+   */
+  snapshotView(chunkSize: number = IMAGE_CHUNK): MvccSnapshotView {
+    return this.core.view(chunkSize);
   }
 
   /**

@@ -618,3 +618,133 @@ Deno.test("forEachLeasedKey lists live keys with a lease", () => {
   st.forEachLeasedKey((k, l) => seen.push([k, l]));
   assertEquals(seen, [["a", 5n], ["b", 7n], ["\xff", 9n]]);
 });
+
+/** Reads a view's image chunk by chunk, calling `between` after each chunk (the store moving on). */
+function readView(image: { size: number; chunks(): Iterable<Uint8Array> }, between: () => void): Uint8Array {
+  const out = new Uint8Array(image.size);
+  let pos = 0;
+  for (const c of image.chunks()) {
+    out.set(c, pos);
+    pos += c.length;
+    between();
+  }
+  assertEquals(pos, image.size);
+  return out;
+}
+
+Deno.test("snapshot view: the image of its moment while the store moves on", async (t) => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    for (const history of [false, true]) {
+      await t.step(history ? "with a history file" : "in memory", () => {
+        const st = new MvccStore(history ? { historyFile: `${dir}/history`, historyRewriteBytes: 1 } : {});
+        try {
+          for (let i = 0; i < 400; i++) put(st, `k/${i % 50}`, `v${i}-`.repeat(1 + (i % 40)));
+          put(st, "big", "B".repeat(200_000));
+          del(st, "k/7");
+          const want = st.encodeSnapshot();
+          const view = st.snapshotView(4096);
+          let step = 0;
+          const got = readView(view.image, () => {
+            // overwrites demote values, deletes free them, compactions move entries, drop slabs and trim
+            // the history file, a big value takes a slab of its own
+            step++;
+            put(st, `k/${step % 50}`, `w${step}-`.repeat(1 + (step % 30)));
+            if (step % 5 === 0) del(st, `k/${(step * 7) % 50}`);
+            if (step % 9 === 0) put(st, "big", String(step).repeat(100_000));
+            if (step % 4 === 0) st.compact(st.currentRevision);
+          });
+          assert(step > 10, `only ${step} chunks`);
+          assert(compareBytes(got, want) === 0, "the view's image is the store's image when it was taken");
+          view.release();
+          view.release(); // idempotent
+          assertThrows(() => [...view.image.chunks()], ErrTxnState);
+          // what was put off while the view was open works afterwards
+          st.compact(st.currentRevision);
+          const after = MvccStore.decodeSnapshot(st.encodeSnapshot());
+          assertEquals(dump(after), dump(st));
+          // the next views copy their entries into the buffer the released one gave back, and two views
+          // open at once do not share one
+          const want2 = st.encodeSnapshot();
+          const second = st.snapshotView(4096);
+          put(st, "k/1", "after the second view");
+          st.compact(st.currentRevision); // moves the live entries: a third copy into the same buffer would differ
+          const want3 = st.encodeSnapshot();
+          const third = st.snapshotView(4096);
+          put(st, "k/2", "after the third view");
+          st.compact(st.currentRevision);
+          assert(compareBytes(collect(second.image), want2) === 0, "second view");
+          second.release();
+          put(st, "k/3", "after the second view's release");
+          assert(compareBytes(collect(third.image), want3) === 0, "third view");
+          third.release();
+        } finally {
+          st.close();
+        }
+      });
+    }
+
+    await t.step("the arena's emptied current slab is not reused under a view", () => {
+      const st = new MvccStore({ historyFile: `${dir}/history` });
+      try {
+        put(st, "a", "first value");
+        const want = st.encodeSnapshot();
+        const view = st.snapshotView();
+        del(st, "a"); // the value moves to the history file: the current slab is empty
+        put(st, "b", "other bytes"); // ... and would be written from its start
+        assert(compareBytes(collect(view.image), want) === 0);
+        view.release();
+      } finally {
+        st.close();
+      }
+    });
+
+    await t.step("a history file emptied by compaction waits for the view", () => {
+      const st = new MvccStore({ historyFile: `${dir}/history` });
+      try {
+        for (let i = 0; i < 20; i++) put(st, `k${i}`, `old-${i}`);
+        for (let i = 0; i < 20; i++) put(st, `k${i}`, `new-${i}`); // the old values are in the file
+        const want = st.encodeSnapshot();
+        const view = st.snapshotView();
+        st.compact(st.currentRevision); // frees every value in the file: it would be emptied
+        for (let i = 0; i < 20; i++) put(st, `k${i}`, `xxx-${i}`); // ... and rewritten from position 0
+        assert(compareBytes(collect(view.image), want) === 0);
+        view.release();
+      } finally {
+        st.close();
+      }
+    });
+
+    await t.step("closing the store waits for the view", () => {
+      const st = new MvccStore({ historyFile: `${dir}/history` });
+      put(st, "k", "one");
+      put(st, "k", "two");
+      const want = st.encodeSnapshot();
+      const view = st.snapshotView();
+      st.close();
+      assert(compareBytes(collect(view.image), want) === 0);
+      view.release(); // closes the file (the test's resource sanitizer checks it)
+    });
+
+    await t.step("the copy buffer is kept for the next view, and counted", () => {
+      const st = new MvccStore();
+      for (let i = 0; i < 1000; i++) put(st, `k${i % 10}`, "v");
+      const before = st.memoryBytes();
+      st.snapshotView().release();
+      assert(st.memoryBytes() >= before + 1000 * 36, `${st.memoryBytes()} bytes, ${before} before`);
+    });
+
+    await t.step("not during a write transaction", () => {
+      const st = new MvccStore();
+      const w = st.write();
+      assertThrows(() => st.snapshotView(), ErrTxnState);
+      w.abort();
+    });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+function collect(image: { size: number; chunks(): Iterable<Uint8Array> }): Uint8Array {
+  return readView(image, () => {});
+}

@@ -30,6 +30,8 @@ export class ValueArena {
   liveBytes = 0;
   /** Offset of the most recent {@link alloc}. */
   lastOffset = 0;
+  /** Open readers of slab bytes by address (see {@link pin}). */
+  private pins = 0;
 
   /**
    * Copies `value` into the arena. Returns its slab id and sets {@link lastOffset}; an empty value
@@ -83,13 +85,29 @@ export class ValueArena {
     this.liveBytes -= len;
     if (this.live[id] === 0) {
       if (id === this.current) {
-        this.cursor = 0; // nothing alive in it: reuse from the start
+        // nothing alive in it: reuse from the start, unless a pinned reader may still read those bytes
+        if (this.pins === 0) this.cursor = 0;
       } else {
         this.allocatedBytes -= this.slabs[id]!.length;
         this.slabs[id] = null;
         this.freeIds.push(id);
       }
     }
+  }
+
+  /**
+   * Promises a reader that holds slab references (a copy of {@link slabs}) that no byte it may read is
+   * overwritten until {@link unpin}: the only in-place reuse, restarting an emptied current slab from
+   * its beginning, is put off. Dropped slabs stay alive through the reader's references.
+   */
+  pin(): void {
+    this.pins++;
+  }
+
+  /** Ends one {@link pin}. */
+  unpin(): void {
+    if (this.pins === 0) throw new Error("value arena: unpin without pin");
+    this.pins--;
   }
 
   /** Copies `len` bytes at (`id`, `off`) into `dst` at `dstOff`. */

@@ -1,0 +1,191 @@
+/**
+ * Committed entries, in log order, to the state they change: configuration changes to Raft and the
+ * membership, requests to the key space and the leases (through the {@link Applier}), and each result to
+ * the client waiting for it on this member. The only writer of a member's replicated state.
+ *
+ * @module
+ */
+import { decodeConfChange } from "../../raft/conf_change.ts";
+import { type ConfChange, ConfChangeType, type Entry, EntryType, StateType } from "../../raft/types.ts";
+import type { LeaseStore } from "../../storage/lease.ts";
+import type { MvccEvent, MvccStore } from "../../storage/mvcc/store.ts";
+import type { Logger } from "../logger.ts";
+import { GrpcError } from "../transport/status.ts";
+import type { WatchHub } from "../watch/hub.ts";
+import { applyLeaseCheckpoint, applyLeaseGrant, applyLeaseRevoke, type Lessor } from "../lease/lessor.ts";
+import {
+  type CompactionRequest,
+  decodeCompactionRequest,
+  decodeDeleteRangeRequest,
+  decodeLeaseCheckpointRequest,
+  decodeLeaseGrantRequest,
+  decodeLeaseRevokeRequest,
+  decodePutRequest,
+  decodeTxnRequest,
+  type DeleteRangeRequest,
+  type LeaseCheckpointRequest,
+  type LeaseGrantRequest,
+  type LeaseGrantResponse,
+  type LeaseRevokeRequest,
+  type LeaseRevokeResponse,
+  type PutRequest,
+  type ResponseHeader,
+  type TxnRequest,
+} from "../pb/rpc.ts";
+import type { Applier } from "./apply.ts";
+import { memberFromJson, type MemberJson, type Membership } from "./membership.ts";
+import { decodeProposal, type Proposal, ProposalKind } from "./proposal.ts";
+import type { Proposer } from "./proposer.ts";
+import type { RaftDriver } from "./raft_driver.ts";
+
+/** The member state entries are applied to; read afresh for every entry (a snapshot replaces it). */
+export interface ApplyTarget {
+  readonly driver: RaftDriver;
+  readonly proposer: Proposer;
+  readonly applier: Applier;
+  readonly mvcc: MvccStore;
+  readonly leases: LeaseStore;
+  readonly lessor: Lessor;
+  readonly membership: Membership;
+  readonly watchHub: WatchHub;
+  readonly logger: Logger;
+  readonly electionTimeoutMs: number;
+  /** Shortest TTL a lease is granted with. */
+  readonly minLeaseTtl: number;
+  header(revision: number): ResponseHeader;
+  /** After a membership change: the peer transport follows it. */
+  syncPeers(): void;
+  /** After a membership change: a lone voter elects itself. */
+  campaignIfAlone(): void;
+}
+
+/** Applies committed entries to `t` in order, and answers their waiters on this member. */
+export function applyEntries(t: ApplyTarget, entries: Entry[]): void {
+  for (const e of entries) {
+    if (e.type === EntryType.ConfChange) {
+      applyConfChange(t, decodeConfChange(e.data));
+      continue;
+    }
+    if (e.data.length === 0) {
+      // a new leader's empty entry: once it applies its first entry of the term, it takes over leases
+      if (t.driver.state === StateType.Leader) t.lessor.promote(t.electionTimeoutMs);
+      continue;
+    }
+    const p = decodeProposal(e.data);
+    const waiter = t.proposer.take(p.tag, p.seq);
+    let result: unknown;
+    try {
+      result = applyProposal(t, p, waiter?.decoded);
+    } catch (err) {
+      if (err instanceof GrpcError) {
+        waiter?.reject(err);
+        continue;
+      }
+      throw err;
+    }
+    waiter?.resolve(result);
+  }
+}
+
+function applyProposal(t: ApplyTarget, p: Proposal, decoded: unknown): unknown {
+  switch (p.kind) {
+    case ProposalKind.Put: {
+      const r = (decoded as PutRequest | undefined) ?? decodePutRequest(p.payload);
+      const { response, events } = t.applier.put(r);
+      emit(t, events, response.header.revision);
+      return response;
+    }
+    case ProposalKind.DeleteRange: {
+      const r = (decoded as DeleteRangeRequest | undefined) ?? decodeDeleteRangeRequest(p.payload);
+      const { response, events } = t.applier.deleteRange(r);
+      emit(t, events, response.header.revision);
+      return response;
+    }
+    case ProposalKind.Txn: {
+      const r = (decoded as TxnRequest | undefined) ?? decodeTxnRequest(p.payload);
+      const { response, events } = t.applier.txn(r);
+      emit(t, events, response.header.revision);
+      return response;
+    }
+    case ProposalKind.Compaction: {
+      const r = (decoded as CompactionRequest | undefined) ?? decodeCompactionRequest(p.payload);
+      return t.applier.compact(r);
+    }
+    case ProposalKind.LeaseGrant: {
+      const r = (decoded as LeaseGrantRequest | undefined) ?? decodeLeaseGrantRequest(p.payload);
+      const lease = applyLeaseGrant(t.leases, r, t.minLeaseTtl);
+      t.lessor.onGranted(lease.id);
+      return {
+        header: t.header(t.mvcc.currentRevision),
+        ID: lease.id,
+        TTL: lease.ttl,
+        error: "",
+      } as LeaseGrantResponse;
+    }
+    case ProposalKind.LeaseRevoke: {
+      const r = (decoded as LeaseRevokeRequest | undefined) ?? decodeLeaseRevokeRequest(p.payload);
+      const { response: revision, events } = applyLeaseRevoke(t.applier, r.ID);
+      emit(t, events, revision);
+      t.lessor.onRevoked(r.ID);
+      return { header: t.header(revision) } as LeaseRevokeResponse;
+    }
+    case ProposalKind.LeaseCheckpoint: {
+      const r = (decoded as LeaseCheckpointRequest | undefined) ?? decodeLeaseCheckpointRequest(p.payload);
+      applyLeaseCheckpoint(t.leases, r);
+      return { header: t.header(t.mvcc.currentRevision) };
+    }
+    case ProposalKind.MemberAttributes: {
+      const attrs = JSON.parse(new TextDecoder().decode(p.payload)) as {
+        id: string;
+        name: string;
+        clientUrls: string[];
+      };
+      const m = t.membership.get(BigInt("0x" + attrs.id));
+      if (m) {
+        m.name = attrs.name;
+        m.clientUrls = attrs.clientUrls;
+      }
+      return undefined;
+    }
+    default:
+      t.logger.warn("skipping an entry of unknown kind", { kind: p.kind });
+      return undefined;
+  }
+}
+
+function emit(t: ApplyTarget, events: MvccEvent[], revision: number): void {
+  if (events.length === 0) return;
+  t.watchHub.notify({ revision, events });
+}
+
+function applyConfChange(t: ApplyTarget, cc: ConfChange): void {
+  t.driver.confState = t.driver.node.applyConfChange(cc);
+  switch (cc.type) {
+    case ConfChangeType.AddNode:
+    case ConfChangeType.AddLearnerNode: {
+      const existing = t.membership.get(cc.nodeId);
+      if (existing && cc.type === ConfChangeType.AddNode) {
+        existing.isLearner = false; // promotion
+        break;
+      }
+      if (cc.context.length > 0) {
+        const m = memberFromJson(JSON.parse(new TextDecoder().decode(cc.context)) as MemberJson);
+        m.isLearner = cc.type === ConfChangeType.AddLearnerNode;
+        t.membership.add(m);
+      }
+      break;
+    }
+    case ConfChangeType.RemoveNode:
+      t.membership.remove(cc.nodeId);
+      break;
+    case ConfChangeType.UpdateNode:
+      if (cc.context.length > 0) {
+        const m = memberFromJson(JSON.parse(new TextDecoder().decode(cc.context)) as MemberJson);
+        const existing = t.membership.get(cc.nodeId);
+        if (existing) existing.peerUrls = m.peerUrls;
+      }
+      break;
+  }
+  t.syncPeers();
+  t.campaignIfAlone();
+}

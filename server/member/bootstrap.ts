@@ -1,0 +1,172 @@
+/**
+ * Bringing a member's storage up: a restart opens the WAL at the newest snapshot it marks and restores
+ * the applied state from that snapshot; a new member creates the WAL and bootstraps Raft with the
+ * initial cluster. Either way the result is everything the member is built from, Raft not yet running.
+ *
+ * @module
+ */
+import { joinPath as join } from "../../storage/fs_util.ts";
+import { RawNode } from "../../raft/node.ts";
+import type { ConfState } from "../../raft/types.ts";
+import { Wal } from "../../storage/wal.ts";
+import { Snapshotter } from "../../storage/snapshot.ts";
+import { MvccStore } from "../../storage/mvcc/store.ts";
+import { LeaseStore } from "../../storage/lease.ts";
+import { type Config, formatUrl } from "../config/mod.ts";
+import type { Logger } from "../logger.ts";
+import { hexId } from "../logger.ts";
+import { type MemberJson, Membership } from "./membership.ts";
+import { ServerStorage } from "./raft_driver.ts";
+import { staticBootstrap } from "../../discovery/static.ts";
+import { EMPTY_CONF_STATE, restoreAppState } from "./app_state.ts";
+
+/** What a member is built from once its storage is open. */
+export interface MemberInit {
+  memberId: bigint;
+  clusterId: bigint;
+  membership: Membership;
+  mvcc: MvccStore;
+  leases: LeaseStore;
+  node: RawNode;
+  storage: ServerStorage;
+  wal: Wal;
+  snapshotter: Snapshotter;
+  /** Index of the snapshot the state was restored from (0 for a new member). */
+  appliedIndex: number;
+  /** Where the MVCC store keeps superseded values (also for stores restored from snapshots later). */
+  historyFile: string;
+  confState: ConfState;
+  /** Whether the state came from a snapshot (then lease key sets must be rebuilt from the keys). */
+  restored: boolean;
+}
+
+/** Opens (or creates) the member's data directory; Raft is built but not started. */
+export async function openMember(
+  config: Config,
+  logger: Logger,
+  random: () => number,
+): Promise<MemberInit> {
+  const memberDir = join(config.dataDir, "member");
+  const walDir = config.walDir || join(memberDir, "wal");
+  const snapDir = join(memberDir, "snap");
+  // superseded values live in this file, current ones in memory (the file is unlinked once open)
+  const historyFile = join(memberDir, "mvcc_history");
+  const history = { historyFile };
+  await Deno.mkdir(snapDir, { recursive: true });
+  const snapshotter = new Snapshotter(snapDir);
+  const storage = new ServerStorage();
+  const electionTick = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
+  const raftConfig = (id: bigint, applied: number) => ({
+    id,
+    electionTick,
+    heartbeatTick: 1,
+    storage,
+    applied,
+    checkQuorum: true,
+    preVote: true,
+    maxSizePerMsg: 1024 * 1024,
+    maxInflightMsgs: 512,
+    random,
+  });
+
+  if (await Wal.exists(walDir)) {
+    // the newest snapshot the WAL knows about: a file saved just before a crash whose mark never became
+    // durable is skipped, as etcd does
+    const snap = await snapshotter.loadNewestAvailable(await Wal.snapshotMarks(walDir));
+    let membership = new Membership(0n);
+    let mvcc: MvccStore | undefined;
+    let leases = new LeaseStore();
+    let confState = EMPTY_CONF_STATE;
+    if (snap) {
+      const state = restoreAppState(snap.data, history);
+      ({ membership, mvcc, leases, confState } = state);
+      storage.applySnapshot({
+        metadata: { index: snap.index, term: snap.term, confState },
+        data: snap.data,
+      });
+    }
+    let opened;
+    try {
+      opened = await Wal.open(
+        walDir,
+        snap ? { index: snap.index, term: snap.term } : { index: 0, term: 0 },
+      );
+    } catch (err) {
+      mvcc?.close();
+      throw err;
+    }
+    if (opened.repaired) logger.warn("repaired the torn tail of the WAL", { "wal-dir": walDir });
+    storage.setHardState(opened.hardState);
+    storage.append(opened.entries);
+    const { memberId, clusterId } = opened.metadata;
+    membership.clusterId = clusterId;
+    const node = new RawNode(raftConfig(memberId, snap?.index ?? 0));
+    logger.info("restarting member", {
+      "member-id": hexId(memberId),
+      "cluster-id": hexId(clusterId),
+      "commit-index": opened.hardState.commit,
+      "snapshot-index": snap?.index ?? 0,
+    });
+    return {
+      memberId,
+      clusterId,
+      membership,
+      mvcc: mvcc ?? new MvccStore(history),
+      leases,
+      node,
+      storage,
+      wal: opened.wal,
+      snapshotter,
+      appliedIndex: snap?.index ?? 0,
+      historyFile,
+      confState,
+      restored: snap !== undefined,
+    };
+  }
+
+  if (config.initialClusterState === "existing") {
+    throw new Error(
+      "joining an existing cluster (--initial-cluster-state=existing) is not implemented yet",
+    );
+  }
+  const { members, memberId, clusterId } = staticBootstrap(
+    config.name,
+    new Map([...config.initialCluster].map(([n, urls]) => [n, urls.map(formatUrl)])),
+    config.initialClusterToken,
+  );
+  const wal = await Wal.create(walDir, { memberId, clusterId });
+  const node = new RawNode(raftConfig(memberId, 0));
+  const encoder = new TextEncoder();
+  node.bootstrap(members.map((m) => ({
+    id: m.id,
+    context: encoder.encode(JSON.stringify(
+      {
+        id: m.id.toString(16),
+        name: "",
+        peerUrls: m.peerUrls,
+        clientUrls: [],
+        isLearner: false,
+      } satisfies MemberJson,
+    )),
+  })));
+  logger.info("starting a new member", {
+    "member-id": hexId(memberId),
+    "cluster-id": hexId(clusterId),
+    "initial-cluster": [...config.initialCluster.keys()].join(","),
+  });
+  return {
+    memberId,
+    clusterId,
+    membership: new Membership(clusterId),
+    mvcc: new MvccStore(history),
+    leases: new LeaseStore(),
+    node,
+    storage,
+    wal,
+    snapshotter,
+    appliedIndex: 0,
+    historyFile,
+    confState: EMPTY_CONF_STATE,
+    restored: false,
+  };
+}

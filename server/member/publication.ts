@@ -1,0 +1,72 @@
+/**
+ * A member publishes its name and client URLs through the log once per start, as etcd does, and serves
+ * clients only once that entry is applied: it is then part of a working cluster with a leader, so a
+ * member cut off in a minority never answers with stale data.
+ *
+ * @module
+ */
+import type { Logger } from "../logger.ts";
+import { hexId } from "../logger.ts";
+import { ProposalKind } from "./proposal.ts";
+
+/** What publishing needs of the member. */
+export interface PublicationDeps {
+  memberId: bigint;
+  clusterId: bigint;
+  name: string;
+  advertiseClientUrls: URL[];
+  logger: Logger;
+  propose<T>(kind: ProposalKind, payload: Uint8Array, decoded: unknown): Promise<T>;
+}
+
+/** This member's publication and who waits for it. */
+export class Publication {
+  private published = false;
+  private publishing = false;
+  /** Set once the member closes: what waiting callers are told. */
+  private closedWith: Error | undefined;
+  private readonly waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+
+  constructor(private readonly d: PublicationDeps) {}
+
+  /** Proposes the member's attributes unless that is done or under way; retried on the next call. */
+  publish(): void {
+    if (this.published || this.publishing || this.closedWith) return;
+    this.publishing = true;
+    const d = this.d;
+    const attrs = {
+      id: d.memberId.toString(16),
+      name: d.name,
+      clientUrls: d.advertiseClientUrls.map((u) => u.toString().replace(/\/$/, "")),
+    };
+    const payload = new TextEncoder().encode(JSON.stringify(attrs));
+    d.propose(ProposalKind.MemberAttributes, payload, attrs).then(
+      () => {
+        this.published = true;
+        this.publishing = false;
+        for (const w of this.waiters.splice(0)) w.resolve();
+        d.logger.info("published local member to cluster through raft", {
+          "local-member-id": hexId(d.memberId),
+          "local-member-attributes": JSON.stringify({ name: attrs.name, clientURLs: attrs.clientUrls }),
+          "cluster-id": hexId(d.clusterId),
+        });
+      },
+      () => {
+        this.publishing = false;
+      },
+    );
+  }
+
+  /** Resolves once published; rejects if the member closes first. */
+  whenPublished(): Promise<void> {
+    if (this.published) return Promise.resolve();
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  /** The member is closing: no more publishing, and whoever waits gets `err`. */
+  close(err: Error): void {
+    this.closedWith = err;
+    for (const w of this.waiters.splice(0)) w.reject(err);
+  }
+}
