@@ -5,6 +5,7 @@
  */
 import protobuf from "protobufjs";
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
+import { Prng } from "../tests/sim/prng.ts";
 import {
   confChangeToV2,
   decodeConfChange,
@@ -88,16 +89,10 @@ function pbjsConfChangeV2(cc: ConfChangeV2): Uint8Array {
   return PbConfChangeV2.encode(PbConfChangeV2.fromObject(obj)).finish();
 }
 
-/** A seeded PRNG (mulberry32), so a failing case replays. */
+/** Floats in [0, 1) from the project's seeded generator, so a failing case replays. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed);
+  return () => p.float();
 }
 
 function randomId(rand: () => number): bigint {

@@ -37,11 +37,11 @@ export function assertMatch(actual: string, re: RegExp, message?: string): void 
  * Throws unless `fn` throws; the error must be an instance of `cls` and its message contain `includes`,
  * when given. Returns the error.
  */
-export function assertThrows(
+export function assertThrows<E extends Error = Error>(
   fn: () => unknown,
-  cls?: new (...a: never[]) => Error,
+  cls?: new (...a: never[]) => E,
   includes?: string,
-): Error {
+): E {
   try {
     fn();
   } catch (err) {
@@ -52,7 +52,7 @@ export function assertThrows(
         `"${(err as Error).message}" lacks "${includes}"`,
       );
     }
-    return err as Error;
+    return err as E;
   }
   throw new nodeAssert.AssertionError({ message: "expected the function to throw" });
 }

@@ -22,7 +22,7 @@ import {
 } from "./types.ts";
 import { NOT_YET_IMPLEMENTED } from "./unimplemented.ts";
 import { UNSET_ADVERTISE_CLIENT_URLS, validateConfig } from "./validate.ts";
-import { compareBytes, formatUrl, goOpenError, parseInitialCluster, reason } from "./values.ts";
+import { compareStrings, formatUrl, goOpenError, parseInitialCluster, reason } from "./values.ts";
 
 /** Go's flag package refusing the command line: print the message and the usage, exit 2. */
 class FlagSyntaxError extends Error {}
@@ -250,7 +250,7 @@ function applyEnvironment(
   const alreadySet = new Set(parsed.set.map(envName));
   const used = new Set<string>();
   let error: string | undefined;
-  for (const f of [...FLAG_BY_NAME.values()].sort((a, b) => compareBytes(a.name, b.name))) {
+  for (const f of [...FLAG_BY_NAME.values()].sort((a, b) => compareStrings(a.name, b.name))) {
     const key = envName(f.name);
     if (alreadySet.has(key)) continue;
     const text = environment[key];

@@ -9,7 +9,7 @@ import { loadFlag, sameValue } from "./flag_kinds.ts";
 import { FLAGS } from "./flags.ts";
 import { type Config, ConfigError, defaultConfig } from "./types.ts";
 import { NOT_YET_IMPLEMENTED, REFUSED_IN_A_CONFIG } from "./unimplemented.ts";
-import { compareBytes, formatUrl, initialClusterString, parseDurationMs, reason } from "./values.ts";
+import { compareStrings, formatUrl, initialClusterString, parseDurationMs, reason } from "./values.ts";
 
 const MAX_ELECTION_MS = 50_000;
 
@@ -230,8 +230,8 @@ function verifyBootstrap(c: Config): void {
  * "localhost", and IP literals resolve to themselves).
  */
 function advertiseMatchesCluster(c: Config, mine: URL[]): void {
-  const cluster = mine.map(formatUrl).sort(compareBytes);
-  const advertised = c.initialAdvertisePeerUrls.map(formatUrl).sort(compareBytes);
+  const cluster = mine.map(formatUrl).sort(compareStrings);
+  const advertised = c.initialAdvertisePeerUrls.map(formatUrl).sort(compareStrings);
   let detail: string;
   if (cluster.length !== advertised.length) {
     detail = `len(${goQuoteList(advertised)}) != len(${goQuoteList(cluster)})`;

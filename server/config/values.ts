@@ -176,11 +176,11 @@ function parseEtcdUrl(raw: string): string {
 /** A comma-separated URL list as etcd's URL flags take it: each URL checked, then sorted and deduplicated. */
 export function parseUrlList(s: string): string[] {
   const urls = s.split(",").map(parseEtcdUrl);
-  return [...new Set(urls)].sort(compareBytes);
+  return [...new Set(urls)].sort(compareStrings);
 }
 
 /** Orders strings as Go's `sort.Strings` does (by UTF-16 code units, which agrees for etcd's ASCII). */
-export function compareBytes(a: string, b: string): number {
+export function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
@@ -212,7 +212,7 @@ export function parseInitialCluster(s: string): Map<string, URL[]> {
   for (const [name, raws] of byName) {
     let urls: string[];
     try {
-      urls = raws.map(parseEtcdUrl).sort(compareBytes);
+      urls = raws.map(parseEtcdUrl).sort(compareStrings);
     } catch (err) {
       const reason = err instanceof BadValue ? err.reason : String(err);
       throw new ConfigError(
@@ -229,7 +229,7 @@ export function parseInitialCluster(s: string): Map<string, URL[]> {
 export function initialClusterString(m: Map<string, URL[]>): string {
   const pairs: string[] = [];
   for (const [name, urls] of m) for (const u of urls) pairs.push(`${name}=${formatUrl(u)}`);
-  return pairs.sort(compareBytes).join(",");
+  return pairs.sort(compareStrings).join(",");
 }
 
 /** A comma-separated list without its empty items. */
@@ -239,7 +239,7 @@ export function splitList(s: string): string[] {
 
 /** A comma-separated list as a sorted set, as etcd's `StringsFlag`-backed sets give it. */
 export function sortedSet(items: readonly string[]): string[] {
-  return [...new Set(items)].sort(compareBytes);
+  return [...new Set(items)].sort(compareStrings);
 }
 
 /** The text of a thrown value, or of a {@link BadValue}'s reason. */

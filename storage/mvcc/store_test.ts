@@ -8,8 +8,8 @@ import {
   MvccStore,
 } from "./store.ts";
 import { compareBytes, prefixRangeEnd } from "./bytes.ts";
-import { assert, assertEquals } from "../../tests/assert.ts";
-import { assertThrows, b, del, dump, plain, put, s, txn } from "./test_util.ts";
+import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { b, del, dump, plain, put, s, txn } from "./test_util.ts";
 
 const ALL = new Uint8Array([0]);
 
@@ -163,11 +163,15 @@ Deno.test("revision errors", () => {
   const st = new MvccStore();
   put(st, "a", "1");
   put(st, "a", "2");
-  assertThrows(() => st.range(b("a"), undefined, { revision: 4 }), ErrFutureRev, "FUTURE_REV");
+  assertEquals(
+    assertThrows(() => st.range(b("a"), undefined, { revision: 4 }), ErrFutureRev).code,
+    "FUTURE_REV",
+  );
   const err = assertThrows(() => st.range(b("a"), undefined, { revision: 99 }), ErrFutureRev);
   assertEquals(err.message, "mvcc: required revision is a future revision");
   st.compact(2);
-  const c = assertThrows(() => st.range(b("a"), undefined, { revision: 1 }), ErrCompacted, "COMPACTED");
+  const c = assertThrows(() => st.range(b("a"), undefined, { revision: 1 }), ErrCompacted);
+  assertEquals(c.code, "COMPACTED");
   assertEquals(c.message, "mvcc: required revision has been compacted");
   // reading at the compact revision itself works
   assertEquals(kvs(st.range(b("a"), undefined, { revision: 2 }).kvs), ["a=1@2/2/v1"]);
@@ -246,7 +250,7 @@ Deno.test("write transactions", async (t) => {
   await t.step("one writer at a time, and no use after end", () => {
     const st = new MvccStore();
     const w = st.write();
-    assertThrows(() => st.write(), ErrTxnState, "TXN_STATE");
+    assertEquals(assertThrows(() => st.write(), ErrTxnState).code, "TXN_STATE");
     assertThrows(() => st.compact(1), ErrTxnState);
     assertThrows(() => st.encodeSnapshot(), ErrTxnState);
     w.end();
@@ -561,11 +565,11 @@ Deno.test("snapshot roundtrip", async (t) => {
     assertEquals(put(e, "a", "b"), 2);
   });
   await t.step("corrupt input is refused", () => {
-    assertThrows(
+    const corrupt = assertThrows(
       () => MvccStore.decodeSnapshot(new Uint8Array([1, 2, 3])),
       ErrSnapshotCorrupt,
-      "SNAPSHOT_CORRUPT",
     );
+    assertEquals(corrupt.code, "SNAPSHOT_CORRUPT");
     assertThrows(() => MvccStore.decodeSnapshot(data.subarray(0, data.length - 1)), ErrSnapshotCorrupt);
     const extra = new Uint8Array(data.length + 1);
     extra.set(data);

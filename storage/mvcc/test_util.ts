@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { assertEquals, assertThrows as assertThrowsClass } from "../../tests/assert.ts";
 import { Prng } from "../../tests/sim/prng.ts";
 import type { KeyValue, MvccStore, WriteTxn } from "./store.ts";
 
@@ -41,20 +40,6 @@ export function plain(kv: KeyValue): PlainKv {
     version: kv.version,
     lease: kv.lease,
   };
-}
-
-/**
- * `tests/assert.ts`'s `assertThrows` (an error of class `cls`), then a check of the stable `code` the
- * store's errors carry (`COMPACTED`, `FUTURE_REV`, `TXN_STATE`, `SNAPSHOT_CORRUPT`), when one is given.
- */
-export function assertThrows(
-  fn: () => unknown,
-  cls: new (...args: never[]) => Error,
-  code?: string,
-): Error {
-  const err = assertThrowsClass(fn, cls);
-  if (code !== undefined) assertEquals((err as Error & { code?: string }).code, code, `code of ${err}`);
-  return err;
 }
 
 /** Runs `fn` in one write transaction and commits it; returns the new revision. */
