@@ -10,7 +10,9 @@
  * ```
  *
  * A file is written under a temporary name, fsynced, renamed into place, and the directory fsynced, so a
- * crash leaves either the whole snapshot or none. A damaged newest snapshot is an error, never a reason
+ * crash leaves either the whole snapshot or none. The data is written and checksummed chunk by chunk and
+ * is never needed whole in memory: from a stream the member produces (`save`), or as it arrives from a
+ * peer (`saveStream`, where a cut upload leaves no file). A damaged newest snapshot is an error, never a reason
  * to fall back to an older one silently: the WAL may already have been released up to it.
  *
  * @module
@@ -35,6 +37,15 @@ export interface SnapshotToSave {
   data: Uint8Array | ByteStream;
 }
 
+/** What {@link Snapshotter.saveStream} writes: `size` bytes of data, arriving chunk by chunk. */
+export interface StreamedSnapshot {
+  index: number;
+  term: number;
+  size: number;
+  /** The data in order; a chunk may be reused once the next one is asked for. */
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+}
+
 /** Options of {@link Snapshotter}. */
 export interface SnapshotterOptions {
   /** The file system the snapshots live on. Default: the real one ({@link denoFs}). */
@@ -57,6 +68,8 @@ const MAGIC = new TextEncoder().encode("ETSSNAP1");
 const HEAD = 32;
 const TWO32 = 4294967296;
 const SNAP_NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
+/** Temporary files: `<name>.snap.tmp` (save) and `<name>.snap.<n>.tmp` (saveStream). */
+const TMP_NAME = /\.snap(\.\d+)?\.tmp$/;
 
 interface SnapName {
   term: number;
@@ -83,6 +96,8 @@ export class Snapshotter {
   readonly #fs: FileSystem;
   /** Temporary files this instance is writing right now (purge leaves them alone). */
   readonly #writing = new Set<string>();
+  /** Numbers the temporary files of {@link saveStream}. */
+  #seq = 0;
 
   /** `dir` is created on the first save if missing. */
   constructor(dir: string, options: SnapshotterOptions = {}) {
@@ -92,22 +107,49 @@ export class Snapshotter {
 
   /** Writes `snap` durably: temporary file, fsync, rename to its final name, fsync of the directory. */
   async save(snap: SnapshotToSave): Promise<void> {
-    if (
-      !Number.isSafeInteger(snap.index) || snap.index < 0 || !Number.isSafeInteger(snap.term) || snap.term < 0
-    ) {
-      throw new RangeError(`snapshot: bad index ${snap.index} or term ${snap.term}`);
+    const data = snap.data instanceof Uint8Array ? streamOf(snap.data) : snap.data;
+    await this.#write(
+      snap.index,
+      snap.term,
+      data.size,
+      () => data.chunks(),
+      `${snapName(snap.term, snap.index)}.tmp`,
+    );
+  }
+
+  /**
+   * Writes a snapshot whose data arrives piece by piece (e.g. from a peer), durably as {@link save} does,
+   * without holding it whole: each chunk is checksummed and written before the next is asked for, so a
+   * chunk may reuse its buffer. The temporary file has a name of its own, so this may run beside another
+   * save of the same snapshot. If `chunks` throws, or delivers other than `size` bytes, the temporary
+   * file is removed, no snapshot file is left, and the error is rethrown.
+   */
+  async saveStream(snap: StreamedSnapshot): Promise<void> {
+    const tmp = `${snapName(snap.term, snap.index)}.${++this.#seq}.tmp`;
+    await this.#write(snap.index, snap.term, snap.size, () => snap.chunks, tmp);
+  }
+
+  async #write(
+    index: number,
+    term: number,
+    size: number,
+    chunks: () => Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    tmpName: string,
+  ): Promise<void> {
+    if (!Number.isSafeInteger(index) || index < 0 || !Number.isSafeInteger(term) || term < 0) {
+      throw new RangeError(`snapshot: bad index ${index} or term ${term}`);
     }
+    if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`snapshot: bad data size ${size}`);
     const fs = this.#fs;
     await fs.mkdir(this.#dir, { recursive: true });
     const head = new Uint8Array(HEAD);
     const v = new DataView(head.buffer);
     head.set(MAGIC, 0);
-    putU64(v, 8, snap.term);
-    putU64(v, 16, snap.index);
-    const data = snap.data instanceof Uint8Array ? streamOf(snap.data) : snap.data;
-    putU64(v, 24, data.size);
-    const path = join(this.#dir, snapName(snap.term, snap.index));
-    const tmp = `${path}.tmp`;
+    putU64(v, 8, term);
+    putU64(v, 16, index);
+    putU64(v, 24, size);
+    const path = join(this.#dir, snapName(term, index));
+    const tmp = join(this.#dir, tmpName);
     this.#writing.add(tmp);
     try {
       const file = await fs.open(tmp, { write: true, create: true, truncate: true });
@@ -116,13 +158,14 @@ export class Snapshotter {
         // one pass: each chunk is checksummed and written before the next is asked for
         let crc = crc32c(0, head);
         let written = 0;
-        for (const c of data.chunks()) {
+        for await (const c of chunks()) {
+          if (written + c.length > size) throw new Error(`snapshot: more than the announced ${size} bytes`);
           crc = crc32c(crc, c);
           written += c.length;
           await writeAll(file, c);
         }
-        if (written !== data.size) {
-          throw new Error(`snapshot: wrote ${written} bytes, ${data.size} announced`);
+        if (written !== size) {
+          throw new Error(`snapshot: wrote ${written} bytes, ${size} announced`);
         }
         const tail = new Uint8Array(4);
         new DataView(tail.buffer).setUint32(0, crc, true);
@@ -139,6 +182,14 @@ export class Snapshotter {
     } finally {
       this.#writing.delete(tmp);
     }
+  }
+
+  /**
+   * Loads the snapshot file of exactly `index` and `term`. Throws `Deno.errors.NotFound` if there is none,
+   * {@link SnapshotCorruptError} if it does not verify.
+   */
+  load(index: number, term: number): Promise<SnapshotFile> {
+    return this.#load({ index, term, name: snapName(term, index) });
   }
 
   /**
@@ -198,7 +249,7 @@ export class Snapshotter {
     let removed = doomed.length;
     for await (const e of fs.readDir(this.#dir)) {
       const path = join(this.#dir, e.name);
-      if (e.name.endsWith(".snap.tmp") && !this.#writing.has(path)) {
+      if (TMP_NAME.test(e.name) && !this.#writing.has(path)) {
         await removeIfExists(path, false, fs);
         removed++;
       }

@@ -155,3 +155,79 @@ Deno.test("snapshot: loadNewestAvailable skips snapshots the WAL has no mark for
     assertEquals(await s.loadNewestAvailable([{ index: 0, term: 0 }]), undefined);
   });
 });
+
+/** `data` as an async upload in chunks of `chunk` bytes refilling one buffer; throws after `cutAt` bytes. */
+async function* upload(data: Uint8Array, chunk: number, cutAt = Infinity): AsyncGenerator<Uint8Array> {
+  const buf = new Uint8Array(chunk);
+  for (let p = 0; p < data.length; p += chunk) {
+    if (p >= cutAt) throw new Error("connection reset");
+    await new Promise((r) => setTimeout(r, 0)); // the next piece arrives later
+    const n = Math.min(chunk, data.length - p);
+    buf.set(data.subarray(p, p + n));
+    yield buf.subarray(0, n);
+    buf.fill(0xee);
+  }
+}
+
+Deno.test("snapshot: saveStream writes an upload as it arrives; a cut one leaves no file", async (t) => {
+  await withSnapDir(async (dir) => {
+    const s = new Snapshotter(dir);
+    const whole = snap(0x40, 3, 100_000);
+    await t.step("whole: loads back, by index and term and as the newest", async () => {
+      await s.saveStream({ index: 0x40, term: 3, size: whole.data.length, chunks: upload(whole.data, 4096) });
+      assertEquals(await s.load(0x40, 3), whole);
+      assertEquals(await s.loadNewest(), whole);
+      assertEquals(await names(dir), ["0000000000000003-0000000000000040.snap"]);
+    });
+    await t.step("cut in the middle: rejects, and neither the file nor its temporary is left", async () => {
+      const next = snap(0x50, 3, 100_000);
+      await assertRejects(
+        () =>
+          s.saveStream({
+            index: 0x50,
+            term: 3,
+            size: next.data.length,
+            chunks: upload(next.data, 4096, 50_000),
+          }),
+        Error,
+        "connection reset",
+      );
+      assertEquals(await names(dir), ["0000000000000003-0000000000000040.snap"]);
+      await assertRejects(() => s.load(0x50, 3), Deno.errors.NotFound);
+    });
+    await t.step("short or long of the announced size: rejects, no file", async () => {
+      const next = snap(0x60, 3, 10_000);
+      await assertRejects(
+        () => s.saveStream({ index: 0x60, term: 3, size: 10_001, chunks: upload(next.data, 4096) }),
+        Error,
+        "announced",
+      );
+      await assertRejects(
+        () => s.saveStream({ index: 0x60, term: 3, size: 9_999, chunks: upload(next.data, 4096) }),
+        Error,
+        "announced",
+      );
+      assertEquals(await names(dir), ["0000000000000003-0000000000000040.snap"]);
+    });
+    await t.step("two saves of the same snapshot at once do not share a temporary file", async () => {
+      const same = snap(0x70, 3, 200_000);
+      await Promise.all([
+        s.saveStream({ index: 0x70, term: 3, size: same.data.length, chunks: upload(same.data, 1000) }),
+        s.saveStream({ index: 0x70, term: 3, size: same.data.length, chunks: upload(same.data, 3000) }),
+      ]);
+      assertEquals(await s.load(0x70, 3), same);
+    });
+    await t.step("the checksum is checked on load", async () => {
+      const path = join(dir, "0000000000000003-0000000000000040.snap");
+      const b = await Deno.readFile(path);
+      b[32 + 5000] ^= 1;
+      await Deno.writeFile(path, b);
+      await assertRejects(() => s.load(0x40, 3), SnapshotCorruptError, "checksum mismatch");
+    });
+    await t.step("purge removes a temporary file an interrupted upload left", async () => {
+      await Deno.writeFile(join(dir, "0000000000000003-0000000000000080.snap.7.tmp"), new Uint8Array(5));
+      await s.purge(1);
+      assertEquals(await names(dir), ["0000000000000003-0000000000000070.snap"]);
+    });
+  });
+});

@@ -7,7 +7,11 @@
  * Committed entries are already durable, so they are applied while that fsync runs.
  *
  * Periodic snapshots do not hold the loop up: the applied state is captured at the snapshot index in
- * one synchronous step and written by a {@link SnapshotWriter} in the background.
+ * one synchronous step and written by a {@link SnapshotWriter} in the background. Snapshots for lagging
+ * followers are not built on the loop either when the driver has {@link SnapshotViews}: Raft's message
+ * carries the metadata, and the transport streams the image from a frozen view of that index. A
+ * snapshot from the leader is then written to its file as it arrives ({@link RaftDriver.receiveSnapshot})
+ * and is not written a second time when Raft hands it over.
  *
  * @module
  */
@@ -32,6 +36,7 @@ import type { Snapshotter } from "../../storage/snapshot.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { type SnapshotCapture, SnapshotWriter } from "./snapshot_writer.ts";
+import type { SnapshotViews } from "./snapshot_views.ts";
 
 /**
  * The in-memory Raft log of a member. It keeps only a window of recent entries (the rest is in the WAL
@@ -40,7 +45,10 @@ import { type SnapshotCapture, SnapshotWriter } from "./snapshot_writer.ts";
  * made on demand from the applied state.
  */
 export class ServerStorage extends MemoryStorage {
-  /** The applied state as a snapshot image; set by the driver. */
+  /**
+   * The applied state as a snapshot (its image, or none when the transport streams it from a view);
+   * set by the driver.
+   */
   snapshotSource: (() => { index: number; confState: ConfState; data: Uint8Array }) | undefined;
 
   override snapshot(): Snapshot {
@@ -108,6 +116,23 @@ export interface DriverOptions {
   snapshotIndex: number;
   confState: ConfState;
   handler: DriverHandler;
+  /**
+   * Where the images of snapshots sent to followers come from. With it, Raft's request for a snapshot
+   * pins a frozen view of the applied state and the message carries no image: the transport streams it
+   * from the view (`SnapshotViews.open`). Without it, the image is built into the message, in one
+   * buffer on the loop.
+   */
+  views?: SnapshotViews;
+}
+
+/** The image of a snapshot received from the leader, as the peer transport hands it over. */
+export interface ReceivedImage {
+  readonly size: number;
+  chunks(): AsyncIterable<Uint8Array>;
+}
+
+function snapKey(index: number, term: number): string {
+  return `${index}/${term}`;
 }
 
 /** The Ready loop of one member. */
@@ -128,21 +153,33 @@ export class RaftDriver {
   private loopEnded: Promise<void> = Promise.resolve();
   private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
   private readonly snapshots: SnapshotWriter;
+  /** Snapshots from the leader already in their files (key: index/term), by index. */
+  private readonly received = new Map<string, number>();
 
   constructor(private readonly o: DriverOptions) {
     this.node = o.node;
     this.appliedIndex = o.appliedIndex;
     this.snapshotIndex = o.snapshotIndex;
     this.confState = o.confState;
-    o.storage.snapshotSource = () => {
-      // a snapshot sent to a follower travels as one message, made here in one synchronous step
-      const capture = o.handler.captureSnapshot(this.confState);
-      try {
-        return { index: this.appliedIndex, confState: this.confState, data: collectBytes(capture.data) };
-      } finally {
-        capture.release();
+    const views = o.views;
+    o.storage.snapshotSource = views
+      ? () => {
+        // the view is of the applied index, which is the index the message reports: the image streamed
+        // later is exactly the state at that index, however far the store has moved on by then
+        const index = this.appliedIndex;
+        const confState = this.confState;
+        views.pin(index, () => o.handler.captureSnapshot(confState));
+        return { index, confState, data: NO_DATA };
       }
-    };
+      : () => {
+        // a snapshot sent to a follower travels as one message, made here in one synchronous step
+        const capture = o.handler.captureSnapshot(this.confState);
+        try {
+          return { index: this.appliedIndex, confState: this.confState, data: collectBytes(capture.data) };
+        } finally {
+          capture.release();
+        }
+      };
     this.snapshots = new SnapshotWriter({
       wal: o.wal,
       snapshotter: o.snapshotter,
@@ -226,8 +263,32 @@ export class RaftDriver {
     this.o.logger.error("raft loop failed; the member stops serving writes", { error: err.message });
   }
 
+  /**
+   * Writes the image of a MsgSnap from the leader to its snapshot file as it arrives (durable before
+   * this resolves; a cut upload leaves no file), and resolves to the message to step, whose image is
+   * that file: {@link persistSnapshot} does not write it again.
+   */
+  async receiveSnapshot(m: Message, image: ReceivedImage): Promise<Message> {
+    if (!m.snapshot) throw new Error("snapshot: a MsgSnap without snapshot metadata");
+    const { index, term } = m.snapshot.metadata;
+    await this.o.snapshotter.saveStream({ index, term, size: image.size, chunks: image.chunks() });
+    this.received.set(snapKey(index, term), index);
+    return { ...m, snapshot: { metadata: m.snapshot.metadata, data: NO_DATA } };
+  }
+
   private async handleReady(): Promise<void> {
     const rd = this.node.ready();
+    // the views pinned for this Ready's MsgSnaps: once these are handed to the transport, their uploads
+    // hold the views themselves
+    const sent = this.o.views?.takePins();
+    try {
+      await this.carryOut(rd);
+    } finally {
+      sent?.();
+    }
+  }
+
+  private async carryOut(rd: ReturnType<RawNode["ready"]>): Promise<void> {
     const { wal, storage } = this.o;
     if (rd.hardState) this.term = rd.hardState.term;
     if (rd.softState) {
@@ -248,11 +309,11 @@ export class RaftDriver {
       if (early.length > 0) this.o.handler.send(early);
     }
     // 1. persist
-    if (rd.snapshot) await this.persistSnapshot(rd.snapshot);
+    const snapshot = rd.snapshot ? await this.persistSnapshot(rd.snapshot) : undefined;
     if (rd.entries.length > 0 || rd.hardState) wal.append(rd.entries, rd.hardState as HardState | undefined);
     const synced = rd.mustSync ? wal.sync() : undefined;
     // committed entries are durable already: apply them while the fsync of the new ones runs
-    if (rd.snapshot) this.applySnapshot(rd.snapshot);
+    if (snapshot) this.applySnapshot(snapshot);
     if (rd.committedEntries.length > 0) this.apply(rd.committedEntries);
     if (synced) await synced;
     if (rd.hardState) storage.setHardState(rd.hardState);
@@ -265,20 +326,31 @@ export class RaftDriver {
 
   /**
    * Makes a snapshot from the leader durable before anything that depends on it (the entries after it,
-   * a commit index past it, the acknowledgement). This is the one snapshot write the loop waits for:
-   * its image arrived whole in memory and is written in one go, so the loop pauses for one write and
-   * fsync of the image (at disk speed, about 1 s per GB here) plus a WAL fsync. Ticks keep firing and
+   * a commit index past it, the acknowledgement): its file, then its mark in the WAL. Resolves to the
+   * snapshot to restore, with its image.
+   *
+   * A snapshot that came through {@link receiveSnapshot} is in its file already (durable before Raft
+   * saw the message), so the loop pauses only to read the file back and for a WAL fsync. The image is
+   * then in memory once, as one buffer read from the file, because restoring decodes it from one buffer;
+   * the buffer is dropped once restored. An image that came inside the message is written here in one
+   * go instead (the loop pauses for its write and fsync, about 1 s per GB here). Ticks keep firing and
    * received heartbeats still reset the election timer meanwhile (they are stepped as they arrive), so
    * the pause delays this member's acknowledgements but starts no election; restoring the image
    * afterwards (applySnapshot) is synchronous and costs about as long as decoding it.
    */
-  private async persistSnapshot(snap: Snapshot): Promise<void> {
+  private async persistSnapshot(snap: Snapshot): Promise<Snapshot> {
+    const { index, term } = snap.metadata;
     // an older snapshot of our own being written must neither finish after this one nor mark the WAL
     await this.snapshots.abandon();
-    await this.o.snapshotter.save({ index: snap.metadata.index, term: snap.metadata.term, data: snap.data });
-    this.o.wal.saveSnapshotMark({ index: snap.metadata.index, term: snap.metadata.term });
+    const inFile = snap.data.length === 0 && this.received.has(snapKey(index, term));
+    let image = snap.data;
+    if (inFile) image = (await this.o.snapshotter.load(index, term)).data;
+    else await this.o.snapshotter.save({ index, term, data: snap.data });
+    for (const [k, i] of this.received) if (i <= index) this.received.delete(k);
+    this.o.wal.saveSnapshotMark({ index, term });
     await this.o.wal.sync();
     this.o.storage.applySnapshot(snap);
+    return { metadata: snap.metadata, data: image };
   }
 
   private applySnapshot(snap: Snapshot): void {

@@ -67,6 +67,7 @@ import { handOverLeadership, type LeadershipDeps, transferLeadership } from "./l
 import { MemberLeases } from "./lease_backend.ts";
 import { Publication } from "./publication.ts";
 import type { SnapshotCapture } from "./snapshot_writer.ts";
+import { SnapshotViews } from "./snapshot_views.ts";
 
 /** The etcd API version etcd-ts speaks and reports. */
 export const ETCD_VERSION = "3.5.0";
@@ -102,6 +103,8 @@ export class EtcdServer implements LeaseBackend {
   readonly watchHub: WatchHub;
   /** Raft messages to and from the other members. */
   readonly peers: PeerTransport;
+  /** The views that snapshots sent to followers are streamed from. */
+  private readonly snapshotViews = new SnapshotViews();
   /** Lease expiry, kept by the leader. */
   readonly lessor: Lessor;
   private readonly logger: Logger;
@@ -172,6 +175,7 @@ export class EtcdServer implements LeaseBackend {
         onSoftState: (state, term) => this.onSoftState(state, term),
         onReadStates: (states) => this.reads.onReadStates(states),
       },
+      views: this.snapshotViews,
     });
     this.proposer = new Proposer({
       driver: this.driver,
@@ -243,9 +247,13 @@ export class EtcdServer implements LeaseBackend {
         this.driver.kick();
       },
       onSnapshotStatus: (id, ok) => {
+        this.snapshotViews.settled(id);
         this.driver.node.reportSnapshot(id, !ok);
         this.driver.kick();
       },
+      // a snapshot is streamed from the view of its index, and received straight into its file
+      snapshotStream: (m) => this.snapshotViews.open(m.to, m.snapshot?.metadata.index ?? 0),
+      receiveSnapshot: (m, image) => this.driver.receiveSnapshot(m, image),
     });
     this.syncPeers();
   }
@@ -484,7 +492,11 @@ export class EtcdServer implements LeaseBackend {
     const want = new Map<bigint, string[]>();
     for (const m of this.membership.list()) if (m.id !== this.memberId) want.set(m.id, m.peerUrls);
     for (const [id, urls] of want) this.peers.addPeer(id, urls);
-    for (const id of this.knownPeers) if (!want.has(id)) this.peers.removePeer(id);
+    for (const id of this.knownPeers) {
+      if (want.has(id)) continue;
+      this.peers.removePeer(id);
+      this.snapshotViews.settled(id);
+    }
     this.knownPeers = new Set(want.keys());
   }
 
@@ -559,6 +571,8 @@ export class EtcdServer implements LeaseBackend {
     // waits for the Ready in progress and for a snapshot being written to be durable
     await this.driver.stop();
     await this.peers.stop();
+    // no upload runs any more: the views left (pinned for a message never sent) are released
+    this.snapshotViews.close();
     this.proposer.failAll(Errors.stopped());
     this.reads.failAll(Errors.stopped());
     await this.driver.closeStorage();
