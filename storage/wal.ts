@@ -45,9 +45,21 @@
  *
  * What replay reads is not necessarily durable: a process that died between a write and its fdatasync
  * leaves the write in the page cache, where the next process reads it (a vote, say, that it then acts
- * on), and a power loss could still take it away. So {@link Wal.open} fsyncs the last segment, the log's
- * directory and its parent before it returns. (Earlier segments were synced before the next one was
- * created.)
+ * on), and a power loss could still take it away. Worse, a process that died because an fdatasync failed
+ * leaves pages that Linux has marked clean after reporting the error: still readable, never to be
+ * written back, and no later fsync (the next process's included) flushes them. A log that trusted them
+ * would act on a vote or entries the disk does not hold, and append after them: a power loss later
+ * leaves a hole. So {@link Wal.open} writes the whole last segment back in place, exactly as it reads it
+ * (it sets the file's size, which cuts off a torn tail, then writes its valid records and the zeros up
+ * to its preallocated size), fsyncs it, then fsyncs the log's directory and its parent, before it
+ * returns. What was re-read and re-written is what the log then stands on, as PostgreSQL concluded after
+ * "fsyncgate". Earlier segments need none of this: a segment is fsynced before the next one is created,
+ * and a failed fsync stops all writing.
+ *
+ * The cost, once per open: writing one segment (at most `segmentBytes`, 64 MiB by default, plus one
+ * write past it) and its fsync, on top of reading it, which replay does anyway (the bytes written are
+ * the ones already read, no copy). The size and the zero tail are rewritten too, because a repair whose
+ * fsync failed may have left torn bytes on the disk under zeroed pages. Appends cost nothing more.
  *
  * @module
  */
@@ -559,6 +571,20 @@ function scanSegment(
 }
 
 /**
+ * Writes the last segment back in place as recovery sees it, through `file` (fresh, at position 0): the
+ * size it should have (cutting off a torn tail), the valid records exactly as read, then zeros up to
+ * its preallocated size, and fsyncs it. Every byte is rewritten, not only those that look new: after a
+ * failed fsync nothing tells which pages the disk never got (see "Recovery rules").
+ */
+async function rewriteSegment(file: FileHandle, b: Uint8Array, s: SegmentScan): Promise<void> {
+  const size = Math.max(s.header.prealloc, s.end);
+  await file.truncate(size); // even at the same size: a truncation whose fsync failed may not have stuck
+  await writeAll(file, b.subarray(0, s.end));
+  await writeZeros(file, size - s.end);
+  await file.sync();
+}
+
+/**
  * The write-ahead log. `append` and `saveSnapshotMark` only encode into memory; `sync` writes what was
  * encoded and fdatasyncs it. Use {@link Wal.create} for a new log, {@link Wal.open} for an existing one.
  */
@@ -770,9 +796,11 @@ export class Wal {
     const marks: number[] = [];
     let metadata: WalMetadata | undefined;
     let scan: SegmentScan | undefined;
+    let lastBytes: Uint8Array = new Uint8Array(0);
     for (let i = first; i < segments.length; i++) {
       const path = join(dir, segments[i].name);
       const b = await fs.readFile(path);
+      lastBytes = b;
       const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
       const visit: RecordVisitor = (kind, p, len, recordOff) => {
         const bad = (detail: string) => new WalCorruptError(path, recordOff, detail);
@@ -835,16 +863,9 @@ export class Wal {
     const file = await fs.open(path, { read: true, write: true });
     const s = scan!;
     try {
-      if (s.repair) {
-        await file.truncate(s.end);
-        if (s.header.prealloc > s.end) {
-          await file.seek(s.end, Deno.SeekMode.Start);
-          await writeZeros(file, s.header.prealloc - s.end);
-        }
-      }
-      // what was read may sit only in the page cache (the last process died between a write and its
-      // fsync): make it durable before anyone acts on it, names included
-      await file.sync();
+      // what was read may sit only in the page cache, even as pages a failed fsync marked clean: write
+      // it back and make it durable before anyone acts on it, names included
+      await rewriteSegment(file, lastBytes, s);
       await syncDir(dir, fs);
       await syncDir(join(dir, ".."), fs);
       await file.seek(s.end, Deno.SeekMode.Start);

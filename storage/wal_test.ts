@@ -13,6 +13,24 @@ import {
   type WalOptions,
   WalSnapshotNotFoundError,
 } from "./wal.ts";
+import { denoFs, type FileHandle, type FileSystem } from "./fs.ts";
+
+/** A handle whose methods call `f`'s (so single ones can be replaced by spreading). */
+function wrapHandle(f: FileHandle): FileHandle {
+  return {
+    write: (p) => f.write(p),
+    seek: (o, w) => f.seek(o, w),
+    sync: () => f.sync(),
+    syncData: () => f.syncData(),
+    truncate: (n) => f.truncate(n),
+    tryLock: (e) => f.tryLock(e),
+    writeSync: (p) => f.writeSync(p),
+    readSync: (p) => f.readSync(p),
+    seekSync: (o, w) => f.seekSync(o, w),
+    truncateSync: (n) => f.truncateSync(n),
+    close: () => f.close(),
+  };
+}
 
 const META = { memberId: 0x8e9e05c52164694dn, clusterId: 0xcdf818194e3a8c32n };
 const ZERO_SNAP = { index: 0, term: 0 };
@@ -340,6 +358,54 @@ Deno.test("wal: a snapshot mark ahead of the log (snapshot from the leader)", as
     assertEntries(r.entries, [...ents(1001, 1040, 4, 40), ...ents(1041, 1042, 4, 40)]);
     // without the snapshot, entries 6..1000 are missing: that is an error, not a silent gap
     await assertRejects(() => Wal.open(dir, ZERO_SNAP), WalCorruptError, "missing");
+  });
+});
+
+Deno.test("wal: open writes the last segment back, byte for byte, and fsyncs it", async () => {
+  await withWalDir(async (dir) => {
+    const segmentBytes = 64 * 1024;
+    const wal = await Wal.create(dir, META, { segmentBytes });
+    wal.append(ents(1, 50, 1, 300), { term: 1, vote: 2n, commit: 10 });
+    await wal.sync();
+    await wal.close();
+    const path = join(dir, wal.segmentNames[0]);
+    const before = await Deno.readFile(path);
+    // what the file system is asked to do while the log opens
+    const log: string[] = [];
+    const written = new Uint8Array(segmentBytes);
+    const fs: FileSystem = {
+      ...denoFs,
+      open: async (p, o) => {
+        const f = await denoFs.open(p, o);
+        if (p !== path) return f;
+        let pos = 0;
+        return {
+          ...wrapHandle(f),
+          write: async (b: Uint8Array) => {
+            const n = await f.write(b);
+            written.set(b.subarray(0, n), pos);
+            log.push(`write ${pos} ${n}`);
+            pos += n;
+            return n;
+          },
+          seek: async (off: number, whence: Deno.SeekMode) => (pos = await f.seek(off, whence)),
+          sync: async () => {
+            log.push("sync");
+            await f.sync();
+          },
+        };
+      },
+    };
+    const r = await Wal.open(dir, ZERO_SNAP, { segmentBytes, fs });
+    assertEquals(r.entries.length, 50);
+    const synced = log.indexOf("sync");
+    assert(synced > 0, `open did not write and fsync the segment: ${log.join(", ")}`);
+    assertEquals(written, before, "every byte of the segment was written back as it was");
+    assertEquals(await Deno.readFile(path), before);
+    r.wal.append(ents(51, 51, 1));
+    await r.wal.sync();
+    await r.wal.close();
+    assertEquals((await Wal.open(dir, ZERO_SNAP)).entries.length, 51);
   });
 });
 
