@@ -34,6 +34,7 @@ import {
   type WriteTxn,
 } from "../../storage/mvcc/store.ts";
 import { keyBytes, keyString, type LeaseStore } from "../../storage/lease.ts";
+import { compareBytes } from "../../storage/mvcc/bytes.ts";
 import { Errors } from "../errors.ts";
 import type { GrpcError } from "../transport/status.ts";
 
@@ -56,12 +57,6 @@ export function toApiError(err: unknown): GrpcError {
   if (err instanceof ErrCompacted) return Errors.compacted();
   if (err instanceof ErrFutureRev) return Errors.futureRev();
   throw err;
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
 }
 
 function sortKey(target: number): (a: KeyValue, b: KeyValue) => number {

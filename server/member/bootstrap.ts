@@ -8,7 +8,8 @@
 import { joinPath as join } from "../../storage/fs_util.ts";
 import { RawNode } from "../../raft/node.ts";
 import type { ConfState } from "../../raft/types.ts";
-import { Wal } from "../../storage/wal.ts";
+import { Wal, type WalOptions } from "../../storage/wal.ts";
+import { denoFs, type FileSystem } from "../../storage/fs.ts";
 import { Snapshotter } from "../../storage/snapshot.ts";
 import { MvccStore } from "../../storage/mvcc/store.ts";
 import { LeaseStore } from "../../storage/lease.ts";
@@ -40,20 +41,40 @@ export interface MemberInit {
   restored: boolean;
 }
 
-/** Opens (or creates) the member's data directory; Raft is built but not started. */
+/** What the member's storage is opened with besides the configuration; the defaults are production's. */
+export interface OpenMemberOptions {
+  /** The file system of the WAL, the snapshots and the history file (default: Deno's). */
+  fs?: FileSystem;
+  /** WAL segment size and preallocation (default: the WAL's). */
+  wal?: Pick<WalOptions, "segmentBytes" | "preallocate">;
+  /** Size of the history file's write buffer (default: the MVCC store's). */
+  historyBufferBytes?: number;
+}
+
+/**
+ * Opens (or creates) the member's data directory; Raft is built but not started. `random` (values in
+ * [0, 1)) drives Raft's election timeouts and the WAL's segment salts.
+ */
 export async function openMember(
   config: Config,
   logger: Logger,
   random: () => number,
+  options: OpenMemberOptions = {},
 ): Promise<MemberInit> {
+  const fs = options.fs ?? denoFs;
   const memberDir = join(config.dataDir, "member");
   const walDir = config.walDir || join(memberDir, "wal");
   const snapDir = join(memberDir, "snap");
   // superseded values live in this file, current ones in memory (the file is unlinked once open)
   const historyFile = join(memberDir, "mvcc_history");
-  const history = { historyFile };
-  await Deno.mkdir(snapDir, { recursive: true });
-  const snapshotter = new Snapshotter(snapDir);
+  const history = { historyFile, historyBufferBytes: options.historyBufferBytes, fs };
+  const walOptions: WalOptions = {
+    ...options.wal,
+    fs,
+    randomU32: () => Math.floor(random() * 0x1_0000_0000) >>> 0,
+  };
+  await fs.mkdir(snapDir, { recursive: true });
+  const snapshotter = new Snapshotter(snapDir, { fs });
   const storage = new ServerStorage();
   const electionTick = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
   const raftConfig = (id: bigint, applied: number) => ({
@@ -69,10 +90,10 @@ export async function openMember(
     random,
   });
 
-  if (await Wal.exists(walDir)) {
+  if (await Wal.exists(walDir, fs)) {
     // the newest snapshot the WAL knows about: a file saved just before a crash whose mark never became
     // durable is skipped, as etcd does
-    const snap = await snapshotter.loadNewestAvailable(await Wal.snapshotMarks(walDir));
+    const snap = await snapshotter.loadNewestAvailable(await Wal.snapshotMarks(walDir, fs));
     let membership = new Membership(0n);
     let mvcc: MvccStore | undefined;
     let leases = new LeaseStore();
@@ -90,6 +111,7 @@ export async function openMember(
       opened = await Wal.open(
         walDir,
         snap ? { index: snap.index, term: snap.term } : { index: 0, term: 0 },
+        walOptions,
       );
     } catch (err) {
       mvcc?.close();
@@ -106,6 +128,7 @@ export async function openMember(
       "cluster-id": hexId(clusterId),
       "commit-index": opened.hardState.commit,
       "snapshot-index": snap?.index ?? 0,
+      "last-index": storage.lastIndex(),
     });
     return {
       memberId,
@@ -134,7 +157,7 @@ export async function openMember(
     new Map([...config.initialCluster].map(([n, urls]) => [n, urls.map(formatUrl)])),
     config.initialClusterToken,
   );
-  const wal = await Wal.create(walDir, { memberId, clusterId });
+  const wal = await Wal.create(walDir, { memberId, clusterId }, walOptions);
   const node = new RawNode(raftConfig(memberId, 0));
   const encoder = new TextEncoder();
   node.bootstrap(members.map((m) => ({

@@ -8,8 +8,8 @@
  *
  * Periodic snapshots do not hold the loop up: the applied state is captured at the snapshot index in
  * one synchronous step and written by a {@link SnapshotWriter} in the background. Snapshots for lagging
- * followers are not built on the loop either when the driver has {@link SnapshotViews}: Raft's message
- * carries the metadata, and the transport streams the image from a frozen view of that index. A
+ * followers are not built on the loop either: Raft's message carries the metadata, and the transport
+ * streams the image from a frozen view of that index ({@link SnapshotViews}). A
  * snapshot from the leader is then written to its file as it arrives ({@link RaftDriver.receiveSnapshot})
  * and is not written a second time when Raft hands it over.
  *
@@ -17,7 +17,6 @@
  */
 import { RawNode } from "../../raft/node.ts";
 import { MemoryStorage } from "../../raft/storage.ts";
-import { collectBytes } from "../../storage/byte_stream.ts";
 import {
   type ConfState,
   type Entry,
@@ -36,7 +35,7 @@ import type { Snapshotter } from "../../storage/snapshot.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { type SnapshotCapture, SnapshotWriter } from "./snapshot_writer.ts";
-import type { SnapshotViews } from "./snapshot_views.ts";
+import { SnapshotViews } from "./snapshot_views.ts";
 
 /**
  * The in-memory Raft log of a member. It keeps only a window of recent entries (the rest is in the WAL
@@ -46,8 +45,8 @@ import type { SnapshotViews } from "./snapshot_views.ts";
  */
 export class ServerStorage extends MemoryStorage {
   /**
-   * The applied state as a snapshot (its image, or none when the transport streams it from a view);
-   * set by the driver.
+   * The applied state as a snapshot, without its image (the transport streams that from a view); set by
+   * the driver.
    */
   snapshotSource: (() => { index: number; confState: ConfState; data: Uint8Array }) | undefined;
 
@@ -117,10 +116,10 @@ export interface DriverOptions {
   confState: ConfState;
   handler: DriverHandler;
   /**
-   * Where the images of snapshots sent to followers come from. With it, Raft's request for a snapshot
-   * pins a frozen view of the applied state and the message carries no image: the transport streams it
-   * from the view (`SnapshotViews.open`). Without it, the image is built into the message, in one
-   * buffer on the loop.
+   * Where the images of snapshots sent to followers come from: Raft's request for a snapshot pins a
+   * frozen view of the applied state and the message carries no image; the transport streams it from
+   * the view (`SnapshotViews.open`). Default: a set of the driver's own, for a member that sends no
+   * snapshots (one that does passes the set its transport opens streams from).
    */
   views?: SnapshotViews;
 }
@@ -155,31 +154,22 @@ export class RaftDriver {
   private readonly snapshots: SnapshotWriter;
   /** Snapshots from the leader already in their files (key: index/term), by index. */
   private readonly received = new Map<string, number>();
+  private readonly views: SnapshotViews;
 
   constructor(private readonly o: DriverOptions) {
     this.node = o.node;
     this.appliedIndex = o.appliedIndex;
     this.snapshotIndex = o.snapshotIndex;
     this.confState = o.confState;
-    const views = o.views;
-    o.storage.snapshotSource = views
-      ? () => {
-        // the view is of the applied index, which is the index the message reports: the image streamed
-        // later is exactly the state at that index, however far the store has moved on by then
-        const index = this.appliedIndex;
-        const confState = this.confState;
-        views.pin(index, () => o.handler.captureSnapshot(confState));
-        return { index, confState, data: NO_DATA };
-      }
-      : () => {
-        // a snapshot sent to a follower travels as one message, made here in one synchronous step
-        const capture = o.handler.captureSnapshot(this.confState);
-        try {
-          return { index: this.appliedIndex, confState: this.confState, data: collectBytes(capture.data) };
-        } finally {
-          capture.release();
-        }
-      };
+    const views = this.views = o.views ?? new SnapshotViews();
+    o.storage.snapshotSource = () => {
+      // the view is of the applied index, which is the index the message reports: the image streamed
+      // later is exactly the state at that index, however far the store has moved on by then
+      const index = this.appliedIndex;
+      const confState = this.confState;
+      views.pin(index, () => o.handler.captureSnapshot(confState));
+      return { index, confState, data: NO_DATA };
+    };
     this.snapshots = new SnapshotWriter({
       wal: o.wal,
       snapshotter: o.snapshotter,
@@ -280,11 +270,11 @@ export class RaftDriver {
     const rd = this.node.ready();
     // the views pinned for this Ready's MsgSnaps: once these are handed to the transport, their uploads
     // hold the views themselves
-    const sent = this.o.views?.takePins();
+    const sent = this.views.takePins();
     try {
       await this.carryOut(rd);
     } finally {
-      sent?.();
+      sent();
     }
   }
 

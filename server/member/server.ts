@@ -59,6 +59,7 @@ import {
   type TxnResponse,
 } from "../pb/rpc.ts";
 import { type MemberInit, openMember } from "./bootstrap.ts";
+import type { FileSystem } from "../../storage/fs.ts";
 import { Proposer } from "./proposer.ts";
 import { ReadIndexBatcher } from "./read_index.ts";
 import { applyEntries, type ApplyTarget } from "./apply_dispatch.ts";
@@ -84,8 +85,10 @@ const MAX_QUOTA_BYTES = 8 * 1024 * 1024 * 1024;
 export interface EtcdServerDeps {
   logger: Logger;
   clock?: Clock;
-  /** Source of randomness for election timeouts. */
+  /** Source of randomness for election timeouts and the WAL's segment salts. */
   random?: () => number;
+  /** The file system of the data directory (default: Deno's). */
+  fs?: FileSystem;
 }
 
 /** An etcd member's core: everything but the network listeners. */
@@ -260,7 +263,7 @@ export class EtcdServer implements LeaseBackend {
 
   /** Opens (or creates) the member's data directory and starts Raft. */
   static async start(config: Config, deps: EtcdServerDeps): Promise<EtcdServer> {
-    const init = await openMember(config, deps.logger, deps.random ?? Math.random);
+    const init = await openMember(config, deps.logger, deps.random ?? Math.random, { fs: deps.fs });
     const server = new EtcdServer(config, deps, init);
     if (init.restored) server.rebuildLeaseKeys();
     await server.run();

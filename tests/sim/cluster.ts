@@ -53,6 +53,15 @@ import { NO_LIMIT } from "../../raft/util.ts";
 import { checkKv, type KvInput, type KvOperation, type KvOutput } from "./linearizability.ts";
 import { CALM, EventQueue, type LossReason, Network, type NetworkStats } from "./network.ts";
 import { Prng } from "./prng.ts";
+import {
+  digestOf,
+  failureReason,
+  SeededRunFailure,
+  SimTrace,
+  SimViolation,
+  TermLeaders,
+  TermVotes,
+} from "./sim_checks.ts";
 
 /**
  * Deliberately broken harness behaviours, used only to prove that the checks catch what they claim to.
@@ -134,22 +143,10 @@ export function replayCommand(seed: number): string {
   return `SIM_SEED=${seed} deno test -A tests/sim/raft_sim_test.ts`;
 }
 
-/** How many trace lines a failure message shows. */
-const TRACE_TAIL = 80;
-
 /** A safety or liveness violation (or an exception from the Raft core) in a simulated run. */
-export class SimFailure extends Error {
-  constructor(
-    readonly seed: number,
-    readonly time: number,
-    readonly reason: string,
-    /** The whole trace when the run was traced (the message shows its last lines). */
-    readonly trace: string[],
-  ) {
-    super(
-      `raft simulation failed: seed ${seed} at t=${time}ms: ${reason}\nreplay: ${replayCommand(seed)}` +
-        (trace.length > 0 ? `\nlast trace lines:\n${trace.slice(-TRACE_TAIL).join("\n")}` : ""),
-    );
+export class SimFailure extends SeededRunFailure {
+  constructor(seed: number, time: number, reason: string, trace: string[]) {
+    super("raft simulation", seed, time, reason, trace, replayCommand(seed));
     this.name = "SimFailure";
   }
 }
@@ -253,7 +250,7 @@ class SimNode {
   /** While leader: the last entry seen in its log, which must stay (a leader only appends). */
   leaderMark: { term: number; index: number; entryTerm: number } | undefined;
   /** Every vote this node ever persisted, by term (kept by the checker, outside the node's storage). */
-  readonly votes = new Map<number, NodeId>();
+  readonly votes = new TermVotes();
   writes = new Map<string, ClientOp>();
   reads = new Map<string, ClientOp>();
 
@@ -305,9 +302,6 @@ function describeInput(i: KvInput): string {
   }
 }
 
-/** Thrown inside the simulation to stop it; turned into a SimFailure by `run`. */
-class Violation extends Error {}
-
 /** One simulated run. */
 class Simulation {
   private readonly rng: Prng;
@@ -319,13 +313,13 @@ class Simulation {
   private readonly ops: ClientOp[] = [];
   private readonly opsById = new Map<string, ClientOp>();
   private readonly dirty = new Set<SimNode>();
-  private readonly traceLines: string[] = [];
+  private readonly tracing: SimTrace;
   private incarnations = 0;
   /** Conf change entries of the bootstrap (not counted as membership changes). */
   private bootstrapEntries = 0;
 
   // Safety bookkeeping.
-  private readonly leaders = new Map<number, NodeId>();
+  private readonly leaders = new TermLeaders();
   private readonly committed: CommittedRecord[] = [];
   private maxCommitted = 0;
   private readonly logRecords = new Map<
@@ -343,6 +337,7 @@ class Simulation {
 
   constructor(readonly options: SimOptions) {
     this.rng = new Prng(options.seed);
+    this.tracing = new SimTrace(options.trace, () => this.queue.now);
     this.net = new Network(this.queue, this.rng.fork(), {
       deliver: (m) => this.deliver(m),
       lost: (m, reason) => this.lost(m, reason),
@@ -370,11 +365,11 @@ class Simulation {
   }
 
   private trace(line: () => string): void {
-    if (this.options.trace) this.traceLines.push(`${this.queue.now} ${line()}`);
+    this.tracing.add(line);
   }
 
   private fail(reason: string): never {
-    throw new Violation(reason);
+    throw new SimViolation(reason);
   }
 
   // ---- setup ---------------------------------------------------------------------------------------
@@ -416,7 +411,7 @@ class Simulation {
       stats: this.stats,
       history: this.history,
       digest: this.digest(),
-      trace: this.traceLines,
+      trace: this.tracing.lines,
     };
   }
 
@@ -1054,14 +1049,13 @@ class Simulation {
     }
     if (r.term > this.stats.maxTerm) this.stats.maxTerm = r.term;
     if (r.state === StateType.Leader) {
-      const other = this.leaders.get(r.term);
-      if (other === undefined) {
-        this.leaders.set(r.term, node.id);
+      const claim = this.leaders.record(r.term, node.id);
+      if (claim.kind === "first") {
         this.stats.leaders++;
         this.trace(() => `node ${node.id} is leader of term ${r.term}`);
         this.checkLeaderCompleteness(node);
-      } else if (other !== node.id) {
-        this.fail(`election safety: nodes ${other} and ${node.id} are both leaders of term ${r.term}`);
+      } else if (claim.kind === "conflict") {
+        this.fail(`election safety: nodes ${claim.other} and ${node.id} are both leaders of term ${r.term}`);
       }
       const mark = node.leaderMark;
       if (
@@ -1160,11 +1154,10 @@ class Simulation {
       this.fail(`node ${node.id}: persisted commit went back from ${prev.commit} to ${next.commit}`);
     }
     if (next.vote !== NONE) {
-      const earlier = node.votes.get(next.term);
-      if (earlier !== undefined && earlier !== next.vote) {
+      const earlier = node.votes.record(next.term, next.vote);
+      if (earlier !== undefined) {
         this.fail(`node ${node.id}: changed its vote in term ${next.term} from ${earlier} to ${next.vote}`);
       }
-      node.votes.set(next.term, next.vote);
     }
   }
 
@@ -1203,18 +1196,15 @@ class Simulation {
   }
 
   private digest(): string {
-    let h = 0x811c9dc5;
-    const add = (s: string): void => {
-      for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
-    };
-    add(JSON.stringify(this.history));
-    add(JSON.stringify({ ...this.stats, net: undefined }));
-    add(JSON.stringify(this.net.stats));
-    for (const n of this.nodes) {
-      const hs = n.storage.getHardState();
-      add(`${n.id}:${hs.term}:${hs.vote}:${hs.commit}:${n.applied}`);
-    }
-    return h.toString(16).padStart(8, "0");
+    return digestOf([
+      JSON.stringify(this.history),
+      JSON.stringify({ ...this.stats, net: undefined }),
+      JSON.stringify(this.net.stats),
+      ...this.nodes.map((n) => {
+        const hs = n.storage.getHardState();
+        return `${n.id}:${hs.term}:${hs.vote}:${hs.commit}:${n.applied}`;
+      }),
+    ]);
   }
 
   /** Wraps a run, turning violations and exceptions from the core into a SimFailure. */
@@ -1223,10 +1213,7 @@ class Simulation {
     try {
       return sim.run();
     } catch (err) {
-      const reason = err instanceof Violation
-        ? err.message
-        : `exception: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
-      throw new SimFailure(options.seed, sim.queue.now, reason, sim.traceLines);
+      throw new SimFailure(options.seed, sim.queue.now, failureReason(err), sim.tracing.lines);
     }
   }
 }

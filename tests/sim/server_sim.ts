@@ -1,27 +1,32 @@
 /**
  * Whole members under the simulator: each member is built from the production pieces, wired as
- * `server/member/server.ts` wires them — `RawNode` + `ServerStorage` + `RaftDriver` (the production
- * Ready loop, with its early sends and its applying while the fsync runs) + `Wal` + `Snapshotter` +
- * `MvccStore` (with its history file) + `Applier` — over a simulated disk per member ({@link SimDisk}),
- * the simulated clock ({@link SimClock}) and the faulty network of network.ts. Only the peer transport
- * and the gRPC front end are replaced: messages travel over the simulated network, and clients call the
- * member the way the KV service does (a proposal encoded as `server/member/proposal.ts` encodes it, a
- * ReadIndex round for a linearizable read).
+ * `server/member/server.ts` wires them — the production bootstrap (`openMember` of
+ * `server/member/bootstrap.ts`: `Wal` + `Snapshotter` + `MvccStore` with its history file + `RawNode` +
+ * `ServerStorage`, member IDs derived from `--initial-cluster`) + `RaftDriver` (the production Ready loop,
+ * with its early sends and its applying while the fsync runs) + `Applier` — over a simulated disk per
+ * member ({@link SimDisk}), the simulated clock ({@link SimClock}) and the faulty network of network.ts.
+ * Only the peer transport and the gRPC front end are replaced: messages travel over the simulated
+ * network; a snapshot is carried as the peer transport carries it (the sender reads the image from the
+ * frozen view the driver pinned, `SnapshotViews`, and the receiver writes it to its file through
+ * `RaftDriver.receiveSnapshot` before Raft sees the message); and clients call the member the way the KV
+ * service does (a proposal encoded as `server/member/proposal.ts` encodes it, a ReadIndex round for a
+ * linearizable read).
  *
  * A run has a chaos phase (message loss, delay, reordering, duplication, partitions; process crashes that
  * keep the page cache, some followed by a power loss right after the restart; power losses, some in the
  * middle of a member's writes, that keep only what was synced, a prefix of the rest, torn writes, and
  * unsynced directory entries; failing fsyncs, which make the member stop as the driver requires; slow
  * disks; leadership transfers), then heals: every member restarts, the network and disks are reliable,
- * and the members must converge. Recovery goes through the production code: `Wal.snapshotMarks`,
- * `Snapshotter.loadNewestAvailable`, `Wal.open` (torn-tail repair), the snapshot image decoding of
- * `server/member/app_state.ts`.
+ * and the members must converge. Recovery goes through the production code: `openMember`,
+ * `Wal.snapshotMarks`, `Snapshotter.loadNewestAvailable`, `Wal.open` (torn-tail repair), the snapshot
+ * image decoding of `server/member/app_state.ts`.
  *
  * Checked as it runs: one leader per term, no index applied as two different entries on two members,
  * no member granting two votes in one term (even across restarts), no member answering a client after
- * its driver stopped on a failed write or fsync. Checked at the end: every member
- * holds the same key space and history (`hashKV`), every acknowledged write is present at the revision it
- * was acknowledged with on every member, and the client history is linearizable.
+ * its driver stopped on a failed write or fsync, no MsgSnap carrying its image instead of leaving it to
+ * be streamed from a view. Checked at the end: no snapshot view still held, every member holds the same
+ * key space and history (`hashKV`), every acknowledged write is present at the revision it was
+ * acknowledged with on every member, and the client history is linearizable.
  *
  * Determinism: time is virtual, randomness comes from one seeded {@link Prng} (Raft's election timeouts
  * and the WAL's segment salts included), and after each event the harness lets the asynchronous
@@ -30,7 +35,7 @@
  *
  * @module
  */
-import { ErrProposalDropped, RawNode } from "../../raft/node.ts";
+import { ErrProposalDropped } from "../../raft/node.ts";
 import { decodeConfChange } from "../../raft/conf_change.ts";
 import {
   type Entry,
@@ -43,9 +48,14 @@ import {
   type Snapshot,
   StateType,
 } from "../../raft/types.ts";
-import { RaftDriver, ServerStorage } from "../../server/member/raft_driver.ts";
+import { RaftDriver } from "../../server/member/raft_driver.ts";
+import { openMember } from "../../server/member/bootstrap.ts";
+import { SnapshotViews } from "../../server/member/snapshot_views.ts";
+import { defaultConfig } from "../../server/config/mod.ts";
+import type { Config } from "../../server/config/mod.ts";
+import { staticBootstrap } from "../../discovery/static.ts";
 import { Applier } from "../../server/member/apply.ts";
-import { captureAppState, EMPTY_CONF_STATE, restoreAppState } from "../../server/member/app_state.ts";
+import { captureAppState, restoreAppState } from "../../server/member/app_state.ts";
 import { Membership } from "../../server/member/membership.ts";
 import { decodeProposal, encodeProposal, ProposalKind } from "../../server/member/proposal.ts";
 import type { LogFields, Logger } from "../../server/logger.ts";
@@ -60,13 +70,21 @@ import {
   encodeTxnRequest,
   type TxnRequest,
 } from "../../server/pb/rpc.ts";
-import { Wal } from "../../storage/wal.ts";
-import { Snapshotter } from "../../storage/snapshot.ts";
-import { MvccStore, type MvccStoreOptions } from "../../storage/mvcc/store.ts";
+import type { MvccStore, MvccStoreOptions } from "../../storage/mvcc/store.ts";
 import { LeaseStore } from "../../storage/lease.ts";
 import { checkKv, type KvInput, type KvOperation, type KvOutput } from "./linearizability.ts";
 import { CALM, EventQueue, type LossReason, Network, type NetworkStats } from "./network.ts";
 import { Prng } from "./prng.ts";
+import {
+  digestOf,
+  failureReason,
+  SeededRunFailure,
+  SimTrace,
+  SimViolation,
+  TermLeaders,
+  TermVotes,
+} from "./sim_checks.ts";
+import { collectBytes } from "../../storage/byte_stream.ts";
 import { type DiskStats, GOOD_DISK, isSimIoError, type ProcessFs, SimDisk } from "./sim_fs.ts";
 import { Settler, SimClock } from "./sim_runtime.ts";
 
@@ -141,22 +159,10 @@ export function serverReplayCommand(seed: number): string {
   return `SERVER_SIM_SEED=${seed} deno test -A tests/sim/server_sim_test.ts`;
 }
 
-const TRACE_TAIL = 80;
-
 /** A violation in a whole-member run. */
-export class ServerSimFailure extends Error {
-  constructor(
-    readonly seed: number,
-    readonly time: number,
-    readonly reason: string,
-    readonly trace: string[],
-  ) {
-    super(
-      `server simulation failed: seed ${seed} at t=${time}ms: ${reason}\nreplay: ${
-        serverReplayCommand(seed)
-      }` +
-        (trace.length > 0 ? `\nlast trace lines:\n${trace.slice(-TRACE_TAIL).join("\n")}` : ""),
-    );
+export class ServerSimFailure extends SeededRunFailure {
+  constructor(seed: number, time: number, reason: string, trace: string[]) {
+    super("server simulation", seed, time, reason, trace, serverReplayCommand(seed));
     this.name = "ServerSimFailure";
   }
 }
@@ -197,10 +203,12 @@ export interface ServerSimReport {
 const TICK_MS = 10;
 const ELECTION_TICK = 10;
 const READ_RETRY_MS = 500;
-const WAL_DIR = "/member/wal";
-const SNAP_DIR = "/member/snap";
-const HISTORY_FILE = "/member/mvcc_history";
-const CLUSTER_ID = 0xc1c1n;
+/** The data directory of every member, on its own simulated disk (the WAL is in /member/wal). */
+const DATA_DIR = "/";
+const HISTORY_BUFFER_BYTES = 1024;
+const CLUSTER_TOKEN = "sim-cluster";
+/** Snapshot images arrive in chunks of this size. */
+const SNAPSHOT_CHUNK_BYTES = 4096;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -241,7 +249,11 @@ class Proc {
   driver!: RaftDriver;
   mvcc!: MvccStore;
   leases = new LeaseStore();
-  membership = new Membership(CLUSTER_ID);
+  membership = new Membership(0n);
+  /** The frozen views snapshots for lagging followers are streamed from, as EtcdServer keeps them. */
+  readonly views = new SnapshotViews();
+  /** MsgSnaps whose images are being written: their senders hear of a failure if this process dies. */
+  readonly receiving = new Set<Message>();
   applier!: Applier;
   running = false;
   dead = false;
@@ -263,7 +275,7 @@ class SimMember {
   /** Of the running process; 0 while down or starting. */
   incarnation = 0;
   /** Votes this member granted (sent), by term: must never change, even across restarts. */
-  readonly votes = new Map<number, NodeId>();
+  readonly votes = new TermVotes();
   restartPending = false;
   /** The power goes this long after the next start completes (a crash right after recovery). */
   powerLossAfterStart: number | undefined;
@@ -272,8 +284,6 @@ class SimMember {
 
   constructor(readonly id: NodeId, readonly disk: SimDisk, readonly rng: Prng) {}
 }
-
-class Violation extends Error {}
 
 class ServerSimulation {
   private readonly rng: Prng;
@@ -284,8 +294,8 @@ class ServerSimulation {
   private readonly byId = new Map<NodeId, SimMember>();
   private readonly history: KvOperation[] = [];
   private readonly acks: Ack[] = [];
-  private readonly traceLines: string[] = [];
-  private readonly leaders = new Map<number, NodeId>();
+  private readonly tracing: SimTrace;
+  private readonly leaders = new TermLeaders();
   private readonly applied: { term: number; data: Uint8Array; member: NodeId }[] = [];
   private incarnations = 0;
   /** A violation found inside asynchronous code, thrown by the main loop. */
@@ -299,6 +309,7 @@ class ServerSimulation {
 
   constructor(readonly options: ServerSimOptions) {
     this.rng = new Prng(options.seed);
+    this.tracing = new SimTrace(options.trace, () => this.queue.now);
     this.net = new Network(this.queue, this.rng.fork(), {
       deliver: (m) => this.deliver(m),
       lost: (m, reason) => this.lost(m, reason),
@@ -334,11 +345,11 @@ class ServerSimulation {
   }
 
   private trace(line: () => string): void {
-    if (this.options.trace) this.traceLines.push(`${this.queue.now} ${line()}`);
+    this.tracing.add(line);
   }
 
   private fail(reason: string): never {
-    throw new Violation(reason);
+    throw new SimViolation(reason);
   }
 
   /** Records a violation found in asynchronous code (the main loop throws it after the event). */
@@ -351,8 +362,9 @@ class ServerSimulation {
   async run(): Promise<ServerSimReport> {
     const o = this.options;
     const lying = o.sabotage === "lying-fsync";
-    for (let i = 1; i <= o.members; i++) {
-      const id = BigInt(i);
+    // member IDs as every member of a new cluster derives them from --initial-cluster
+    const { members } = staticBootstrap("m1", this.initialCluster(), CLUSTER_TOKEN);
+    for (const { id } of members) {
       const disk = new SimDisk(this.queue, this.rng.fork(), { ...GOOD_DISK, lyingFsync: lying });
       const m = new SimMember(id, disk, this.rng.fork());
       this.members.push(m);
@@ -397,7 +409,7 @@ class ServerSimulation {
         stats: this.stats,
         history: this.history,
         digest: this.digest(),
-        trace: this.traceLines,
+        trace: this.tracing.lines,
       };
     } finally {
       for (const m of this.members) if (m.proc) this.kill(m);
@@ -411,26 +423,24 @@ class ServerSimulation {
       const p = m.proc;
       if (!p?.running) continue;
       if (p.driver.fatalError) {
-        // A failed fsync: the member stops. The page cache cannot be trusted after that (Linux drops
-        // the failed writes' dirty state), so it comes back as after a power loss. Restarted on the same
-        // page cache instead, it would read the failed write back, append after it, and a later power
-        // loss would leave a hole that the next start reports as WAL corruption: not survivable yet.
+        // A failed fsync: the member stops, and only its process restarts, on a page cache that still
+        // holds the failed writes in pages Linux marked clean (never to be written back). The restarted
+        // member reads them back; Wal.open must make them durable before the member acts on them. (A
+        // reboot instead would be a power loss, which the faults cause at any time anyway.)
         this.stats.fatalStops++;
         this.trace(() => `member ${m.id} stopped: ${p.driver.fatalError!.message}`);
         this.kill(m);
-        m.disk.crash();
         this.scheduleRestart(m, this.rng.range(20, 200));
         continue;
       }
       const r = p.driver.node.raft;
       if (r.state === StateType.Leader) {
-        const other = this.leaders.get(r.term);
-        if (other === undefined) {
-          this.leaders.set(r.term, m.id);
+        const claim = this.leaders.record(r.term, m.id);
+        if (claim.kind === "first") {
           this.stats.leaders++;
           this.trace(() => `member ${m.id} leads term ${r.term}`);
-        } else if (other !== m.id) {
-          this.fail(`election safety: members ${other} and ${m.id} both lead term ${r.term}`);
+        } else if (claim.kind === "conflict") {
+          this.fail(`election safety: members ${claim.other} and ${m.id} both lead term ${r.term}`);
         }
       }
     }
@@ -511,73 +521,28 @@ class ServerSimulation {
     );
   }
 
-  /** Opens or creates the member's storage and builds its driver, as EtcdServer.start does. */
+  /**
+   * Opens or creates the member's storage with the production bootstrap (`openMember`, as EtcdServer.start
+   * calls it) on the member's simulated disk, and builds its driver.
+   */
   private async boot(m: SimMember, proc: Proc): Promise<void> {
     const o = this.options;
     const fs = proc.pfs.fs;
-    const snapshotter = new Snapshotter(SNAP_DIR, { fs });
-    await fs.mkdir(SNAP_DIR, { recursive: true });
-    const storage = new ServerStorage();
-    const raftConfig = (applied: number) => ({
-      id: m.id,
-      electionTick: ELECTION_TICK,
-      heartbeatTick: 1,
-      storage,
-      applied,
-      checkQuorum: true,
-      preVote: true,
-      maxSizePerMsg: 1024 * 1024,
-      maxInflightMsgs: 512,
-      random: () => m.rng.float(),
-    });
-    const walOptions = {
+    const init = await openMember(this.config(m), this.logger(m), () => m.rng.float(), {
       fs,
-      segmentBytes: o.segmentBytes,
-      preallocate: o.preallocate,
-      randomU32: () => m.rng.nextU32(),
-    };
-    const history = { historyFile: HISTORY_FILE, historyBufferBytes: 1024, fs };
-    let node: RawNode;
-    let wal: Wal;
-    let applied = 0;
-    let confState = EMPTY_CONF_STATE;
-    let mvcc: MvccStore | undefined;
-    if (await Wal.exists(WAL_DIR, fs)) {
-      const snap = await snapshotter.loadNewestAvailable(await Wal.snapshotMarks(WAL_DIR, fs));
-      if (snap) {
-        const state = restoreAppState(snap.data, history);
-        mvcc = state.mvcc;
-        proc.leases = state.leases;
-        proc.membership = state.membership;
-        confState = state.confState;
-        storage.applySnapshot({
-          metadata: { index: snap.index, term: snap.term, confState },
-          data: snap.data,
-        });
-        applied = snap.index;
-      }
-      const opened = await Wal.open(
-        WAL_DIR,
-        snap ? { index: snap.index, term: snap.term } : { index: 0, term: 0 },
-        walOptions,
-      );
-      if (opened.repaired) this.stats.walRepairs++;
-      storage.setHardState(opened.hardState);
-      storage.append(opened.entries);
-      wal = opened.wal;
-      node = new RawNode(raftConfig(applied));
-      const hs = opened.hardState;
-      this.trace(() =>
-        `member ${m.id} recovered: term=${hs.term} vote=${hs.vote} commit=${hs.commit} snap=${applied} ` +
-        `last=${storage.lastIndex()}${opened.repaired ? " (torn tail repaired)" : ""}`
-      );
-    } else {
-      wal = await Wal.create(WAL_DIR, { memberId: m.id, clusterId: CLUSTER_ID }, walOptions);
-      node = new RawNode(raftConfig(0));
-      node.bootstrap(this.members.map((x) => ({ id: x.id, context: new Uint8Array(0) })));
-      this.trace(() => `member ${m.id} bootstrapped a new log`);
+      wal: { segmentBytes: o.segmentBytes, preallocate: o.preallocate },
+      historyBufferBytes: HISTORY_BUFFER_BYTES,
+    });
+    if (init.memberId !== m.id) {
+      init.mvcc.close();
+      throw new Error(`member ${m.id} opened the storage of member ${init.memberId}`);
     }
-    proc.mvcc = mvcc ?? new MvccStore(history);
+    const { node, storage, wal, snapshotter, confState } = init;
+    const applied = init.appliedIndex;
+    const history = { historyFile: init.historyFile, historyBufferBytes: HISTORY_BUFFER_BYTES, fs };
+    proc.mvcc = init.mvcc;
+    proc.leases = init.leases;
+    proc.membership = init.membership;
     proc.applier = new Applier(proc.mvcc, proc.leases);
     proc.driver = new RaftDriver({
       node,
@@ -593,6 +558,7 @@ class ServerSimulation {
       appliedIndex: applied,
       snapshotIndex: applied,
       confState,
+      views: proc.views,
       handler: {
         applyEntries: (entries) => this.applyEntries(m, proc, entries),
         restoreSnapshot: (snap) => this.restoreSnapshot(proc, snap, history),
@@ -603,7 +569,7 @@ class ServerSimulation {
             leases: proc.leases,
             mvcc: proc.mvcc,
           }),
-        send: (messages) => this.send(m, messages),
+        send: (messages) => this.send(m, proc, messages),
         onSoftState: () => {},
         onReadStates: (states) => this.onReadStates(proc, states),
       },
@@ -613,10 +579,34 @@ class ServerSimulation {
     if (confState.voters.length > 1) { for (let i = 1; i < ELECTION_TICK; i++) node.tick(); }
   }
 
+  /** `--initial-cluster` of the simulated cluster: members m1, m2, ... */
+  private initialCluster(): Map<string, string[]> {
+    const cluster = new Map<string, string[]>();
+    for (let i = 1; i <= this.options.members; i++) cluster.set(`m${i}`, [`http://m${i}:2380`]);
+    return cluster;
+  }
+
+  /** The configuration member `m` starts with (as `etcd --name mN --initial-cluster ...`). */
+  private config(m: SimMember): Config {
+    const name = `m${this.members.indexOf(m) + 1}`;
+    return {
+      ...defaultConfig(),
+      name,
+      dataDir: DATA_DIR,
+      initialCluster: new Map(
+        [...this.initialCluster()].map(([n, urls]) => [n, urls.map((u) => new URL(u))]),
+      ),
+      initialClusterToken: CLUSTER_TOKEN,
+      heartbeatIntervalMs: TICK_MS,
+      electionTimeoutMs: TICK_MS * ELECTION_TICK,
+    };
+  }
+
   private logger(m: SimMember): Logger {
     const line = (level: string) => (msg: string, fields?: LogFields) => {
       if (msg === "saved snapshot") this.stats.snapshotsSaved++;
       if (msg === "applied snapshot") this.stats.snapshotsApplied++;
+      if (msg === "repaired the torn tail of the WAL") this.stats.walRepairs++;
       // durations measured in real time ("took") would make traces differ between replays
       const shown = fields && Object.fromEntries(Object.entries(fields).filter(([k]) => k !== "took"));
       this.trace(() => `member ${m.id} ${level}: ${msg}${shown ? " " + JSON.stringify(shown) : ""}`);
@@ -642,6 +632,9 @@ class ServerSimulation {
     m.proc = undefined;
     m.incarnation = 0;
     for (const op of [...p.waiters.values(), ...p.reads.values()]) this.giveUp(op);
+    // the connections of the snapshots it was receiving break: their senders hear of it
+    for (const msg of p.receiving) this.reportSnapshot(msg, false);
+    p.receiving.clear();
   }
 
   private scheduleRestart(m: SimMember, delay: number): void {
@@ -731,17 +724,66 @@ class ServerSimulation {
     this.trace(() => `a member installed a snapshot at ${snap.metadata.index}`);
   }
 
-  private send(m: SimMember, messages: Message[]): void {
-    for (const msg of messages) {
+  private send(m: SimMember, proc: Proc, messages: Message[]): void {
+    for (let msg of messages) {
       if (msg.type === MessageType.VoteResp && !msg.reject) {
-        const earlier = m.votes.get(msg.term);
-        if (earlier !== undefined && earlier !== msg.to) {
+        const earlier = m.votes.record(msg.term, msg.to);
+        if (earlier !== undefined) {
           this.failLater(`member ${m.id} voted for ${earlier} and then for ${msg.to} in term ${msg.term}`);
         }
-        m.votes.set(msg.term, msg.to);
       }
+      if (msg.type === MessageType.Snap) msg = this.withImage(m, proc, msg);
       this.net.send(msg);
     }
+  }
+
+  /**
+   * As the peer transport's snapshot sender: Raft's message carries only the metadata, and the image is
+   * read from the stream over the frozen view of the snapshot's index, opened when the message is handed
+   * over. Here the image then travels with the message.
+   */
+  private withImage(m: SimMember, proc: Proc, msg: Message): Message {
+    const snap = msg.snapshot;
+    if (!snap || snap.data.length > 0) {
+      this.failLater(`member ${m.id} sent a MsgSnap with its image inside instead of a view to stream from`);
+      return msg;
+    }
+    const data = collectBytes(proc.views.open(msg.to, snap.metadata.index));
+    return { ...msg, snapshot: { metadata: snap.metadata, data } };
+  }
+
+  /**
+   * As the peer transport's snapshot receiver: the image is written to its file through the driver's
+   * `receiveSnapshot` (in chunks, as it arrives), and Raft is handed the message that path returns.
+   */
+  private deliverSnapshot(msg: Message, p: Proc): void {
+    const image = msg.snapshot?.data ?? new Uint8Array(0);
+    const chunks = async function* (): AsyncIterable<Uint8Array> {
+      for (let at = 0; at < image.length; at += SNAPSHOT_CHUNK_BYTES) {
+        yield image.subarray(at, at + SNAPSHOT_CHUNK_BYTES);
+      }
+    };
+    p.receiving.add(msg);
+    p.driver.receiveSnapshot(msg, { size: image.length, chunks }).then(
+      (received) => {
+        if (!p.receiving.delete(msg)) return; // the process died: the sender heard of it then
+        if (!p.running) return this.reportSnapshot(msg, false);
+        try {
+          p.driver.node.step(received);
+        } catch {
+          return; // as EtcdServer.receive
+        }
+        p.driver.kick();
+        this.reportSnapshot(msg, true);
+      },
+      (err) => {
+        if (!p.receiving.delete(msg)) return;
+        if (!p.dead && !isSimIoError(err)) {
+          this.failLater(`receiving a snapshot failed: ${err instanceof Error ? err.stack : err}`);
+        }
+        this.reportSnapshot(msg, false);
+      },
+    );
   }
 
   private deliver(msg: Message): void {
@@ -751,13 +793,13 @@ class ServerSimulation {
       this.lost(msg, "receiver crashed");
       return;
     }
+    if (msg.type === MessageType.Snap) return this.deliverSnapshot(msg, p);
     try {
       p.driver.node.step(msg);
     } catch {
       return; // as EtcdServer.receive: Raft refuses some messages (a removed peer's), and that is fine
     }
     p.driver.kick();
-    if (msg.type === MessageType.Snap) this.reportSnapshot(msg, true);
   }
 
   private lost(msg: Message, _reason: LossReason): void {
@@ -768,6 +810,7 @@ class ServerSimulation {
   private reportSnapshot(msg: Message, ok: boolean): void {
     const sender = this.byId.get(msg.from)?.proc;
     if (!sender?.running) return;
+    sender.views.settled(msg.to);
     if (!ok) sender.driver.node.reportUnreachable(msg.to);
     sender.driver.node.reportSnapshot(msg.to, !ok);
     sender.driver.kick();
@@ -1047,6 +1090,11 @@ class ServerSimulation {
         );
       }
     }
+    // every snapshot upload ended, so no frozen view may still hold store memory
+    for (const m of this.members) {
+      const held = m.proc!.views.indexes();
+      if (held.length > 0) this.fail(`member ${m.id} still holds snapshot views at ${held.join(", ")}`);
+    }
     for (const ack of this.acks) {
       for (const m of this.members) {
         const kv = m.proc!.mvcc.range(enc.encode(ack.key), undefined, { revision: ack.revision }).kvs[0];
@@ -1070,16 +1118,11 @@ class ServerSimulation {
   }
 
   private digest(): string {
-    let h = 0x811c9dc5;
-    const add = (s: string): void => {
-      for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
-    };
-    add(JSON.stringify(this.history));
-    add(JSON.stringify({ ...this.stats, net: this.net.stats }));
-    for (const m of this.members) {
-      add(`${m.id}:${m.proc?.mvcc.hashKV(0).hash}:${m.proc?.driver.appliedIndex}`);
-    }
-    return h.toString(16).padStart(8, "0");
+    return digestOf([
+      JSON.stringify(this.history),
+      JSON.stringify({ ...this.stats, net: this.net.stats }),
+      ...this.members.map((m) => `${m.id}:${m.proc?.mvcc.hashKV(0).hash}:${m.proc?.driver.appliedIndex}`),
+    ]);
   }
 
   static async run(options: ServerSimOptions): Promise<ServerSimReport> {
@@ -1087,10 +1130,7 @@ class ServerSimulation {
     try {
       return await sim.run();
     } catch (err) {
-      const reason = err instanceof Violation
-        ? err.message
-        : `exception: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
-      throw new ServerSimFailure(options.seed, sim.queue.now, reason, sim.traceLines);
+      throw new ServerSimFailure(options.seed, sim.queue.now, failureReason(err), sim.tracing.lines);
     }
   }
 }

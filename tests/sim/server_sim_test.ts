@@ -129,7 +129,7 @@ Deno.test("server simulation: the checks catch a broken world", async (t) => {
     // (a lying disk also makes restarts fail on a damaged log; the point is that safety checks fire)
     const f = await firstFailure(
       "lying-fsync",
-      40,
+      120,
       /acknowledged write lost|linearizability|voted for|state machine safety|election safety/,
     );
     assert(f !== undefined, "no run failed a safety check");
@@ -138,7 +138,7 @@ Deno.test("server simulation: the checks catch a broken world", async (t) => {
   });
 
   await t.step("reads served without ReadIndex are caught as stale", async () => {
-    const f = await firstFailure("stale-reads", 30, /linearizability: violation/);
+    const f = await firstFailure("stale-reads", 60, /linearizability: violation/);
     assert(f !== undefined, "no run failed");
   });
 });
