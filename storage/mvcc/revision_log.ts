@@ -132,11 +132,11 @@ export class RevisionLog {
   /**
    * A copy of the entries as they are now, each column cut to `length`: what a snapshot written in the
    * background reads while this log goes on taking writes and compactions (which move entries in place).
-   * Costs one memory copy of the columns, about 36 bytes per entry, into one buffer: `spare` (a buffer
-   * of an earlier copy no longer read) when it is large enough, since writing fresh memory costs a page
-   * fault per 4 KiB, many times the copy itself. The buffer is `copy.main.buffer`.
+   * Costs one memory copy of the columns, about 36 bytes per entry, into one buffer that lives as long
+   * as the copy (keeping it for the next copy would save the page faults of fresh memory, at the price of
+   * holding that much memory between snapshots).
    */
-  frozenCopy(spare?: ArrayBuffer): RevisionLog {
+  frozenCopy(): RevisionLog {
     const n = this.length;
     const cols: (WideColumn | Int32Array | BigInt64Array)[] = [
       this.main,
@@ -152,10 +152,7 @@ export class RevisionLog {
     if (this.lease !== null) cols.push(this.lease);
     let bytes = 0;
     for (const c of cols) bytes += Math.ceil((n * c.BYTES_PER_ELEMENT) / 8) * 8;
-    // room to grow, so that the next copies fit the same buffer
-    const buf = spare !== undefined && spare.byteLength >= bytes
-      ? spare
-      : new ArrayBuffer(Math.ceil(bytes * 1.25));
+    const buf = new ArrayBuffer(bytes);
     let at = 0;
     const copies = cols.map((c) => {
       const copy = c instanceof Uint32Array

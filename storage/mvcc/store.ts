@@ -279,8 +279,6 @@ class Core {
   private trimPending = false;
   /** A close put off while a view was open. */
   private closePending = false;
-  /** The entry copy buffer of the last released view, for the next one (see RevisionLog.frozenCopy). */
-  private spareCopy: ArrayBuffer | undefined;
 
   constructor(options: MvccStoreOptions) {
     this.historyOptions = options;
@@ -753,7 +751,7 @@ class Core {
     // Entries are copied (compaction moves them in place, a demotion repoints their values); value bytes
     // are not: arena slabs are reached through a copy of the slab table and never overwritten while
     // pinned, history file positions stay valid because trims wait for the view.
-    const log = this.log.frozenCopy(this.views === 0 ? this.spareCopy : undefined);
+    const log = this.log.frozenCopy();
     const slabs = this.arena.slabs.slice();
     const history = this.history;
     const copyValue = (e: number, dst: Uint8Array, dstOff: number): void => {
@@ -780,9 +778,7 @@ class Core {
         this.views--;
         this.arena.unpin();
         if (this.views > 0) return;
-        this.spareCopy = log.main.buffer as ArrayBuffer;
         if (this.closePending) {
-          this.spareCopy = undefined;
           this.history?.close();
           return;
         }
@@ -792,11 +788,6 @@ class Core {
         }
       },
     };
-  }
-
-  /** Bytes of the entry copy buffer kept for the next view. */
-  get spareCopyBytes(): number {
-    return this.spareCopy?.byteLength ?? 0;
   }
 
   /** Releases the history file, or marks it to be released once the last open view is. */
@@ -1314,7 +1305,7 @@ export class MvccStore {
   memoryBytes(): number {
     const c = this.core;
     return c.log.columnBytes + c.arena.allocatedBytes + c.index.keyBytes + c.index.size * 48 +
-      (c.history?.memoryBytes ?? 0) + c.spareCopyBytes;
+      (c.history?.memoryBytes ?? 0);
   }
 
   /** Bytes of live values in the history file (0 without one). */
