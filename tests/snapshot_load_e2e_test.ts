@@ -13,10 +13,8 @@
  * @module
  */
 import { assert, assertEquals } from "./assert.ts";
-import { defaultConfig, type Etcd, startEtcd } from "../mod.ts";
-import { createLogger } from "../server/logger.ts";
-import { encodePutRequest, type PutRequest } from "../server/pb/rpc.ts";
-import { freePort } from "./helpers.ts";
+import type { Etcd } from "../mod.ts";
+import { clusterMembers, type InProcessMember, put, startMember } from "./in_process.ts";
 
 const HEARTBEAT_MS = 20;
 const ELECTION_MS = 200;
@@ -33,46 +31,15 @@ const MAX_PUTS = 5000;
 /** ... and for at most this long. */
 const MAX_LOAD_MS = 15_000;
 
-interface Member {
-  name: string;
-  etcd: Etcd;
-  log: Record<string, unknown>[];
-}
-
-async function startCluster(dir: string): Promise<Member[]> {
-  const names = ["s0", "s1", "s2"];
-  const peerUrls = names.map(() => new URL(`http://127.0.0.1:${freePort()}`));
-  const initialCluster = new Map(names.map((n, i) => [n, [peerUrls[i]]]));
-  const logs: Record<string, unknown>[][] = names.map(() => []);
-  const etcds = await Promise.all(names.map((name, i) => {
-    const config = defaultConfig();
-    config.name = name;
-    config.dataDir = `${dir}/${name}`;
-    config.listenClientUrls = [new URL("http://127.0.0.1:0")];
-    config.advertiseClientUrls = [new URL("http://127.0.0.1:0")];
-    config.listenPeerUrls = [peerUrls[i]];
-    config.initialAdvertisePeerUrls = [peerUrls[i]];
-    config.initialCluster = initialCluster;
-    config.heartbeatIntervalMs = HEARTBEAT_MS;
-    config.electionTimeoutMs = ELECTION_MS;
-    config.snapshotCount = SNAPSHOT_COUNT;
-    config.maxSnapshots = 2;
-    const logger = createLogger({ level: "info", write: (line) => logs[i].push(JSON.parse(line)) });
-    return startEtcd(config, { logger });
-  }));
-  return names.map((name, i) => ({ name, etcd: etcds[i], log: logs[i] }));
-}
-
-function put(etcd: Etcd, key: string, value: Uint8Array): Promise<unknown> {
-  const r: PutRequest = {
-    key: new TextEncoder().encode(key),
-    value,
-    lease: 0n,
-    prevKv: false,
-    ignoreValue: false,
-    ignoreLease: false,
-  };
-  return etcd.server.put(r, encodePutRequest(r));
+async function startCluster(dir: string): Promise<(InProcessMember & { etcd: Etcd })[]> {
+  const members = clusterMembers(dir, (c) => {
+    c.heartbeatIntervalMs = HEARTBEAT_MS;
+    c.electionTimeoutMs = ELECTION_MS;
+    c.snapshotCount = SNAPSHOT_COUNT;
+    c.maxSnapshots = 2;
+  });
+  await Promise.all(members.map(startMember));
+  return members as (InProcessMember & { etcd: Etcd })[];
 }
 
 /**

@@ -12,16 +12,9 @@
  * @module
  */
 import { assert, assertEquals } from "./assert.ts";
-import { type Config, defaultConfig, type Etcd, startEtcd } from "../mod.ts";
-import { createLogger } from "../server/logger.ts";
-import {
-  type DeleteRangeRequest,
-  encodeDeleteRangeRequest,
-  encodePutRequest,
-  type PutRequest,
-  type RangeRequest,
-} from "../server/pb/rpc.ts";
-import { freePort } from "./helpers.ts";
+import type { Etcd } from "../mod.ts";
+import { type DeleteRangeRequest, encodeDeleteRangeRequest, type RangeRequest } from "../server/pb/rpc.ts";
+import { clusterMembers, type InProcessMember, put, startMember } from "./in_process.ts";
 
 /** The key space before the follower stops: this many values of 64 KiB. */
 const BIG_VALUES = 80;
@@ -35,52 +28,16 @@ const MAX_WRITES_DURING = 3000;
 const WRITES_AFTER = 50;
 const TIMEOUT_MS = 20_000;
 
-interface Member {
-  name: string;
-  config: Config;
-  etcd: Etcd | undefined;
-  log: Record<string, unknown>[];
-}
-
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-async function startMember(m: Member): Promise<void> {
-  const logger = createLogger({ level: "info", write: (line) => m.log.push(JSON.parse(line)) });
-  m.etcd = await startEtcd(m.config, { logger });
-}
-
-function configs(dir: string): Member[] {
-  const names = ["s0", "s1", "s2"];
-  const peerUrls = names.map(() => new URL(`http://127.0.0.1:${freePort()}`));
-  const initialCluster = new Map(names.map((n, i) => [n, [peerUrls[i]]]));
-  return names.map((name, i) => {
-    const config = defaultConfig();
-    config.name = name;
-    config.dataDir = `${dir}/${name}`;
-    config.listenClientUrls = [new URL("http://127.0.0.1:0")];
-    config.advertiseClientUrls = [new URL("http://127.0.0.1:0")];
-    config.listenPeerUrls = [peerUrls[i]];
-    config.initialAdvertisePeerUrls = [peerUrls[i]];
-    config.initialCluster = initialCluster;
-    config.heartbeatIntervalMs = 50;
-    config.electionTimeoutMs = 500;
-    config.snapshotCount = 100;
-    config.maxSnapshots = 2;
-    return { name, config, etcd: undefined, log: [] };
+function configs(dir: string): InProcessMember[] {
+  return clusterMembers(dir, (c) => {
+    c.heartbeatIntervalMs = 50;
+    c.electionTimeoutMs = 500;
+    c.snapshotCount = 100;
+    c.maxSnapshots = 2;
   });
-}
-
-function put(etcd: Etcd, key: string, value: Uint8Array): Promise<unknown> {
-  const r: PutRequest = {
-    key: enc.encode(key),
-    value,
-    lease: 0n,
-    prevKv: false,
-    ignoreValue: false,
-    ignoreLease: false,
-  };
-  return etcd.server.put(r, encodePutRequest(r));
 }
 
 function del(etcd: Etcd, key: string): Promise<unknown> {
@@ -120,7 +77,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function logged(m: Member, msg: string, since: number): Record<string, unknown>[] {
+function logged(m: InProcessMember, msg: string, since: number): Record<string, unknown>[] {
   return m.log.slice(since).filter((e) => e.msg === msg);
 }
 
