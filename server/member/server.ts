@@ -34,6 +34,7 @@ import { ProposalKind } from "./proposal.ts";
 import type { Member, Membership } from "./membership.ts";
 import { RaftDriver } from "./raft_driver.ts";
 import { PeerTransport } from "../peer/transport.ts";
+import type { PeerTls } from "../peer/net.ts";
 import { WatchHub } from "../watch/hub.ts";
 import { Compactor, parseRetention } from "./compactor.ts";
 import { type LeaseTimeToLive, Lessor, minLeaseTtlSeconds } from "../lease/lessor.ts";
@@ -89,6 +90,8 @@ export interface EtcdServerDeps {
   random?: () => number;
   /** The file system of the data directory (default: Deno's). */
   fs?: FileSystem;
+  /** Credentials for `https://` peer URLs. */
+  peerTls?: PeerTls;
 }
 
 /** An etcd member's core: everything but the network listeners. */
@@ -241,6 +244,7 @@ export class EtcdServer implements LeaseBackend {
       memberId: this.memberId,
       clusterId: this.clusterId,
       listen: config.listenPeerUrls,
+      tls: deps.peerTls,
       logger: this.logger,
       clock: this.clock,
       version: { server: ETCD_VERSION, cluster: CLUSTER_VERSION },

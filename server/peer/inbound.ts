@@ -72,10 +72,10 @@ export class InboundServer {
   }
 
   /** Binds every URL and starts accepting; on failure closes what was bound and throws. */
-  listen(urls: URL[]): void {
+  async listen(urls: URL[]): Promise<void> {
     try {
       for (const url of urls) {
-        const l = listenPeer(url);
+        const l = await listenPeer(url, this.ctx.o.tls);
         this.listeners.push(l);
         this.ports.push(l.port);
         this.ctx.logger.info("listening for peers", { address: `${peerAddress(url).hostname}:${l.port}` });

@@ -7,6 +7,7 @@
 import type { Message } from "../../raft/types.ts";
 import type { Clock } from "../clock.ts";
 import type { ByteStream } from "../../storage/byte_stream.ts";
+import type { PeerTls } from "./net.ts";
 import { decodeMessage, encodeMessage } from "../pb/raftpb.ts";
 
 /** Encodes and decodes Raft messages; the default is protobuf (`server/pb/raftpb.ts`). */
@@ -50,8 +51,10 @@ export interface PeerTransportOptions {
   memberId: bigint;
   /** The cluster's ID; requests carrying another one are refused. */
   clusterId: bigint;
-  /** Where to listen for peers (`http://host:port`; port 0 picks a free port). */
+  /** Where to listen for peers (`http://` or `https://host:port`; port 0 picks a free port). */
   listen: URL[];
+  /** Credentials for `https://` peer URLs, to listen and to dial. */
+  tls?: PeerTls;
   /**
    * Every inbound Raft message, in order per sender. A MsgSnap arrives with its snapshot data in full,
    * or as `receiveSnapshot` returned it when that option is given.

@@ -130,7 +130,7 @@ export class SnapshotSender {
     const started = ctx.clock.now();
     try {
       ctx.logger.info("sending database snapshot", fields);
-      conn = await dialPeer(url, ac.signal);
+      conn = await dialPeer(url, ac.signal, ctx.o.tls);
       if (ac.signal.aborted) throw new PeerTimeoutError("snapshot send aborted");
       await this.upload(conn, url, p.hex, lead, image);
       if (this.inFlight.get(p.id) === ac) this.inFlight.delete(p.id);

@@ -251,7 +251,7 @@ export class StreamWriter {
     const onAbort = (): void => conn?.close();
     ac.signal.addEventListener("abort", onAbort, { once: true });
     try {
-      conn = await dialPeer(url, ac.signal);
+      conn = await dialPeer(url, ac.signal, ctx.o.tls);
       if (ac.signal.aborted) throw new PeerTimeoutError("dial aborted");
       const reader = new ConnReader(conn, 4096);
       await writeAll(

@@ -89,22 +89,19 @@ export class PeerTransport {
   }
 
   /** Binds every listen URL and starts dialing known peers; resolves once all listeners are bound. */
-  start(): Promise<void> {
+  async start(): Promise<void> {
     const ctx = this.ctx;
-    if (this.started || ctx.stopped) {
-      return Promise.reject(new Error("peer transport already started or stopped"));
-    }
+    if (this.started || ctx.stopped) throw new Error("peer transport already started or stopped");
     this.started = true;
     try {
-      this.server.listen(ctx.o.listen);
+      await this.server.listen(ctx.o.listen);
     } catch (err) {
       ctx.stopped = true;
-      return Promise.reject(err);
+      throw err;
     }
     const tick = Math.max(10, Math.min(ctx.keepaliveMs, ctx.idleTimeoutMs) / 2);
     this.ticker = ctx.clock.setInterval(() => this.tick(), tick);
     for (const p of this.peers.values()) p.connect();
-    return Promise.resolve();
   }
 
   /** Adds a peer reachable at `urls` (its peer URLs) and starts dialing it. Re-adding updates its URLs. */

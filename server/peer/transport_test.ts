@@ -10,7 +10,7 @@ import {
 import { encodeMessage } from "../pb/raftpb.ts";
 import { ConnReader, formatHead } from "./http.ts";
 import { writeAll } from "../../storage/fs_util.ts";
-import { dialPeer, peerAddress, PeerUrlError } from "./net.ts";
+import { dialPeer, listenPeer, peerAddress, PeerUrlError } from "./net.ts";
 import {
   app,
   CLUSTER,
@@ -476,9 +476,13 @@ Deno.test("peer: stop closes everything, even with traffic and dials in flight",
   await makeNode(9n, port()).t.stop();
 });
 
-Deno.test("peer: URLs that cannot be served yet are refused clearly", () => {
-  assertThrows(() => peerAddress("https://127.0.0.1:2380"), PeerUrlError, "TLS");
-  assertThrows(() => peerAddress("unix://x"), PeerUrlError);
+Deno.test("peer: URLs that cannot be served are refused clearly", async () => {
+  assertEquals(peerAddress("https://127.0.0.1:2380"), { hostname: "127.0.0.1", port: 2380 });
+  assertEquals(peerAddress("https://10.0.0.1"), { hostname: "10.0.0.1", port: 443 });
+  assertThrows(() => peerAddress("unix://x"), PeerUrlError, "unsupported peer URL scheme");
+  // an https URL without credentials cannot be listened on or dialed
+  const err = await listenPeer(new URL("https://127.0.0.1:0")).then(() => undefined, (e) => e);
+  assert(err instanceof PeerUrlError && /no peer TLS credentials/.test(err.message), String(err));
   assertEquals(peerAddress("http://[::1]:2380"), { hostname: "::1", port: 2380 });
   assertEquals(peerAddress("http://10.0.0.1"), { hostname: "10.0.0.1", port: 80 });
 });

@@ -29,6 +29,7 @@ import {
   type StatusCode,
   toGrpcError,
 } from "./status.ts";
+import type { TlsCredentials } from "../tls/credentials.ts";
 
 /** What a handler knows about the call it serves. */
 export interface CallContext {
@@ -97,7 +98,15 @@ export interface ServeOptions {
   hostname: string;
   /** 0 picks a free port; see {@linkcode GrpcListener.port}. */
   port: number;
-  /** PEM strings; with `requestClientCert` clients must present a certificate signed by `ca`. */
+  /**
+   * Serve TLS with these credentials (re-read when rotated); `onRefused` hears of every refused
+   * handshake or certificate, one line each.
+   */
+  secure?: { credentials: TlsCredentials; onRefused?(remote: string, reason: string): void };
+  /**
+   * PEM strings, for the node:http2 transport only; with `requestClientCert` clients must present a
+   * certificate signed by `ca`.
+   */
   tls?: { cert: string; key: string; ca?: string; requestClientCert?: boolean };
   /** Larger request messages fail with RESOURCE_EXHAUSTED. */
   maxReceiveMessageBytes: number;

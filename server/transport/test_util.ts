@@ -160,6 +160,12 @@ export interface TestCerts {
   /** Signed by another CA: must be refused. */
   strangerCert: string;
   strangerKey: string;
+  /** A member's certificate, for serving and dialing (both key usages; 127.0.0.1 and localhost; CN member). */
+  memberCert: string;
+  memberKey: string;
+  /** The same kind from the other CA. */
+  strangerMemberCert: string;
+  strangerMemberKey: string;
 }
 
 async function openssl(dir: string, args: string[]): Promise<void> {
@@ -191,6 +197,10 @@ export async function makeCerts(): Promise<TestCerts> {
     "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
   );
   await Deno.writeTextFile(`${dir}/client.ext`, "extendedKeyUsage=clientAuth\n");
+  await Deno.writeTextFile(
+    `${dir}/member.ext`,
+    "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+  );
   const issue = async (name: string, cn: string, ca: string, ext: string): Promise<void> => {
     await openssl(dir, ["req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`]);
     await openssl(dir, [
@@ -214,6 +224,8 @@ export async function makeCerts(): Promise<TestCerts> {
   await issue("server", "localhost", "ca", "server.ext");
   await issue("client", "client-a", "ca", "client.ext");
   await issue("stranger", "stranger", "other-ca", "client.ext");
+  await issue("member", "member", "ca", "member.ext");
+  await issue("stranger-member", "stranger-member", "other-ca", "member.ext");
   const read = (f: string): Promise<string> => Deno.readTextFile(`${dir}/${f}`);
   return {
     dir,
@@ -224,6 +236,10 @@ export async function makeCerts(): Promise<TestCerts> {
     clientKey: await read("client.key"),
     strangerCert: await read("stranger.crt"),
     strangerKey: await read("stranger.key"),
+    memberCert: await read("member.crt"),
+    memberKey: await read("member.key"),
+    strangerMemberCert: await read("stranger-member.crt"),
+    strangerMemberKey: await read("stranger-member.key"),
   };
 }
 

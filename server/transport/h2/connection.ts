@@ -44,8 +44,14 @@ export class H2Connection {
   /** Settles when the socket is closed. */
   readonly closed: Promise<void>;
 
-  constructor(sock: H2Socket, ctx: H2ServerContext, peer: string) {
+  constructor(
+    sock: H2Socket,
+    ctx: H2ServerContext,
+    peer: string,
+    peerCertificate?: { commonName?: string; raw?: Uint8Array },
+  ) {
     const c = this.#c = new H2Session(sock, ctx, peer);
+    c.peerCertificate = peerCertificate;
     this.closed = c.closed;
     // Our SETTINGS, then a connection window far above the 64 KiB default.
     const w = c.out;

@@ -429,6 +429,7 @@ function headerBlock(c: H2Session, id: number, block: Uint8Array, endStream: boo
   }
   const call = new H2Call(c, s, path, headers);
   call.peer = c.peer;
+  call.peerCertificate = c.peerCertificate;
   s.call = call;
   if (call.start(c.ctx.router, c.maxReceive, timeout, encoding) === START_PROTOCOL_ERROR) {
     c.forget(s);

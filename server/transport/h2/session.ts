@@ -32,6 +32,8 @@ export class H2Session {
   readonly sock: H2Socket;
   readonly ctx: H2ServerContext;
   readonly peer: string;
+  /** The client's certificate, on TLS listeners that asked for one. */
+  peerCertificate?: { commonName?: string; raw?: Uint8Array };
   readonly decoder = new HpackDecoder();
   readonly encoder = new HpackEncoder();
   readonly maxStreams: number;

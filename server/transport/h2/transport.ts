@@ -1,8 +1,9 @@
 /**
- * `serveDenoH2`: gRPC on our own HTTP/2 framing over `Deno.listen` (cleartext, prior knowledge — what
- * etcdctl and gRPC clients speak to http:// endpoints). A connection that does not open with the HTTP/2
- * preface is served as HTTP/1.1 by {@linkcode Http1Connection} (health checks, the JSON gateway).
- * TLS listeners are handed to the node:http2 transport, which can ask for client certificates.
+ * `serveDenoH2`: gRPC on our own HTTP/2 framing, over `Deno.listen` for cleartext (prior knowledge — what
+ * etcdctl and gRPC clients speak to http:// endpoints) and over the TLS listener of `server/tls/` for
+ * https:// endpoints (ALPN h2 or http/1.1; it can ask for client certificates). Either way, a connection
+ * that does not open with the HTTP/2 preface is served as HTTP/1.1 by {@linkcode Http1Connection} (health
+ * checks, the JSON gateway). A listener given PEM strings in `tls` is handed to the node:http2 transport.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import { H2Connection, type H2ServerContext } from "./connection.ts";
 import { Http1Connection } from "./http1.ts";
 import { PREFACE } from "./frames.ts";
 import { writeAll } from "../../../storage/fs_util.ts";
+import { listenTls, type SecureConn } from "../../tls/listener.ts";
 
 /** How long `close` lets running unary calls finish before ending them with UNAVAILABLE. */
 const UNARY_GRACE_MS = 1_000;
@@ -18,19 +20,50 @@ const UNARY_GRACE_MS = 1_000;
 const CLOSE_GRACE_MS = 1_000;
 const READ_BUFFER_BYTES = 64 * 1024;
 
+/** An accepted connection, cleartext or TLS, as the servers below use it. */
+interface ByteConn {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+  /** `host:port` of the client. */
+  readonly peer: string;
+  /** The client's certificate, on TLS listeners that asked for one. */
+  readonly peerCertificate?: { commonName?: string; raw?: Uint8Array };
+}
+
 interface Served {
   h2?: H2Connection;
   http1?: Http1Connection;
-  conn: Deno.Conn;
+  conn: ByteConn;
   done: Promise<void>;
 }
 
-function peerOf(conn: Deno.Conn): string {
+function fromDeno(conn: Deno.Conn): ByteConn {
   const a = conn.remoteAddr as Deno.NetAddr;
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+  try {
+    (conn as Deno.TcpConn).setNoDelay(true);
+  } catch {
+    // not a TCP socket
+  }
+  return {
+    peer: a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`,
+    read: (p) => conn.read(p),
+    write: (p) => conn.write(p),
+    close: () => conn.close(),
+  };
 }
 
-async function readSome(conn: Deno.Conn, buf: Uint8Array): Promise<number | null> {
+function fromSecure(conn: SecureConn): ByteConn {
+  return {
+    peer: conn.remoteAddr,
+    peerCertificate: conn.peerCertificate,
+    read: (p) => conn.read(p),
+    write: (p) => conn.write(p),
+    close: () => conn.close(),
+  };
+}
+
+async function readSome(conn: ByteConn, buf: Uint8Array): Promise<number | null> {
   try {
     return await conn.read(buf);
   } catch {
@@ -39,12 +72,7 @@ async function readSome(conn: Deno.Conn, buf: Uint8Array): Promise<number | null
 }
 
 /** Serves one accepted connection until it closes. */
-async function serveConn(ctx: H2ServerContext, conn: Deno.Conn, served: Served): Promise<void> {
-  try {
-    (conn as Deno.TcpConn).setNoDelay(true);
-  } catch {
-    // not a TCP socket
-  }
+async function serveConn(ctx: H2ServerContext, conn: ByteConn, served: Served): Promise<void> {
   const buf = new Uint8Array(READ_BUFFER_BYTES);
   // Enough bytes to tell the HTTP/2 preface from an HTTP/1 request line.
   let filled = 0;
@@ -74,7 +102,8 @@ async function serveConn(ctx: H2ServerContext, conn: Deno.Conn, served: Served):
       },
     },
     ctx,
-    peerOf(conn),
+    conn.peer,
+    conn.peerCertificate,
   );
   served.h2 = h2;
   h2.receive(buf.subarray(0, filled));
@@ -92,7 +121,7 @@ async function serveConn(ctx: H2ServerContext, conn: Deno.Conn, served: Served):
 
 async function serveHttp1(
   ctx: H2ServerContext,
-  conn: Deno.Conn,
+  conn: ByteConn,
   buf: Uint8Array,
   filled: number,
   served: Served,
@@ -140,7 +169,7 @@ async function serveHttp1(
   }
 }
 
-function closeQuietly(conn: Deno.Conn): void {
+function closeQuietly(conn: ByteConn): void {
   try {
     conn.close();
   } catch {
@@ -165,8 +194,8 @@ export function listenTcp(hostname: string, port: number): Deno.TcpListener {
 }
 
 /**
- * Serves a router with our own HTTP/2 implementation on Deno.listen (cleartext h2c with prior
- * knowledge, plus HTTP/1.1 for non-gRPC requests). With `tls`, serves through node:http2 instead.
+ * Serves a router with our own HTTP/2 implementation (h2c with prior knowledge, plus HTTP/1.1 for
+ * non-gRPC requests; over TLS with `secure`). With `tls`, serves through node:http2 instead.
  */
 export const serveDenoH2: GrpcTransport = async (
   router: GrpcRouter,
@@ -177,12 +206,22 @@ export const serveDenoH2: GrpcTransport = async (
     const { serveNodeHttp2 } = await import("../node_http2.ts");
     return await serveNodeHttp2(router, options);
   }
-  const listener = listenTcp(options.hostname, options.port);
+  const secure = options.secure;
+  const listener: { accept(): Promise<ByteConn>; close(): void; port: number } = secure === undefined
+    ? denoListener(listenTcp(options.hostname, options.port))
+    : secureListener(
+      await listenTls(secure.credentials, {
+        hostname: options.hostname,
+        port: options.port,
+        alpn: ["h2", "http/1.1"],
+        onRefused: secure.onRefused,
+      }),
+    );
   const ctx: H2ServerContext = { router, options, closing: false };
   const served = new Set<Served>();
   const accepting = (async () => {
     for (;;) {
-      let conn: Deno.Conn;
+      let conn: ByteConn;
       try {
         conn = await listener.accept();
       } catch {
@@ -230,12 +269,26 @@ export const serveDenoH2: GrpcTransport = async (
     }
   };
   return {
-    port: (listener.addr as Deno.NetAddr).port,
+    port: listener.port,
     close(): Promise<void> {
       return closing ??= close();
     },
   };
 };
+
+function denoListener(l: Deno.TcpListener): { accept(): Promise<ByteConn>; close(): void; port: number } {
+  return {
+    port: (l.addr as Deno.NetAddr).port,
+    accept: async () => fromDeno(await l.accept()),
+    close: () => l.close(),
+  };
+}
+
+function secureListener(
+  l: Awaited<ReturnType<typeof listenTls>>,
+): { accept(): Promise<ByteConn>; close(): void; port: number } {
+  return { port: l.port, accept: async () => fromSecure(await l.accept()), close: () => l.close() };
+}
 
 async function waitUntil(cond: () => boolean, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
