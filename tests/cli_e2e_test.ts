@@ -253,12 +253,12 @@ Deno.test("[etcd-ts] flags not implemented yet exit 1 with one line saying so", 
       line: "etcd-ts: --discovery is not implemented yet",
     },
     {
-      args: ["--cert-file", "server.crt", "--key-file", "server.key"],
-      line: "etcd-ts: --cert-file, --key-file are not implemented yet",
+      args: ["--auth-token", "jwt", "--bcrypt-cost", "12"],
+      line: "etcd-ts: --auth-token, --bcrypt-cost are not implemented yet",
     },
     {
-      args: ["--peer-auto-tls"],
-      line: "etcd-ts: --peer-auto-tls is not implemented yet",
+      args: ["--listen-metrics-urls", "http://127.0.0.1:2381"],
+      line: "etcd-ts: --listen-metrics-urls is not implemented yet",
     },
     {
       args: [],
@@ -277,11 +277,11 @@ Deno.test("[etcd-ts] flags not implemented yet exit 1 with one line saying so", 
   await t.step("from a config file", async () => {
     await withTempDir(async (dir) => {
       const file = join(dir, "etcd.yaml");
-      await Deno.writeTextFile(file, "name: n1\nclient-transport-security:\n  auto-tls: true\n");
+      await Deno.writeTextFile(file, "name: n1\nauth-token: jwt\n");
       const r = await runServer("etcd-ts", ["--config-file", file]);
       assertEquals(r.code, 1, r.stderr);
       assertEquals(lines(r.stderr), [
-        `etcd-ts: --auto-tls is not implemented yet (set by client-transport-security.auto-tls in ${file})`,
+        `etcd-ts: --auth-token is not implemented yet (set by auth-token in ${file})`,
       ]);
     });
   });

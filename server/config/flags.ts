@@ -49,6 +49,7 @@ function tlsFlags(side: "client" | "peer"): FlagDef[] {
       def: "",
       usage: `Certificate this member uses when it acts as a ${who} itself (default: --${p}cert-file).`,
       file: `${key}.client-cert-file`,
+      field: `${tls}.clientCertFile` as const,
     },
     {
       name: `${p}client-key-file`,
@@ -57,6 +58,7 @@ function tlsFlags(side: "client" | "peer"): FlagDef[] {
       def: "",
       usage: `Private key matching --${p}client-cert-file.`,
       file: `${key}.client-key-file`,
+      field: `${tls}.clientKeyFile` as const,
     },
     {
       name: `${p}trusted-ca-file`,
@@ -151,6 +153,7 @@ export const FLAGS: readonly FlagDef[] = [
     group: "security",
     def: "1",
     usage: "Years the certificates made by --auto-tls and --peer-auto-tls stay valid.",
+    field: "selfSignedCertValidity",
   },
   {
     name: "cipher-suites",
@@ -158,6 +161,7 @@ export const FLAGS: readonly FlagDef[] = [
     group: "security",
     def: "",
     usage: "Comma-separated TLS cipher suites to offer (empty: the runtime's choice).",
+    field: "cipherSuites",
   },
   {
     name: "experimental-peer-skip-client-san-verification",
@@ -165,6 +169,7 @@ export const FLAGS: readonly FlagDef[] = [
     group: "security",
     def: "false",
     usage: "Do not check the SAN of certificates presented by peers.",
+    field: "peerSkipClientSanVerification",
   },
   {
     name: "tls-min-version",
@@ -172,6 +177,7 @@ export const FLAGS: readonly FlagDef[] = [
     group: "security",
     def: "TLS1.2",
     usage: "Oldest TLS version accepted: TLS1.2 or TLS1.3.",
+    field: "tlsMinVersion",
   },
   {
     name: "tls-max-version",
@@ -179,6 +185,7 @@ export const FLAGS: readonly FlagDef[] = [
     group: "security",
     def: "",
     usage: "Newest TLS version accepted: TLS1.2 or TLS1.3 (empty: the runtime's).",
+    field: "tlsMaxVersion",
   },
   {
     name: "cors",

@@ -18,6 +18,10 @@ export interface TlsConfig {
   allowedCn: string;
   /** Comma-separated SAN host names a client certificate may carry ("" = any). */
   allowedHostname: string;
+  /** Certificate this member presents when it dials as a client ("" = certFile). */
+  clientCertFile: string;
+  /** Key of clientCertFile ("" = keyFile). */
+  clientKeyFile: string;
 }
 
 /** Everything a member needs to start; see {@link defaultConfig} for etcd's defaults. */
@@ -66,6 +70,16 @@ export interface Config {
   grpcKeepAliveMinTimeMs: number;
   grpcKeepAliveIntervalMs: number;
   grpcKeepAliveTimeoutMs: number;
+  /** Years the auto-TLS certificates stay valid. */
+  selfSignedCertValidity: number;
+  /** Comma-separated TLS 1.2 cipher suites in Go's names ("" = the runtime's choice). */
+  cipherSuites: string;
+  /** "TLS1.2" or "TLS1.3". */
+  tlsMinVersion: string;
+  /** "", "TLS1.2" or "TLS1.3" ("" = the newest the runtime has). */
+  tlsMaxVersion: string;
+  /** Do not check that a peer's certificate names the address it connects from. */
+  peerSkipClientSanVerification: boolean;
 }
 
 /** A configuration etcd-ts refuses; the message is one line and names the flag at fault. */
@@ -138,6 +152,8 @@ function emptyTls(): TlsConfig {
     crlFile: "",
     allowedCn: "",
     allowedHostname: "",
+    clientCertFile: "",
+    clientKeyFile: "",
   };
 }
 
@@ -184,5 +200,10 @@ export function defaultConfig(): Config {
     grpcKeepAliveMinTimeMs: 5_000,
     grpcKeepAliveIntervalMs: 2 * 60 * 60 * 1000,
     grpcKeepAliveTimeoutMs: 20_000,
+    selfSignedCertValidity: 1,
+    cipherSuites: "",
+    tlsMinVersion: "TLS1.2",
+    tlsMaxVersion: "",
+    peerSkipClientSanVerification: false,
   };
 }

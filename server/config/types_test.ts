@@ -33,6 +33,8 @@ Deno.test("config: defaults are etcd's", () => {
       crlFile: "",
       allowedCn: "",
       allowedHostname: "",
+      clientCertFile: "",
+      clientKeyFile: "",
     },
     peerTls: {
       certFile: "",
@@ -43,6 +45,8 @@ Deno.test("config: defaults are etcd's", () => {
       crlFile: "",
       allowedCn: "",
       allowedHostname: "",
+      clientCertFile: "",
+      clientKeyFile: "",
     },
     discovery: "",
     discoverySrv: "",
@@ -64,6 +68,11 @@ Deno.test("config: defaults are etcd's", () => {
     grpcKeepAliveMinTimeMs: 5000,
     grpcKeepAliveIntervalMs: 7200000,
     grpcKeepAliveTimeoutMs: 20000,
+    selfSignedCertValidity: 1,
+    cipherSuites: "",
+    tlsMinVersion: "TLS1.2",
+    tlsMaxVersion: "",
+    peerSkipClientSanVerification: false,
   });
   validateConfig(defaultConfig());
 });

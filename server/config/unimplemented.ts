@@ -28,32 +28,7 @@ export const SETTINGS_WITHOUT_EFFECT_YET: readonly string[] = [
  * start. Remove a name here when its feature lands; this set is the only switch.
  */
 export const NOT_YET_IMPLEMENTED: ReadonlySet<string> = new Set([
-  // TLS
-  "cert-file",
-  "key-file",
-  "client-cert-auth",
-  "client-cert-file",
-  "client-key-file",
-  "trusted-ca-file",
-  "auto-tls",
-  "client-crl-file",
-  "client-cert-allowed-cn",
-  "client-cert-allowed-hostname",
-  "peer-cert-file",
-  "peer-key-file",
-  "peer-client-cert-auth",
-  "peer-client-cert-file",
-  "peer-client-key-file",
-  "peer-trusted-ca-file",
-  "peer-auto-tls",
-  "peer-crl-file",
-  "peer-cert-allowed-cn",
-  "peer-cert-allowed-hostname",
-  "self-signed-cert-validity",
-  "cipher-suites",
-  "experimental-peer-skip-client-san-verification",
-  "tls-min-version",
-  "tls-max-version",
+  // the HTTP gateway
   "cors",
   "host-whitelist",
   // discovery

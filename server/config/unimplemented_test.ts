@@ -5,18 +5,7 @@ import { NOT_YET_IMPLEMENTED, REFUSED_IN_A_CONFIG, SETTINGS_WITHOUT_EFFECT_YET }
 import { ETCD_35_FLAGS, exit, run } from "./test_util.ts";
 
 Deno.test("config: NOT_YET_IMPLEMENTED covers the features etcd-ts lacks, and only etcd's flags", () => {
-  for (
-    const name of [
-      "cert-file",
-      "key-file",
-      "client-cert-auth",
-      "trusted-ca-file",
-      "auto-tls",
-      "peer-cert-file",
-    ]
-  ) {
-    assert(NOT_YET_IMPLEMENTED.has(name), name);
-  }
+  for (const name of ["cors", "host-whitelist"]) assert(NOT_YET_IMPLEMENTED.has(name), name);
   for (
     const name of [
       "discovery",
@@ -29,12 +18,15 @@ Deno.test("config: NOT_YET_IMPLEMENTED covers the features etcd-ts lacks, and on
     assert(NOT_YET_IMPLEMENTED.has(name), name);
   }
   for (
-    const name of ["proxy", "enable-v2", "enable-pprof", "listen-metrics-urls", "auth-token", "cipher-suites"]
+    const name of ["proxy", "enable-v2", "enable-pprof", "listen-metrics-urls", "auth-token"]
   ) {
     assert(NOT_YET_IMPLEMENTED.has(name), name);
   }
-  for (const name of ["tls-min-version", "tls-max-version", "self-signed-cert-validity"]) {
-    assert(NOT_YET_IMPLEMENTED.has(name), name);
+  // TLS is implemented: none of its flags is refused
+  for (const f of FLAGS) {
+    if (f.group === "security" && f.name !== "cors" && f.name !== "host-whitelist") {
+      assert(!NOT_YET_IMPLEMENTED.has(f.name), f.name);
+    }
   }
   for (
     const name of ["name", "data-dir", "listen-client-urls", "initial-cluster", "log-level", "snapshot-count"]
@@ -48,8 +40,7 @@ Deno.test("config: NOT_YET_IMPLEMENTED covers the features etcd-ts lacks, and on
 
 Deno.test("config: a not-yet-implemented flag set to anything but its default refuses to start", async (t) => {
   const cases: [string[], Record<string, string>, Record<string, string>, string][] = [
-    [["--cert-file", "server.pem"], {}, {}, "etcd-ts: --cert-file is not implemented yet\n"],
-    [["--auto-tls"], {}, {}, "etcd-ts: --auto-tls is not implemented yet\n"],
+    [["--cors", "https://example.com"], {}, {}, "etcd-ts: --cors is not implemented yet\n"],
     [["--discovery-srv", "example.com"], {}, {}, "etcd-ts: --discovery-srv is not implemented yet\n"],
     [
       ["--proxy", "on"],
@@ -68,22 +59,16 @@ Deno.test("config: a not-yet-implemented flag set to anything but its default re
       "etcd-ts: --enable-pprof is not implemented yet (set by ETCD_ENABLE_PPROF)\n",
     ],
     [
-      ["--cert-file", "a", "--key-file", "b"],
+      ["--cors", "https://a.example", "--host-whitelist", "a.example"],
       {},
       {},
-      "etcd-ts: --cert-file, --key-file are not implemented yet\n",
+      "etcd-ts: --cors, --host-whitelist are not implemented yet\n",
     ],
     [
       ["--config-file", "c.yml"],
       {},
-      { "c.yml": "client-transport-security:\n  cert-file: server.pem\n" },
-      "etcd-ts: --cert-file is not implemented yet (set by client-transport-security.cert-file in c.yml)\n",
-    ],
-    [
-      ["--config-file", "c.yml"],
-      {},
-      { "c.yml": "peer-transport-security:\n  allowed-cn: [etcd]\n" },
-      "etcd-ts: --peer-cert-allowed-cn is not implemented yet (set by peer-transport-security.allowed-cn in c.yml)\n",
+      { "c.yml": "auth-token: jwt\n" },
+      "etcd-ts: --auth-token is not implemented yet (set by auth-token in c.yml)\n",
     ],
     [
       ["--config-file", "c.yml"],

@@ -9,6 +9,7 @@ import { loadFlag, sameValue } from "./flag_kinds.ts";
 import { FLAGS } from "./flags.ts";
 import { type Config, ConfigError, defaultConfig } from "./types.ts";
 import { NOT_YET_IMPLEMENTED, REFUSED_IN_A_CONFIG } from "./unimplemented.ts";
+import { TLS12_CIPHER_SUITES, UNSUPPORTED_CIPHER_SUITES } from "./cipher_suites.ts";
 import { compareStrings, formatUrl, initialClusterString, parseDurationMs, reason } from "./values.ts";
 
 const MAX_ELECTION_MS = 50_000;
@@ -179,6 +180,8 @@ export function validateConfig(c: Config, unimplemented: ReadonlySet<string> = N
     );
   }
 
+  checkTls(c);
+
   // Settings with a Config field whose feature is not there yet.
   const defaults = defaultConfig();
   for (const f of FLAGS) {
@@ -190,6 +193,87 @@ export function validateConfig(c: Config, unimplemented: ReadonlySet<string> = N
   }
 
   verifyBootstrap(c);
+}
+
+const TLS_VERSIONS = ["TLS1.2", "TLS1.3"];
+
+/** The TLS settings: versions, cipher suites, files given in pairs, https URLs with something to serve. */
+function checkTls(c: Config): void {
+  for (const [flag, v] of [["tls-min-version", c.tlsMinVersion], ["tls-max-version", c.tlsMaxVersion]]) {
+    if (v === "" && flag === "tls-max-version") continue;
+    if (!TLS_VERSIONS.includes(v)) {
+      invalid(`unexpected TLS version ${JSON.stringify(v)} (must be one of: TLS1.2, TLS1.3)`, flag);
+    }
+  }
+  if (
+    c.tlsMaxVersion !== "" && TLS_VERSIONS.indexOf(c.tlsMinVersion) > TLS_VERSIONS.indexOf(c.tlsMaxVersion)
+  ) {
+    invalid(
+      `min version (${c.tlsMinVersion}) is greater than max version (${c.tlsMaxVersion})`,
+      "tls-min-version",
+    );
+  }
+  const suites = c.cipherSuites.split(",").map((x) => x.trim()).filter((x) => x !== "");
+  if (suites.length > 0 && c.tlsMinVersion === "TLS1.3") {
+    invalid("cipher suites cannot be configured when only TLS1.3 is enabled", "cipher-suites");
+  }
+  for (const name of suites) {
+    if (TLS12_CIPHER_SUITES.has(name)) continue;
+    if (UNSUPPORTED_CIPHER_SUITES.has(name)) {
+      invalid(
+        `TLS cipher suite ${JSON.stringify(name)} is not supported by etcd-ts (supported: ${
+          [...TLS12_CIPHER_SUITES.keys()].join(", ")
+        })`,
+        "cipher-suites",
+      );
+    }
+    invalid(`unexpected TLS cipher suite ${JSON.stringify(name)}`, "cipher-suites");
+  }
+  checkInteger("self-signed-cert-validity", c.selfSignedCertValidity, 0); // 0 means 1, as in etcd
+  for (const [side, t] of [["", c.clientTls], ["peer-", c.peerTls]] as const) {
+    if ((t.certFile === "") !== (t.keyFile === "")) {
+      invalid(`--${side}cert-file and --${side}key-file must be given together`, `${side}cert-file`);
+    }
+    if ((t.clientCertFile === "") !== (t.clientKeyFile === "")) {
+      invalid(
+        `--${side}client-cert-file and --${side}client-key-file must be given together`,
+        `${side}client-cert-file`,
+      );
+    }
+  }
+  const serves = (t: Config["clientTls"]): boolean => t.certFile !== "" || t.autoTls;
+  for (const u of c.listenClientUrls) {
+    if (u.protocol === "https:" && !serves(c.clientTls)) {
+      invalid(
+        `TLS key/cert (--cert-file, --key-file) must be provided for client url ${
+          formatUrl(u)
+        } with HTTPS scheme`,
+        "cert-file",
+      );
+    }
+  }
+  for (const u of c.listenPeerUrls) {
+    if (u.protocol === "https:" && !serves(c.peerTls)) {
+      invalid(
+        `TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${
+          formatUrl(u)
+        } with HTTPS scheme`,
+        "peer-cert-file",
+      );
+    }
+  }
+  for (
+    const [flag, list] of [["listen-client-urls", c.listenClientUrls], [
+      "listen-peer-urls",
+      c.listenPeerUrls,
+    ]] as const
+  ) {
+    for (const u of list) {
+      if (u.protocol === "unixs:") {
+        invalid(`unixs URLs are not supported by etcd-ts: ${formatUrl(u)} (--${flag})`, flag);
+      }
+    }
+  }
 }
 
 /** etcd's bootstrap checks (`VerifyBootstrap` / `VerifyJoinExisting`) for a member started from flags. */

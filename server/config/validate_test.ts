@@ -157,8 +157,67 @@ Deno.test("config: validateConfig refuses bad programmatic configurations with C
       "log-outputs",
       "--log-outputs=systemd/journal is not supported by etcd-ts",
     ],
-    [(c) => (c.clientTls.certFile = "server.pem"), "cert-file", "--cert-file is not implemented yet"],
-    [(c) => (c.peerTls.autoTls = true), "peer-auto-tls", "--peer-auto-tls is not implemented yet"],
+    [
+      (c) => (c.listenClientUrls = [new URL("https://127.0.0.1:2379")]),
+      "cert-file",
+      "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme",
+    ],
+    [
+      (c) => (c.listenPeerUrls = [new URL("https://127.0.0.1:2380")]),
+      "peer-cert-file",
+      "TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url https://127.0.0.1:2380 " +
+      "with HTTPS scheme",
+    ],
+    [
+      (c) => (c.clientTls.certFile = "server.pem"),
+      "cert-file",
+      "--cert-file and --key-file must be given together",
+    ],
+    [
+      (c) => (c.peerTls.clientKeyFile = "client.key"),
+      "peer-client-cert-file",
+      "--peer-client-cert-file and --peer-client-key-file must be given together",
+    ],
+    [
+      (c) => (c.tlsMinVersion = "TLS1.1"),
+      "tls-min-version",
+      'unexpected TLS version "TLS1.1" (must be one of: TLS1.2, TLS1.3)',
+    ],
+    [
+      (c) => (c.tlsMaxVersion = "tls1.3"),
+      "tls-max-version",
+      'unexpected TLS version "tls1.3" (must be one of: TLS1.2, TLS1.3)',
+    ],
+    [
+      (c) => {
+        c.tlsMinVersion = "TLS1.3";
+        c.tlsMaxVersion = "TLS1.2";
+      },
+      "tls-min-version",
+      "min version (TLS1.3) is greater than max version (TLS1.2)",
+    ],
+    [
+      (c) => {
+        c.tlsMinVersion = "TLS1.3";
+        c.cipherSuites = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
+      },
+      "cipher-suites",
+      "cipher suites cannot be configured when only TLS1.3 is enabled",
+    ],
+    [
+      (c) => (c.cipherSuites = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_FOO"),
+      "cipher-suites",
+      'unexpected TLS cipher suite "TLS_FOO"',
+    ],
+    [
+      (c) => (c.cipherSuites = "TLS_RSA_WITH_AES_128_CBC_SHA"),
+      "cipher-suites",
+      'TLS cipher suite "TLS_RSA_WITH_AES_128_CBC_SHA" is not supported by etcd-ts (supported: ' +
+      "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, " +
+      "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, " +
+      "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305, " +
+      "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305)",
+    ],
     [(c) => (c.enableV2 = true), "enable-v2", "--enable-v2 is not implemented yet"],
     [
       (c) => (c.listenMetricsUrls = [new URL("http://127.0.0.1:2381")]),
@@ -190,6 +249,19 @@ Deno.test("config: validateConfig refuses bad programmatic configurations with C
       assert(!err.message.includes("\n"));
     });
   }
+  await t.step("accepted: https URLs with certificates or auto-TLS, TLS versions and suites", () => {
+    const c = defaultConfig();
+    c.listenClientUrls = [new URL("https://127.0.0.1:2379"), new URL("http://127.0.0.1:22379")];
+    c.clientTls.certFile = "server.crt";
+    c.clientTls.keyFile = "server.key";
+    c.listenPeerUrls = [new URL("https://127.0.0.1:2380")];
+    c.initialAdvertisePeerUrls = [new URL("https://127.0.0.1:2380")];
+    c.initialCluster = new Map([["default", [new URL("https://127.0.0.1:2380")]]]);
+    c.peerTls.autoTls = true;
+    c.tlsMaxVersion = "TLS1.2";
+    c.cipherSuites = "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384";
+    validateConfig(c);
+  });
   await t.step("accepted: an existing member, quota off, revision compaction, unix and port 0 URLs", () => {
     const c = defaultConfig();
     c.initialClusterState = "existing";
@@ -209,9 +281,9 @@ Deno.test("config: a Config built in code may carry the settings without effect 
   c.strictReconfigCheck = false;
   c.grpcKeepAliveTimeoutMs = 1;
   validateConfig(c);
-  c.clientTls.allowedHostname = "a.example";
+  c.enableV2 = true;
   const err = assertThrows(() => validateConfig(c), ConfigError) as ConfigError;
-  assertEquals(err.message, "--client-cert-allowed-hostname is not implemented yet");
+  assertEquals(err.message, "--enable-v2 is not implemented yet");
   // With the setting no longer in the refused set, it passes.
   validateConfig(c, new Set());
 });
