@@ -23,6 +23,8 @@ import { registerCluster } from "./server/api/cluster.ts";
 import { registerMaintenance } from "./server/api/maintenance.ts";
 import { registerWatch } from "./server/api/watch.ts";
 import { registerLease } from "./server/api/lease.ts";
+import { setUpTls } from "./server/tls/setup.ts";
+import { systemClock } from "./server/clock.ts";
 
 export type { Clock, Config, GrpcTransport, Logger };
 export { ConfigError, defaultConfig, EtcdServer, validateConfig };
@@ -58,7 +60,26 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     const { hostname, port } = listenAddress(url);
     if (port !== 0) listenTcp(hostname, port).close();
   }
-  const server = await EtcdServer.start(config, { logger, clock: options.clock, random: options.random });
+  const clock = options.clock ?? systemClock;
+  const tls = await setUpTls(config, { logger, clock });
+  const refusals = (side: string) => (remote: string, reason: string): void =>
+    logger.warn(`rejected connection on ${side} endpoint`, { "remote-addr": remote, error: reason });
+  let server: EtcdServer;
+  try {
+    server = await EtcdServer.start(config, {
+      logger,
+      clock,
+      random: options.random,
+      peerTls: tls.peer === undefined ? undefined : {
+        credentials: tls.peer,
+        checkPeerAddress: !config.peerSkipClientSanVerification,
+        onRefused: refusals("peer"),
+      },
+    });
+  } catch (err) {
+    tls.close();
+    throw err;
+  }
   const router = new GrpcRouter();
   registerKv(router, server);
   registerCluster(router, server);
@@ -76,6 +97,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     await server.whenReady();
   } catch (err) {
     await server.close();
+    tls.close();
     throw err;
   }
   const transport = options.transport ?? serveDenoH2;
@@ -83,21 +105,28 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
   const clientUrls: URL[] = [];
   try {
     for (const url of config.listenClientUrls) {
+      const secure = url.protocol === "https:" && tls.client !== undefined;
       const listener = await transport(router, {
         ...listenAddress(url),
         maxReceiveMessageBytes: config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+        ...(secure ? { secure: { credentials: tls.client!, onRefused: refusals("client") } } : {}),
       });
       listeners.push(listener);
       const bound = new URL(url.toString());
       bound.port = String(listener.port);
       clientUrls.push(bound);
-      logger.info("serving client traffic insecurely; this is strongly discouraged!", {
-        address: `${url.hostname}:${listener.port}`,
-      });
+      if (secure) {
+        logger.info("serving client traffic securely", { address: `${url.hostname}:${listener.port}` });
+      } else {
+        logger.info("serving client traffic insecurely; this is strongly discouraged!", {
+          address: `${url.hostname}:${listener.port}`,
+        });
+      }
     }
   } catch (err) {
     for (const l of listeners) await l.close();
     await server.close();
+    tls.close();
     throw err;
   }
   logger.info("ready to serve client requests", { "client-urls": clientUrls.map(formatUrl).join(",") });
@@ -109,6 +138,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
       closing ??= (async () => {
         await Promise.all(listeners.map((l) => l.close()));
         await server.close();
+        tls.close();
       })();
       return closing;
     },

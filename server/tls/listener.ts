@@ -192,13 +192,18 @@ export async function listenTls(creds: TlsCredentials, o: TlsListenOptions): Pro
     deliver();
   });
   server.on("tlsClientError", (err: Error, sock: tls.TLSSocket) => {
-    o.onRefused?.(hostPort(sock?.remoteAddress, sock?.remotePort), handshakeError(err.message));
+    // after a failed handshake the address is known only to the TCP socket underneath
+    const tcp = (sock as tls.TLSSocket & { _parent?: { remoteAddress?: string; remotePort?: number } })
+      ?._parent;
+    const address = sock?.remoteAddress ?? tcp?.remoteAddress;
+    const port = sock?.remotePort ?? tcp?.remotePort;
+    o.onRefused?.(address === undefined ? "unknown" : hostPort(address, port), handshakeError(err.message));
   });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       const host = o.hostname.includes(":") ? `[${o.hostname}]` : o.hostname;
       if (err.code === "EADDRINUSE") {
-        reject(new Error(`listen tcp ${host}:${o.port}: bind: address already in use`));
+        reject(new Deno.errors.AddrInUse(`listen tcp ${host}:${o.port}: bind: address already in use`));
       } else if (err.code === "EADDRNOTAVAIL") {
         reject(new Error(`listen tcp ${host}:${o.port}: bind: cannot assign requested address`));
       } else reject(err);
