@@ -41,6 +41,12 @@ export interface ClusterSpec {
   form?: "flags" | "env";
   /** Flags appended to every member's command line, e.g. `["--snapshot-count", "50"]`. */
   extraArgs?: string[];
+  /** Flags appended to one member's command line (its certificate files, say). */
+  memberArgs?: (name: string, host: string) => string[];
+  /** `https`: client and peer URLs are https:// (default `http`). */
+  scheme?: "http" | "https";
+  /** etcdctl flags every health and status check of this cluster needs (`--cacert ...`). */
+  ctlArgs?: string[];
 }
 
 /** One member's `etcdctl endpoint status` line, with uint64 IDs kept exact. */
@@ -171,6 +177,8 @@ export class ClusterMember {
     readonly args: string[],
     /** `ETCD_*` variables added to the environment. */
     readonly env: Record<string, string>,
+    /** etcdctl flags a health check needs (TLS). */
+    readonly ctlArgs: string[] = [],
   ) {}
 
   /** The process ID of the running process. */
@@ -210,6 +218,7 @@ export class ClusterMember {
         throw new Error(`${this.impl} ${this.name} exited before it was ready:\n${this.log}`);
       }
       const r = await etcdctl(this.endpoint, [
+        ...this.ctlArgs,
         "endpoint",
         "health",
         "--dial-timeout=1s",
@@ -295,7 +304,13 @@ function guideSettings(
 
 /** A statically bootstrapped cluster of real server processes. */
 export class Cluster {
-  private constructor(readonly impl: Impl, readonly members: ClusterMember[], readonly root: string) {}
+  private constructor(
+    readonly impl: Impl,
+    readonly members: ClusterMember[],
+    readonly root: string,
+    /** etcdctl flags every check of this cluster needs (TLS). */
+    readonly ctlArgs: string[] = [],
+  ) {}
 
   /**
    * Describes the members (data directories under a new temporary directory, passed as `ETCD_DATA_DIR`
@@ -309,7 +324,13 @@ export class Cluster {
       const guide = spec.ports === "guide";
       const clientPort = guide ? 2379 : freePort(host);
       const peerPort = guide ? 2380 : freePort(host);
-      return { host, client: `http://${host}:${clientPort}`, peer: `http://${host}:${peerPort}`, clientPort };
+      const scheme = spec.scheme ?? "http";
+      return {
+        host,
+        client: `${scheme}://${host}:${clientPort}`,
+        peer: `${scheme}://${host}:${peerPort}`,
+        clientPort,
+      };
     });
     const initialCluster = names.map((n, i) => `${n}=${addrs[i].peer}`).join(",");
     const members = names.map((name, i) => {
@@ -323,20 +344,22 @@ export class Cluster {
       } else {
         args = settings.flatMap(([flag, value]) => [`--${flag}`, value]);
       }
-      args.push(...(spec.extraArgs ?? []));
+      args.push(...(spec.extraArgs ?? []), ...(spec.memberArgs?.(name, host) ?? []));
       return new ClusterMember(
         spec.impl,
         name,
         host,
-        `${host}:${clientPort}`,
+        // etcdctl speaks TLS to an endpoint only when its URL says so
+        spec.scheme === "https" ? `https://${host}:${clientPort}` : `${host}:${clientPort}`,
         client,
         peer,
         dataDir,
         args,
         env,
+        spec.ctlArgs ?? [],
       );
     });
-    return new Cluster(spec.impl, members, root);
+    return new Cluster(spec.impl, members, root, spec.ctlArgs ?? []);
   }
 
   /** Creates the cluster, starts every member at once and waits until each answers a health check. */
@@ -366,6 +389,7 @@ export class Cluster {
     timeoutMs = 2000,
   ): Promise<EndpointStatus[]> {
     const r = await etcdctl(this.endpoints(indices), [
+      ...this.ctlArgs,
       "endpoint",
       "status",
       "-w",

@@ -114,9 +114,9 @@ export function refusalOf(
     })`;
   }
   if (c.allowedCn.length > 0 && !c.allowedCn.includes(commonNameOf(cert))) {
-    return `CommonName authentication failed (got ${JSON.stringify(commonNameOf(cert))}, allowed ${
-      c.allowedCn.join(",")
-    })`;
+    return `client certificate authentication failed: CommonName ${
+      JSON.stringify(commonNameOf(cert))
+    } is not allowed (allowed: ${c.allowedCn.join(",")})`;
   }
   if (c.allowedHostname.length > 0) {
     const { dns, ips } = subjectAltNames(cert);
@@ -124,7 +124,10 @@ export function refusalOf(
       const name = h.toLowerCase();
       return isIP(name) ? ips.includes(normalizeIp(name)) : dns.some((d) => matchesDnsName(d, name));
     });
-    if (!ok) return `HostName authentication failed (allowed ${c.allowedHostname.join(",")})`;
+    if (!ok) {
+      return `client certificate authentication failed: no SAN of the certificate is an allowed host name ` +
+        `(allowed: ${c.allowedHostname.join(",")})`;
+    }
   }
   return undefined;
 }

@@ -62,7 +62,7 @@ Deno.test("verify: what a side with client-certificate authentication refuses", 
   assertEquals(refusalOf(good, creds({ allowedCn: ["infra0", "infra1"] })), undefined);
   assertEquals(
     refusalOf(good, creds({ allowedCn: ["infra0"] })),
-    'CommonName authentication failed (got "infra1", allowed infra0)',
+    'client certificate authentication failed: CommonName "infra1" is not allowed (allowed: infra0)',
   );
   for (const ok of ["infra1.example.com", "INFRA1.example.com", "x.etcd.local", "127.0.1.11", "::1"]) {
     assertEquals(refusalOf(good, creds({ allowedHostname: [ok] })), undefined, ok);
@@ -70,7 +70,7 @@ Deno.test("verify: what a side with client-certificate authentication refuses", 
   for (const bad of ["example.com", "a.b.etcd.local", "127.0.1.12"]) {
     assertEquals(
       refusalOf(good, creds({ allowedHostname: [bad] })),
-      `HostName authentication failed (allowed ${bad})`,
+      `client certificate authentication failed: no SAN of the certificate is an allowed host name (allowed: ${bad})`,
       bad,
     );
   }

@@ -171,7 +171,7 @@ Deno.test("the HTTP/2 server over TLS", async (t) => {
             assert(await eventually(() => refused.length === 1), "reported once");
             const expected = over.crlFile !== undefined
               ? /certificate revoked/
-              : /CommonName authentication failed/;
+              : /client certificate authentication failed: CommonName/;
             assert(expected.test(refused[0]), refused[0]);
           } finally {
             await l.close();
