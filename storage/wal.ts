@@ -1095,11 +1095,21 @@ export class Wal {
 }
 
 /** Opens `dir` and takes an exclusive advisory lock on it, held until the Wal closes. */
+/** How often, and how far apart, a locked WAL directory is tried before it counts as another writer's. */
+const LOCK_ATTEMPTS = 5;
+const LOCK_RETRY_MS = 20;
+
 async function lockDir(dir: string, fs: FileSystem): Promise<FileHandle> {
   const handle = await fs.open(dir, { read: true });
   let locked = false;
   try {
-    locked = await handle.tryLock(true);
+    // A lock released by close() in this very process can still be held for a moment (seen once in a
+    // full test run: reopening right after a close found the directory locked), so a refusal is tried
+    // again a few times before it counts.
+    for (let attempt = 0; !locked && attempt < LOCK_ATTEMPTS; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, LOCK_RETRY_MS));
+      locked = await handle.tryLock(true);
+    }
   } catch (err) {
     handle.close();
     throw err;
