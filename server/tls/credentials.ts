@@ -15,7 +15,8 @@ import {
   type SecureContextOptions,
   type TlsOptions,
 } from "node:tls";
-import { X509Crl } from "./x509.ts";
+import { type X509Certificate, X509Crl } from "./x509.ts";
+import { parseBundle } from "./chain.ts";
 
 /** Where one side's files are, and what it asks of the other end. */
 export interface TlsSideConfig {
@@ -75,6 +76,8 @@ interface Material {
   clientKey: string;
   /** Revoked serial numbers, upper-case hex without leading zeros. */
   revoked: ReadonlySet<string>;
+  /** The certificates of the CA file. */
+  trusted: X509Certificate[];
 }
 
 /** Upper-case hex without leading zeros, as `getPeerCertificate().serialNumber` and CRLs are compared. */
@@ -139,10 +142,16 @@ export class TlsCredentials {
       cert: m.clientCert,
       key: m.clientKey,
       ...(m.ca === undefined ? {} : { ca: m.ca }),
-      rejectUnauthorized: !this.config.selfSigned,
+      // the chain and the name are checked after the handshake against the CA file alone (listener.ts)
+      rejectUnauthorized: false,
       minVersion: this.config.minVersion,
       ...(this.config.maxVersion === undefined ? {} : { maxVersion: this.config.maxVersion }),
     };
+  }
+
+  /** The certificates of the CA file (empty without one): the only roots the other end may chain to. */
+  get trusted(): readonly X509Certificate[] {
+    return this.#m.trusted;
   }
 
   /** Serial numbers revoked by the CRL file (normalized, see {@linkcode normalizeSerial}). */
@@ -219,7 +228,15 @@ async function readMaterial(c: TlsSideConfig, reader: TlsFileReader): Promise<Ma
   }
   usable(c.certFile, cert, key, ca);
   if (c.clientCertFile !== "") usable(c.clientCertFile, clientCert, clientKey, ca);
-  return { cert, key, ca, clientCert, clientKey, revoked };
+  let trusted: X509Certificate[] = [];
+  if (ca !== undefined) {
+    try {
+      trusted = parseBundle(ca);
+    } catch (err) {
+      throw new TlsFileError(`${c.trustedCaFile}: cannot parse the CA certificates: ${describe(err)}`);
+    }
+  }
+  return { cert, key, ca, clientCert, clientKey, revoked, trusted };
 }
 
 /** Throws when the TLS stack cannot use the pair (a key that does not match, a damaged certificate). */

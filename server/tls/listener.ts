@@ -11,12 +11,15 @@
  */
 import tls from "node:tls";
 import type { TlsCredentials } from "./credentials.ts";
+import { chainError } from "./chain.ts";
 import {
   addressRefusal,
   commonNameOf,
   handshakeError,
+  namesHost,
   type PeerCertificateFacts,
   refusalOf,
+  subjectAltNames,
 } from "./verify.ts";
 
 /** A byte stream over TLS, read and written like a `Deno.Conn`. */
@@ -158,38 +161,23 @@ export async function listenTls(creds: TlsCredentials, o: TlsListenOptions): Pro
     sock.on("error", () => {});
     sock.resume();
   };
+  const deliver = (sock: tls.TLSSocket): void => {
+    const conn = adapt(sock);
+    if (acceptor !== undefined) {
+      const a = acceptor;
+      acceptor = undefined;
+      a.resolve(conn);
+    } else ready.push(conn);
+  };
   server.on("secureConnection", (sock: tls.TLSSocket) => {
     sock.setNoDelay(true);
-    const cert = sock.getPeerCertificate?.() as PeerCertificateFacts | undefined;
-    const certificate = cert !== undefined && cert !== null && Object.keys(cert).length > 0
-      ? cert
-      : undefined;
-    const reason = refusalOf({
-      protocol: sock.getProtocol(),
-      cipher: sock.getCipher()?.name,
-      certificate,
-      authorized: sock.authorized,
-      authorizationError: sock.authorizationError === null ? undefined : String(sock.authorizationError),
-    }, creds);
-    if (reason !== undefined) return refuse(sock, reason);
-    const deliver = (): void => {
-      const conn = adapt(sock);
-      if (acceptor !== undefined) {
-        const a = acceptor;
-        acceptor = undefined;
-        a.resolve(conn);
-      } else ready.push(conn);
-    };
-    if (o.checkPeerAddress && certificate !== undefined && creds.config.clientCertAuth) {
-      sock.pause();
-      void addressRefusal(certificate, sock.remoteAddress).then((why) => {
-        if (why !== undefined) return refuse(sock, why);
-        deliver();
-        sock.resume();
-      });
-      return;
-    }
-    deliver();
+    // nothing is read until the checks are done
+    sock.pause();
+    void admission(sock, creds, o).then((why) => {
+      if (why !== undefined) return refuse(sock, why);
+      deliver(sock);
+      sock.resume();
+    }, (err) => refuse(sock, `tls: ${err instanceof Error ? err.message : err}`));
   });
   server.on("tlsClientError", (err: Error, sock: tls.TLSSocket) => {
     // after a failed handshake the address is known only to the TCP socket underneath
@@ -236,6 +224,50 @@ export async function listenTls(creds: TlsCredentials, o: TlsListenOptions): Pro
   };
 }
 
+/** The certificate the other end sent (DER) and the intermediates it sent with it. */
+function presentedChain(sock: tls.TLSSocket): { leaf?: Uint8Array; rest: Uint8Array[] } {
+  const first = sock.getPeerCertificate?.(true) as tls.DetailedPeerCertificate | undefined;
+  if (first === undefined || first === null || first.raw === undefined) return { rest: [] };
+  const rest: Uint8Array[] = [];
+  let c = first.issuerCertificate;
+  for (let i = 0; i < 8 && c !== undefined && c !== null && c.raw !== undefined && c !== first; i++) {
+    rest.push(c.raw);
+    if (c.issuerCertificate === c) break;
+    c = c.issuerCertificate;
+  }
+  return { leaf: first.raw, rest };
+}
+
+/** Why a connection that finished its handshake may not be served, or undefined. */
+async function admission(
+  sock: tls.TLSSocket,
+  creds: TlsCredentials,
+  o: TlsListenOptions,
+): Promise<string | undefined> {
+  const cert = sock.getPeerCertificate?.() as PeerCertificateFacts | undefined;
+  const certificate = cert !== undefined && cert !== null && Object.keys(cert).length > 0 ? cert : undefined;
+  const verifying = creds.config.clientCertAuth && !creds.config.selfSigned;
+  let chain: string | undefined;
+  if (verifying && certificate !== undefined && creds.trusted.length > 0) {
+    const { leaf, rest } = presentedChain(sock);
+    chain = leaf === undefined ? "x509: malformed certificate" : await chainError(leaf, rest, creds.trusted);
+  }
+  const reason = refusalOf({
+    protocol: sock.getProtocol(),
+    cipher: sock.getCipher()?.name,
+    certificate,
+    // with a CA file, its certificates alone decide; without one, the runtime's roots do
+    authorized: creds.trusted.length > 0 ? chain === undefined : sock.authorized,
+    authorizationError: chain ??
+      (sock.authorizationError === null ? undefined : String(sock.authorizationError)),
+  }, creds);
+  if (reason !== undefined) return reason;
+  if (o.checkPeerAddress && certificate !== undefined && verifying) {
+    return await addressRefusal(certificate, sock.remoteAddress);
+  }
+  return undefined;
+}
+
 /** How a dial is made. */
 export interface TlsDialOptions {
   hostname: string;
@@ -245,93 +277,12 @@ export interface TlsDialOptions {
 }
 
 /**
- * Dials `hostname:port` over TLS with the side's client certificate; `signal` aborts the attempt.
- * A dial that verifies the other end goes through Deno's own TLS client, which costs less per write than
- * `node:tls` (members send many small messages); self-signed (auto-TLS) dials, which do not verify, need
- * `node:tls`.
+ * Dials `hostname:port` over TLS with the side's client certificate; `signal` aborts the attempt. Unless
+ * the side is self-signed (auto-TLS), the other end's certificate must chain to the CA file and name
+ * `hostname`; both are checked here, after the handshake, as the runtime's checks would also accept its
+ * built-in public roots.
  */
 export function dialTls(creds: TlsCredentials, o: TlsDialOptions): Promise<SecureConn> {
-  if (!creds.config.selfSigned) return dialNative(creds, o);
-  return dialNode(creds, o);
-}
-
-async function dialNative(creds: TlsCredentials, o: TlsDialOptions): Promise<SecureConn> {
-  if (o.signal.aborted) throw o.signal.reason ?? new Error("dial aborted");
-  const c = creds.clientOptions();
-  const dial = Deno.connectTls({
-    hostname: o.hostname,
-    port: o.port,
-    cert: c.cert as string,
-    key: c.key as string,
-    ...(typeof c.ca === "string" ? { caCerts: [c.ca] } : {}),
-    ...(o.alpn === undefined ? {} : { alpnProtocols: o.alpn }),
-  });
-  // connectTls takes no signal: an aborted dial closes the connection as soon as it exists
-  let aborted = false;
-  const onAbort = (): void => {
-    aborted = true;
-  };
-  o.signal.addEventListener("abort", onAbort, { once: true });
-  let conn: Deno.TlsConn | undefined;
-  try {
-    conn = await Promise.race([
-      dial,
-      new Promise<never>((_, reject) =>
-        o.signal.addEventListener("abort", () => reject(o.signal.reason ?? new Error("dial aborted")), {
-          once: true,
-        })
-      ),
-    ]);
-    const hs = await conn.handshake();
-    if (aborted) throw o.signal.reason ?? new Error("dial aborted");
-    return nativeConn(conn, hs.alpnProtocol ?? undefined);
-  } catch (err) {
-    if (conn === undefined) void dial.then((late) => late.close(), () => {});
-    else closeQuietly(conn);
-    throw err;
-  } finally {
-    o.signal.removeEventListener("abort", onAbort);
-  }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // already closed
-  }
-}
-
-/** A connection of Deno's TLS client as a {@linkcode SecureConn}. */
-function nativeConn(conn: Deno.TlsConn, alpn: string | undefined): SecureConn {
-  const a = conn.remoteAddr;
-  let closed = false;
-  return {
-    remoteAddr: hostPort(a.hostname, a.port),
-    alpn,
-    peerCertificate: undefined,
-    async read(p: Uint8Array): Promise<number | null> {
-      try {
-        return await conn.read(p);
-      } catch {
-        return null;
-      }
-    },
-    async write(p: Uint8Array): Promise<number> {
-      let off = 0;
-      while (off < p.length) off += await conn.write(off === 0 ? p : p.subarray(off));
-      return p.length;
-    },
-    close(): void {
-      if (closed) return;
-      closed = true;
-      closeQuietly(conn);
-    },
-  };
-}
-
-/** A dial with `node:tls`, which can skip verification (self-signed peers). */
-function dialNode(creds: TlsCredentials, o: TlsDialOptions): Promise<SecureConn> {
   return new Promise((resolve, reject) => {
     if (o.signal.aborted) return reject(o.signal.reason ?? new Error("dial aborted"));
     const sock = tls.connect({
@@ -348,9 +299,21 @@ function dialNode(creds: TlsCredentials, o: TlsDialOptions): Promise<SecureConn>
     };
     o.signal.addEventListener("abort", onAbort, { once: true });
     sock.once("secureConnect", () => {
-      o.signal.removeEventListener("abort", onAbort);
       sock.setNoDelay(true);
-      resolve(adapt(sock));
+      sock.pause();
+      void serverRefusal(sock, creds, o.hostname).then((why) => {
+        o.signal.removeEventListener("abort", onAbort);
+        if (why !== undefined) {
+          sock.destroy();
+          return reject(new Error(`tls: failed to verify certificate: ${why}`));
+        }
+        const conn = adapt(sock);
+        sock.resume();
+        resolve(conn);
+      }, (err) => {
+        sock.destroy();
+        reject(err);
+      });
     });
     sock.once("error", (err) => {
       o.signal.removeEventListener("abort", onAbort);
@@ -358,6 +321,29 @@ function dialNode(creds: TlsCredentials, o: TlsDialOptions): Promise<SecureConn>
       reject(err);
     });
   });
+}
+
+/** Why the certificate of the member dialed at `hostname` is not to be trusted, or undefined. */
+async function serverRefusal(
+  sock: tls.TLSSocket,
+  creds: TlsCredentials,
+  hostname: string,
+): Promise<string | undefined> {
+  if (creds.config.selfSigned) return undefined;
+  const { leaf, rest } = presentedChain(sock);
+  if (leaf === undefined) return "x509: no certificate";
+  if (creds.trusted.length > 0) {
+    const chain = await chainError(leaf, rest, creds.trusted);
+    if (chain !== undefined) return chain;
+  } else if (!sock.authorized) {
+    return `x509: ${sock.authorizationError ?? "certificate not trusted"}`;
+  }
+  const cert = sock.getPeerCertificate() as PeerCertificateFacts;
+  if (!namesHost(cert, hostname)) {
+    const { dns, ips } = subjectAltNames(cert);
+    return `x509: certificate is valid for ${[...dns, ...ips].join(", ") || "no host"}, not ${hostname}`;
+  }
+  return undefined;
 }
 
 function isIpLiteral(host: string): boolean {

@@ -104,9 +104,10 @@ export function refusalOf(
   if (!c.clientCertAuth || c.selfSigned) return undefined;
   if (cert === undefined) return "tls: client didn't provide a certificate";
   if (facts.authorized === false) {
-    return `tls: failed to verify client certificate: ${chainError(facts.authorizationError)} (CN ${
-      JSON.stringify(commonNameOf(cert))
-    })`;
+    const why = facts.authorizationError?.startsWith("x509: ")
+      ? facts.authorizationError
+      : chainError(facts.authorizationError);
+    return `tls: failed to verify client certificate: ${why} (CN ${JSON.stringify(commonNameOf(cert))})`;
   }
   if (cert.serialNumber !== undefined && creds.revoked.has(normalizeSerial(cert.serialNumber))) {
     return `tls: certificate revoked (serial number ${normalizeSerial(cert.serialNumber)}, CN ${
@@ -130,6 +131,13 @@ export function refusalOf(
     }
   }
   return undefined;
+}
+
+/** Whether a certificate names `host` (an IP address among its IP SANs, or a name among its DNS SANs). */
+export function namesHost(cert: PeerCertificateFacts | undefined, host: string): boolean {
+  const { dns, ips } = subjectAltNames(cert);
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return isIP(h) ? ips.includes(normalizeIp(h)) : dns.some((d) => matchesDnsName(d, h));
 }
 
 /** A DNS SAN against a host name, with one leading `*.` label as a wildcard. */
