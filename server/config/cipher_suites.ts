@@ -37,3 +37,13 @@ export const UNSUPPORTED_CIPHER_SUITES: ReadonlySet<string> = new Set([
   "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
   "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
 ]);
+
+/**
+ * Go's TLS 1.3 suites, which etcd's `--cipher-suites` also accepts by name although Go (like the runtime's
+ * TLS stack) always enables all three and lets none be configured.
+ */
+export const TLS13_CIPHER_SUITES: ReadonlySet<string> = new Set([
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+]);

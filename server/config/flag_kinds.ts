@@ -30,6 +30,8 @@ import {
  * - `duration`: a Go duration (`1h30m`), held in milliseconds; YAML may also give integer nanoseconds;
  * - `urls`: etcd's comma-separated URL list, checked, sorted and deduplicated; "" keeps the default;
  * - `list`: comma-separated text, held in the Config as one comma-separated string;
+ * - `strings`: comma-separated text, held in the Config as an array, in the order given (etcd's
+ *   `StringsFlag`; a YAML list or a comma-separated string in the config file);
  * - `set`: comma-separated text, deduplicated and sorted;
  * - `enum`: one of the record's `choices`;
  * - `ignored`: a flag etcd 3.5 still accepts but no longer reads; it takes an optional boolean.
@@ -43,6 +45,7 @@ export type FlagKind =
   | "duration"
   | "urls"
   | "list"
+  | "strings"
   | "set"
   | "enum"
   | "ignored";
@@ -203,6 +206,12 @@ const KINDS: Readonly<Record<FlagKind, KindRules>> = {
     file: listOfFile,
     store: (v) => (v as string[]).join(","),
     load: (x) => splitList(x as string),
+  },
+  strings: {
+    text: (_f, text) => splitList(text),
+    file: listOfFile,
+    store: (v) => [...(v as string[])],
+    load: (x) => [...(x as string[])],
   },
   set: {
     text: (_f, text) => sortedSet(splitList(text)),

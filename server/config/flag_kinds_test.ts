@@ -23,6 +23,7 @@ Deno.test("config kinds: command-line text is read by the flag's kind", () => {
     [{ ...base, name: "d", kind: "duration", def: "0s" }, "1m30s", 90_000],
     [{ ...base, name: "l", kind: "list", def: "" }, "b,,a,b", ["b", "a", "b"]],
     [{ ...base, name: "t", kind: "set", def: "" }, "b,,a,b", ["a", "b"]],
+    [{ ...base, name: "o", kind: "strings", def: "" }, "b,,a,b", ["b", "a", "b"]],
     [{ ...base, name: "e", kind: "enum", def: "x", choices: ["x", "y"] }, "y", "y"],
     [{ ...base, name: "g", kind: "ignored", def: "" }, "anything", true],
     [{ ...base, name: "w", kind: "urls", def: "" }, "http://b:1,HTTP://a:2,http://b:1", [
@@ -68,6 +69,14 @@ Deno.test("config kinds: config-file values are read by the kind, or by fileKind
   assertEquals(parseFileValue(d, "d", "2s", "c.yml"), 2000);
   const set: FlagDef = { ...base, name: "t", kind: "set", def: "" };
   assertEquals(parseFileValue(set, "t", ["b", "a", "b"], "c.yml"), ["a", "b"]);
+  const strings: FlagDef = { ...base, name: "o", kind: "strings", def: "" };
+  assertEquals(parseFileValue(strings, "o", ["b", "a"], "c.yml"), ["b", "a"]);
+  assertEquals(parseFileValue(strings, "o", "b,a", "c.yml"), ["b", "a"]);
+  assertThrows(
+    () => parseFileValue(strings, "o", { b: 1 }, "c.yml"),
+    ConfigError,
+    "must be a list of strings",
+  );
   const u: FlagDef = { ...base, name: "u", kind: "uint", def: "0" };
   const err = assertThrows(() => parseFileValue(u, "a.u", -1, "c.yml"), ConfigError) as ConfigError;
   assertEquals(err.message, "config file c.yml: a.u must be a non-negative integer, not -1");
@@ -83,6 +92,7 @@ Deno.test("config kinds: a value is stored in its field and read back unchanged"
     [{ ...base, name: "lm", kind: "urls", def: "", field: "listenMetricsUrls" }, "http://b:1,http://a:1"],
     [{ ...base, name: "lo", kind: "set", def: "", field: "logOutputs" }, "stdout,stderr"],
     [{ ...base, name: "cn", kind: "list", def: "", field: "peerTls.allowedCn" }, "b,a"],
+    [{ ...base, name: "cs", kind: "strings", def: "", field: "cipherSuites" }, "b,a"],
   ];
   for (const [f, text] of cases) {
     const c = defaultConfig();
@@ -107,6 +117,11 @@ Deno.test("config kinds: the Config holds each kind in its own representation", 
   storeFlag(c, { ...base, name: "lo", kind: "set", def: "", field: "logOutputs" }, outputs);
   outputs.push("x");
   assertEquals(c.logOutputs, ["stderr"]);
+  // Strings keep their order and are copied as well.
+  const suites = ["b", "a"];
+  storeFlag(c, { ...base, name: "cs", kind: "strings", def: "", field: "cipherSuites" }, suites);
+  suites.push("x");
+  assertEquals(c.cipherSuites, ["b", "a"]);
 });
 
 Deno.test("config kinds: a flag without a field changes nothing and reads back nothing", () => {

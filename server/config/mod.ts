@@ -12,7 +12,8 @@
  * The room, one file per job: `types.ts` (Config and defaults), `values.ts` (Go's and etcd's value
  * syntax), `flag_kinds.ts` and `flags.ts` / `flags_member.ts` (the flag table as data), `unimplemented.ts`
  * (what is refused as not implemented yet), `parse.ts` (command line and environment), `config_file.ts`
- * (YAML), `help.ts` (`--help`, `--version`), `validate.ts` (validation and bootstrap checks).
+ * (YAML), `help.ts` (`--help`, `--version`), `validate.ts` (validation and bootstrap checks),
+ * `cipher_suites.ts` (the TLS 1.2 suites `--cipher-suites` accepts).
  *
  * @module
  */
@@ -23,8 +24,10 @@ export {
   type ParseOptions,
   type ParseResult,
   type TlsConfig,
+  type TlsVersion,
 } from "./types.ts";
 export { formatUrl, parseDurationMs, parseInitialCluster } from "./values.ts";
 export { NOT_YET_IMPLEMENTED, SETTINGS_WITHOUT_EFFECT_YET } from "./unimplemented.ts";
 export { parseCommandLine } from "./parse.ts";
-export { validateConfig } from "./validate.ts";
+export { tlsWarnings, validateConfig } from "./validate.ts";
+export { TLS12_CIPHER_SUITES } from "./cipher_suites.ts";

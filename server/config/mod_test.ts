@@ -6,11 +6,13 @@ Deno.test("config: the room's entry exports its public API, and nothing of its i
     "ConfigError",
     "NOT_YET_IMPLEMENTED",
     "SETTINGS_WITHOUT_EFFECT_YET",
+    "TLS12_CIPHER_SUITES",
     "defaultConfig",
     "formatUrl",
     "parseCommandLine",
     "parseDurationMs",
     "parseInitialCluster",
+    "tlsWarnings",
     "validateConfig",
   ]);
 });

@@ -318,6 +318,8 @@ function buildConfig(values: Map<string, FlagValue>, fromFile: boolean): Config 
   if (c.experimentalWatchProgressNotifyIntervalMs === 0) {
     c.experimentalWatchProgressNotifyIntervalMs = DEFAULT_WATCH_PROGRESS_NOTIFY_MS;
   }
+  // etcd takes an empty --tls-min-version as Go's default, which its TLS setup raises to TLS 1.2.
+  if ((c.tlsMinVersion as string) === "") c.tlsMinVersion = "TLS1.2";
 
   // --initial-cluster: discovery replaces the default one, and while the value is still the default a
   // member with its own name gets "<name>=<advertised peer URLs>" (etcd's UpdateDefaultClusterFromName).

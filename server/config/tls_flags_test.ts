@@ -1,4 +1,5 @@
 import { assertEquals } from "../../tests/assert.ts";
+import { defaultConfig } from "./types.ts";
 import { exit, run } from "./test_util.ts";
 
 Deno.test("config: the TLS flags reach their fields from flags, ETCD_* variables and a config file", async (t) => {
@@ -49,7 +50,7 @@ Deno.test("config: the TLS flags reach their fields from flags, ETCD_* variables
       ],
       [
         3,
-        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
         "TLS1.2",
         "TLS1.2",
         true,
@@ -80,6 +81,105 @@ Deno.test("config: the TLS flags reach their fields from flags, ETCD_* variables
       true,
     ]);
     assertEquals([c.peerTls.autoTls, c.selfSignedCertValidity, c.tlsMaxVersion], [true, 2, "TLS1.3"]);
+  });
+  await t.step("the peer side's flags fill peerTls only", () => {
+    const { config: c } = run([
+      "--peer-cert-file=p.crt",
+      "--peer-key-file=p.key",
+      "--peer-client-cert-auth",
+      "--peer-trusted-ca-file=pca.crt",
+      "--peer-crl-file=pcrl.pem",
+      "--peer-cert-allowed-hostname=m1.example",
+      "--peer-client-cert-file=pc.crt",
+      "--peer-client-key-file=pc.key",
+    ]);
+    assertEquals(c.peerTls, {
+      certFile: "p.crt",
+      keyFile: "p.key",
+      trustedCaFile: "pca.crt",
+      clientCertAuth: true,
+      autoTls: false,
+      crlFile: "pcrl.pem",
+      allowedCn: "",
+      allowedHostname: "m1.example",
+      clientCertFile: "pc.crt",
+      clientKeyFile: "pc.key",
+    });
+    assertEquals(c.clientTls, defaultConfig().clientTls);
+  });
+  await t.step("cipher suites keep their order; an empty --tls-min-version is etcd's TLS1.2", () => {
+    const { config: c } = run([
+      "--cipher-suites",
+      "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+      "--tls-min-version=",
+    ]);
+    assertEquals(c.cipherSuites, [
+      "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+      "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    ]);
+    assertEquals([c.tlsMinVersion, c.tlsMaxVersion], ["TLS1.2", ""]);
+  });
+  await t.step("more ETCD_* variables", () => {
+    const { config: c } = run([], {
+      ETCD_CIPHER_SUITES: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+      ETCD_SELF_SIGNED_CERT_VALIDITY: "5",
+      ETCD_EXPERIMENTAL_PEER_SKIP_CLIENT_SAN_VERIFICATION: "true",
+      ETCD_CLIENT_CERT_FILE: "c.crt",
+      ETCD_CLIENT_KEY_FILE: "c.key",
+      ETCD_PEER_CERT_ALLOWED_CN: "infra",
+      ETCD_CLIENT_CRL_FILE: "crl.pem",
+    });
+    assertEquals(c.cipherSuites, [
+      "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+      "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    ]);
+    assertEquals([c.selfSignedCertValidity, c.peerSkipClientSanVerification], [5, true]);
+    assertEquals([c.clientTls.clientCertFile, c.clientTls.clientKeyFile], ["c.crt", "c.key"]);
+    assertEquals([c.peerTls.allowedCn, c.clientTls.crlFile], ["infra", "crl.pem"]);
+  });
+  await t.step("every key of etcd's transport-security sections, and the top-level TLS keys", () => {
+    const side = (p: string) =>
+      `  cert-file: ${p}s.crt\n  key-file: ${p}s.key\n  client-cert-file: ${p}c.crt\n` +
+      `  client-key-file: ${p}c.key\n  client-cert-auth: true\n  trusted-ca-file: ${p}ca.crt\n` +
+      `  auto-tls: true\n  allowed-cn: ${p}cn\n  allowed-hostname: ${p}host\n`;
+    const { config: c, warnings } = run(["--config-file", "c.yml"], {}, {
+      "c.yml": "client-transport-security:\n" + side("") + "peer-transport-security:\n" + side("p") +
+        "cipher-suites:\n  - TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256\n" +
+        "  - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n" +
+        "tls-min-version: TLS1.2\ntls-max-version: TLS1.3\nself-signed-cert-validity: 0\n",
+    });
+    for (const [p, t] of [["", c.clientTls], ["p", c.peerTls]] as const) {
+      assertEquals(t, {
+        certFile: `${p}s.crt`,
+        keyFile: `${p}s.key`,
+        trustedCaFile: `${p}ca.crt`,
+        clientCertAuth: true,
+        autoTls: true,
+        crlFile: "",
+        allowedCn: `${p}cn`,
+        allowedHostname: `${p}host`,
+        clientCertFile: `${p}c.crt`,
+        clientKeyFile: `${p}c.key`,
+      });
+    }
+    assertEquals(c.cipherSuites, [
+      "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+      "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    ]);
+    // etcd raises a config file's zero validity to one year
+    assertEquals([c.tlsMinVersion, c.tlsMaxVersion, c.selfSignedCertValidity], ["TLS1.2", "TLS1.3", 1]);
+    assertEquals(warnings, ["'data-dir' was empty; using default default.etcd"]);
+  });
+  await t.step("keys etcd 3.5's config file does not have are warned about and ignored", () => {
+    const { config: c, warnings } = run(["--config-file", "c.yml"], {}, {
+      "c.yml": "experimental-peer-skip-client-san-verification: true\n" +
+        "client-transport-security:\n  crl-file: crl.pem\n",
+    });
+    assertEquals([c.peerSkipClientSanVerification, c.clientTls.crlFile], [false, ""]);
+    assertEquals(warnings.slice(0, 2), [
+      'unrecognized key "experimental-peer-skip-client-san-verification" in config file c.yml; ignoring it',
+      'unrecognized key "client-transport-security.crl-file" in config file c.yml; ignoring it',
+    ]);
   });
   await t.step("an https URL with nothing to serve it is refused in etcd's words", () => {
     const r = exit(https);

@@ -24,6 +24,9 @@ export interface TlsConfig {
   clientKeyFile: string;
 }
 
+/** A TLS version as etcd's `--tls-min-version` / `--tls-max-version` name it. */
+export type TlsVersion = "TLS1.2" | "TLS1.3";
+
 /** Everything a member needs to start; see {@link defaultConfig} for etcd's defaults. */
 export interface Config {
   name: string;
@@ -70,14 +73,17 @@ export interface Config {
   grpcKeepAliveMinTimeMs: number;
   grpcKeepAliveIntervalMs: number;
   grpcKeepAliveTimeoutMs: number;
-  /** Years the auto-TLS certificates stay valid. */
+  /** Years the certificates made by `--auto-tls` / `--peer-auto-tls` stay valid (a positive integer). */
   selfSignedCertValidity: number;
-  /** Comma-separated TLS 1.2 cipher suites in Go's names ("" = the runtime's choice). */
-  cipherSuites: string;
-  /** "TLS1.2" or "TLS1.3". */
-  tlsMinVersion: string;
-  /** "", "TLS1.2" or "TLS1.3" ("" = the newest the runtime has). */
-  tlsMaxVersion: string;
+  /**
+   * The TLS 1.2 cipher suites to accept, in Go's (IANA) names, in the order given; empty: the TLS stack's
+   * choice. Only the names of `TLS12_CIPHER_SUITES` (`cipher_suites.ts`) pass validation.
+   */
+  cipherSuites: string[];
+  /** The oldest TLS version accepted. */
+  tlsMinVersion: TlsVersion;
+  /** The newest TLS version accepted; "" = the newest the TLS stack has. */
+  tlsMaxVersion: "" | TlsVersion;
   /** Do not check that a peer's certificate names the address it connects from. */
   peerSkipClientSanVerification: boolean;
 }
@@ -201,7 +207,7 @@ export function defaultConfig(): Config {
     grpcKeepAliveIntervalMs: 2 * 60 * 60 * 1000,
     grpcKeepAliveTimeoutMs: 20_000,
     selfSignedCertValidity: 1,
-    cipherSuites: "",
+    cipherSuites: [],
     tlsMinVersion: "TLS1.2",
     tlsMaxVersion: "",
     peerSkipClientSanVerification: false,

@@ -69,7 +69,7 @@ Deno.test("config: defaults are etcd's", () => {
     grpcKeepAliveIntervalMs: 7200000,
     grpcKeepAliveTimeoutMs: 20000,
     selfSignedCertValidity: 1,
-    cipherSuites: "",
+    cipherSuites: [],
     tlsMinVersion: "TLS1.2",
     tlsMaxVersion: "",
     peerSkipClientSanVerification: false,

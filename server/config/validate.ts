@@ -7,9 +7,9 @@
 import { LOG_LEVELS } from "../logger.ts";
 import { loadFlag, sameValue } from "./flag_kinds.ts";
 import { FLAGS } from "./flags.ts";
-import { type Config, ConfigError, defaultConfig } from "./types.ts";
+import { type Config, ConfigError, defaultConfig, type TlsConfig, type TlsVersion } from "./types.ts";
 import { NOT_YET_IMPLEMENTED, REFUSED_IN_A_CONFIG } from "./unimplemented.ts";
-import { TLS12_CIPHER_SUITES, UNSUPPORTED_CIPHER_SUITES } from "./cipher_suites.ts";
+import { TLS12_CIPHER_SUITES, TLS13_CIPHER_SUITES, UNSUPPORTED_CIPHER_SUITES } from "./cipher_suites.ts";
 import { compareStrings, formatUrl, initialClusterString, parseDurationMs, reason } from "./values.ts";
 
 const MAX_ELECTION_MS = 50_000;
@@ -75,8 +75,14 @@ function goQuoteList(list: string[]): string {
  * bootstrap checks of a member without data: its name in `--initial-cluster`, its advertised peer URLs
  * matching that entry, no URL used twice). Throws {@link ConfigError} with a one-line message in etcd's
  * wording, followed by the flag in parentheses where etcd's text does not name it.
+ *
+ * @returns the warnings etcd logs about an accepted configuration ({@link tlsWarnings}), for the caller
+ * to log; `parseCommandLine` does not add them to its own warnings.
  */
-export function validateConfig(c: Config, unimplemented: ReadonlySet<string> = NOT_YET_IMPLEMENTED): void {
+export function validateConfig(
+  c: Config,
+  unimplemented: ReadonlySet<string> = NOT_YET_IMPLEMENTED,
+): string[] {
   // Logging first, as etcd sets up its logger before anything else.
   if (!(LOG_LEVELS as readonly string[]).includes(c.logLevel)) {
     invalid(`unrecognized level: ${JSON.stringify(c.logLevel)} (--log-level)`, "log-level");
@@ -193,18 +199,58 @@ export function validateConfig(c: Config, unimplemented: ReadonlySet<string> = N
   }
 
   verifyBootstrap(c);
+  return tlsWarnings(c);
 }
 
-const TLS_VERSIONS = ["TLS1.2", "TLS1.3"];
+const TLS_VERSIONS: readonly string[] = ["TLS1.2", "TLS1.3"] satisfies readonly TlsVersion[];
 
-/** The TLS settings: versions, cipher suites, files given in pairs, https URLs with something to serve. */
-function checkTls(c: Config): void {
-  for (const [flag, v] of [["tls-min-version", c.tlsMinVersion], ["tls-max-version", c.tlsMaxVersion]]) {
-    if (v === "" && flag === "tls-max-version") continue;
-    if (!TLS_VERSIONS.includes(v)) {
-      invalid(`unexpected TLS version ${JSON.stringify(v)} (must be one of: TLS1.2, TLS1.3)`, flag);
-    }
+/** etcd's `GetTLSVersion` error. */
+function unexpectedTlsVersion(v: unknown, flag: string): never {
+  invalid(`unexpected TLS version ${JSON.stringify(v)} (must be one of: ${TLS_VERSIONS.join(", ")})`, flag);
+}
+
+/** The TLS 1.2 suites etcd-ts has, without the aliases, for messages. */
+function supportedSuites(): string {
+  return [...TLS12_CIPHER_SUITES.keys()].filter((n) => !/_POLY1305$/.test(n)).join(", ");
+}
+
+/** etcd's `updateCipherSuites` for one name, plus the names etcd knows that etcd-ts has no use for. */
+function checkCipherSuite(name: unknown): void {
+  if (typeof name !== "string") invalid("--cipher-suites must be a list of strings", "cipher-suites");
+  if (TLS12_CIPHER_SUITES.has(name)) return;
+  if (UNSUPPORTED_CIPHER_SUITES.has(name)) {
+    invalid(
+      `TLS cipher suite ${JSON.stringify(name)} is not supported by etcd-ts, whose TLS stack has only ` +
+        `these TLS 1.2 suites: ${supportedSuites()} (--cipher-suites)`,
+      "cipher-suites",
+    );
   }
+  if (TLS13_CIPHER_SUITES.has(name)) {
+    invalid(
+      `TLS cipher suite ${JSON.stringify(name)} is a TLS 1.3 suite; TLS 1.3 suites are always enabled and ` +
+        `cannot be configured, --cipher-suites takes TLS 1.2 suites: ${supportedSuites()}`,
+      "cipher-suites",
+    );
+  }
+  invalid(`unexpected TLS cipher suite ${JSON.stringify(name)}`, "cipher-suites");
+}
+
+const isSecure = (u: URL): boolean => u.protocol === "https:" || u.protocol === "unixs:";
+/** A side has certificate files when either file is named (etcd's `!TLSInfo.Empty()`). */
+const hasFiles = (t: TlsConfig): boolean => t.certFile !== "" || t.keyFile !== "";
+
+/**
+ * The TLS settings, in the order etcd meets them: versions and suites (`Config.Validate`), suite names
+ * (`updateCipherSuites`), the auto-TLS validity (`SelfCert`), certificate and key given in pairs
+ * (`TLSInfo.ServerConfig`), then the peer listeners before the client ones, each TLS URL needing files
+ * or auto-TLS (`configurePeerListeners`, `configureClientListeners`).
+ */
+function checkTls(c: Config): void {
+  if (!TLS_VERSIONS.includes(c.tlsMinVersion)) unexpectedTlsVersion(c.tlsMinVersion, "tls-min-version");
+  if (c.tlsMaxVersion !== "" && !TLS_VERSIONS.includes(c.tlsMaxVersion)) {
+    unexpectedTlsVersion(c.tlsMaxVersion, "tls-max-version");
+  }
+  // "" is the newest version the TLS stack has.
   if (
     c.tlsMaxVersion !== "" && TLS_VERSIONS.indexOf(c.tlsMinVersion) > TLS_VERSIONS.indexOf(c.tlsMaxVersion)
   ) {
@@ -213,37 +259,51 @@ function checkTls(c: Config): void {
       "tls-min-version",
     );
   }
-  const suites = c.cipherSuites.split(",").map((x) => x.trim()).filter((x) => x !== "");
-  if (suites.length > 0 && c.tlsMinVersion === "TLS1.3") {
+  if (!Array.isArray(c.cipherSuites)) invalid("--cipher-suites must be a list of strings", "cipher-suites");
+  if (c.tlsMinVersion === "TLS1.3" && c.cipherSuites.length > 0) {
     invalid("cipher suites cannot be configured when only TLS1.3 is enabled", "cipher-suites");
   }
-  for (const name of suites) {
-    if (TLS12_CIPHER_SUITES.has(name)) continue;
-    if (UNSUPPORTED_CIPHER_SUITES.has(name)) {
-      invalid(
-        `TLS cipher suite ${JSON.stringify(name)} is not supported by etcd-ts (supported: ${
-          [...TLS12_CIPHER_SUITES.keys()].join(", ")
-        })`,
-        "cipher-suites",
-      );
-    }
-    invalid(`unexpected TLS cipher suite ${JSON.stringify(name)}`, "cipher-suites");
+  for (const name of c.cipherSuites) checkCipherSuite(name);
+
+  // etcd refuses 0 only once it makes a certificate, etcd-ts always; a config file's 0 is raised to 1 by then.
+  const years = c.selfSignedCertValidity;
+  if (typeof years !== "number" || !Number.isInteger(years) || years < 1) {
+    invalid(
+      "selfSignedCertValidity is invalid,it should be greater than 0 (--self-signed-cert-validity)",
+      "self-signed-cert-validity",
+    );
   }
-  checkInteger("self-signed-cert-validity", c.selfSignedCertValidity, 0); // 0 means 1, as in etcd
-  for (const [side, t] of [["", c.clientTls], ["peer-", c.peerTls]] as const) {
+
+  for (const [p, t] of [["peer-", c.peerTls], ["", c.clientTls]] as const) {
     if ((t.certFile === "") !== (t.keyFile === "")) {
-      invalid(`--${side}cert-file and --${side}key-file must be given together`, `${side}cert-file`);
+      invalid(
+        `KeyFile and CertFile must both be present[key: ${t.keyFile}, cert: ${t.certFile}] ` +
+          `(--${p}cert-file, --${p}key-file)`,
+        t.certFile === "" ? `${p}cert-file` : `${p}key-file`,
+      );
     }
     if ((t.clientCertFile === "") !== (t.clientKeyFile === "")) {
       invalid(
-        `--${side}client-cert-file and --${side}client-key-file must be given together`,
-        `${side}client-cert-file`,
+        "ClientKeyFile and ClientCertFile must both be present or both absent: " +
+          `key: ${t.clientKeyFile}, cert: ${t.clientCertFile}] (--${p}client-cert-file, --${p}client-key-file)`,
+        t.clientCertFile === "" ? `${p}client-cert-file` : `${p}client-key-file`,
       );
     }
   }
-  const serves = (t: Config["clientTls"]): boolean => t.certFile !== "" || t.autoTls;
+
+  for (const u of c.listenPeerUrls) {
+    if (isSecure(u) && !hasFiles(c.peerTls) && !c.peerTls.autoTls) {
+      // etcd names the address its listener is bound to; etcd-ts names it as written.
+      const address = u.protocol === "unixs:" ? u.host + u.pathname : u.host;
+      invalid(
+        `cannot listen on TLS for ${address}: KeyFile and CertFile are not presented ` +
+          "(--peer-cert-file, --peer-key-file)",
+        "peer-cert-file",
+      );
+    }
+  }
   for (const u of c.listenClientUrls) {
-    if (u.protocol === "https:" && !serves(c.clientTls)) {
+    if (isSecure(u) && !hasFiles(c.clientTls) && !c.clientTls.autoTls) {
       invalid(
         `TLS key/cert (--cert-file, --key-file) must be provided for client url ${
           formatUrl(u)
@@ -252,20 +312,10 @@ function checkTls(c: Config): void {
       );
     }
   }
-  for (const u of c.listenPeerUrls) {
-    if (u.protocol === "https:" && !serves(c.peerTls)) {
-      invalid(
-        `TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${
-          formatUrl(u)
-        } with HTTPS scheme`,
-        "peer-cert-file",
-      );
-    }
-  }
   for (
-    const [flag, list] of [["listen-client-urls", c.listenClientUrls], [
-      "listen-peer-urls",
-      c.listenPeerUrls,
+    const [flag, list] of [["listen-peer-urls", c.listenPeerUrls], [
+      "listen-client-urls",
+      c.listenClientUrls,
     ]] as const
   ) {
     for (const u of list) {
@@ -274,6 +324,32 @@ function checkTls(c: Config): void {
       }
     }
   }
+}
+
+/**
+ * What etcd warns about, without refusing it, when it sets up its listeners: certificate files next to
+ * `--auto-tls` (the files win), and files or client-certificate authentication on a side's http (or unix)
+ * URLs, which serve without TLS. One line each, in etcd's words, with the URL in parentheses; peers first.
+ */
+export function tlsWarnings(c: Config): string[] {
+  const out: string[] = [];
+  for (const side of ["peer", "client"] as const) {
+    const t = side === "peer" ? c.peerTls : c.clientTls;
+    const urls = side === "peer" ? c.listenPeerUrls : c.listenClientUrls;
+    if (t.autoTls && hasFiles(t)) out.push(`ignoring ${side} auto TLS since certs given`);
+    for (const u of urls) {
+      if (isSecure(u)) continue;
+      const where = `(${side}-url: ${formatUrl(u)})`;
+      if (hasFiles(t)) {
+        out.push(`scheme is HTTP while key and cert files are present; ignoring key and cert files ${where}`);
+      }
+      if (t.clientCertAuth) {
+        const flag = side === "peer" ? "--peer-client-cert-auth" : "--client-cert-auth";
+        out.push(`scheme is HTTP while ${flag} is enabled; ignoring client cert auth for this URL ${where}`);
+      }
+    }
+  }
+  return out;
 }
 
 /** etcd's bootstrap checks (`VerifyBootstrap` / `VerifyJoinExisting`) for a member started from flags. */

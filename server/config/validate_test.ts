@@ -1,7 +1,12 @@
 import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
 import { type Config, ConfigError, defaultConfig } from "./types.ts";
-import { validateConfig } from "./validate.ts";
-import { exit, logLines, verifyError } from "./test_util.ts";
+import { tlsWarnings, validateConfig } from "./validate.ts";
+import { exit, logLines, run, verifyError } from "./test_util.ts";
+
+/** The TLS 1.2 suites etcd-ts names in its refusals. */
+const SUPPORTED = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, " +
+  "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, " +
+  "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256";
 
 Deno.test("config: validation errors, one line each, in etcd's words", async (t) => {
   const cases: [string[], string][] = [
@@ -87,6 +92,57 @@ Deno.test("config: validation errors, one line each, in etcd's words", async (t)
       ],
       "initial cluster a=http://127.0.0.1:2391,b=http://127.0.0.1:2391 has duplicate url",
     ],
+    // TLS. The https, cert/key pair and unknown-suite messages were checked against etcd 3.4.23, which words
+    // them as 3.5 does; 3.4 has no --tls-*-version nor --self-signed-cert-validity, and takes CBC suites.
+    [
+      ["--listen-client-urls", "https://127.0.0.1:2379", "--advertise-client-urls", "https://127.0.0.1:2379"],
+      "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme",
+    ],
+    [
+      [
+        "--listen-peer-urls",
+        "https://127.0.0.1:2380",
+        "--initial-advertise-peer-urls",
+        "https://127.0.0.1:2380",
+        "--initial-cluster",
+        "default=https://127.0.0.1:2380",
+      ],
+      "cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented " +
+      "(--peer-cert-file, --peer-key-file)",
+    ],
+    // etcd says so only once it serves TLS with the files; with http URLs alone it ignores them.
+    [
+      ["--cert-file", "s.crt"],
+      "KeyFile and CertFile must both be present[key: , cert: s.crt] (--cert-file, --key-file)",
+    ],
+    [
+      ["--peer-client-key-file", "c.key"],
+      "ClientKeyFile and ClientCertFile must both be present or both absent: key: c.key, cert: ] " +
+      "(--peer-client-cert-file, --peer-client-key-file)",
+    ],
+    [["--tls-min-version", "TLS1.1"], 'unexpected TLS version "TLS1.1" (must be one of: TLS1.2, TLS1.3)'],
+    [["--tls-max-version", "1.3"], 'unexpected TLS version "1.3" (must be one of: TLS1.2, TLS1.3)'],
+    [
+      ["--tls-min-version", "TLS1.3", "--tls-max-version", "TLS1.2"],
+      "min version (TLS1.3) is greater than max version (TLS1.2)",
+    ],
+    [
+      ["--tls-min-version", "TLS1.3", "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
+      "cipher suites cannot be configured when only TLS1.3 is enabled",
+    ],
+    [
+      ["--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_FOO"],
+      'unexpected TLS cipher suite "TLS_FOO"',
+    ],
+    [
+      ["--cipher-suites", "TLS_RSA_WITH_3DES_EDE_CBC_SHA"],
+      'TLS cipher suite "TLS_RSA_WITH_3DES_EDE_CBC_SHA" is not supported by etcd-ts, whose TLS stack has ' +
+      "only these TLS 1.2 suites: " + SUPPORTED + " (--cipher-suites)",
+    ],
+    [
+      ["--self-signed-cert-validity", "0"],
+      "selfSignedCertValidity is invalid,it should be greater than 0 (--self-signed-cert-validity)",
+    ],
     [
       ["--initial-cluster", "default=foo"],
       "error setting up initial cluster: URL scheme must be http, https, unix, or unixs: foo (--initial-cluster)",
@@ -97,6 +153,26 @@ Deno.test("config: validation errors, one line each, in etcd's words", async (t)
       assertEquals(verifyError(args), message);
     });
   }
+  await t.step("ETCD_* variables and the config file are checked alike", () => {
+    assertEquals(verifyError([], { ETCD_CIPHER_SUITES: "TLS_FOO" }), 'unexpected TLS cipher suite "TLS_FOO"');
+    assertEquals(
+      verifyError([], { ETCD_TLS_MAX_VERSION: "TLS1.4" }),
+      'unexpected TLS version "TLS1.4" (must be one of: TLS1.2, TLS1.3)',
+    );
+    assertEquals(
+      verifyError(["--config-file", "c.yml"], {}, {
+        "c.yml": "peer-transport-security:\n  client-cert-file: c.crt\n",
+      }),
+      "ClientKeyFile and ClientCertFile must both be present or both absent: key: , cert: c.crt] " +
+        "(--peer-client-cert-file, --peer-client-key-file)",
+    );
+    assertEquals(
+      verifyError(["--config-file", "c.yml"], {}, {
+        "c.yml": "tls-min-version: TLS1.3\ncipher-suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n",
+      }),
+      "cipher suites cannot be configured when only TLS1.3 is enabled",
+    );
+  });
   await t.step("the missing advertise URL gets etcd's second warning", () => {
     const lines = logLines(exit(["--listen-client-urls", "http://127.0.0.1:2379"]).stderr);
     assertEquals(lines.map((l) => l.msg), ["failed to verify flags", "advertise client URLs are not set"]);
@@ -163,28 +239,59 @@ Deno.test("config: validateConfig refuses bad programmatic configurations with C
       "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme",
     ],
     [
+      (c) => (c.listenClientUrls = [new URL("unixs://localhost:2379")]),
+      "cert-file",
+      "TLS key/cert (--cert-file, --key-file) must be provided for client url unixs://localhost:2379 with HTTPS scheme",
+    ],
+    [
       (c) => (c.listenPeerUrls = [new URL("https://127.0.0.1:2380")]),
       "peer-cert-file",
-      "TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url https://127.0.0.1:2380 " +
-      "with HTTPS scheme",
+      "cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented " +
+      "(--peer-cert-file, --peer-key-file)",
+    ],
+    [
+      (c) => {
+        c.listenPeerUrls = [new URL("https://127.0.0.1:2380")];
+        c.listenClientUrls = [new URL("https://127.0.0.1:2379")];
+      },
+      "peer-cert-file",
+      "cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented " +
+      "(--peer-cert-file, --peer-key-file)",
     ],
     [
       (c) => (c.clientTls.certFile = "server.pem"),
-      "cert-file",
-      "--cert-file and --key-file must be given together",
+      "key-file",
+      "KeyFile and CertFile must both be present[key: , cert: server.pem] (--cert-file, --key-file)",
+    ],
+    [
+      (c) => (c.peerTls.keyFile = "peer.key"),
+      "peer-cert-file",
+      "KeyFile and CertFile must both be present[key: peer.key, cert: ] (--peer-cert-file, --peer-key-file)",
+    ],
+    [
+      (c) => (c.clientTls.clientCertFile = "client.pem"),
+      "client-key-file",
+      "ClientKeyFile and ClientCertFile must both be present or both absent: key: , cert: client.pem] " +
+      "(--client-cert-file, --client-key-file)",
     ],
     [
       (c) => (c.peerTls.clientKeyFile = "client.key"),
       "peer-client-cert-file",
-      "--peer-client-cert-file and --peer-client-key-file must be given together",
+      "ClientKeyFile and ClientCertFile must both be present or both absent: key: client.key, cert: ] " +
+      "(--peer-client-cert-file, --peer-client-key-file)",
     ],
     [
-      (c) => (c.tlsMinVersion = "TLS1.1"),
+      (c) => (c.tlsMinVersion = "TLS1.1" as Config["tlsMinVersion"]),
       "tls-min-version",
       'unexpected TLS version "TLS1.1" (must be one of: TLS1.2, TLS1.3)',
     ],
     [
-      (c) => (c.tlsMaxVersion = "tls1.3"),
+      (c) => (c.tlsMinVersion = "" as Config["tlsMinVersion"]),
+      "tls-min-version",
+      'unexpected TLS version "" (must be one of: TLS1.2, TLS1.3)',
+    ],
+    [
+      (c) => (c.tlsMaxVersion = "tls1.3" as Config["tlsMaxVersion"]),
       "tls-max-version",
       'unexpected TLS version "tls1.3" (must be one of: TLS1.2, TLS1.3)',
     ],
@@ -199,24 +306,42 @@ Deno.test("config: validateConfig refuses bad programmatic configurations with C
     [
       (c) => {
         c.tlsMinVersion = "TLS1.3";
-        c.cipherSuites = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
+        c.cipherSuites = ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"];
       },
       "cipher-suites",
       "cipher suites cannot be configured when only TLS1.3 is enabled",
     ],
     [
-      (c) => (c.cipherSuites = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_FOO"),
+      (c) => (c.cipherSuites = ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_FOO"]),
       "cipher-suites",
       'unexpected TLS cipher suite "TLS_FOO"',
     ],
     [
-      (c) => (c.cipherSuites = "TLS_RSA_WITH_AES_128_CBC_SHA"),
+      (c) => (c.cipherSuites = ["TLS_RSA_WITH_AES_128_CBC_SHA"]),
       "cipher-suites",
-      'TLS cipher suite "TLS_RSA_WITH_AES_128_CBC_SHA" is not supported by etcd-ts (supported: ' +
-      "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, " +
-      "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, " +
-      "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305, " +
-      "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305)",
+      'TLS cipher suite "TLS_RSA_WITH_AES_128_CBC_SHA" is not supported by etcd-ts, whose TLS stack has only ' +
+      "these TLS 1.2 suites: " + SUPPORTED + " (--cipher-suites)",
+    ],
+    [
+      (c) => (c.cipherSuites = ["TLS_AES_128_GCM_SHA256"]),
+      "cipher-suites",
+      'TLS cipher suite "TLS_AES_128_GCM_SHA256" is a TLS 1.3 suite; TLS 1.3 suites are always enabled and ' +
+      "cannot be configured, --cipher-suites takes TLS 1.2 suites: " + SUPPORTED,
+    ],
+    [
+      (c) => (c.cipherSuites = "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" as unknown as string[]),
+      "cipher-suites",
+      "--cipher-suites must be a list of strings",
+    ],
+    [
+      (c) => (c.selfSignedCertValidity = 0),
+      "self-signed-cert-validity",
+      "selfSignedCertValidity is invalid,it should be greater than 0 (--self-signed-cert-validity)",
+    ],
+    [
+      (c) => (c.selfSignedCertValidity = 1.5),
+      "self-signed-cert-validity",
+      "selfSignedCertValidity is invalid,it should be greater than 0 (--self-signed-cert-validity)",
     ],
     [(c) => (c.enableV2 = true), "enable-v2", "--enable-v2 is not implemented yet"],
     [
@@ -259,8 +384,13 @@ Deno.test("config: validateConfig refuses bad programmatic configurations with C
     c.initialCluster = new Map([["default", [new URL("https://127.0.0.1:2380")]]]);
     c.peerTls.autoTls = true;
     c.tlsMaxVersion = "TLS1.2";
-    c.cipherSuites = "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384";
-    validateConfig(c);
+    c.cipherSuites = ["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"];
+    c.selfSignedCertValidity = 10;
+    // the http URL serves without TLS, which etcd warns about
+    assertEquals(validateConfig(c), [
+      "scheme is HTTP while key and cert files are present; ignoring key and cert files " +
+      "(client-url: http://127.0.0.1:22379)",
+    ]);
   });
   await t.step("accepted: an existing member, quota off, revision compaction, unix and port 0 URLs", () => {
     const c = defaultConfig();
@@ -286,4 +416,51 @@ Deno.test("config: a Config built in code may carry the settings without effect 
   assertEquals(err.message, "--enable-v2 is not implemented yet");
   // With the setting no longer in the refused set, it passes.
   validateConfig(c, new Set());
+});
+
+Deno.test("config: what etcd warns about rather than refuses comes back from validateConfig", async (t) => {
+  await t.step("nothing for etcd's defaults", () => {
+    assertEquals(validateConfig(defaultConfig()), []);
+  });
+  await t.step(
+    "files on http URLs, client-certificate auth on them, auto-TLS beside files; peers first",
+    () => {
+      const c = defaultConfig();
+      c.clientTls.certFile = "s.crt";
+      c.clientTls.keyFile = "s.key";
+      c.clientTls.clientCertAuth = true;
+      c.peerTls.certFile = "p.crt";
+      c.peerTls.keyFile = "p.key";
+      c.peerTls.autoTls = true;
+      c.peerTls.clientCertAuth = true;
+      assertEquals(tlsWarnings(c), [
+        "ignoring peer auto TLS since certs given",
+        "scheme is HTTP while key and cert files are present; ignoring key and cert files " +
+        "(peer-url: http://localhost:2380)",
+        "scheme is HTTP while --peer-client-cert-auth is enabled; ignoring client cert auth for this URL " +
+        "(peer-url: http://localhost:2380)",
+        "scheme is HTTP while key and cert files are present; ignoring key and cert files " +
+        "(client-url: http://localhost:2379)",
+        "scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL " +
+        "(client-url: http://localhost:2379)",
+      ]);
+      assertEquals(validateConfig(c), tlsWarnings(c));
+    },
+  );
+  await t.step("https URLs served by files, with auto-TLS set as well: only the auto-TLS warning", () => {
+    const c = defaultConfig();
+    c.listenClientUrls = [new URL("https://127.0.0.1:2379")];
+    c.advertiseClientUrls = [new URL("https://127.0.0.1:2379")];
+    c.clientTls.certFile = "s.crt";
+    c.clientTls.keyFile = "s.key";
+    c.clientTls.autoTls = true;
+    c.clientTls.clientCertAuth = true;
+    assertEquals(validateConfig(c), ["ignoring client auto TLS since certs given"]);
+  });
+  await t.step("the command line accepts such a configuration; the warnings are left to the caller", () => {
+    const { config, warnings } = run(["--cert-file=s.crt", "--key-file=s.key", "--auto-tls"]);
+    assertEquals(config.clientTls.autoTls, true);
+    assertEquals(warnings.filter((w) => w.includes("TLS") || w.includes("scheme")), []);
+    assertEquals(tlsWarnings(config).length, 2);
+  });
 });

@@ -89,7 +89,7 @@ async function sideCredentials(
     return undefined;
   }
   const common = {
-    cipherSuites: splitList(config.cipherSuites).map((name) => TLS12_CIPHER_SUITES.get(name) ?? name),
+    cipherSuites: config.cipherSuites.map((name) => TLS12_CIPHER_SUITES.get(name) ?? name),
     minVersion: config.tlsMinVersion === "TLS1.3" ? "TLSv1.3" as const : "TLSv1.2" as const,
     ...(config.tlsMaxVersion === "" ? {} : {
       maxVersion: config.tlsMaxVersion === "TLS1.3" ? "TLSv1.3" as const : "TLSv1.2" as const,
