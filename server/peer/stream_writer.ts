@@ -86,6 +86,8 @@ export class StreamWriter {
   private flushScheduled = false;
   /** Set after a failure has been logged at warn level, so repeats go to debug. */
   private failing = false;
+  /** The reason last logged at warn level while dials keep failing. */
+  private loggedError: string | undefined;
   private queueFullLogged = false;
 
   /**
@@ -305,8 +307,10 @@ export class StreamWriter {
         "remote-peer-cluster-id": e.remoteClusterId,
       });
       ctx.reportUnreachable(this.id);
-    } else if (!this.failing) {
+    } else if (!this.failing || e.message !== this.loggedError) {
+      // a new reason is worth a line (the peer was down, now it refuses our certificate); a repeat is not
       ctx.logger.warn("failed to dial remote peer", fields);
+      this.loggedError = e.message;
     } else {
       ctx.logger.debug("failed to dial remote peer", fields);
     }
