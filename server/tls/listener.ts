@@ -99,10 +99,19 @@ function adapt(sock: tls.TLSSocket): SecureConn {
     },
     write(p: Uint8Array): Promise<number> {
       if (closed || sock.destroyed) return Promise.reject(new Error("connection closed"));
-      // the caller may reuse its buffer as soon as this resolves; the socket may hold on to it longer
-      const copy = p.slice();
+      // the caller may reuse its buffer as soon as this resolves; the socket may hold on to it longer.
+      // Below the socket's high-water mark the write counts as done at once (waiting for its callback
+      // costs a turn of the event loop per batch); above it, once the socket drained.
+      if (sock.write(p.slice())) return Promise.resolve(p.length);
       return new Promise((resolve, reject) => {
-        sock.write(copy, (err) => err ? reject(err) : resolve(p.length));
+        const done = (): void => {
+          sock.off("drain", done);
+          sock.off("close", done);
+          if (sock.destroyed) reject(new Error("connection closed"));
+          else resolve(p.length);
+        };
+        sock.once("drain", done);
+        sock.once("close", done);
       });
     },
     close(): void {
