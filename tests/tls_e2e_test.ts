@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { Cluster } from "./cluster.ts";
-import { etcdctl, HAVE_ETCDCTL, implementations, sleep } from "./helpers.ts";
+import { etcdctl, freePort, HAVE_ETCDCTL, implementations, sleep } from "./helpers.ts";
 import { type CertFiles, Pki } from "./pki.ts";
 import { ensureSelfSignedCert } from "../server/tls/self_signed.ts";
 
@@ -303,6 +303,57 @@ for (const impl of implementations()) {
         await c.destroy();
         await pki.destroy();
         await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+
+  Deno.test({
+    name: `[${impl}] an https and an http client URL on two ports of one member`,
+    ignore: !HAVE_ETCDCTL,
+    fn: async () => {
+      const pki = await Pki.create();
+      const host = "127.0.1.15";
+      const member = await pki.member("infra0", host);
+      const plainPort = freePort(host);
+      const c = await Cluster.create({
+        impl,
+        hosts: [host],
+        scheme: "https",
+        ctlArgs: ["--cacert", pki.ca],
+        extraArgs: [
+          "--cert-file",
+          member.cert,
+          "--key-file",
+          member.key,
+          "--peer-cert-file",
+          member.cert,
+          "--peer-key-file",
+          member.key,
+        ],
+      });
+      try {
+        // the guide's flags name one client URL; a second, cleartext one is added on another port
+        const m = c.members[0];
+        const args = [...m.args];
+        for (const flag of ["--listen-client-urls", "--advertise-client-urls"]) {
+          const i = args.indexOf(flag);
+          args[i + 1] = `${args[i + 1]},http://${host}:${plainPort}`;
+        }
+        m.args.splice(0, m.args.length, ...args);
+        m.spawn();
+        await m.waitReady();
+        const secure = await etcdctl(m.endpoint, ["--cacert", pki.ca, "put", "k", "over TLS"]);
+        assertEquals(secure.stdout.trim(), "OK", secure.stderr);
+        const plain = await etcdctl(`${host}:${plainPort}`, ["get", "k", "--print-value-only"]);
+        assertEquals(plain.stdout.trim(), "over TLS", plain.stderr);
+        // and neither port speaks the other's language
+        const wrong = await etcdctl(`${host}:${new URL(m.clientUrl).port}`, [...QUICK, "get", "k"], {
+          timeoutMs: 10_000,
+        });
+        assert(wrong.code !== 0, "cleartext to the TLS port is refused");
+      } finally {
+        await c.destroy();
+        await pki.destroy();
       }
     },
   });
