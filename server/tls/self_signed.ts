@@ -1,28 +1,32 @@
 /**
  * Auto-TLS: the self-signed certificate a member makes for `--auto-tls` / `--peer-auto-tls` when it is
- * given none. As etcd makes it: ECDSA P-521, subject O=etcd, the listen hosts as subject alternative
- * names, valid for `--self-signed-cert-validity` years, `cert.pem` and `key.pem` (mode 0600) in
- * `<data-dir>/fixtures/client` or `.../peer`. Two differences users of etcd ask for: the advertised hosts
- * are named too, and the files are kept only while they are valid and name every host asked for;
- * otherwise new ones are made (etcd never renews them).
+ * given none. As etcd makes it (client/pkg/transport/listener.go `SelfCert`): ECDSA P-521 signed with
+ * SHA-512, subject O=etcd, a random 128-bit serial, key usage digitalSignature + keyEncipherment, extended
+ * key usage serverAuth + clientAuth, the hosts as subject alternative names (IP SANs for addresses, DNS
+ * SANs for names), valid from now for `--self-signed-cert-validity` years, written as `cert.pem` and
+ * `key.pem` (PKCS#8, mode 0600) in `<data-dir>/fixtures/client` or `.../peer`.
+ *
+ * Two differences users of etcd ask for: the caller passes the advertised hosts too (they are deduplicated
+ * here, and unspecified addresses such as `0.0.0.0` and `::` are left out), and files found on restart are
+ * kept only while they are usable: parseable, the key the certificate's, valid for more than another hour,
+ * and naming every host asked for. Otherwise new ones are made (etcd never renews them).
  *
  * Keys come from WebCrypto, certificates from `@peculiar/x509`.
  *
  * @module
  */
-import { isIP } from "node:net";
 import { join } from "node:path";
 import * as x509 from "./x509.ts";
 
 /** What {@linkcode ensureSelfSignedCert} makes or checks. */
 export interface SelfSignedOptions {
-  /** Directory holding cert.pem and key.pem; created (mode 0700) when missing. */
+  /** Directory to hold cert.pem and key.pem; created (mode 0700) when missing. */
   dir: string;
-  /** Host names and IP addresses (IPv6 without brackets) the certificate must name. */
+  /** Host names and IP addresses (IPv6 without brackets) the certificate must cover. */
   hosts: string[];
-  /** Validity in years; at least 1. */
+  /** Validity in years (etcd's --self-signed-cert-validity, default 1); must be >= 1. */
   validityYears: number;
-  /** The clock; default the system's. */
+  /** The clock (injected so tests can make certificates that are already expired); default () => new Date(). */
   now?: () => Date;
 }
 
@@ -30,111 +34,263 @@ export interface SelfSignedOptions {
 export interface SelfSignedResult {
   certFile: string;
   keyFile: string;
+  /** PEM text of both, as written or found. */
   cert: string;
   key: string;
-  /** True when new files were written; `reason` says why ("missing", "expired", "hosts changed", "unreadable"). */
+  /**
+   * True when new files were written; `reason` says why: "missing" (no files), "unreadable" (a file
+   * cannot be read or parsed), "key mismatch" (key.pem is not the certificate's key), "expired" (past
+   * or within an hour of its end), "not yet valid" (starts in the future: the clock went back) or
+   * "hosts changed" (a host asked for is not among its names).
+   */
   generated: boolean;
   reason?: string;
   notAfter: Date;
+}
+
+/** Why a self-signed certificate could not be made; the message names the file and the cause. */
+export class SelfSignedCertError extends Error {
+  /** Stable code for callers and logs. */
+  readonly code = "ERR_SELF_SIGNED_CERT";
+
+  /** `why` follows etcd's "cannot generate cert: " prefix. */
+  constructor(why: string, options?: ErrorOptions) {
+    super(`cannot generate cert: ${why}`, options);
+    this.name = "SelfSignedCertError";
+  }
 }
 
 const ALGORITHM = { name: "ECDSA", namedCurve: "P-521", hash: "SHA-512" } as const;
 /** A certificate this close to its end is replaced rather than reused. */
 const RENEW_BEFORE_MS = 60 * 60 * 1000;
 
-/** Hosts a certificate can name: unspecified addresses (0.0.0.0, ::) and empty names are left out. */
-function nameable(hosts: string[]): string[] {
-  const out = new Set<string>();
-  for (const h of hosts) {
-    const host = h.replace(/^\[|\]$/g, "").toLowerCase();
-    if (host === "" || host === "0.0.0.0" || host === "::") continue;
-    out.add(host);
-  }
-  return [...out];
+/** One subject alternative name: `key` identifies it for comparison (IPs by their bytes). */
+interface SanName {
+  type: "ip" | "dns";
+  /** The text handed to @peculiar/x509 (IPv6 fully expanded, as its parser needs). */
+  value: string;
+  key: string;
 }
 
-/** Makes the certificate and key unless usable ones are already in `o.dir`. */
+/**
+ * Makes `cert.pem` and `key.pem` in `o.dir` unless usable ones are already there, and returns what is in
+ * use. Throws {@linkcode SelfSignedCertError} when the files cannot be made.
+ */
 export async function ensureSelfSignedCert(o: SelfSignedOptions): Promise<SelfSignedResult> {
+  if (!Number.isInteger(o.validityYears) || o.validityYears < 1) {
+    throw new SelfSignedCertError(
+      `validity must be a whole number of years, at least 1 (got ${o.validityYears})`,
+    );
+  }
   const now = (o.now ?? (() => new Date()))();
   const certFile = join(o.dir, "cert.pem");
   const keyFile = join(o.dir, "key.pem");
-  const hosts = nameable(o.hosts);
-  const reason = await unusable(certFile, keyFile, hosts, now);
-  if (reason === undefined) {
-    const cert = await Deno.readTextFile(certFile);
-    return {
-      certFile,
-      keyFile,
-      cert,
-      key: await Deno.readTextFile(keyFile),
-      generated: false,
-      notAfter: new x509.X509Certificate(cert).notAfter,
-    };
+  const names = sanNames(o.hosts);
+
+  const found = await inspect(certFile, keyFile, names, now);
+  if ("notAfter" in found) {
+    return { certFile, keyFile, ...found, generated: false };
   }
+
   try {
     await Deno.mkdir(o.dir, { recursive: true, mode: 0o700 });
-    const { cert, key, notAfter } = await generate(hosts, Math.max(1, o.validityYears), now);
-    await writePrivate(keyFile, key);
-    await writePrivate(certFile, cert);
-    return { certFile, keyFile, cert, key, generated: true, reason, notAfter };
   } catch (err) {
-    throw new Error(`cannot generate cert: ${err instanceof Error ? err.message : err} (in ${o.dir})`);
+    throw new SelfSignedCertError(`cannot create directory ${o.dir}: ${messageOf(err)}`, { cause: err });
   }
+  let made: { cert: string; key: string; notAfter: Date };
+  try {
+    made = await generate(names, o.validityYears, now);
+  } catch (err) {
+    throw new SelfSignedCertError(messageOf(err), { cause: err });
+  }
+  // the key first: a crash between the two leaves a pair that does not match, which is replaced next time
+  await writePrivate(keyFile, made.key);
+  await writePrivate(certFile, made.cert);
+  return { certFile, keyFile, ...made, generated: true, reason: found.reason };
 }
 
-async function writePrivate(path: string, text: string): Promise<void> {
-  await Deno.writeTextFile(path, text, { mode: 0o600 });
-  await Deno.chmod(path, 0o600); // the mode of an existing file is not changed by the write
+/** The names a certificate for `hosts` carries: deduplicated, unspecified addresses and blanks left out. */
+function sanNames(hosts: string[]): SanName[] {
+  const out = new Map<string, SanName>();
+  for (const raw of hosts) {
+    const host = raw.trim().replace(/^\[(.*)\]$/, "$1");
+    const ip = parseIp(host.replace(/%.*$/, "")); // a zone (fe80::1%eth0) is not part of the address
+    let name: SanName;
+    if (ip !== undefined) {
+      if (ip.every((b) => b === 0)) continue; // 0.0.0.0, ::
+      name = { type: "ip", value: formatIp(ip), key: `ip:${hex(ip)}` };
+    } else {
+      const dns = host.toLowerCase().replace(/\.$/, "");
+      if (dns === "") continue;
+      name = { type: "dns", value: dns, key: `dns:${dns}` };
+    }
+    if (!out.has(name.key)) out.set(name.key, name);
+  }
+  return [...out.values()];
 }
 
-/** Why the files cannot be reused, or undefined when they can. */
-async function unusable(
+/** The files, when they can be reused; otherwise why not. */
+async function inspect(
   certFile: string,
   keyFile: string,
-  hosts: string[],
+  names: SanName[],
   now: Date,
-): Promise<string | undefined> {
-  let certText: string;
-  let keyText: string;
+): Promise<{ cert: string; key: string; notAfter: Date } | { reason: string }> {
+  let cert: string;
+  let key: string;
   try {
-    certText = await Deno.readTextFile(certFile);
-    keyText = await Deno.readTextFile(keyFile);
-  } catch {
-    return "missing";
+    cert = await Deno.readTextFile(certFile);
+    key = await Deno.readTextFile(keyFile);
+  } catch (err) {
+    return { reason: err instanceof Deno.errors.NotFound ? "missing" : "unreadable" };
   }
-  let cert: x509.X509Certificate;
+  let parsed: x509.X509Certificate;
+  let publicKey: CryptoKey;
+  let privateKey: CryptoKey;
   try {
-    cert = new x509.X509Certificate(certText);
-    const key = await crypto.subtle.importKey("pkcs8", pemBody(keyText), ALGORITHM, true, ["sign"]);
-    // the key must be the certificate's: sign with one, verify with the other
-    const probe = new Uint8Array(32);
-    const signature = await crypto.subtle.sign(ALGORITHM, key, probe);
-    const publicKey = await cert.publicKey.export(ALGORITHM, ["verify"]);
-    if (!await crypto.subtle.verify(ALGORITHM, publicKey, signature, probe)) return "unreadable";
+    parsed = new x509.X509Certificate(cert);
+    publicKey = await parsed.publicKey.export(ALGORITHM, ["verify"]);
+    privateKey = await crypto.subtle.importKey("pkcs8", pemBody(key), ALGORITHM, false, ["sign"]);
   } catch {
-    return "unreadable";
+    return { reason: "unreadable" };
   }
-  if (
-    cert.notBefore.getTime() > now.getTime() || cert.notAfter.getTime() - RENEW_BEFORE_MS <= now.getTime()
-  ) {
-    return "expired";
-  }
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  // the key must be the certificate's: sign with one, verify with the other
+  const probe = crypto.getRandomValues(new Uint8Array(32));
+  const signature = await crypto.subtle.sign(ALGORITHM, privateKey, probe);
+  if (!await crypto.subtle.verify(ALGORITHM, publicKey, signature, probe)) return { reason: "key mismatch" };
+
+  if (parsed.notBefore.getTime() > now.getTime()) return { reason: "not yet valid" };
+  if (parsed.notAfter.getTime() - RENEW_BEFORE_MS <= now.getTime()) return { reason: "expired" };
+
   const named = new Set<string>();
-  for (const n of san?.names.items ?? []) {
-    named.add(n.type === "ip" ? normalizeIp(n.value) : n.value.toLowerCase());
+  for (const n of parsed.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? []) {
+    if (n.type === "dns") named.add(`dns:${n.value.toLowerCase()}`);
+    if (n.type === "ip") {
+      const ip = parseIp(n.value);
+      if (ip !== undefined) named.add(`ip:${hex(ip)}`);
+    }
   }
-  for (const h of hosts) if (!named.has(isIP(h) ? normalizeIp(h) : h)) return "hosts changed";
-  return undefined;
+  if (names.some((n) => !named.has(n.key))) return { reason: "hosts changed" };
+  return { cert, key, notAfter: parsed.notAfter };
 }
 
-function normalizeIp(ip: string): string {
-  if (isIP(ip) !== 6) return ip;
-  const [head, tail] = ip.includes("::") ? ip.split("::") : [ip, undefined];
-  const h = head === "" ? [] : head.split(":");
-  const t = tail === undefined || tail === "" ? [] : tail.split(":");
-  const zeros = tail === undefined ? [] : new Array(8 - h.length - t.length).fill("0");
-  return [...h, ...zeros, ...t].map((x) => parseInt(x, 16).toString(16)).join(":");
+async function generate(
+  names: SanName[],
+  years: number,
+  now: Date,
+): Promise<{ cert: string; key: string; notAfter: Date }> {
+  const keys = await crypto.subtle.generateKey(ALGORITHM, true, ["sign", "verify"]);
+  const notAfter = new Date(now);
+  notAfter.setUTCFullYear(notAfter.getUTCFullYear() + years);
+  const extensions: x509.Extension[] = [
+    new x509.KeyUsagesExtension(
+      x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+      true,
+    ),
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+    new x509.BasicConstraintsExtension(false, undefined, true),
+  ];
+  // GeneralNames may not be empty (RFC 5280), so no extension when every host was left out
+  if (names.length > 0) {
+    extensions.push(
+      new x509.SubjectAlternativeNameExtension(names.map(({ type, value }) => ({ type, value }))),
+    );
+  }
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    // the library drops leading zero bytes and keeps the integer positive
+    serialNumber: hex(crypto.getRandomValues(new Uint8Array(16))),
+    name: "O=etcd",
+    notBefore: now,
+    notAfter,
+    keys,
+    signingAlgorithm: ALGORITHM,
+    extensions,
+  });
+  const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
+  const key = `-----BEGIN PRIVATE KEY-----\n${
+    btoa(String.fromCharCode(...pkcs8)).match(/.{1,64}/g)!.join("\n")
+  }\n-----END PRIVATE KEY-----\n`;
+  return { cert: cert.toString("pem") + "\n", key, notAfter: cert.notAfter };
+}
+
+/**
+ * Writes `text` to `path` with mode 0600: into a new file beside it, then renamed over it, so the text is
+ * never readable under a looser mode an old file had, and a reader never sees half a file.
+ */
+async function writePrivate(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp`;
+  try {
+    await Deno.remove(tmp).catch(() => {});
+    await Deno.writeTextFile(tmp, text, { mode: 0o600, createNew: true });
+    await Deno.chmod(tmp, 0o600); // the umask may have changed it
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new SelfSignedCertError(`cannot write ${path}: ${messageOf(err)}`, { cause: err });
+  }
+}
+
+/** The address's bytes: 4 for IPv4 and IPv4-mapped IPv6 (as Go encodes them), 16 for IPv6; else undefined. */
+function parseIp(s: string): Uint8Array | undefined {
+  const v4 = parseIpv4(s);
+  if (v4 !== undefined) return v4;
+  if (!s.includes(":")) return undefined;
+  let tail: number[] = [];
+  let text = s;
+  const lastColon = s.lastIndexOf(":");
+  if (s.slice(lastColon + 1).includes(".")) { // an IPv4 tail: ::ffff:1.2.3.4
+    const quad = parseIpv4(s.slice(lastColon + 1));
+    if (quad === undefined) return undefined;
+    tail = [(quad[0] << 8) | quad[1], (quad[2] << 8) | quad[3]];
+    text = s.slice(0, lastColon + 1) + "0:0"; // two placeholder groups, replaced below
+  }
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (part: string): number[] | undefined => {
+    if (part === "") return [];
+    const out: number[] = [];
+    for (const g of part.split(":")) {
+      if (!/^[0-9a-f]{1,4}$/i.test(g)) return undefined;
+      out.push(parseInt(g, 16));
+    }
+    return out;
+  };
+  const head = groups(halves[0]);
+  const rest = halves.length === 2 ? groups(halves[1]) : [];
+  if (head === undefined || rest === undefined) return undefined;
+  let all: number[];
+  if (halves.length === 2) {
+    const fill = 8 - head.length - rest.length;
+    if (fill < 1) return undefined;
+    all = [...head, ...new Array<number>(fill).fill(0), ...rest];
+  } else {
+    all = head;
+  }
+  if (all.length !== 8) return undefined;
+  if (tail.length > 0) all.splice(6, 2, ...tail);
+  const bytes = new Uint8Array(all.flatMap((g) => [g >> 8, g & 0xff]));
+  const mapped = bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  return mapped ? bytes.slice(12) : bytes;
+}
+
+function parseIpv4(s: string): Uint8Array | undefined {
+  const parts = s.split(".");
+  if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255)) {
+    return undefined;
+  }
+  return new Uint8Array(parts.map(Number));
+}
+
+/** Dotted quad, or all eight IPv6 groups (the form @peculiar/x509's own parser reads correctly). */
+function formatIp(ip: Uint8Array): string {
+  if (ip.length === 4) return ip.join(".");
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((ip[i] << 8) | ip[i + 1]).toString(16));
+  return groups.join(":");
+}
+
+function hex(bytes: Uint8Array): string {
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function pemBody(pem: string): Uint8Array<ArrayBuffer> {
@@ -142,41 +298,6 @@ function pemBody(pem: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 }
 
-async function generate(
-  hosts: string[],
-  years: number,
-  now: Date,
-): Promise<{ cert: string; key: string; notAfter: Date }> {
-  const keys = await crypto.subtle.generateKey(ALGORITHM, true, ["sign", "verify"]) as CryptoKeyPair;
-  const notAfter = new Date(now);
-  notAfter.setUTCFullYear(notAfter.getUTCFullYear() + years);
-  const serial = crypto.getRandomValues(new Uint8Array(16));
-  serial[0] &= 0x7f; // a positive serial number
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: [...serial].map((b) => b.toString(16).padStart(2, "0")).join(""),
-    name: "O=etcd",
-    notBefore: now,
-    notAfter,
-    keys,
-    signingAlgorithm: ALGORITHM,
-    extensions: [
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
-        true,
-      ),
-      new x509.ExtendedKeyUsageExtension([
-        x509.ExtendedKeyUsage.serverAuth,
-        x509.ExtendedKeyUsage.clientAuth,
-      ]),
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.SubjectAlternativeNameExtension(
-        hosts.map((h) => isIP(h) ? { type: "ip" as const, value: h } : { type: "dns" as const, value: h }),
-      ),
-    ],
-  });
-  const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
-  const key = `-----BEGIN PRIVATE KEY-----\n${
-    btoa(String.fromCharCode(...pkcs8)).match(/.{1,64}/g)!.join("\n")
-  }\n-----END PRIVATE KEY-----\n`;
-  return { cert: cert.toString("pem") + "\n", key, notAfter: cert.notAfter };
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
