@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { makeCerts, type TestCerts } from "../transport/test_util.ts";
-import { TlsCredentials, type TlsSideConfig } from "../tls/credentials.ts";
+import { TlsCredentials, type TlsSideConfig, tlsSideConfig } from "../tls/credentials.ts";
 import type { PeerTls } from "./net.ts";
 import { PeerTransport } from "./transport.ts";
 import { app, CLUSTER, type LogEntry, type Node, sleep, snapMessage, stopAll, waitFor } from "./test_util.ts";
@@ -20,21 +20,7 @@ async function sideConfig(dir: string, cert: string, key: string, over: Partial<
   const keyFile = `${dir}/${crypto.randomUUID()}.key`;
   await Deno.writeTextFile(certFile, cert);
   await Deno.writeTextFile(keyFile, key);
-  return {
-    certFile,
-    keyFile,
-    trustedCaFile: `${dir}/ca.crt`,
-    clientCertAuth: true,
-    crlFile: "",
-    clientCertFile: "",
-    clientKeyFile: "",
-    allowedCn: [],
-    allowedHostname: [],
-    cipherSuites: [],
-    minVersion: "TLSv1.2" as const,
-    selfSigned: false,
-    ...over,
-  };
+  return tlsSideConfig({ certFile, keyFile, trustedCaFile: `${dir}/ca.crt`, clientCertAuth: true, ...over });
 }
 
 /** A started member on an https:// URL with the port the system picks. */

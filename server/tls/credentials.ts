@@ -42,6 +42,29 @@ export interface TlsSideConfig {
   selfSigned: boolean;
 }
 
+/**
+ * A side's configuration: `certFile` and `keyFile`, plus whatever `over` sets; the rest is what a side
+ * without those flags has (no CA file, no client-certificate authentication, no CRL, any names, the
+ * runtime's suites, TLS 1.2 at least, the operator's own certificate).
+ */
+export function tlsSideConfig(
+  over: Partial<TlsSideConfig> & Pick<TlsSideConfig, "certFile" | "keyFile">,
+): TlsSideConfig {
+  return {
+    trustedCaFile: "",
+    clientCertAuth: false,
+    crlFile: "",
+    clientCertFile: "",
+    clientKeyFile: "",
+    allowedCn: [],
+    allowedHostname: [],
+    cipherSuites: [],
+    minVersion: "TLSv1.2",
+    selfSigned: false,
+    ...over,
+  };
+}
+
 /** How files are read; `denoFiles` unless a test swaps it. */
 export interface TlsFileReader {
   readTextFile(path: string): Promise<string>;

@@ -12,7 +12,7 @@ import type { Config, TlsConfig } from "../config/types.ts";
 import { TLS12_CIPHER_SUITES } from "../config/cipher_suites.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import { denoFiles, TlsCredentials, type TlsFileReader, type TlsSideConfig } from "./credentials.ts";
+import { denoFiles, TlsCredentials, type TlsFileReader, tlsSideConfig } from "./credentials.ts";
 import { ensureSelfSignedCert } from "./self_signed.ts";
 
 /** How often the operator's certificate files are looked at for a rotation. */
@@ -101,7 +101,7 @@ async function sideCredentials(
     if (t.autoTls) {
       deps.logger.warn(`ignoring ${side} auto TLS since certs given`, { "cert-file": t.certFile });
     }
-    const sideConfig: TlsSideConfig = {
+    const sideConfig = tlsSideConfig({
       certFile: t.certFile,
       keyFile: t.keyFile,
       trustedCaFile: t.trustedCaFile,
@@ -109,9 +109,8 @@ async function sideCredentials(
       crlFile: t.crlFile,
       clientCertFile: t.clientCertFile,
       clientKeyFile: t.clientKeyFile,
-      selfSigned: false,
       ...common,
-    };
+    });
     return await TlsCredentials.load(sideConfig, deps.reader ?? denoFiles);
   }
   // validation refuses https without files or auto-TLS; this is the auto-TLS case
@@ -143,19 +142,11 @@ async function sideCredentials(
       side,
     });
   }
-  return await TlsCredentials.load({
-    certFile: made.certFile,
-    keyFile: made.keyFile,
-    trustedCaFile: "",
-    clientCertAuth: false,
-    crlFile: "",
-    clientCertFile: "",
-    clientKeyFile: "",
-    selfSigned: true,
-    ...common,
-    allowedCn: [],
-    allowedHostname: [],
-  }, deps.reader ?? denoFiles);
+  // a self-signed side checks no names (verify.ts): the allowed lists have nothing to act on
+  return await TlsCredentials.load(
+    tlsSideConfig({ certFile: made.certFile, keyFile: made.keyFile, selfSigned: true, ...common }),
+    deps.reader ?? denoFiles,
+  );
 }
 
 function splitList(s: string): string[] {

@@ -1,23 +1,15 @@
 import { assertEquals } from "../../tests/assert.ts";
-import type { TlsCredentials, TlsSideConfig } from "./credentials.ts";
+import { type TlsCredentials, type TlsSideConfig, tlsSideConfig } from "./credentials.ts";
 import { addressRefusal, handshakeError, type HandshakeFacts, refusalOf, subjectAltNames } from "./verify.ts";
 
 function creds(over: Partial<TlsSideConfig> = {}, revoked: string[] = []): TlsCredentials {
-  const config: TlsSideConfig = {
+  const config = tlsSideConfig({
     certFile: "c",
     keyFile: "k",
     trustedCaFile: "ca",
     clientCertAuth: true,
-    crlFile: "",
-    clientCertFile: "",
-    clientKeyFile: "",
-    allowedCn: [],
-    allowedHostname: [],
-    cipherSuites: [],
-    minVersion: "TLSv1.2",
-    selfSigned: false,
     ...over,
-  };
+  });
   return { config, revoked: new Set(revoked) } as unknown as TlsCredentials;
 }
 

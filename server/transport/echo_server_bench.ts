@@ -12,7 +12,7 @@
 import { GrpcRouter, type GrpcTransport } from "./grpc.ts";
 import { serveNodeHttp2 } from "./node_http2.ts";
 import { serveDenoH2 } from "./h2/transport.ts";
-import { TlsCredentials } from "../tls/credentials.ts";
+import { TlsCredentials, tlsSideConfig } from "../tls/credentials.ts";
 
 const transports: Record<string, GrpcTransport> = { node: serveNodeHttp2, h2: serveDenoH2 };
 const [name = "node", portArg = "24180", certFile, keyFile] = Deno.args;
@@ -25,20 +25,7 @@ const tls = certFile === undefined
   ? { tls: { cert: await Deno.readTextFile(certFile), key: await Deno.readTextFile(keyFile) } }
   : {
     secure: {
-      credentials: await TlsCredentials.load({
-        certFile,
-        keyFile,
-        trustedCaFile: "",
-        clientCertAuth: false,
-        crlFile: "",
-        clientCertFile: "",
-        clientKeyFile: "",
-        allowedCn: [],
-        allowedHostname: [],
-        cipherSuites: [],
-        minVersion: "TLSv1.2",
-        selfSigned: false,
-      }),
+      credentials: await TlsCredentials.load(tlsSideConfig({ certFile, keyFile })),
     },
   };
 const listener = await transport(router, {

@@ -11,7 +11,7 @@ import tls from "node:tls";
 import { GrpcRouter } from "./grpc.ts";
 import { serveDenoH2 } from "./h2/transport.ts";
 import { assert, assertEquals, eventually, listen, makeCerts, type TestCerts } from "./test_util.ts";
-import { TlsCredentials, type TlsSideConfig } from "../tls/credentials.ts";
+import { TlsCredentials, type TlsSideConfig, tlsSideConfig } from "../tls/credentials.ts";
 
 const id = (b: Buffer): Buffer => b;
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -26,21 +26,13 @@ function router(): GrpcRouter {
 }
 
 function sideConfig(dir: string, over: Partial<TlsSideConfig> = {}): TlsSideConfig {
-  return {
+  return tlsSideConfig({
     certFile: `${dir}/server.crt`,
     keyFile: `${dir}/server.key`,
     trustedCaFile: `${dir}/ca.crt`,
     clientCertAuth: true,
-    crlFile: "",
-    clientCertFile: "",
-    clientKeyFile: "",
-    allowedCn: [],
-    allowedHostname: [],
-    cipherSuites: [],
-    minVersion: "TLSv1.2",
-    selfSigned: false,
     ...over,
-  };
+  });
 }
 
 function call(port: number, method: string, key?: string, cert?: string, ca?: string): Promise<string> {
