@@ -20,12 +20,14 @@ export interface CertFiles {
   key: string;
 }
 
-async function openssl(dir: string, args: string[]): Promise<void> {
+/** Runs the openssl CLI in `dir`; throws with its error output when it fails. */
+export async function openssl(dir: string, args: string[]): Promise<void> {
   const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" }).output();
   if (!out.success) throw new Error(`openssl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
 }
 
-const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+/** `openssl req` arguments for a new unencrypted P-256 key. */
+export const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
 
 /** The CA, its files, and everything it issued, in one temporary directory. */
 export class Pki {

@@ -7,6 +7,7 @@
 import http2 from "node:http2";
 import type { GrpcListener, GrpcRouter, GrpcTransport, ServeOptions } from "./grpc.ts";
 import { HpackDecoder } from "./h2/hpack.ts";
+import { EC, openssl } from "../../tests/pki.ts";
 
 const PORT_MIN = 24100;
 const PORT_MAX = 24199;
@@ -168,20 +169,14 @@ export interface TestCerts {
   strangerMemberKey: string;
 }
 
-async function openssl(dir: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" }).output();
-  if (!out.success) throw new Error(`openssl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-}
-
 /** Generates {@linkcode TestCerts} with the openssl CLI into a new temporary directory. */
 export async function makeCerts(): Promise<TestCerts> {
   const dir = await Deno.makeTempDir({ prefix: "grpc-certs-" });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   for (const ca of ["ca", "other-ca"]) {
     await openssl(dir, [
       "req",
       "-x509",
-      ...ec,
+      ...EC,
       "-keyout",
       `${ca}.key`,
       "-out",
@@ -202,7 +197,7 @@ export async function makeCerts(): Promise<TestCerts> {
     "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
   );
   const issue = async (name: string, cn: string, ca: string, ext: string): Promise<void> => {
-    await openssl(dir, ["req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`]);
+    await openssl(dir, ["req", ...EC, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`]);
     await openssl(dir, [
       "x509",
       "-req",
@@ -244,6 +239,7 @@ export async function makeCerts(): Promise<TestCerts> {
 }
 
 export { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+export { openssl } from "../../tests/pki.ts";
 
 /** Polls `cond` every 5 ms for at most `ms`. */
 export async function eventually(cond: () => boolean, ms = 3000): Promise<boolean> {

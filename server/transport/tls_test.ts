@@ -10,7 +10,7 @@ import * as grpc from "npm:@grpc/grpc-js@1.14.7";
 import tls from "node:tls";
 import { GrpcRouter } from "./grpc.ts";
 import { serveDenoH2 } from "./h2/transport.ts";
-import { assert, assertEquals, eventually, listen, makeCerts, type TestCerts } from "./test_util.ts";
+import { assert, assertEquals, eventually, listen, makeCerts, openssl, type TestCerts } from "./test_util.ts";
 import { TlsCredentials, type TlsSideConfig, tlsSideConfig } from "../tls/credentials.ts";
 
 const id = (b: Buffer): Buffer => b;
@@ -56,11 +56,6 @@ function call(port: number, method: string, key?: string, cert?: string, ca?: st
       (err: grpc.ServiceError | null, value?: Buffer) => err ? reject(err) : resolve(str(value!)),
     );
   }).finally(() => client.close());
-}
-
-async function openssl(dir: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" }).output();
-  if (!out.success) throw new Error(`openssl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
 }
 
 /** A revocation list from the test CA naming the client certificate. */
