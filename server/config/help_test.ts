@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "../../tests/assert.ts";
-import { ETCD_35_FLAGS, exit, parse } from "./test_util.ts";
+import { ETCD_35_FLAGS, ETCD_36_DISCOVERY_FLAGS, exit, parse } from "./test_util.ts";
 
 Deno.test("config: --version prints etcd-ts's release, then etcd's lines with Deno's in place of Go's", () => {
   for (const flag of ["--version", "-version", "--version=true"]) {
@@ -27,7 +27,8 @@ Deno.test("config: --help/-h print the usage on stderr and the flags by group on
   }
   const help = exit(["--help"]).stdout;
   assertMatch(help, /^ {2}--name 'default'\n {6}\S/m);
-  assertMatch(help, /^ {2}--enable-v2 'false'\n.*\[not implemented yet\]$/m);
+  assertMatch(help, /^ {2}--experimental-enable-v2v3 ''\n.*\[not implemented yet\]$/m);
+  assertMatch(help, /^ {2}--enable-v2 'false'\n.*[^\]]$/m);
   assertMatch(help, /^ {2}--cert-file ''\n.*[^\]]$/m);
   assert(!/^ {2}--name 'default'\n.*not implemented/m.test(help));
   // Every flag in the help is accepted, and every etcd flag (but the special ones) is in the help.
@@ -41,5 +42,10 @@ Deno.test("config: --help/-h print the usage on stderr and the flags by group on
     if (/^(retry-interval|cluster-sync-interval)$/.test(name)) continue;
     assert(listed.includes(name), `help lacks --${name}`);
   }
-  for (const name of listed) assert(ETCD_35_FLAGS.includes(name), `help lists unknown --${name}`);
+  for (const name of listed) {
+    assert(
+      ETCD_35_FLAGS.includes(name) || ETCD_36_DISCOVERY_FLAGS.includes(name),
+      `help lists unknown --${name}`,
+    );
+  }
 });

@@ -324,7 +324,8 @@ function buildConfig(values: Map<string, FlagValue>, fromFile: boolean): Config 
   // --initial-cluster: discovery replaces the default one, and while the value is still the default a
   // member with its own name gets "<name>=<advertised peer URLs>" (etcd's UpdateDefaultClusterFromName).
   let cluster = (values.get("initial-cluster") as string | undefined) ?? DEFAULT_INITIAL_CLUSTER;
-  const discovering = c.discovery !== "" || c.discoverySrv !== "" || (!fromFile && c.discoverySrvName !== "");
+  const discovering = c.discovery !== "" || c.discoverySrv !== "" || c.discoveryEndpoints.length > 0 ||
+    (!fromFile && c.discoverySrvName !== "");
   if (discovering && (fromFile ? cluster === DEFAULT_INITIAL_CLUSTER : !values.has("initial-cluster"))) {
     cluster = "";
   }
@@ -335,6 +336,15 @@ function buildConfig(values: Map<string, FlagValue>, fromFile: boolean): Config 
     cluster = c.initialAdvertisePeerUrls.map((u) => `${n}=${formatUrl(u)}`).join(",");
   }
   c.initialCluster = parseInitialCluster(cluster);
+  // etcd falls back to a v2 proxy when discovery finds the cluster full; etcd-ts has no v2 proxy (etcd
+  // removed it in 3.6), so a member that asks for one is refused, and one that does not ask exits
+  if (c.discovery !== "" && values.has("discovery-fallback") && c.discoveryFallback === "proxy") {
+    throw new ConfigError(
+      "--discovery-fallback=proxy needs the v2 proxy, which etcd-ts does not have; " +
+        "use --discovery-fallback=exit (a member that finds the cluster full then exits)",
+      "discovery-fallback",
+    );
+  }
 
   // On the command line, an explicit --listen-client-urls needs an explicit --advertise-client-urls.
   if (!fromFile && values.has("listen-client-urls") && !values.has("advertise-client-urls")) {

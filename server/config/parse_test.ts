@@ -273,3 +273,23 @@ Deno.test("config: deprecated flags at their default are accepted with etcd's wa
   const { warnings } = run(["--enable-v2=false", "--data-dir", "d"]);
   assertEquals(warnings, ["--enable-v2 is deprecated in 3.5 and will be decommissioned in 3.6."]);
 });
+
+Deno.test("config: discovery replaces --initial-cluster; asking for etcd's v2 proxy fallback is refused", () => {
+  const { config } = run(["--name", "infra0", "--discovery", "https://discovery.etcd.io/abc"]);
+  assertEquals(config.initialCluster.size, 0);
+  assertEquals(config.discovery, "https://discovery.etcd.io/abc");
+  run(["--discovery", "https://discovery.etcd.io/abc", "--discovery-fallback", "exit"]);
+  assertEquals(
+    verifyError(["--discovery", "https://discovery.etcd.io/abc", "--discovery-fallback", "proxy"]),
+    "--discovery-fallback=proxy needs the v2 proxy, which etcd-ts does not have; " +
+      "use --discovery-fallback=exit (a member that finds the cluster full then exits)",
+  );
+  const v3 = run([
+    "--discovery-token",
+    "tok",
+    "--discovery-endpoints",
+    "http://127.0.0.1:2379,127.0.0.2:2379",
+  ]).config;
+  assertEquals(v3.discoveryEndpoints, ["http://127.0.0.1:2379", "127.0.0.2:2379"]);
+  assertEquals(v3.initialCluster.size, 0);
+});

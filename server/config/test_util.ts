@@ -135,6 +135,14 @@ export const ETCD_35_FLAGS = (
   "unsafe-no-fsync v v2-deprecation version vv wal-dir"
 ).split(" ");
 
+/** The v3 discovery flags etcd 3.6 added beside its v2 discovery ones (server/etcdmain/config.go). */
+export const ETCD_36_DISCOVERY_FLAGS = (
+  "discovery-token discovery-endpoints discovery-dial-timeout discovery-request-timeout " +
+  "discovery-keepalive-time discovery-keepalive-timeout discovery-insecure-transport " +
+  "discovery-insecure-skip-tls-verify discovery-cert discovery-key discovery-cacert discovery-user " +
+  "discovery-password"
+).split(" ");
+
 /** etcd's default of a flag, as text (from the help output, which lists them). */
 export function defaultText(name: string): string {
   const help = exit(["--help"]).stdout;

@@ -57,6 +57,21 @@ export interface Config {
   discoverySrvName: string;
   discoveryFallback: "proxy" | "exit";
   discoveryProxy: string;
+  /** v3 discovery (etcd 3.6): the registry token, with {@link Config.discoveryEndpoints}. */
+  discoveryToken: string;
+  /** v3 discovery: client URLs of the cluster that holds the registry. */
+  discoveryEndpoints: string[];
+  discoveryDialTimeoutMs: number;
+  discoveryRequestTimeoutMs: number;
+  discoveryKeepAliveTimeMs: number;
+  discoveryKeepAliveTimeoutMs: number;
+  discoveryInsecureTransport: boolean;
+  discoveryInsecureSkipTlsVerify: boolean;
+  discoveryCert: string;
+  discoveryKey: string;
+  discoveryCacert: string;
+  discoveryUser: string;
+  discoveryPassword: string;
   strictReconfigCheck: boolean;
   enableV2: boolean;
   logLevel: LogLevel;
@@ -191,6 +206,19 @@ export function defaultConfig(): Config {
     discoverySrvName: "",
     discoveryFallback: "proxy",
     discoveryProxy: "",
+    discoveryToken: "",
+    discoveryEndpoints: [],
+    discoveryDialTimeoutMs: 2000,
+    discoveryRequestTimeoutMs: 5000,
+    discoveryKeepAliveTimeMs: 2000,
+    discoveryKeepAliveTimeoutMs: 6000,
+    discoveryInsecureTransport: true,
+    discoveryInsecureSkipTlsVerify: false,
+    discoveryCert: "",
+    discoveryKey: "",
+    discoveryCacert: "",
+    discoveryUser: "",
+    discoveryPassword: "",
     strictReconfigCheck: true,
     enableV2: false,
     logLevel: "info",

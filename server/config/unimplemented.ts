@@ -31,14 +31,7 @@ export const NOT_YET_IMPLEMENTED: ReadonlySet<string> = new Set([
   // the HTTP gateway
   "cors",
   "host-whitelist",
-  // discovery
-  "discovery",
-  "discovery-srv",
-  "discovery-srv-name",
-  "discovery-proxy",
-  "discovery-fallback",
-  // v2 API and proxy
-  "enable-v2",
+  // v2 API emulation and proxy
   "experimental-enable-v2v3",
   "v2-deprecation",
   "proxy",

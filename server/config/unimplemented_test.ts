@@ -6,19 +6,12 @@ import { ETCD_35_FLAGS, exit, run } from "./test_util.ts";
 
 Deno.test("config: NOT_YET_IMPLEMENTED covers the features etcd-ts lacks, and only etcd's flags", () => {
   for (const name of ["cors", "host-whitelist"]) assert(NOT_YET_IMPLEMENTED.has(name), name);
-  for (
-    const name of [
-      "discovery",
-      "discovery-srv",
-      "discovery-srv-name",
-      "discovery-proxy",
-      "discovery-fallback",
-    ]
-  ) {
-    assert(NOT_YET_IMPLEMENTED.has(name), name);
+  // discovery and the v2 API it needs are implemented
+  for (const name of ["discovery", "discovery-srv", "discovery-srv-name", "discovery-proxy", "enable-v2"]) {
+    assert(!NOT_YET_IMPLEMENTED.has(name), name);
   }
   for (
-    const name of ["proxy", "enable-v2", "enable-pprof", "listen-metrics-urls", "auth-token"]
+    const name of ["proxy", "experimental-enable-v2v3", "enable-pprof", "listen-metrics-urls", "auth-token"]
   ) {
     assert(NOT_YET_IMPLEMENTED.has(name), name);
   }
@@ -41,7 +34,14 @@ Deno.test("config: NOT_YET_IMPLEMENTED covers the features etcd-ts lacks, and on
 Deno.test("config: a not-yet-implemented flag set to anything but its default refuses to start", async (t) => {
   const cases: [string[], Record<string, string>, Record<string, string>, string][] = [
     [["--cors", "https://example.com"], {}, {}, "etcd-ts: --cors is not implemented yet\n"],
-    [["--discovery-srv", "example.com"], {}, {}, "etcd-ts: --discovery-srv is not implemented yet\n"],
+    [
+      ["--experimental-enable-v2v3", "/v2/"],
+      {},
+      {},
+      '{"level":"warn","ts":"2026-11-25T04:00:00.000Z","caller":"server/config",' +
+      '"msg":"--experimental-enable-v2v3 is deprecated in 3.5 and will be decommissioned in 3.6."}\n' +
+      "etcd-ts: --experimental-enable-v2v3 is not implemented yet\n",
+    ],
     [
       ["--proxy", "on"],
       {},

@@ -113,13 +113,20 @@ export function validateConfig(
       "initial-cluster-state",
     );
   }
-  const bootstrapSources = [c.discovery !== "", c.initialCluster.size > 0, c.discoverySrv !== ""];
+  const bootstrapSources = [
+    c.discovery !== "",
+    c.initialCluster.size > 0,
+    c.discoverySrv !== "",
+    c.discoveryEndpoints.length > 0,
+  ];
   if (bootstrapSources.filter(Boolean).length > 1) {
     invalid(
-      'multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"',
+      "multiple discovery or bootstrap flags are set. " +
+        'Choose one of "initial-cluster", "discovery", "discovery-endpoints" or "discovery-srv"',
       "discovery",
     );
   }
+  checkV3Discovery(c);
 
   checkInteger("heartbeat-interval", c.heartbeatIntervalMs, 0);
   checkInteger("election-timeout", c.electionTimeoutMs, 0);
@@ -352,9 +359,38 @@ export function tlsWarnings(c: Config): string[] {
   return out;
 }
 
+/** The v3 discovery settings (etcd 3.6): a token and endpoints together, never beside v2 discovery's. */
+function checkV3Discovery(c: Config): void {
+  const v3 = c.discoveryEndpoints.length > 0 || c.discoveryToken !== "" || c.discoveryCert !== "" ||
+    c.discoveryKey !== "" || c.discoveryCacert !== "" || c.discoveryUser !== "" || c.discoveryPassword !== "";
+  if (v3 && (c.discovery !== "" || c.discoveryProxy !== "")) {
+    invalid(
+      "both v2 discovery settings (discovery, discovery-proxy) and v3 discovery settings (discovery-token, " +
+        "discovery-endpoints, discovery-cert, discovery-key, discovery-cacert, discovery-user, " +
+        "discovery-password) are set",
+      "discovery-token",
+    );
+  }
+  if ((c.discoveryToken !== "") !== (c.discoveryEndpoints.length > 0)) {
+    invalid("both --discovery-token and --discovery-endpoints must be set", "discovery-token");
+  }
+  for (const e of c.discoveryEndpoints) {
+    if (!/^(https?:\/\/)?[^/\s]+$/.test(e.replace(/\/$/, ""))) {
+      invalid(
+        `--discovery-endpoints: ${JSON.stringify(e)} is not a host:port or http(s) URL`,
+        "discovery-endpoints",
+      );
+    }
+  }
+  checkDuration("discovery-dial-timeout", c.discoveryDialTimeoutMs, 0);
+  checkDuration("discovery-request-timeout", c.discoveryRequestTimeoutMs, 0);
+  checkDuration("discovery-keepalive-time", c.discoveryKeepAliveTimeMs, 0);
+  checkDuration("discovery-keepalive-timeout", c.discoveryKeepAliveTimeoutMs, 0);
+}
+
 /** etcd's bootstrap checks (`VerifyBootstrap` / `VerifyJoinExisting`) for a member started from flags. */
 function verifyBootstrap(c: Config): void {
-  const discovering = c.discovery !== "" || c.discoverySrv !== "";
+  const discovering = c.discovery !== "" || c.discoverySrv !== "" || c.discoveryEndpoints.length > 0;
   if (c.initialClusterState === "new" && discovering) return; // the member list comes from discovery
   const mine = c.initialCluster.get(c.name);
   if (!mine) {

@@ -204,7 +204,39 @@ Deno.test("config: validateConfig refuses bad programmatic configurations with C
     [
       (c) => (c.discovery = "http://d/x"),
       "discovery",
-      'multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"',
+      "multiple discovery or bootstrap flags are set. " +
+      'Choose one of "initial-cluster", "discovery", "discovery-endpoints" or "discovery-srv"',
+    ],
+    [
+      (c) => {
+        c.initialCluster = new Map();
+        c.discoveryToken = "t";
+      },
+      "discovery-token",
+      "both --discovery-token and --discovery-endpoints must be set",
+    ],
+    [
+      (c) => {
+        c.initialCluster = new Map();
+        c.discovery = "http://d/x";
+        c.discoveryEndpoints = ["127.0.0.1:2379"];
+        c.discoveryToken = "t";
+      },
+      "discovery",
+      "multiple discovery or bootstrap flags are set. " +
+      'Choose one of "initial-cluster", "discovery", "discovery-endpoints" or "discovery-srv"',
+    ],
+    [
+      (c) => {
+        c.initialCluster = new Map();
+        c.discoveryProxy = "http://proxy:3128";
+        c.discoveryEndpoints = ["127.0.0.1:2379"];
+        c.discoveryToken = "t";
+      },
+      "discovery-token",
+      "both v2 discovery settings (discovery, discovery-proxy) and v3 discovery settings (discovery-token, " +
+      "discovery-endpoints, discovery-cert, discovery-key, discovery-cacert, discovery-user, " +
+      "discovery-password) are set",
     ],
     [
       (c) => (c.heartbeatIntervalMs = 1.5),
@@ -343,7 +375,7 @@ Deno.test("config: validateConfig refuses bad programmatic configurations with C
       "self-signed-cert-validity",
       "selfSignedCertValidity is invalid,it should be greater than 0 (--self-signed-cert-validity)",
     ],
-    [(c) => (c.enableV2 = true), "enable-v2", "--enable-v2 is not implemented yet"],
+    [(c) => (c.enablePprof = true), "enable-pprof", "--enable-pprof is not implemented yet"],
     [
       (c) => (c.listenMetricsUrls = [new URL("http://127.0.0.1:2381")]),
       "listen-metrics-urls",
@@ -411,9 +443,9 @@ Deno.test("config: a Config built in code may carry the settings without effect 
   c.strictReconfigCheck = false;
   c.grpcKeepAliveTimeoutMs = 1;
   validateConfig(c);
-  c.enableV2 = true;
+  c.enablePprof = true;
   const err = assertThrows(() => validateConfig(c), ConfigError) as ConfigError;
-  assertEquals(err.message, "--enable-v2 is not implemented yet");
+  assertEquals(err.message, "--enable-pprof is not implemented yet");
   // With the setting no longer in the refused set, it passes.
   validateConfig(c, new Set());
 });
