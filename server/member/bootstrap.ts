@@ -19,6 +19,7 @@ import { hexId } from "../logger.ts";
 import { type MemberJson, Membership } from "./membership.ts";
 import { ServerStorage } from "./raft_driver.ts";
 import { staticBootstrap } from "../../discovery/static.ts";
+import { discoverInitialCluster, type DiscoveryDeps } from "../../discovery/discover.ts";
 import { EMPTY_CONF_STATE, restoreAppState } from "./app_state.ts";
 
 /** What a member is built from once its storage is open. */
@@ -49,6 +50,8 @@ export interface OpenMemberOptions {
   wal?: Pick<WalOptions, "segmentBytes" | "preallocate">;
   /** Size of the history file's write buffer (default: the MVCC store's). */
   historyBufferBytes?: number;
+  /** What discovery reaches the outside world with (default: production's). */
+  discovery?: DiscoveryDeps;
 }
 
 /**
@@ -152,11 +155,19 @@ export async function openMember(
       "joining an existing cluster (--initial-cluster-state=existing) is not implemented yet",
     );
   }
-  const { members, memberId, clusterId } = staticBootstrap(
-    config.name,
-    new Map([...config.initialCluster].map(([n, urls]) => [n, urls.map(formatUrl)])),
-    config.initialClusterToken,
+  const { cluster, token } = await discoverInitialCluster(
+    {
+      name: config.name,
+      advertisePeerUrls: config.initialAdvertisePeerUrls.map(formatUrl),
+      initialCluster: new Map([...config.initialCluster].map(([n, urls]) => [n, urls.map(formatUrl)])),
+      initialClusterToken: config.initialClusterToken,
+      discovery: config.discovery,
+      discoveryProxy: config.discoveryProxy,
+    },
+    logger,
+    options.discovery,
   );
+  const { members, memberId, clusterId } = staticBootstrap(config.name, cluster, token);
   const wal = await Wal.create(walDir, { memberId, clusterId }, walOptions);
   const node = new RawNode(raftConfig(memberId, 0));
   const encoder = new TextEncoder();
@@ -175,7 +186,7 @@ export async function openMember(
   logger.info("starting a new member", {
     "member-id": hexId(memberId),
     "cluster-id": hexId(clusterId),
-    "initial-cluster": [...config.initialCluster.keys()].join(","),
+    "initial-cluster": [...cluster].map(([n, urls]) => urls.map((u) => `${n}=${u}`).join(",")).join(","),
   });
   return {
     memberId,

@@ -60,6 +60,7 @@ import {
   type TxnResponse,
 } from "../pb/rpc.ts";
 import { type MemberInit, openMember } from "./bootstrap.ts";
+import type { DiscoveryDeps } from "../../discovery/discover.ts";
 import type { FileSystem } from "../../storage/fs.ts";
 import { Proposer } from "./proposer.ts";
 import { ReadIndexBatcher } from "./read_index.ts";
@@ -92,6 +93,8 @@ export interface EtcdServerDeps {
   fs?: FileSystem;
   /** Credentials for `https://` peer URLs. */
   peerTls?: PeerTls;
+  /** What a new member's discovery reaches the outside world with (default: production's). */
+  discovery?: DiscoveryDeps;
 }
 
 /** An etcd member's core: everything but the network listeners. */
@@ -267,7 +270,10 @@ export class EtcdServer implements LeaseBackend {
 
   /** Opens (or creates) the member's data directory and starts Raft. */
   static async start(config: Config, deps: EtcdServerDeps): Promise<EtcdServer> {
-    const init = await openMember(config, deps.logger, deps.random ?? Math.random, { fs: deps.fs });
+    const init = await openMember(config, deps.logger, deps.random ?? Math.random, {
+      fs: deps.fs,
+      discovery: deps.discovery,
+    });
     const server = new EtcdServer(config, deps, init);
     if (init.restored) server.rebuildLeaseKeys();
     await server.run();
