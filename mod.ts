@@ -16,7 +16,12 @@ import { type Config, ConfigError, defaultConfig, formatUrl, validateConfig } fr
 import { createLogger, type Logger } from "./server/logger.ts";
 import { EtcdServer } from "./server/member/server.ts";
 import type { Clock } from "./server/clock.ts";
-import { type GrpcListener, GrpcRouter, type GrpcTransport } from "./server/transport/grpc.ts";
+import {
+  type GrpcListener,
+  GrpcRouter,
+  type GrpcTransport,
+  type HttpFallbackRequest,
+} from "./server/transport/grpc.ts";
 import { listenTcp, serveDenoH2 } from "./server/transport/h2/transport.ts";
 import { registerKv } from "./server/api/kv.ts";
 import { registerCluster } from "./server/api/cluster.ts";
@@ -24,6 +29,8 @@ import { registerMaintenance } from "./server/api/maintenance.ts";
 import { registerWatch } from "./server/api/watch.ts";
 import { registerLease } from "./server/api/lease.ts";
 import { setUpTls } from "./server/tls/setup.ts";
+import { serveV2 } from "./server/v2/keys_api.ts";
+import { v2ApiOf } from "./server/v2/member_api.ts";
 import { systemClock } from "./server/clock.ts";
 
 export type { Clock, Config, GrpcTransport, Logger };
@@ -101,6 +108,13 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     throw err;
   }
   const transport = options.transport ?? serveDenoH2;
+  // the v2 API etcd discovery needs, as etcd 3.4 serves it with --enable-v2
+  const v2 = config.enableV2 ? v2ApiOf(server) : undefined;
+  const httpFallback = v2 === undefined
+    ? undefined
+    : async (req: HttpFallbackRequest) =>
+      await serveV2(v2, req) ??
+        { status: 404, headers: { "content-type": "text/plain" }, body: "404 page not found\n" };
   const listeners: GrpcListener[] = [];
   const clientUrls: URL[] = [];
   try {
@@ -109,6 +123,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
       const listener = await transport(router, {
         ...listenAddress(url),
         maxReceiveMessageBytes: config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+        httpFallback,
         ...(secure ? { secure: { credentials: tls.client!, onRefused: refusals("client") } } : {}),
       });
       listeners.push(listener);

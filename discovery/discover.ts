@@ -8,6 +8,8 @@
  */
 import type { Logger } from "../server/logger.ts";
 import { joinClusterV2 } from "./etcd_v2.ts";
+import { joinClusterV3, type V3DiscoveryOptions } from "./etcd_v3.ts";
+import { type DnsResolver, needsPeerTls, srvInitialCluster, srvService, systemResolver } from "./srv.ts";
 import { memberId } from "./ids.ts";
 import { BootstrapError } from "./static.ts";
 
@@ -22,6 +24,13 @@ export interface DiscoverySettings {
   /** `--discovery` and `--discovery-proxy`. */
   discovery: string;
   discoveryProxy: string;
+  /** v3 discovery (`--discovery-token` with `--discovery-endpoints`); absent or no endpoints: not used. */
+  v3?: V3DiscoveryOptions;
+  /** `--discovery-srv` and `--discovery-srv-name`. */
+  discoverySrv?: string;
+  discoverySrvName?: string;
+  /** Whether peers can speak TLS: certificate files or `--peer-auto-tls` (https SRV records need it). */
+  peerTls?: boolean;
 }
 
 /** What discovery uses from the outside world; production leaves them out. */
@@ -32,6 +41,8 @@ export interface DiscoveryDeps {
   sleep?: (ms: number) => Promise<void>;
   /** Stops a member that waits for the others. */
   signal?: AbortSignal;
+  /** Name resolution for DNS discovery (default: the system's resolver configuration). */
+  resolver?: DnsResolver;
 }
 
 /** The founding members and the token their IDs come from. */
@@ -56,6 +67,37 @@ export async function discoverInitialCluster(
       config,
     }, { logger, ...deps });
     return { cluster: parseClusterString(text), token };
+  }
+  if (s.v3 !== undefined && s.v3.endpoints.length > 0) {
+    // the IDs are derived with the registry token, as etcd 3.6 does
+    const token = s.v3.token;
+    const cluster = await joinClusterV3(s.v3, {
+      id: memberId(s.advertisePeerUrls, token),
+      name: s.name,
+      peerUrls: s.advertisePeerUrls,
+    }, { logger, sleep: deps.sleep, signal: deps.signal });
+    return { cluster, token };
+  }
+  if (s.discoverySrv) {
+    const cluster = await srvInitialCluster({
+      name: s.name,
+      domain: s.discoverySrv,
+      serviceSuffix: s.discoverySrvName ?? "",
+      advertisePeerUrls: s.advertisePeerUrls.map((u) => new URL(u)),
+      resolver: deps.resolver ?? systemResolver,
+    });
+    if (needsPeerTls(cluster) && !s.peerTls) {
+      const service = srvService("etcd-server", "https", s.discoverySrvName);
+      throw new BootstrapError(
+        `the SRV records _${service}._tcp.${s.discoverySrv} list https peers, but this member has no peer ` +
+          "certificate: set --peer-cert-file and --peer-key-file, or --peer-auto-tls",
+      );
+    }
+    logger.info("got bootstrap from DNS for etcd-server", {
+      domain: s.discoverySrv,
+      cluster: [...cluster].flatMap(([n, urls]) => urls.map((u) => `${n}=${u}`)).join(","),
+    });
+    return { cluster, token: s.initialClusterToken };
   }
   return { cluster: s.initialCluster, token: s.initialClusterToken };
 }

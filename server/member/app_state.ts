@@ -15,6 +15,7 @@ import { type ByteStream, concatStreams, streamOf } from "../../storage/byte_str
 import { MvccStore, type MvccStoreOptions } from "../../storage/mvcc/store.ts";
 import { LeaseStore } from "../../storage/lease.ts";
 import { Membership } from "./membership.ts";
+import { V2Store } from "../../storage/v2store/store.ts";
 import type { SnapshotCapture } from "./snapshot_writer.ts";
 
 /** The JSON part of a snapshot image. */
@@ -28,6 +29,8 @@ export interface SnapshotMeta {
   };
   membership: ReturnType<Membership["toJSON"]>;
   leases: ReturnType<LeaseStore["toJSON"]>;
+  /** The v2 store; absent in images written before it existed. */
+  v2?: unknown;
 }
 
 /** The configuration of a member that has none yet. */
@@ -85,6 +88,7 @@ export interface AppState {
   membership: Membership;
   leases: LeaseStore;
   mvcc: MvccStore;
+  v2store: V2Store;
 }
 
 /**
@@ -97,6 +101,7 @@ export function captureAppState(state: AppState): SnapshotCapture {
     confState: confStateToJson(state.confState),
     membership: state.membership.toJSON(),
     leases: state.leases.toJSON(),
+    v2: state.v2store.toJSON(),
   };
   const view = state.mvcc.snapshotView();
   try {
@@ -118,5 +123,6 @@ export function restoreAppState(data: Uint8Array, options: MvccStoreOptions): Ap
     membership: Membership.fromJSON(meta.membership),
     leases: LeaseStore.fromJSON(meta.leases),
     mvcc: MvccStore.decodeSnapshot(mvcc, options),
+    v2store: meta.v2 === undefined ? new V2Store() : V2Store.fromJSON(meta.v2),
   };
 }

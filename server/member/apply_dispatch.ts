@@ -37,6 +37,8 @@ import { memberFromJson, type MemberJson, type Membership } from "./membership.t
 import { decodeProposal, type Proposal, ProposalKind } from "./proposal.ts";
 import type { Proposer } from "./proposer.ts";
 import type { RaftDriver } from "./raft_driver.ts";
+import type { V2Store } from "../../storage/v2store/store.ts";
+import { applyV2, applyV2Sync } from "./v2_backend.ts";
 
 /** The member state entries are applied to; read afresh for every entry (a snapshot replaces it). */
 export interface ApplyTarget {
@@ -48,6 +50,7 @@ export interface ApplyTarget {
   readonly lessor: Lessor;
   readonly membership: Membership;
   readonly watchHub: WatchHub;
+  readonly v2store: V2Store;
   readonly logger: Logger;
   readonly electionTimeoutMs: number;
   /** Shortest TTL a lease is granted with. */
@@ -147,6 +150,11 @@ function applyProposal(t: ApplyTarget, p: Proposal, decoded: unknown): unknown {
       }
       return undefined;
     }
+    case ProposalKind.V2:
+      return applyV2(t.v2store, p.payload, decoded);
+    case ProposalKind.V2Sync:
+      applyV2Sync(t.v2store, p.payload, decoded);
+      return undefined;
     default:
       t.logger.warn("skipping an entry of unknown kind", { kind: p.kind });
       return undefined;

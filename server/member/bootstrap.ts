@@ -13,6 +13,7 @@ import { denoFs, type FileSystem } from "../../storage/fs.ts";
 import { Snapshotter } from "../../storage/snapshot.ts";
 import { MvccStore } from "../../storage/mvcc/store.ts";
 import { LeaseStore } from "../../storage/lease.ts";
+import { V2Store } from "../../storage/v2store/store.ts";
 import { type Config, formatUrl } from "../config/mod.ts";
 import type { Logger } from "../logger.ts";
 import { hexId } from "../logger.ts";
@@ -29,6 +30,8 @@ export interface MemberInit {
   membership: Membership;
   mvcc: MvccStore;
   leases: LeaseStore;
+  /** etcd's v2 key store (served with --enable-v2; always kept, as every member applies its writes). */
+  v2store: V2Store;
   node: RawNode;
   storage: ServerStorage;
   wal: Wal;
@@ -100,10 +103,11 @@ export async function openMember(
     let membership = new Membership(0n);
     let mvcc: MvccStore | undefined;
     let leases = new LeaseStore();
+    let v2store = new V2Store();
     let confState = EMPTY_CONF_STATE;
     if (snap) {
       const state = restoreAppState(snap.data, history);
-      ({ membership, mvcc, leases, confState } = state);
+      ({ membership, mvcc, leases, confState, v2store } = state);
       storage.applySnapshot({
         metadata: { index: snap.index, term: snap.term, confState },
         data: snap.data,
@@ -139,6 +143,7 @@ export async function openMember(
       membership,
       mvcc: mvcc ?? new MvccStore(history),
       leases,
+      v2store,
       node,
       storage,
       wal: opened.wal,
@@ -163,6 +168,24 @@ export async function openMember(
       initialClusterToken: config.initialClusterToken,
       discovery: config.discovery,
       discoveryProxy: config.discoveryProxy,
+      v3: {
+        token: config.discoveryToken,
+        endpoints: config.discoveryEndpoints,
+        dialTimeoutMs: config.discoveryDialTimeoutMs,
+        requestTimeoutMs: config.discoveryRequestTimeoutMs,
+        keepaliveTimeMs: config.discoveryKeepAliveTimeMs,
+        keepaliveTimeoutMs: config.discoveryKeepAliveTimeoutMs,
+        insecureTransport: config.discoveryInsecureTransport,
+        insecureSkipTlsVerify: config.discoveryInsecureSkipTlsVerify,
+        certFile: config.discoveryCert,
+        keyFile: config.discoveryKey,
+        caFile: config.discoveryCacert,
+        user: config.discoveryUser,
+        password: config.discoveryPassword,
+      },
+      discoverySrv: config.discoverySrv,
+      discoverySrvName: config.discoverySrvName,
+      peerTls: config.peerTls.autoTls || (config.peerTls.certFile !== "" && config.peerTls.keyFile !== ""),
     },
     logger,
     options.discovery,
@@ -194,6 +217,7 @@ export async function openMember(
     membership: new Membership(clusterId),
     mvcc: new MvccStore(history),
     leases: new LeaseStore(),
+    v2store: new V2Store(),
     node,
     storage,
     wal,

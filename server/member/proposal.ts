@@ -25,6 +25,10 @@ export enum ProposalKind {
   LeaseCheckpoint = 7,
   MemberAttributes = 8,
   Alarm = 9,
+  /** A write to the v2 store (JSON: the request and the proposer's clock). */
+  V2 = 10,
+  /** The leader's clock, for the v2 store's TTL expiry (etcd's SYNC). */
+  V2Sync = 11,
 }
 
 export const PROPOSAL_HEADER_BYTES = 13;

@@ -69,6 +69,7 @@ import { captureAppState, restoreAppState } from "./app_state.ts";
 import { handOverLeadership, type LeadershipDeps, transferLeadership } from "./leadership.ts";
 import { MemberLeases } from "./lease_backend.ts";
 import { Publication } from "./publication.ts";
+import { V2Backend } from "./v2_backend.ts";
 import type { SnapshotCapture } from "./snapshot_writer.ts";
 import { SnapshotViews } from "./snapshot_views.ts";
 
@@ -116,6 +117,8 @@ export class EtcdServer implements LeaseBackend {
   private readonly snapshotViews = new SnapshotViews();
   /** Lease expiry, kept by the leader. */
   readonly lessor: Lessor;
+  /** etcd's v2 key store and its writes through Raft. */
+  readonly v2: V2Backend;
   private readonly logger: Logger;
   private readonly proposer: Proposer;
   private readonly reads: ReadIndexBatcher;
@@ -195,6 +198,12 @@ export class EtcdServer implements LeaseBackend {
       accepting: () => !this.closed,
     });
     this.reads = new ReadIndexBatcher(this.driver, this.clock, this.requestTimeoutMs);
+    this.v2 = new V2Backend({
+      clock: this.clock,
+      propose: (kind, payload, decoded) => this.propose(kind, payload, decoded),
+      isLeader: () => this.driver.state === StateType.Leader,
+    });
+    this.v2.store = init.v2store;
     this.leaseCalls = new MemberLeases({
       memberId: this.memberId,
       driver: this.driver,
@@ -232,6 +241,9 @@ export class EtcdServer implements LeaseBackend {
       },
       get leases() {
         return server.leases;
+      },
+      get v2store() {
+        return server.v2.store;
       },
       lessor: this.lessor,
       membership: this.membership,
@@ -296,6 +308,7 @@ export class EtcdServer implements LeaseBackend {
     this.startCompactor();
     this.campaignIfAlone();
     this.sweeper = this.clock.setInterval(() => this.sweep(), 100);
+    this.v2.start();
   }
 
   /** Called by the driver after bootstrap entries are applied, and on every leader change. */
@@ -531,6 +544,7 @@ export class EtcdServer implements LeaseBackend {
       membership: this.membership,
       leases: this.leases,
       mvcc: this.mvcc,
+      v2store: this.v2.store,
     });
   }
 
@@ -544,6 +558,7 @@ export class EtcdServer implements LeaseBackend {
     this.watchHub.restore(this.mvcc);
     old.close();
     this.leases = state.leases;
+    this.v2.restore(state.v2store);
     this.applier = new Applier(this.mvcc, this.leases, this.wantsEvents);
     this.rebuildLeaseKeys();
     this.lessor.recover(this.leases);
@@ -578,6 +593,7 @@ export class EtcdServer implements LeaseBackend {
     this.closed = true;
     this.publication.close(Errors.stopped());
     this.clock.clearInterval(this.sweeper);
+    this.v2.close();
     this.compactor?.stop();
     this.lessor.close();
     this.leaseCalls.close();

@@ -1,3 +1,4 @@
+import { V2Store } from "../../storage/v2store/store.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { RawNode } from "../../raft/node.ts";
 import { decodeConfChange } from "../../raft/conf_change.ts";
@@ -236,7 +237,7 @@ Deno.test("raft driver: a snapshot for a follower is a view of the applied index
         },
         captureSnapshot(confState: ConfState) {
           captured++;
-          return captureAppState({ confState, membership, leases, mvcc });
+          return captureAppState({ confState, membership, leases, mvcc, v2store: new V2Store() });
         },
         send() {},
         onSoftState() {},
@@ -267,7 +268,13 @@ Deno.test("raft driver: a snapshot for a follower is a view of the applied index
       assertEquals(captured, 1);
       assertEquals(views.indexes(), [index]);
       // what an image of the state at that index holds, for comparison
-      const want = captureAppState({ confState: driver.confState, membership, leases, mvcc });
+      const want = captureAppState({
+        confState: driver.confState,
+        membership,
+        leases,
+        mvcc,
+        v2store: new V2Store(),
+      });
       const wantBytes = collectBytes(want.data);
       want.release();
       // the transport opens the stream when the upload starts; the Ready carrying the message then ends

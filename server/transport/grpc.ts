@@ -84,6 +84,8 @@ export interface HttpFallbackRequest {
   /** Lower-case header names, without pseudo headers. */
   headers: Map<string, string>;
   body: Uint8Array;
+  /** Aborted when the client is gone or the server shuts down (HTTP/1.1); a long poll stops on it. */
+  signal?: AbortSignal;
 }
 
 /** The answer to a {@linkcode HttpFallbackRequest}. */

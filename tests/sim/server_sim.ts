@@ -35,6 +35,7 @@
  *
  * @module
  */
+import { V2Store } from "../../storage/v2store/store.ts";
 import { ErrProposalDropped } from "../../raft/node.ts";
 import { decodeConfChange } from "../../raft/conf_change.ts";
 import {
@@ -568,6 +569,8 @@ class ServerSimulation {
             membership: proc.membership,
             leases: proc.leases,
             mvcc: proc.mvcc,
+            // the simulation proposes no v2 writes
+            v2store: new V2Store(),
           }),
         send: (messages) => this.send(m, proc, messages),
         onSoftState: () => {},

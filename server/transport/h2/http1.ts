@@ -100,6 +100,8 @@ export class Http1Connection {
   #peerEnded = false;
   #continued = false;
   #scanFrom = 0;
+  /** Aborted when the connection ends: a request that waits (a long poll) stops waiting. */
+  readonly #gone = new AbortController();
 
   constructor(
     private readonly sink: Http1Sink,
@@ -123,11 +125,13 @@ export class Http1Connection {
   /** The peer closed its side: finish the request in progress, if any, then close. */
   end(): void {
     this.#peerEnded = true;
+    this.#gone.abort();
     if (!this.#busy) this.#close();
   }
 
   /** Server shutdown: close now if idle, else right after the response in progress. */
   shutdown(): void {
+    this.#gone.abort();
     if (this.#busy) this.#peerEnded = true;
     else this.#close();
   }
@@ -135,6 +139,7 @@ export class Http1Connection {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#gone.abort();
     this.sink.close();
   }
 
@@ -227,7 +232,13 @@ export class Http1Connection {
   async #serve(head: Head, body: Uint8Array, keepAlive: boolean): Promise<void> {
     let res: HttpFallbackResponse;
     try {
-      res = await this.handler({ method: head.method, path: head.path, headers: head.headers, body });
+      res = await this.handler({
+        method: head.method,
+        path: head.path,
+        headers: head.headers,
+        body,
+        signal: this.#gone.signal,
+      });
     } catch (err) {
       res = { status: 500, body: `${(err as Error)?.message ?? err}\n` };
     }
