@@ -47,6 +47,11 @@ export interface ClusterSpec {
   scheme?: "http" | "https";
   /** etcdctl flags every health and status check of this cluster needs (`--cacert ...`). */
   ctlArgs?: string[];
+  /**
+   * Flags that replace `--initial-cluster-token`, `--initial-cluster` and `--initial-cluster-state`, for
+   * a cluster that finds its members through discovery (`["--discovery", url]`).
+   */
+  bootstrap?: string[];
 }
 
 /** One member's `etcdctl endpoint status` line, with uint64 IDs kept exact. */
@@ -113,8 +118,9 @@ export function parseEndpointStatus(text: string): EndpointStatus[] {
  */
 export function clientFor(endpoints: string[]): Etcd3 {
   const once = {
-    execute<T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal) {
-      return Promise.resolve(fn({ signal: signal ?? new AbortController().signal }));
+    // async, so that a call that throws at once becomes a rejection the caller's catch sees
+    async execute<T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal) {
+      return await fn({ signal: signal ?? new AbortController().signal });
     },
   };
   return new Etcd3({
@@ -336,13 +342,22 @@ export class Cluster {
     const members = names.map((name, i) => {
       const { host, client, peer, clientPort } = addrs[i];
       const dataDir = join(root, `${name}.etcd`);
-      const settings = guideSettings(name, peer, client, token, initialCluster);
+      const settings = guideSettings(name, peer, client, token, initialCluster)
+        .filter(([flag]) => spec.bootstrap === undefined || !flag.startsWith("initial-cluster"));
       const env: Record<string, string> = { ETCD_DATA_DIR: dataDir };
       let args: string[] = [];
       if (spec.form === "env") {
         for (const [flag, value] of settings) env["ETCD_" + flag.replaceAll("-", "_").toUpperCase()] = value;
       } else {
         args = settings.flatMap(([flag, value]) => [`--${flag}`, value]);
+      }
+      if (spec.bootstrap !== undefined && spec.form === "env") {
+        for (let j = 0; j + 1 < spec.bootstrap.length; j += 2) {
+          env["ETCD_" + spec.bootstrap[j].replace(/^--/, "").replaceAll("-", "_").toUpperCase()] =
+            spec.bootstrap[j + 1];
+        }
+      } else {
+        args.push(...(spec.bootstrap ?? []));
       }
       args.push(...(spec.extraArgs ?? []), ...(spec.memberArgs?.(name, host) ?? []));
       return new ClusterMember(

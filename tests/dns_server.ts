@@ -261,10 +261,12 @@ export class DnsNamespace {
       }).spawn();
       this.children.add(child);
       if (out) {
-        const close = Promise.all([
-          child.stdout.pipeTo(out.writable, { preventClose: true }),
-          child.stderr.pipeTo(out.writable, { preventClose: true }),
-        ]).finally(() => out.close());
+        // one writer for both streams: a file's writable can be piped to only once at a time
+        const writer = out.writable.getWriter();
+        const copy = async (stream: ReadableStream<Uint8Array>) => {
+          for await (const chunk of stream) await writer.write(chunk);
+        };
+        const close = Promise.all([copy(child.stdout), copy(child.stderr)]).finally(() => writer.close());
         this.drains.push(close.catch(() => {}));
       }
       return child;

@@ -113,11 +113,12 @@ export class Pki {
     return { cert: join(this.dir, `${base}.crt`), key: join(this.dir, `${base}.key`) };
   }
 
-  /** A member's certificate: CN `cn`, for serving and dialing, naming `ip` and localhost. */
-  member(cn: string, ip: string, ca: "ca" | "other-ca" = "ca"): Promise<CertFiles> {
+  /** A member's certificate: CN `cn`, for serving and dialing, naming `ip`, localhost and `dnsNames`. */
+  member(cn: string, ip: string, ca: "ca" | "other-ca" = "ca", dnsNames: string[] = []): Promise<CertFiles> {
+    const names = ["localhost", ...dnsNames].map((n) => `DNS:${n}`).join(",");
     return this.issue(
       cn,
-      `subjectAltName=IP:${ip},DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n`,
+      `subjectAltName=IP:${ip},${names}\nextendedKeyUsage=serverAuth,clientAuth\n`,
       ca,
     );
   }
