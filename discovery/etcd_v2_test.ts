@@ -137,3 +137,42 @@ Deno.test("etcd discovery: a service that answers something other than JSON is a
   );
   assertEquals(err.message, "discovery: bad discovery endpoint");
 });
+
+Deno.test({
+  name: "[etcd-ts] etcd discovery: --discovery-proxy sends every request through the HTTP proxy",
+  ignore: !implementations().includes("etcd-ts"),
+  async fn() {
+    const store = await Member.start({ impl: "etcd-ts", args: ["--enable-v2"] });
+    // a forward proxy: requests arrive in absolute form and are passed on as they are
+    const seen: string[] = [];
+    const proxy = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+      seen.push(`${req.method} ${req.url}`);
+      const res = await fetch(req.url, {
+        method: req.method,
+        headers: req.headers,
+        body: req.body === null ? undefined : await req.arrayBuffer(),
+      });
+      return new Response(await res.arrayBuffer(), { status: res.status, headers: res.headers });
+    });
+    try {
+      const token = crypto.randomUUID().replaceAll("-", "");
+      await putSize(store.endpoint, token, "1");
+      const url = `http://${store.endpoint}/v2/keys/_etcd/registry/${token}`;
+      const cluster = await joinClusterV2(
+        url,
+        `127.0.0.1:${proxy.addr.port}`,
+        selfOf("p", "http://127.0.1.5:2380", url),
+        {
+          logger,
+        },
+      );
+      assertEquals(cluster, "p=http://127.0.1.5:2380");
+      assert(seen.some((r) => r.startsWith(`PUT ${url}/`)), seen.join("\n"));
+      assert(seen.some((r) => r.startsWith(`GET ${url}/_config/size`)), seen.join("\n"));
+      assert(lines.some((l) => l.includes("running proxy with discovery")));
+    } finally {
+      await proxy.shutdown();
+      await store.destroy();
+    }
+  },
+});

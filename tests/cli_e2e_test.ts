@@ -249,8 +249,8 @@ for (const impl of implementations()) {
 Deno.test("[etcd-ts] flags not implemented yet exit 1 with one line saying so", async (t) => {
   const cases: { args: string[]; env?: Record<string, string>; line: string }[] = [
     {
-      args: ["--discovery", "https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579cbf573de"],
-      line: "etcd-ts: --discovery is not implemented yet",
+      args: ["--cors", "https://a.example"],
+      line: "etcd-ts: --cors is not implemented yet",
     },
     {
       args: ["--auth-token", "jwt", "--bcrypt-cost", "12"],
