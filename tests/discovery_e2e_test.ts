@@ -6,16 +6,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { Cluster, ClusterMember, idOf, parseCtlJson } from "./cluster.ts";
-import {
-  ctlOk,
-  freePort,
-  HAVE_ETCDCTL,
-  type Impl,
-  implementations,
-  Member,
-  runServer,
-  sleep,
-} from "./helpers.ts";
+import { ctlOk, freePort, HAVE_ETCDCTL, type Impl, implementations, Member, sleep } from "./helpers.ts";
 
 const HAVE_DISCOVERY_SERVER = (() => {
   try {
@@ -64,15 +55,22 @@ async function assertOneCluster(c: Cluster): Promise<void> {
   assertEquals(got.trim(), "yes");
 }
 
-/** A fourth member with the same discovery settings (a URL, or v3 flags) exits: the cluster is full. */
-async function assertLateMemberRefused(impl: Impl, discovery: string | string[]): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "etcd-ts-late-" });
-  const host = "127.0.1.94";
+/**
+ * A lone member that is not started: `name` on `host`, bootstrapping with `discovery` (the flags after its
+ * own URLs), its data directory new.
+ */
+async function loneMember(
+  impl: Impl,
+  name: string,
+  host: string,
+  discovery: string[],
+): Promise<ClusterMember> {
+  const dir = await Deno.makeTempDir({ prefix: "etcd-ts-lone-" });
   const peer = `http://${host}:${freePort(host)}`;
   const client = `http://${host}:${freePort(host)}`;
-  const late = new ClusterMember(impl, "infra3", host, client.slice(7), client, peer, dir, [
+  return new ClusterMember(impl, name, host, client.slice(7), client, peer, dir, [
     "--name",
-    "infra3",
+    name,
     "--initial-advertise-peer-urls",
     peer,
     "--listen-peer-urls",
@@ -81,9 +79,22 @@ async function assertLateMemberRefused(impl: Impl, discovery: string | string[])
     client,
     "--advertise-client-urls",
     client,
+    ...discovery,
+  ], { ETCD_DATA_DIR: dir });
+}
+
+/** Kills a lone member and removes its data directory. */
+async function removeLone(m: ClusterMember): Promise<void> {
+  await m.kill();
+  await Deno.remove(m.dataDir, { recursive: true }).catch(() => {});
+}
+
+/** A fourth member with the same discovery settings (a URL, or v3 flags) exits: the cluster is full. */
+async function assertLateMemberRefused(impl: Impl, discovery: string | string[]): Promise<void> {
+  const late = await loneMember(impl, "infra3", "127.0.1.94", [
     ...(typeof discovery === "string" ? ["--discovery", discovery] : discovery),
     ...(impl === "etcd" ? ["--discovery-fallback", "exit"] : []),
-  ], { ETCD_DATA_DIR: dir });
+  ]);
   try {
     late.spawn();
     const deadline = Date.now() + 20_000;
@@ -91,18 +102,13 @@ async function assertLateMemberRefused(impl: Impl, discovery: string | string[])
     assert(!late.running, `the late member is still running:\n${late.logSince()}`);
     assert(late.logSince().includes("discovery: cluster is full"), late.logSince());
   } finally {
-    await late.kill();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await removeLone(late);
   }
 }
 
-/** The three members of the guide on 127.0.1.9x, bootstrapping through `url`. */
-function discoveryCluster(impl: Impl, url: string): Promise<Cluster> {
-  return Cluster.create({
-    impl,
-    hosts: ["127.0.1.91", "127.0.1.92", "127.0.1.93"],
-    bootstrap: ["--discovery", url],
-  });
+/** The three members of the guide on 127.0.1.9x, bootstrapping with the flags `bootstrap`. */
+function discoveryCluster(impl: Impl, bootstrap: string[]): Promise<Cluster> {
+  return Cluster.create({ impl, hosts: ["127.0.1.91", "127.0.1.92", "127.0.1.93"], bootstrap });
 }
 
 async function startAll(c: Cluster): Promise<void> {
@@ -110,39 +116,50 @@ async function startAll(c: Cluster): Promise<void> {
   await Promise.all(c.members.map((m) => m.waitReady(30_000)));
 }
 
+/**
+ * Runs `body` with a discovery service (a member of `impl` started with `args`); the cluster `body`
+ * hands to `keep` is destroyed afterwards, and its logs are added to a failure.
+ */
+async function withService(
+  impl: Impl,
+  args: string[],
+  body: (service: Member, keep: (c: Cluster) => Cluster) => Promise<void>,
+): Promise<void> {
+  const service = await Member.start({ impl, args });
+  let cluster: Cluster | undefined;
+  try {
+    await body(service, (c) => cluster = c);
+  } catch (err) {
+    throw new Error(`${err}\n${cluster?.logs() ?? ""}`);
+  } finally {
+    await cluster?.destroy();
+    await service.destroy();
+  }
+}
+
 for (const store of implementations()) {
   Deno.test({
     name:
       `[etcd-ts members, ${store} --enable-v2 as discovery service] three members form one cluster; a fourth is refused`,
     ignore: !HAVE_ETCDCTL,
-    async fn() {
-      const service = await Member.start({ impl: store, args: ["--enable-v2"] });
-      let c: Cluster | undefined;
-      try {
+    fn: () =>
+      withService(store, ["--enable-v2"], async (service, keep) => {
         const url = await registryUrl(service.endpoint, 3);
-        c = await discoveryCluster("etcd-ts", url);
+        const c = keep(await discoveryCluster("etcd-ts", ["--discovery", url]));
         await startAll(c);
         await assertOneCluster(c);
         await assertLateMemberRefused("etcd-ts", url);
-      } catch (err) {
-        throw new Error(`${err}\n${c?.logs() ?? ""}`);
-      } finally {
-        await c?.destroy();
-        await service.destroy();
-      }
-    },
+      }),
   });
 }
 
 Deno.test({
   name: "[etcd-ts] a member killed while it waits for the others registers again on restart and joins",
   ignore: !HAVE_ETCDCTL,
-  async fn() {
-    const service = await Member.start({ impl: "etcd-ts", args: ["--enable-v2"] });
-    let c: Cluster | undefined;
-    try {
+  fn: () =>
+    withService("etcd-ts", ["--enable-v2"], async (service, keep) => {
       const url = await registryUrl(service.endpoint, 3);
-      c = await discoveryCluster("etcd-ts", url);
+      const c = keep(await discoveryCluster("etcd-ts", ["--discovery", url]));
       const [a, b, late] = c.members;
       a.spawn();
       b.spawn();
@@ -158,134 +175,100 @@ Deno.test({
       late.spawn();
       await Promise.all(c.members.map((m) => m.waitReady(30_000)));
       await assertOneCluster(c);
-    } catch (err) {
-      throw new Error(`${err}\n${c?.logs() ?? ""}`);
-    } finally {
-      await c?.destroy();
-      await service.destroy();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "[etcd members, etcd-ts --enable-v2 as discovery service] the real etcd bootstraps through etcd-ts",
   ignore: !HAVE_ETCDCTL || !implementations().includes("etcd"),
-  async fn() {
-    const service = await Member.start({ impl: "etcd-ts", args: ["--enable-v2"] });
-    let c: Cluster | undefined;
-    try {
+  fn: () =>
+    withService("etcd-ts", ["--enable-v2"], async (service, keep) => {
       const url = await registryUrl(service.endpoint, 3);
-      c = await discoveryCluster("etcd", url);
+      const c = keep(await discoveryCluster("etcd", ["--discovery", url]));
       await startAll(c);
       await assertOneCluster(c);
       await assertLateMemberRefused("etcd", url);
-    } catch (err) {
-      throw new Error(`${err}\n${c?.logs() ?? ""}`);
-    } finally {
-      await c?.destroy();
-      await service.destroy();
-    }
-  },
+    }),
 });
+
+/** Asks Debian's discovery.etcd.io server at `port` for a new token of size 3; returns its URL. */
+async function newTokenUrl(port: number, serverLog: string[]): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/new?size=3`);
+      const text = (await res.text()).trim();
+      if (!res.ok) throw new Error(`/new: ${res.status} ${text}`);
+      assert(text.startsWith(`http://127.0.0.1:${port}/`), `token URL: ${text}\n${serverLog.join("")}`);
+      return text;
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err;
+      await sleep(100); // not listening yet
+    }
+  }
+  throw new Error(`discovery.etcd.io did not answer /new:\n${serverLog.join("")}`);
+}
 
 Deno.test({
   name: "[etcd-ts] Debian's discovery.etcd.io server storing into etcd-ts: three members, a fourth refused",
   ignore: !HAVE_ETCDCTL || !HAVE_DISCOVERY_SERVER,
-  async fn() {
-    const store = await Member.start({ impl: "etcd-ts", args: ["--enable-v2"] });
-    const port = freePort();
-    const server = new Deno.Command("/usr/bin/discovery.etcd.io", {
-      args: ["-a", `127.0.0.1:${port}`, "-e", `http://${store.endpoint}`, "-h", `http://127.0.0.1:${port}`],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const serverLog: string[] = [];
-    const drained = (async () => {
-      for await (const chunk of server.stderr) serverLog.push(new TextDecoder().decode(chunk));
-    })();
-    let c: Cluster | undefined;
-    try {
-      // the service answers /new?size=N with a token URL under its own prefix
-      let url = "";
-      const deadline = Date.now() + 10_000;
-      while (url === "" && Date.now() < deadline) {
-        try {
-          const res = await fetch(`http://127.0.0.1:${port}/new?size=3`);
-          const text = (await res.text()).trim();
-          if (res.ok) url = text;
-          else throw new Error(`/new: ${res.status} ${text}`);
-        } catch (err) {
-          if (!(err instanceof TypeError)) throw err;
-          await sleep(100);
-        }
+  fn: () =>
+    withService("etcd-ts", ["--enable-v2"], async (store, keep) => {
+      const port = freePort();
+      const server = new Deno.Command("/usr/bin/discovery.etcd.io", {
+        args: ["-a", `127.0.0.1:${port}`, "-e", `http://${store.endpoint}`, "-h", `http://127.0.0.1:${port}`],
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const serverLog: string[] = [];
+      const drained = (async () => {
+        for await (const chunk of server.stderr) serverLog.push(new TextDecoder().decode(chunk));
+      })();
+      try {
+        const url = await newTokenUrl(port, serverLog);
+        // the token is stored in etcd-ts as the v2 registry the members use
+        const size = await fetch(
+          `http://${store.endpoint}/v2/keys/_etcd/registry/${url.split("/").pop()}/_config/size`,
+        );
+        assertEquals((await size.json()).node.value, "3");
+        const c = keep(await discoveryCluster("etcd-ts", ["--discovery", url]));
+        await startAll(c);
+        await assertOneCluster(c);
+        await assertLateMemberRefused("etcd-ts", url);
+      } catch (err) {
+        throw new Error(`${err}\n${serverLog.join("")}`);
+      } finally {
+        server.kill("SIGKILL");
+        await server.status;
+        await drained;
       }
-      assert(url.startsWith(`http://127.0.0.1:${port}/`), `token URL: ${url}\n${serverLog.join("")}`);
-      // the token is stored in etcd-ts as the v2 registry the members use
-      const size = await fetch(
-        `http://${store.endpoint}/v2/keys/_etcd/registry/${url.split("/").pop()}/_config/size`,
-      );
-      assertEquals((await size.json()).node.value, "3");
-      c = await discoveryCluster("etcd-ts", url);
-      await startAll(c);
-      await assertOneCluster(c);
-      await assertLateMemberRefused("etcd-ts", url);
-    } catch (err) {
-      throw new Error(`${err}\n${serverLog.join("")}\n${c?.logs() ?? ""}`);
-    } finally {
-      await c?.destroy();
-      server.kill("SIGKILL");
-      await server.status;
-      await drained;
-      await store.destroy();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "[etcd-ts] etcd discovery errors: no size key, and an unreachable service retried then reported",
   ignore: !HAVE_ETCDCTL,
   async fn() {
-    const service = await Member.start({ impl: "etcd-ts", args: ["--enable-v2"] });
-    try {
-      const dir = await Deno.makeTempDir({ prefix: "etcd-ts-nosize-" });
-      const r = await runServer("etcd-ts", [
-        "--name",
-        "infra0",
-        "--data-dir",
-        dir,
-        "--listen-peer-urls",
-        `http://127.0.1.95:${freePort("127.0.1.95")}`,
-        "--initial-advertise-peer-urls",
-        "http://127.0.1.95:2380",
-        "--listen-client-urls",
-        `http://127.0.1.95:${freePort("127.0.1.95")}`,
-        "--advertise-client-urls",
-        "http://127.0.1.95:2379",
+    await withService("etcd-ts", ["--enable-v2"], async (service) => {
+      const nosize = await loneMember("etcd-ts", "infra0", "127.0.1.95", [
         "--discovery",
         `http://${service.endpoint}/v2/keys/_etcd/registry/${newToken()}`,
       ]);
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-      assert(r.code !== 0, r.stderr);
-      assert(r.stderr.includes("discovery: size key not found"), r.stderr);
-    } finally {
-      await service.destroy();
-    }
-    const dir = await Deno.makeTempDir({ prefix: "etcd-ts-unreachable-" });
-    const unreachable = new ClusterMember("etcd-ts", "infra0", "127.0.1.96", "127.0.1.96:2379", "", "", dir, [
-      "--name",
-      "infra0",
-      "--listen-peer-urls",
-      `http://127.0.1.96:${freePort("127.0.1.96")}`,
-      "--initial-advertise-peer-urls",
-      "http://127.0.1.96:2380",
-      "--listen-client-urls",
-      `http://127.0.1.96:${freePort("127.0.1.96")}`,
-      "--advertise-client-urls",
-      "http://127.0.1.96:2379",
+      try {
+        nosize.spawn();
+        const deadline = Date.now() + 20_000;
+        while (nosize.running && Date.now() < deadline) await sleep(100);
+        assert(!nosize.running, nosize.logSince());
+        assert(nosize.logSince().includes("discovery: size key not found"), nosize.logSince());
+      } finally {
+        await removeLone(nosize);
+      }
+    });
+    const unreachable = await loneMember("etcd-ts", "infra0", "127.0.1.96", [
       "--discovery",
       `http://127.0.0.1:${freePort()}/v2/keys/_etcd/registry/${newToken()}`,
-    ], { ETCD_DATA_DIR: dir });
+    ]);
     try {
       unreachable.spawn();
       const line = await unreachable.waitForLog(/retry connecting to discovery service/, 0, 15_000);
@@ -293,8 +276,7 @@ Deno.test({
       assert(line.includes('"backoff":"2s"'), line);
       assert(unreachable.running, "the member must keep retrying for a while");
     } finally {
-      await unreachable.kill();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      await removeLone(unreachable);
     }
   },
 });
@@ -304,18 +286,12 @@ for (const store of implementations()) {
     name:
       `[etcd-ts members, ${store} as v3 discovery service] three members form one cluster; a fourth is refused`,
     ignore: !HAVE_ETCDCTL,
-    async fn() {
-      const service = await Member.start({ impl: store });
-      let c: Cluster | undefined;
-      const token = newToken();
-      try {
+    fn: () =>
+      withService(store, [], async (service, keep) => {
+        const token = newToken();
         await ctlOk(service.endpoint, ["put", `/_etcd/registry/${token}/_config/size`, "3"]);
         const bootstrap = ["--discovery-token", token, "--discovery-endpoints", `http://${service.endpoint}`];
-        c = await Cluster.create({
-          impl: "etcd-ts",
-          hosts: ["127.0.1.91", "127.0.1.92", "127.0.1.93"],
-          bootstrap,
-        });
+        const c = keep(await discoveryCluster("etcd-ts", bootstrap));
         await startAll(c);
         await assertOneCluster(c);
         const registered = await ctlOk(service.endpoint, [
@@ -326,12 +302,6 @@ for (const store of implementations()) {
         ]);
         assertEquals(registered.trim().split("\n").sort(), c.members.map((m) => `${m.name}=${m.peerUrl}`));
         await assertLateMemberRefused("etcd-ts", bootstrap);
-      } catch (err) {
-        throw new Error(`${err}\n${c?.logs() ?? ""}`);
-      } finally {
-        await c?.destroy();
-        await service.destroy();
-      }
-    },
+      }),
   });
 }
