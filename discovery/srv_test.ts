@@ -182,52 +182,52 @@ Deno.test("srvInitialCluster", async (t) => {
     );
   });
 
-  await t.step("this member missing from the records", async () => {
-    const r = fakeResolver({ [SSL]: three() }, HOSTS);
-    await assertRejects(
-      () => srvInitialCluster(opts(r, ["https://127.0.1.9:2380"], "infra9")),
-      BootstrapError,
+  // records, this member's advertised URLs (and name, if not infra1), and etcd's words for the refusal
+  const refusals: [string, Record<string, [string, number][]>, string[], string | undefined, string][] = [
+    [
+      "this member missing from the records",
+      { [SSL]: three() },
+      ["https://127.0.1.9:2380"],
+      "infra9",
       'cannot find local etcd member "infra9" in SRV records',
-    );
-  });
-
-  await t.step("an https record for an http advertise URL: etcd's scheme mismatch", async () => {
-    const r = fakeResolver({ [SSL]: three() }, HOSTS);
-    await assertRejects(
-      () => srvInitialCluster(opts(r, ["http://127.0.1.2:2380"])),
-      BootstrapError,
+    ],
+    [
+      "an https record for an http advertise URL: etcd's scheme mismatch",
+      { [SSL]: three() },
+      ["http://127.0.1.2:2380"],
+      undefined,
       "bootstrap at https://infra1.example.com:2380 from DNS for etcd-server-ssl has scheme mismatch " +
-        "with expected peer http://127.0.1.2:2380",
-    );
-  });
-
-  await t.step("an http record for an https advertise URL: the same, for etcd-server", async () => {
-    const r = fakeResolver({ [PLAIN]: three() }, HOSTS);
-    await assertRejects(
-      () => srvInitialCluster(opts(r, ["https://infra1.example.com:2380"])),
-      BootstrapError,
+      "with expected peer http://127.0.1.2:2380",
+    ],
+    [
+      "an http record for an https advertise URL: the same, for etcd-server",
+      { [PLAIN]: three() },
+      ["https://infra1.example.com:2380"],
+      undefined,
       "bootstrap at http://infra1.example.com:2380 from DNS for etcd-server has scheme mismatch " +
-        "with expected peer https://infra1.example.com:2380",
-    );
-  });
-
-  await t.step("a target that does not resolve is named", async () => {
-    const r = fakeResolver({ [SSL]: [...three(), ["infra3.example.com.", 2380]] }, HOSTS);
-    await assertRejects(
-      () => srvInitialCluster(opts(r, ["https://127.0.1.2:2380"])),
-      BootstrapError,
+      "with expected peer https://infra1.example.com:2380",
+    ],
+    [
+      "a target that does not resolve is named",
+      { [SSL]: [...three(), ["infra3.example.com.", 2380]] },
+      ["https://127.0.1.2:2380"],
+      undefined,
       "error querying DNS SRV records for _etcd-server-ssl lookup infra3.example.com: no such host",
-    );
-  });
-
-  await t.step("an advertised host that does not resolve is named", async () => {
-    const r = fakeResolver({ [SSL]: three() }, HOSTS);
-    await assertRejects(
-      () => srvInitialCluster(opts(r, ["https://nowhere.example.com:2380"])),
-      BootstrapError,
+    ],
+    [
+      "an advertised host that does not resolve is named",
+      { [SSL]: three() },
+      ["https://nowhere.example.com:2380"],
+      undefined,
       "lookup nowhere.example.com: no such host (--initial-advertise-peer-urls https://nowhere.example.com:2380)",
-    );
-  });
+    ],
+  ];
+  for (const [what, records, advertise, name, message] of refusals) {
+    await t.step(what, async () => {
+      const r = fakeResolver(records, HOSTS);
+      await assertRejects(() => srvInitialCluster(opts(r, advertise, name)), BootstrapError, message);
+    });
+  }
 
   await t.step(
     "two records reaching this member: both are its URLs, then etcd's advertise check",

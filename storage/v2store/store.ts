@@ -230,21 +230,10 @@ export class V2Store {
 
   /** Reads a key; a directory lists its visible children (all levels with `recursive`). */
   get(key: string, opts: { recursive: boolean; sorted: boolean }, now: number): V2Event {
-    const path = cleanKey(key);
-    const n = this.#internalGet(path);
-    const out = startNode(path);
-    if (n.children) {
-      out.dir = true;
-      this.#expiration(n, now, out);
-      const nodes = this.#listChildren(n, opts.recursive, opts.sorted, now);
-      if (nodes.length > 0) out.nodes = nodes;
-    } else {
-      out.value = n.value;
-      this.#expiration(n, now, out);
-    }
-    out.modifiedIndex = n.modifiedIndex;
-    out.createdIndex = n.createdIndex;
-    return deepFreeze({ action: "get", node: out, etcdIndex: this.#index });
+    const n = this.#internalGet(cleanKey(key));
+    // a directory read lists its children, one level unless recursive
+    const node = this.#repr(n, opts.recursive, opts.sorted, now, true);
+    return deepFreeze({ action: "get", node, etcdIndex: this.#index });
   }
 
   /** Sets a key (replacing a file, never a directory), creating missing parent directories. */
@@ -657,13 +646,13 @@ export class V2Store {
     return nodes;
   }
 
-  /** etcd's node.Repr: a directory lists children only when `recursive`. */
-  #repr(n: Node, recursive: boolean, sorted: boolean, now: number): V2Node {
+  /** etcd's node.Repr: a directory lists children only when `recursive` (or `list`, for its own level). */
+  #repr(n: Node, recursive: boolean, sorted: boolean, now: number, list = recursive): V2Node {
     const out = startNode(n.path);
     if (n.children) {
       out.dir = true;
       this.#expiration(n, now, out);
-      if (recursive) {
+      if (list) {
         const nodes = this.#listChildren(n, recursive, sorted, now);
         if (nodes.length > 0) out.nodes = nodes;
       }
