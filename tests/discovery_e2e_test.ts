@@ -6,6 +6,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { Cluster, ClusterMember, idOf, parseCtlJson } from "./cluster.ts";
+import { memberId } from "../discovery/ids.ts";
 import { ctlOk, freePort, HAVE_ETCDCTL, type Impl, implementations, Member, sleep } from "./helpers.ts";
 
 const HAVE_DISCOVERY_SERVER = (() => {
@@ -89,6 +90,12 @@ async function removeLone(m: ClusterMember): Promise<void> {
   await Deno.remove(m.dataDir, { recursive: true }).catch(() => {});
 }
 
+/** Each member's ID is derived from its peer URL and `token`, as etcd derives it. */
+async function assertIdsFrom(c: Cluster, token: string): Promise<void> {
+  const ids = (await memberList(c.members[0])).map((l) => l.split(":")[1]).sort();
+  assertEquals(ids, c.members.map((m) => memberId([m.peerUrl], token).toString(16)).sort());
+}
+
 /** A fourth member with the same discovery settings (a URL, or v3 flags) exits: the cluster is full. */
 async function assertLateMemberRefused(impl: Impl, discovery: string | string[]): Promise<void> {
   const late = await loneMember(impl, "infra3", "127.0.1.94", [
@@ -148,6 +155,7 @@ for (const store of implementations()) {
         const c = keep(await discoveryCluster("etcd-ts", ["--discovery", url]));
         await startAll(c);
         await assertOneCluster(c);
+        await assertIdsFrom(c, url);
         await assertLateMemberRefused("etcd-ts", url);
       }),
   });
@@ -187,6 +195,8 @@ Deno.test({
       const c = keep(await discoveryCluster("etcd", ["--discovery", url]));
       await startAll(c);
       await assertOneCluster(c);
+      // the real etcd derives the IDs with the discovery URL as the cluster token
+      await assertIdsFrom(c, url);
       await assertLateMemberRefused("etcd", url);
     }),
 });
@@ -294,6 +304,7 @@ for (const store of implementations()) {
         const c = keep(await discoveryCluster("etcd-ts", bootstrap));
         await startAll(c);
         await assertOneCluster(c);
+        await assertIdsFrom(c, token);
         const registered = await ctlOk(service.endpoint, [
           "get",
           `/_etcd/registry/${token}/members/`,
