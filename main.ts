@@ -46,6 +46,11 @@ async function main(): Promise<number> {
   };
   Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
   Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
+  // a member removed from its cluster stops, and the process ends, as etcd's does
+  etcd.stopNotify.then((reason) => {
+    logger.warn("stopping", { reason });
+    etcd.close().then(() => stopped.resolve(0), () => stopped.resolve(1));
+  });
   return await stopped.promise;
 }
 

@@ -16,12 +16,7 @@ import { type Config, ConfigError, defaultConfig, formatUrl, validateConfig } fr
 import { createLogger, type Logger } from "./server/logger.ts";
 import { EtcdServer } from "./server/member/server.ts";
 import type { Clock } from "./server/clock.ts";
-import {
-  type GrpcListener,
-  GrpcRouter,
-  type GrpcTransport,
-  type HttpFallbackRequest,
-} from "./server/transport/grpc.ts";
+import { type GrpcListener, type GrpcTransport, type HttpFallbackRequest } from "./server/transport/grpc.ts";
 import { listenTcp, serveDenoH2 } from "./server/transport/h2/transport.ts";
 import { registerKv } from "./server/api/kv.ts";
 import { registerCluster } from "./server/api/cluster.ts";
@@ -29,6 +24,7 @@ import { registerMaintenance } from "./server/api/maintenance.ts";
 import { registerWatch } from "./server/api/watch.ts";
 import { registerLease } from "./server/api/lease.ts";
 import { setUpTls } from "./server/tls/setup.ts";
+import { LearnerAwareRouter } from "./server/api/learner.ts";
 import { serveV2 } from "./server/v2/keys_api.ts";
 import { v2ApiOf } from "./server/v2/member_api.ts";
 import { systemClock } from "./server/clock.ts";
@@ -56,6 +52,11 @@ export interface Etcd {
   readonly clientUrls: URL[];
   /** Stops serving, then stops Raft and closes the data files. */
   close(): Promise<void>;
+  /**
+   * Resolves with the reason when the member decides to stop (it was removed from the cluster); the
+   * caller then closes it, as etcd's process exits.
+   */
+  readonly stopNotify: Promise<string>;
 }
 
 /** Starts an etcd member from a validated configuration. */
@@ -87,7 +88,8 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     tls.close();
     throw err;
   }
-  const router = new GrpcRouter();
+  // a learner answers only what etcd lets learners answer
+  const router = new LearnerAwareRouter(() => server.isLearner());
   registerKv(router, server);
   registerCluster(router, server);
   registerMaintenance(router, server);
@@ -149,6 +151,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
   return {
     server,
     clientUrls,
+    stopNotify: server.stopNotify,
     close(): Promise<void> {
       closing ??= (async () => {
         await Promise.all(listeners.map((l) => l.close()));

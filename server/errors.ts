@@ -37,4 +37,16 @@ export const Errors = {
   canceled: e(Status.CANCELLED, "etcdserver: request canceled"),
   notCapable: e(Status.FAILED_PRECONDITION, "etcdserver: not capable"),
   badLeaderTransferee: e(Status.FAILED_PRECONDITION, "etcdserver: bad leader transferee"),
+  memberNotEnoughStarted: e(
+    Status.FAILED_PRECONDITION,
+    "etcdserver: re-configuration failed due to not enough started members",
+  ),
+  memberNotLearner: e(Status.FAILED_PRECONDITION, "etcdserver: can only promote a learner member"),
+  learnerNotReady: e(
+    Status.FAILED_PRECONDITION,
+    "etcdserver: can only promote a learner member which is in sync with leader",
+  ),
+  tooManyLearners: e(Status.FAILED_PRECONDITION, "etcdserver: too many learner members in cluster"),
+  unhealthy: e(Status.UNAVAILABLE, "etcdserver: unhealthy cluster"),
+  notSupportedForLearner: e(Status.UNAVAILABLE, "etcdserver: rpc not supported for learner"),
 } as const;

@@ -39,6 +39,7 @@ import type { Proposer } from "./proposer.ts";
 import type { RaftDriver } from "./raft_driver.ts";
 import type { V2Store } from "../../storage/v2store/store.ts";
 import { applyV2, applyV2Sync } from "./v2_backend.ts";
+import { type Reconfiguration, validateConfChange } from "./reconfig.ts";
 
 /** The member state entries are applied to; read afresh for every entry (a snapshot replaces it). */
 export interface ApplyTarget {
@@ -60,6 +61,12 @@ export interface ApplyTarget {
   syncPeers(): void;
   /** After a membership change: a lone voter elects itself. */
   campaignIfAlone(): void;
+  /** This member's ID. */
+  readonly memberId: bigint;
+  /** Membership changes proposed here wait on it for their result. */
+  readonly reconfig: Reconfiguration;
+  /** This member was removed from the cluster by an applied change. */
+  onRemoved(): void;
 }
 
 /** Applies committed entries to `t` in order, and answers their waiters on this member. */
@@ -167,6 +174,16 @@ function emit(t: ApplyTarget, events: MvccEvent[], revision: number): void {
 }
 
 function applyConfChange(t: ApplyTarget, cc: ConfChange): void {
+  // every member refuses the same changes: the check reads only replicated state
+  const refused = validateConfChange(t.membership, cc);
+  if (refused !== undefined) {
+    t.logger.warn("rejected a configuration change", {
+      type: ConfChangeType[cc.type],
+      error: refused.message,
+    });
+    t.reconfig.settle(cc.id, refused);
+    return;
+  }
   t.driver.confState = t.driver.node.applyConfChange(cc);
   switch (cc.type) {
     case ConfChangeType.AddNode:
@@ -196,4 +213,6 @@ function applyConfChange(t: ApplyTarget, cc: ConfChange): void {
   }
   t.syncPeers();
   t.campaignIfAlone();
+  t.reconfig.settle(cc.id);
+  if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === t.memberId) t.onRemoved();
 }

@@ -17,7 +17,9 @@ import { V2Store } from "../../storage/v2store/store.ts";
 import { type Config, formatUrl } from "../config/mod.ts";
 import type { Logger } from "../logger.ts";
 import { hexId } from "../logger.ts";
-import { type MemberJson, Membership } from "./membership.ts";
+import { type Member, type MemberJson, Membership } from "./membership.ts";
+import { assignIds, fetchRemoteCluster, JoinError } from "./join.ts";
+import type { PeerTls } from "../peer/net.ts";
 import { ServerStorage } from "./raft_driver.ts";
 import { staticBootstrap } from "../../discovery/static.ts";
 import { discoverInitialCluster, type DiscoveryDeps } from "../../discovery/discover.ts";
@@ -43,6 +45,8 @@ export interface MemberInit {
   confState: ConfState;
   /** Whether the state came from a snapshot (then lease key sets must be rebuilt from the keys). */
   restored: boolean;
+  /** A joining member: the running cluster's members, to talk to until its own log lists them. */
+  remotes?: Member[];
 }
 
 /** What the member's storage is opened with besides the configuration; the defaults are production's. */
@@ -55,6 +59,8 @@ export interface OpenMemberOptions {
   historyBufferBytes?: number;
   /** What discovery reaches the outside world with (default: production's). */
   discovery?: DiscoveryDeps;
+  /** Credentials to ask `https://` peers for the member list when joining. */
+  peerTls?: PeerTls;
 }
 
 /**
@@ -156,9 +162,38 @@ export async function openMember(
   }
 
   if (config.initialClusterState === "existing") {
-    throw new Error(
-      "joining an existing cluster (--initial-cluster-state=existing) is not implemented yet",
-    );
+    // the running cluster tells this member its ID and the cluster's; the log comes from the leader
+    const local = new Map([...config.initialCluster].map(([n, urls]) => [n, urls.map(formatUrl)]));
+    const others = [...local].filter(([n]) => n !== config.name).flatMap(([, urls]) => urls);
+    const remote = await fetchRemoteCluster(others, options.peerTls);
+    const memberId = assignIds(local, remote).get(config.name);
+    if (memberId === undefined) {
+      throw new JoinError(`couldn't find local name "${config.name}" in the initial cluster configuration`);
+    }
+    const wal = await Wal.create(walDir, { memberId, clusterId: remote.clusterId }, walOptions);
+    const node = new RawNode(raftConfig(memberId, 0));
+    logger.info("joining an existing cluster", {
+      "member-id": hexId(memberId),
+      "cluster-id": hexId(remote.clusterId),
+      "initial-cluster": [...local].map(([n, urls]) => urls.map((u) => `${n}=${u}`).join(",")).join(","),
+    });
+    return {
+      memberId,
+      clusterId: remote.clusterId,
+      membership: new Membership(remote.clusterId),
+      mvcc: new MvccStore(history),
+      leases: new LeaseStore(),
+      v2store: new V2Store(),
+      node,
+      storage,
+      wal,
+      snapshotter,
+      appliedIndex: 0,
+      historyFile,
+      confState: EMPTY_CONF_STATE,
+      restored: false,
+      remotes: remote.members.filter((m) => m.id !== memberId),
+    };
   }
   const { cluster, token } = await discoverInitialCluster(
     {

@@ -72,7 +72,7 @@ export class LeaderForwarder {
   }
 
   /** One request message, the first response message back; a non-OK status becomes a GrpcError. */
-  private async call(url: string, path: string, body: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
+  async call(url: string, path: string, body: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
     let session: http2.ClientHttp2Session;
     try {
       session = await this.session(url);

@@ -31,7 +31,7 @@ import { Applier } from "./apply.ts";
 import { Errors } from "../errors.ts";
 import { GrpcError, Status } from "../transport/status.ts";
 import { ProposalKind } from "./proposal.ts";
-import type { Member, Membership } from "./membership.ts";
+import { type Member, type Membership, memberToJson } from "./membership.ts";
 import { RaftDriver } from "./raft_driver.ts";
 import { PeerTransport } from "../peer/transport.ts";
 import type { PeerTls } from "../peer/net.ts";
@@ -70,6 +70,9 @@ import { handOverLeadership, type LeadershipDeps, transferLeadership } from "./l
 import { MemberLeases } from "./lease_backend.ts";
 import { Publication } from "./publication.ts";
 import { V2Backend } from "./v2_backend.ts";
+import { Reconfiguration } from "./reconfig.ts";
+import { LeaderForwarder } from "./forward.ts";
+import { MEMBERS_PATH, type MembersJson } from "./join.ts";
 import type { SnapshotCapture } from "./snapshot_writer.ts";
 import { SnapshotViews } from "./snapshot_views.ts";
 
@@ -119,6 +122,15 @@ export class EtcdServer implements LeaseBackend {
   readonly lessor: Lessor;
   /** etcd's v2 key store and its writes through Raft. */
   readonly v2: V2Backend;
+  /** Membership changes (the Cluster API). */
+  readonly reconfig: Reconfiguration;
+  /** Resolves with the reason when the member stops by itself (it was removed from the cluster). */
+  readonly stopNotify: Promise<string>;
+  readonly #stopItself = Promise.withResolvers<string>();
+  #removed = false;
+  #forwarder: LeaderForwarder | undefined;
+  /** A joining member: the running cluster's members when it joined. */
+  private readonly remotes: Member[];
   private readonly logger: Logger;
   private readonly proposer: Proposer;
   private readonly reads: ReadIndexBatcher;
@@ -204,6 +216,18 @@ export class EtcdServer implements LeaseBackend {
       isLeader: () => this.driver.state === StateType.Leader,
     });
     this.v2.store = init.v2store;
+    this.stopNotify = this.#stopItself.promise;
+    this.remotes = init.remotes ?? [];
+    this.reconfig = new Reconfiguration({
+      memberId: this.memberId,
+      driver: this.driver,
+      membership: this.membership,
+      clock: this.clock,
+      strictReconfigCheck: config.strictReconfigCheck,
+      requestTimeoutMs: this.requestTimeoutMs,
+      activeSince: (id) => this.peers.activeSince(id),
+      random: deps.random ?? Math.random,
+    });
     this.leaseCalls = new MemberLeases({
       memberId: this.memberId,
       driver: this.driver,
@@ -254,6 +278,11 @@ export class EtcdServer implements LeaseBackend {
       header: (revision) => this.header(revision),
       syncPeers: () => this.syncPeers(),
       campaignIfAlone: () => this.campaignIfAlone(),
+      memberId: this.memberId,
+      get reconfig() {
+        return server.reconfig;
+      },
+      onRemoved: () => this.onRemoved(),
     };
     this.peers = new PeerTransport({
       memberId: this.memberId,
@@ -264,6 +293,9 @@ export class EtcdServer implements LeaseBackend {
       clock: this.clock,
       version: { server: ETCD_VERSION, cluster: CLUSTER_VERSION },
       onMessage: (m) => this.receive(m),
+      httpHandlers: new Map([[MEMBERS_PATH, () => ({ status: 200, body: this.membersJson() })]]),
+      isRemoved: (id) => this.membership.removed.has(id),
+      onRemovedFromCluster: () => this.onRemoved(),
       onUnreachable: (id) => {
         this.driver.node.reportUnreachable(id);
         this.driver.kick();
@@ -285,6 +317,7 @@ export class EtcdServer implements LeaseBackend {
     const init = await openMember(config, deps.logger, deps.random ?? Math.random, {
       fs: deps.fs,
       discovery: deps.discovery,
+      peerTls: deps.peerTls,
     });
     const server = new EtcdServer(config, deps, init);
     if (init.restored) server.rebuildLeaseKeys();
@@ -516,6 +549,10 @@ export class EtcdServer implements LeaseBackend {
   /** Makes the peer transport know exactly the other current members. */
   private syncPeers(): void {
     const want = new Map<bigint, string[]>();
+    // a joining member talks to the members it was told of until its own log has caught up to itself
+    if (this.membership.get(this.memberId) === undefined) {
+      for (const m of this.remotes) if (!this.membership.removed.has(m.id)) want.set(m.id, m.peerUrls);
+    }
     for (const m of this.membership.list()) if (m.id !== this.memberId) want.set(m.id, m.peerUrls);
     for (const [id, urls] of want) this.peers.addPeer(id, urls);
     for (const id of this.knownPeers) {
@@ -565,6 +602,43 @@ export class EtcdServer implements LeaseBackend {
     this.syncPeers();
   }
 
+  /**
+   * A unary call answered by the leader instead (MemberPromote: only the leader knows whether a learner
+   * has caught up), sent to its first client URL.
+   */
+  async forwardToLeader(path: string, raw: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
+    const leader = this.membership.get(this.driver.lead);
+    if (leader === undefined || leader.clientUrls.length === 0) throw Errors.noLeader();
+    this.#forwarder ??= new LeaderForwarder();
+    return await this.#forwarder.call(leader.clientUrls[0], path, raw, signal);
+  }
+
+  /** What the peer port's `GET /members` answers: the cluster ID and its members (for joining members). */
+  private membersJson(): string {
+    const j: MembersJson = {
+      clusterId: this.clusterId.toString(16),
+      members: this.membership.list().map(memberToJson),
+    };
+    return JSON.stringify(j);
+  }
+
+  /** Whether this member is a learner now. */
+  isLearner(): boolean {
+    return this.membership.get(this.memberId)?.isLearner === true;
+  }
+
+  /**
+   * This member was removed from the cluster (a change applied here, or a peer answered 410): it stops
+   * after a second, so that the change reaches the others first, as etcd does.
+   */
+  private onRemoved(): void {
+    if (this.#removed || this.closed) return;
+    this.#removed = true;
+    const reason = "the member has been permanently removed from the cluster";
+    this.logger.warn(reason, { "member-id": hexId(this.memberId) });
+    this.clock.setTimeout(() => this.#stopItself.resolve(reason), 1000);
+  }
+
   /** Lease key sets are not in snapshots: they follow from the keys' lease fields. */
   private rebuildLeaseKeys(): void {
     if (this.leases.leases.size === 0) return;
@@ -592,6 +666,8 @@ export class EtcdServer implements LeaseBackend {
     await handOverLeadership(this.leadership, 2 * this.config.electionTimeoutMs).catch(() => {});
     this.closed = true;
     this.publication.close(Errors.stopped());
+    this.reconfig.close(Errors.stopped());
+    this.#forwarder?.close();
     this.clock.clearInterval(this.sweeper);
     this.v2.close();
     this.compactor?.stop();

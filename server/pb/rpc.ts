@@ -2738,6 +2738,466 @@ export function decodeMemberListResponse(b: Uint8Array): MemberListResponse {
   return readMemberListResponse(new Reader(b));
 }
 
+// ---- etcdserverpb.MemberAddRequest ---------------------------------------------------------------
+
+/** etcdserverpb.MemberAddRequest. */
+export interface MemberAddRequest {
+  peerURLs: string[];
+  isLearner: boolean;
+}
+
+const TAG_MEMBER_ADD_REQUEST_PEER_URLS = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_MEMBER_ADD_REQUEST_IS_LEARNER = (2 << 3) | WireType.VARINT;
+const MEMBER_ADD_REQUEST_FIELDS = fieldMask(1, 2);
+
+function writeMemberAddRequest(w: Writer, m: MemberAddRequest): void {
+  const peerURLs = m.peerURLs;
+  if (peerURLs) {
+    for (let i = 0; i < peerURLs.length; i++) {
+      w.uint32(TAG_MEMBER_ADD_REQUEST_PEER_URLS);
+      w.string(peerURLs[i]);
+    }
+  }
+  if (m.isLearner) {
+    w.uint32(TAG_MEMBER_ADD_REQUEST_IS_LEARNER);
+    w.bool(true);
+  }
+}
+
+function readMemberAddRequest(r: Reader): MemberAddRequest {
+  const peerURLs: string[] = [];
+  let isLearner = false;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_MEMBER_ADD_REQUEST_PEER_URLS:
+        peerURLs.push(r.string());
+        break;
+      case TAG_MEMBER_ADD_REQUEST_IS_LEARNER:
+        isLearner = r.bool();
+        break;
+      default:
+        r.skipField(tag, MEMBER_ADD_REQUEST_FIELDS);
+    }
+  }
+  return { peerURLs, isLearner };
+}
+
+/** Encodes an etcdserverpb.MemberAddRequest. */
+export function encodeMemberAddRequest(m: MemberAddRequest): Uint8Array {
+  W.reset();
+  writeMemberAddRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.MemberAddRequest. */
+export function decodeMemberAddRequest(b: Uint8Array): MemberAddRequest {
+  return readMemberAddRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.MemberAddResponse --------------------------------------------------------------
+
+/** etcdserverpb.MemberAddResponse. */
+export interface MemberAddResponse {
+  header: ResponseHeader;
+  member?: Member;
+  members: Member[];
+}
+
+const TAG_MEMBER_ADD_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_MEMBER_ADD_RESPONSE_MEMBER = (2 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_MEMBER_ADD_RESPONSE_MEMBERS = (3 << 3) | WireType.LENGTH_DELIMITED;
+const MEMBER_ADD_RESPONSE_FIELDS = fieldMask(1, 2, 3);
+
+function writeMemberAddResponse(w: Writer, m: MemberAddResponse): void {
+  if (m.header) {
+    w.uint32(TAG_MEMBER_ADD_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  if (m.member) {
+    w.uint32(TAG_MEMBER_ADD_RESPONSE_MEMBER);
+    const mark = w.beginLength();
+    writeMember(w, m.member);
+    w.endLength(mark);
+  }
+  const members = m.members;
+  if (members) {
+    for (let i = 0; i < members.length; i++) {
+      w.uint32(TAG_MEMBER_ADD_RESPONSE_MEMBERS);
+      const mark = w.beginLength();
+      writeMember(w, members[i]);
+      w.endLength(mark);
+    }
+  }
+}
+
+function readMemberAddResponse(r: Reader): MemberAddResponse {
+  let header: ResponseHeader | undefined;
+  let member: Member | undefined;
+  const members: Member[] = [];
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_MEMBER_ADD_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_MEMBER_ADD_RESPONSE_MEMBER:
+        member = readMemberNested(r);
+        break;
+      case TAG_MEMBER_ADD_RESPONSE_MEMBERS:
+        members.push(readMemberNested(r));
+        break;
+      default:
+        r.skipField(tag, MEMBER_ADD_RESPONSE_FIELDS);
+    }
+  }
+  const m: MemberAddResponse = { header: header ?? emptyResponseHeader(), members };
+  if (member !== undefined) m.member = member;
+  return m;
+}
+
+/** Encodes an etcdserverpb.MemberAddResponse. */
+export function encodeMemberAddResponse(m: MemberAddResponse): Uint8Array {
+  W.reset();
+  writeMemberAddResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.MemberAddResponse. */
+export function decodeMemberAddResponse(b: Uint8Array): MemberAddResponse {
+  return readMemberAddResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.MemberRemoveRequest ------------------------------------------------------------
+
+/** etcdserverpb.MemberRemoveRequest. */
+export interface MemberRemoveRequest {
+  ID: bigint;
+}
+
+const TAG_MEMBER_REMOVE_REQUEST_ID = (1 << 3) | WireType.VARINT;
+const MEMBER_REMOVE_REQUEST_FIELDS = fieldMask(1);
+
+function writeMemberRemoveRequest(w: Writer, m: MemberRemoveRequest): void {
+  if (m.ID) {
+    w.uint32(TAG_MEMBER_REMOVE_REQUEST_ID);
+    w.uint64Big(m.ID);
+  }
+}
+
+function readMemberRemoveRequest(r: Reader): MemberRemoveRequest {
+  let ID = 0n;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_MEMBER_REMOVE_REQUEST_ID:
+        ID = r.uint64Big();
+        break;
+      default:
+        r.skipField(tag, MEMBER_REMOVE_REQUEST_FIELDS);
+    }
+  }
+  return { ID };
+}
+
+/** Encodes an etcdserverpb.MemberRemoveRequest. */
+export function encodeMemberRemoveRequest(m: MemberRemoveRequest): Uint8Array {
+  W.reset();
+  writeMemberRemoveRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.MemberRemoveRequest. */
+export function decodeMemberRemoveRequest(b: Uint8Array): MemberRemoveRequest {
+  return readMemberRemoveRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.MemberRemoveResponse -----------------------------------------------------------
+
+/** etcdserverpb.MemberRemoveResponse. */
+export interface MemberRemoveResponse {
+  header: ResponseHeader;
+  members: Member[];
+}
+
+const TAG_MEMBER_REMOVE_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_MEMBER_REMOVE_RESPONSE_MEMBERS = (2 << 3) | WireType.LENGTH_DELIMITED;
+const MEMBER_REMOVE_RESPONSE_FIELDS = fieldMask(1, 2);
+
+function writeMemberRemoveResponse(w: Writer, m: MemberRemoveResponse): void {
+  if (m.header) {
+    w.uint32(TAG_MEMBER_REMOVE_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  const members = m.members;
+  if (members) {
+    for (let i = 0; i < members.length; i++) {
+      w.uint32(TAG_MEMBER_REMOVE_RESPONSE_MEMBERS);
+      const mark = w.beginLength();
+      writeMember(w, members[i]);
+      w.endLength(mark);
+    }
+  }
+}
+
+function readMemberRemoveResponse(r: Reader): MemberRemoveResponse {
+  let header: ResponseHeader | undefined;
+  const members: Member[] = [];
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_MEMBER_REMOVE_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_MEMBER_REMOVE_RESPONSE_MEMBERS:
+        members.push(readMemberNested(r));
+        break;
+      default:
+        r.skipField(tag, MEMBER_REMOVE_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader(), members };
+}
+
+/** Encodes an etcdserverpb.MemberRemoveResponse. */
+export function encodeMemberRemoveResponse(m: MemberRemoveResponse): Uint8Array {
+  W.reset();
+  writeMemberRemoveResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.MemberRemoveResponse. */
+export function decodeMemberRemoveResponse(b: Uint8Array): MemberRemoveResponse {
+  return readMemberRemoveResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.MemberUpdateRequest ------------------------------------------------------------
+
+/** etcdserverpb.MemberUpdateRequest. */
+export interface MemberUpdateRequest {
+  ID: bigint;
+  peerURLs: string[];
+}
+
+const TAG_MEMBER_UPDATE_REQUEST_ID = (1 << 3) | WireType.VARINT;
+const TAG_MEMBER_UPDATE_REQUEST_PEER_URLS = (2 << 3) | WireType.LENGTH_DELIMITED;
+const MEMBER_UPDATE_REQUEST_FIELDS = fieldMask(1, 2);
+
+function writeMemberUpdateRequest(w: Writer, m: MemberUpdateRequest): void {
+  if (m.ID) {
+    w.uint32(TAG_MEMBER_UPDATE_REQUEST_ID);
+    w.uint64Big(m.ID);
+  }
+  const peerURLs = m.peerURLs;
+  if (peerURLs) {
+    for (let i = 0; i < peerURLs.length; i++) {
+      w.uint32(TAG_MEMBER_UPDATE_REQUEST_PEER_URLS);
+      w.string(peerURLs[i]);
+    }
+  }
+}
+
+function readMemberUpdateRequest(r: Reader): MemberUpdateRequest {
+  let ID = 0n;
+  const peerURLs: string[] = [];
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_MEMBER_UPDATE_REQUEST_ID:
+        ID = r.uint64Big();
+        break;
+      case TAG_MEMBER_UPDATE_REQUEST_PEER_URLS:
+        peerURLs.push(r.string());
+        break;
+      default:
+        r.skipField(tag, MEMBER_UPDATE_REQUEST_FIELDS);
+    }
+  }
+  return { ID, peerURLs };
+}
+
+/** Encodes an etcdserverpb.MemberUpdateRequest. */
+export function encodeMemberUpdateRequest(m: MemberUpdateRequest): Uint8Array {
+  W.reset();
+  writeMemberUpdateRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.MemberUpdateRequest. */
+export function decodeMemberUpdateRequest(b: Uint8Array): MemberUpdateRequest {
+  return readMemberUpdateRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.MemberUpdateResponse -----------------------------------------------------------
+
+/** etcdserverpb.MemberUpdateResponse. */
+export interface MemberUpdateResponse {
+  header: ResponseHeader;
+  members: Member[];
+}
+
+const TAG_MEMBER_UPDATE_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_MEMBER_UPDATE_RESPONSE_MEMBERS = (2 << 3) | WireType.LENGTH_DELIMITED;
+const MEMBER_UPDATE_RESPONSE_FIELDS = fieldMask(1, 2);
+
+function writeMemberUpdateResponse(w: Writer, m: MemberUpdateResponse): void {
+  if (m.header) {
+    w.uint32(TAG_MEMBER_UPDATE_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  const members = m.members;
+  if (members) {
+    for (let i = 0; i < members.length; i++) {
+      w.uint32(TAG_MEMBER_UPDATE_RESPONSE_MEMBERS);
+      const mark = w.beginLength();
+      writeMember(w, members[i]);
+      w.endLength(mark);
+    }
+  }
+}
+
+function readMemberUpdateResponse(r: Reader): MemberUpdateResponse {
+  let header: ResponseHeader | undefined;
+  const members: Member[] = [];
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_MEMBER_UPDATE_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_MEMBER_UPDATE_RESPONSE_MEMBERS:
+        members.push(readMemberNested(r));
+        break;
+      default:
+        r.skipField(tag, MEMBER_UPDATE_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader(), members };
+}
+
+/** Encodes an etcdserverpb.MemberUpdateResponse. */
+export function encodeMemberUpdateResponse(m: MemberUpdateResponse): Uint8Array {
+  W.reset();
+  writeMemberUpdateResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.MemberUpdateResponse. */
+export function decodeMemberUpdateResponse(b: Uint8Array): MemberUpdateResponse {
+  return readMemberUpdateResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.MemberPromoteRequest -----------------------------------------------------------
+
+/** etcdserverpb.MemberPromoteRequest. */
+export interface MemberPromoteRequest {
+  ID: bigint;
+}
+
+const TAG_MEMBER_PROMOTE_REQUEST_ID = (1 << 3) | WireType.VARINT;
+const MEMBER_PROMOTE_REQUEST_FIELDS = fieldMask(1);
+
+function writeMemberPromoteRequest(w: Writer, m: MemberPromoteRequest): void {
+  if (m.ID) {
+    w.uint32(TAG_MEMBER_PROMOTE_REQUEST_ID);
+    w.uint64Big(m.ID);
+  }
+}
+
+function readMemberPromoteRequest(r: Reader): MemberPromoteRequest {
+  let ID = 0n;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_MEMBER_PROMOTE_REQUEST_ID:
+        ID = r.uint64Big();
+        break;
+      default:
+        r.skipField(tag, MEMBER_PROMOTE_REQUEST_FIELDS);
+    }
+  }
+  return { ID };
+}
+
+/** Encodes an etcdserverpb.MemberPromoteRequest. */
+export function encodeMemberPromoteRequest(m: MemberPromoteRequest): Uint8Array {
+  W.reset();
+  writeMemberPromoteRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.MemberPromoteRequest. */
+export function decodeMemberPromoteRequest(b: Uint8Array): MemberPromoteRequest {
+  return readMemberPromoteRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.MemberPromoteResponse ----------------------------------------------------------
+
+/** etcdserverpb.MemberPromoteResponse. */
+export interface MemberPromoteResponse {
+  header: ResponseHeader;
+  members: Member[];
+}
+
+const TAG_MEMBER_PROMOTE_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_MEMBER_PROMOTE_RESPONSE_MEMBERS = (2 << 3) | WireType.LENGTH_DELIMITED;
+const MEMBER_PROMOTE_RESPONSE_FIELDS = fieldMask(1, 2);
+
+function writeMemberPromoteResponse(w: Writer, m: MemberPromoteResponse): void {
+  if (m.header) {
+    w.uint32(TAG_MEMBER_PROMOTE_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  const members = m.members;
+  if (members) {
+    for (let i = 0; i < members.length; i++) {
+      w.uint32(TAG_MEMBER_PROMOTE_RESPONSE_MEMBERS);
+      const mark = w.beginLength();
+      writeMember(w, members[i]);
+      w.endLength(mark);
+    }
+  }
+}
+
+function readMemberPromoteResponse(r: Reader): MemberPromoteResponse {
+  let header: ResponseHeader | undefined;
+  const members: Member[] = [];
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_MEMBER_PROMOTE_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_MEMBER_PROMOTE_RESPONSE_MEMBERS:
+        members.push(readMemberNested(r));
+        break;
+      default:
+        r.skipField(tag, MEMBER_PROMOTE_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader(), members };
+}
+
+/** Encodes an etcdserverpb.MemberPromoteResponse. */
+export function encodeMemberPromoteResponse(m: MemberPromoteResponse): Uint8Array {
+  W.reset();
+  writeMemberPromoteResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.MemberPromoteResponse. */
+export function decodeMemberPromoteResponse(b: Uint8Array): MemberPromoteResponse {
+  return readMemberPromoteResponse(new Reader(b));
+}
+
 // ---- etcdserverpb.StatusRequest ------------------------------------------------------------------
 
 /** etcdserverpb.StatusRequest. */

@@ -16,6 +16,9 @@ import { ClusterIdMismatchError, PeerRefusedError } from "./errors.ts";
 import { type ConnReader, type HttpHead, MAX_ERROR_BODY_BYTES } from "./http.ts";
 import type { PeerConn } from "./net.ts";
 
+/** What a removed member is told by its former peers (HTTP 410), in etcd's words. */
+export const MEMBER_REMOVED = "the member has been permanently removed from the cluster";
+
 /** Parses etcd's hex ID form (1-16 hex digits); undefined when malformed. */
 export function parseHexId(s: string | undefined): bigint | undefined {
   if (s === undefined || !/^[0-9a-fA-F]{1,16}$/.test(s)) return undefined;
@@ -70,6 +73,15 @@ export async function checkIdentity(
     return undefined;
   }
   const from = parseHexId(fromHex);
+  if (from !== undefined && ctx.o.isRemoved?.(from)) {
+    ctx.stats.refused++;
+    ctx.logger.warn("rejected stream from remote peer because it was removed", {
+      "local-member-id": ctx.idHex,
+      "remote-peer-id-stream-handler": fromHex,
+    });
+    await ctx.respond(conn, 410, "Gone", `${MEMBER_REMOVED}\n`);
+    return undefined;
+  }
   if (from === undefined || !isPeer(from)) {
     ctx.stats.refused++;
     ctx.logger.warn("failed to find remote peer in cluster", {

@@ -62,6 +62,10 @@ export interface PeerTransportOptions {
   onMessage(m: Message): void;
   /** A send to that peer failed or was dropped (the driver calls `node.reportUnreachable`). */
   onUnreachable?(id: bigint): void;
+  /** Whether a member ID was removed from the cluster: its requests are answered 410 Gone, as etcd does. */
+  isRemoved?(id: bigint): boolean;
+  /** A peer answered 410 Gone: this member was removed from the cluster (etcd then stops it). */
+  onRemovedFromCluster?(): void;
   /** Outcome of sending a MsgSnap (the driver calls `node.reportSnapshot`). */
   onSnapshotStatus?(id: bigint, ok: boolean): void;
   /**

@@ -14,7 +14,8 @@
 import type { Message } from "../../raft/types.ts";
 import { hexId } from "../logger.ts";
 import type { PeerContext } from "./context.ts";
-import { ClusterIdMismatchError, errorText, PeerTimeoutError } from "./errors.ts";
+import { ClusterIdMismatchError, errorText, PeerRefusedError, PeerTimeoutError } from "./errors.ts";
+import { MEMBER_REMOVED } from "./identity.ts";
 import {
   ConnReader,
   formatHead,
@@ -300,7 +301,11 @@ export class StreamWriter {
       "remote-peer-url": url.href,
       error: e.message,
     };
-    if (e instanceof ClusterIdMismatchError) {
+    if (e instanceof PeerRefusedError && e.status === 410) {
+      // the peer says this member was removed from the cluster: the member stops, as etcd's does
+      ctx.logger.error(MEMBER_REMOVED, { "local-member-id": ctx.idHex, "remote-peer-id": this.hex });
+      ctx.o.onRemovedFromCluster?.();
+    } else if (e instanceof ClusterIdMismatchError) {
       ctx.logger[this.failing ? "debug" : "warn"]("request sent was ignored due to cluster ID mismatch", {
         ...fields,
         "local-member-cluster-id": ctx.cidHex,

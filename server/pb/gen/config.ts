@@ -71,6 +71,14 @@ export const CONFIG: GenConfig = {
     // Cluster
     "etcdserverpb.MemberListRequest",
     "etcdserverpb.MemberListResponse",
+    "etcdserverpb.MemberAddRequest",
+    "etcdserverpb.MemberAddResponse",
+    "etcdserverpb.MemberRemoveRequest",
+    "etcdserverpb.MemberRemoveResponse",
+    "etcdserverpb.MemberUpdateRequest",
+    "etcdserverpb.MemberUpdateResponse",
+    "etcdserverpb.MemberPromoteRequest",
+    "etcdserverpb.MemberPromoteResponse",
     // Maintenance
     "etcdserverpb.StatusRequest",
     "etcdserverpb.StatusResponse",
