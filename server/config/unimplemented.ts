@@ -6,7 +6,7 @@
 
 /**
  * Settings that have a Config field and are parsed, but that nothing acts on yet (gRPC keepalive, metrics,
- * force-new-cluster, reconfiguration and corruption checks, WAL file retention). The command line refuses
+ * corruption checks, WAL file retention). The command line refuses
  * them like the rest of {@link NOT_YET_IMPLEMENTED}; {@link validateConfig} does not look at their fields, so
  * a Config built in code may carry any value there.
  */
@@ -15,8 +15,6 @@ export const SETTINGS_WITHOUT_EFFECT_YET: readonly string[] = [
   "grpc-keepalive-interval",
   "grpc-keepalive-timeout",
   "metrics",
-  "force-new-cluster",
-  "strict-reconfig-check",
   "experimental-initial-corrupt-check",
   "max-wals",
 ];

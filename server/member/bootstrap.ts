@@ -19,6 +19,7 @@ import type { Logger } from "../logger.ts";
 import { hexId } from "../logger.ts";
 import { type Member, type MemberJson, Membership } from "./membership.ts";
 import { assignIds, fetchRemoteCluster, JoinError } from "./join.ts";
+import { forceNewCluster } from "./force_new_cluster.ts";
 import type { PeerTls } from "../peer/net.ts";
 import { ServerStorage } from "./raft_driver.ts";
 import { staticBootstrap } from "../../discovery/static.ts";
@@ -131,9 +132,23 @@ export async function openMember(
       throw err;
     }
     if (opened.repaired) logger.warn("repaired the torn tail of the WAL", { "wal-dir": walDir });
+    const { memberId, clusterId } = opened.metadata;
+    if (config.forceNewCluster) {
+      // disaster recovery: this member alone, with what it has committed; the others are removed by
+      // configuration entries appended (and made durable) here, applied when the member starts
+      const forced = forceNewCluster(opened.entries, opened.hardState, confState.voters, memberId);
+      opened.wal.append(forced.appended, forced.hardState);
+      await opened.wal.sync();
+      opened.entries = forced.entries;
+      opened.hardState = forced.hardState;
+      logger.warn("forcing restart member as a single-member cluster", {
+        "member-id": hexId(memberId),
+        "removed-members": forced.removed.map(hexId).join(","),
+        "commit-index": forced.hardState.commit,
+      });
+    }
     storage.setHardState(opened.hardState);
     storage.append(opened.entries);
-    const { memberId, clusterId } = opened.metadata;
     membership.clusterId = clusterId;
     const node = new RawNode(raftConfig(memberId, snap?.index ?? 0));
     logger.info("restarting member", {
