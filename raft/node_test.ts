@@ -258,3 +258,51 @@ Deno.test("a restarted node recovers its term, vote and log from storage", () =>
   assertEquals(n2.node.status().hardState, before);
   assertEquals(n2.storage.lastIndex(), nodes.get(1n)!.storage.lastIndex());
 });
+
+Deno.test("a snapshot is refused while committed entries are handed out but not applied", () => {
+  const nodes = cluster(3);
+  nodes.get(1n)!.node.campaign();
+  settle(nodes);
+  const leader = nodes.get(1n)!;
+  const follower = nodes.get(2n)!;
+  leader.node.propose(enc.encode("a"));
+  settle(nodes);
+  // the follower takes a Ready holding a newly committed entry, and has not applied it yet
+  leader.node.propose(enc.encode("b"));
+  for (const m of leader.handle()) if (m.to === 2n) follower.node.step(m);
+  for (const m of follower.handle()) leader.node.step(m);
+  for (const m of leader.handle()) if (m.to === 2n) follower.node.step(m);
+  const rd = follower.node.ready();
+  assert(
+    rd.committedEntries.some((e) => dec.decode(e.data) === "b"),
+    "the entry is committed and handed out",
+  );
+  const term = follower.node.status().hardState.term;
+  const snapshot = {
+    metadata: {
+      index: 100,
+      term,
+      confState: { voters: [1n, 2n], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+    },
+    data: new Uint8Array(),
+  };
+  const snap: Message = {
+    ...rd.messages[0],
+    type: MessageType.Snap,
+    from: 1n,
+    to: 2n,
+    term,
+    snapshot,
+    entries: [],
+  };
+  follower.node.step(snap);
+  // refused: a configuration change among the handed-out entries would be applied over the snapshot's
+  assertEquals(follower.node.status().hardState.commit < 100, true);
+  follower.storage.append(rd.entries);
+  if (rd.hardState) follower.storage.setHardState(rd.hardState);
+  follower.node.advance();
+  // once applied, the same snapshot is taken
+  follower.node.step(snap);
+  const after = follower.node.ready();
+  assertEquals(after.snapshot?.metadata.index, 100);
+});

@@ -842,6 +842,10 @@ export class Raft {
   /** Replaces the log with a snapshot; false when the snapshot is not newer than what is committed. */
   private restore(s: Snapshot): boolean {
     if (s.metadata.index <= this.log.committed) return false;
+    // committed entries handed to the application and not applied yet may hold configuration changes:
+    // applied after the snapshot's configuration took over, they would change it wrongly (the leader
+    // sends the snapshot again later)
+    if (this.log.applying > this.log.applied) return false;
     if (this.state !== StateType.Follower) {
       // only a follower receives snapshots; anything else means a confused peer
       this.becomeFollower(this.term + 1, NONE);
