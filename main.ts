@@ -5,7 +5,7 @@
  */
 import { parseCommandLine } from "./server/config/mod.ts";
 import { createLogger } from "./server/logger.ts";
-import { ETCD_VERSION, startEtcd } from "./mod.ts";
+import { ETCD_VERSION, MemberRemovedError, startEtcd } from "./mod.ts";
 
 /** etcd-ts's own release. */
 export const VERSION = "0.1.0";
@@ -36,6 +36,11 @@ async function main(): Promise<number> {
   try {
     etcd = await startEtcd(config, { logger });
   } catch (err) {
+    if (err instanceof MemberRemovedError) {
+      // as etcd: a removed member says so and ends without an error
+      logger.warn("the data-dir used by this member must be removed", { "data-dir": config.dataDir });
+      return 0;
+    }
     logger.error("failed to start etcd", { error: err instanceof Error ? err.message : String(err) });
     return 1;
   }
@@ -49,6 +54,7 @@ async function main(): Promise<number> {
   // a member removed from its cluster stops, and the process ends, as etcd's does
   etcd.stopNotify.then((reason) => {
     logger.warn("stopping", { reason });
+    logger.warn("the data-dir used by this member must be removed", { "data-dir": config.dataDir });
     etcd.close().then(() => stopped.resolve(0), () => stopped.resolve(1));
   });
   return await stopped.promise;

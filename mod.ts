@@ -36,6 +36,15 @@ export { CLUSTER_VERSION, ETCD_VERSION } from "./server/member/server.ts";
 /** grpc-go's allowance on top of --max-request-bytes for the rest of a request's envelope. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
+/** The member stopped while starting: it was removed from its cluster (its data directory is spent). */
+export class MemberRemovedError extends Error {
+  readonly code = "MEMBER_REMOVED";
+  constructor(reason: string) {
+    super(reason);
+    this.name = "MemberRemovedError";
+  }
+}
+
 /** Things a caller may replace; production uses the defaults. */
 export interface StartOptions {
   logger?: Logger;
@@ -101,9 +110,12 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     maxRequestBytes: config.maxRequestBytes,
     clock: server.clock,
   });
-  // serve clients only once the member is part of a cluster with a leader, as etcd does
+  // serve clients only once the member is part of a cluster with a leader, as etcd does; a member that
+  // learns meanwhile that it was removed from the cluster stops instead
   try {
-    await server.whenReady();
+    const removed = server.stopNotify.then((reason) => new MemberRemovedError(reason));
+    const outcome = await Promise.race([server.whenReady().then(() => undefined), removed]);
+    if (outcome !== undefined) throw outcome;
   } catch (err) {
     await server.close();
     tls.close();
