@@ -10,8 +10,13 @@
  * 1. Chaos: message loss, delay, reordering and duplication; symmetric and asymmetric partitions; node
  *    crashes (losing whatever was not persisted, and messages in flight) and restarts from persisted
  *    storage; frozen processes (long pauses); forced elections and leader transfers; snapshots and log
- *    compaction; persistence that takes time while messages keep arriving; and, in some runs,
- *    membership changes (fresh members added, members removed).
+ *    compaction; persistence that takes time while messages keep arriving; and runtime
+ *    reconfiguration as etcd does it, one simple conf change at a time: voters and learners added
+ *    (fresh IDs, empty storage, sometimes cut off from everyone while they join, catching up later by
+ *    snapshot), learners promoted (sometimes far behind), voters, learners and the leader itself
+ *    removed, the leader crashing right after proposing a change, once it commits or once it applied
+ *    it. A removed member stops ten ticks after applying its removal; its peers, once they applied it,
+ *    neither send to it nor accept its messages (which tells it to stop), as etcd's transport does.
  * 2. Heal: the network becomes reliable and crashed nodes restart. A stable leader must emerge within a
  *    bound; after that every write a client issues must commit, and every read complete, within a
  *    bound; and all members must converge to the same state.
@@ -23,8 +28,13 @@
  * safety), commit indexes never go back, persisted terms never go back, a node never persists two
  * different votes in one term (even across restarts), a persisted commit index never exceeds the
  * persisted log, entries are applied in order, and the core's applied index follows the application's.
- * At the end all members must hold the same data, and the client history is checked for
- * linearizability.
+ * And for membership: every node's configuration is the one the committed conf changes up to its applied
+ * index decide (configuration agreement, checked against an independent model, with at most one
+ * learner); a new leader is a voter of its configuration elected by a durable majority of its voters;
+ * a leader's commit is durable on a majority of its configuration's voters (so learners and removed
+ * members never count); and a leader appends a conf change only once the earlier ones are applied (one
+ * change in flight). At the end all members (learners included) hold the same data and configuration,
+ * and the client history is checked for linearizability.
  *
  * A violation throws {@linkcode SimFailure}, which names the seed and how to replay it.
  *
@@ -54,8 +64,16 @@ import { checkKv, type KvInput, type KvOperation, type KvOutput } from "./linear
 import { CALM, EventQueue, type LossReason, Network, type NetworkStats } from "./network.ts";
 import { Prng } from "./prng.ts";
 import {
+  commitViolation,
+  confChangeInFlightViolation,
+  describeMembership,
   digestOf,
+  electionViolation,
   failureReason,
+  type Membership,
+  MembershipHistory,
+  membershipOf,
+  sameMembership,
   SeededRunFailure,
   SimTrace,
   SimViolation,
@@ -68,8 +86,25 @@ import {
  * - `stale-reads`: reads are answered from the local state machine without ReadIndex.
  * - `forget-vote`: a restarting node loses its persisted vote (as if the vote was never fsynced).
  * - `ack-on-propose`: a write is acknowledged as soon as it is proposed, before it commits.
+ * - `stale-snapshot-conf`: a snapshot records the configuration of the previous snapshot instead of the
+ *   current one (caught by configuration agreement).
+ * - `unsynced-entries`: a Ready's messages leave before its entries are persisted (caught as a commit
+ *   that a majority of voters does not hold durably).
+ * - `unsynced-votes`: a Ready's messages leave before its vote is persisted (caught as an election won
+ *   without a durable majority of votes).
+ * - `unguarded-conf-change`: the driver clears raft's pendingConfIndex before proposing a conf change, so
+ *   a second change goes in flight (caught by the one-change-in-flight check).
+ * - `two-learners`: the driver ignores etcd's limit of one learner (caught by the configuration model).
  */
-export type Sabotage = "stale-reads" | "forget-vote" | "ack-on-propose";
+export type Sabotage =
+  | "stale-reads"
+  | "forget-vote"
+  | "ack-on-propose"
+  | "stale-snapshot-conf"
+  | "unsynced-entries"
+  | "unsynced-votes"
+  | "unguarded-conf-change"
+  | "two-learners";
 
 /** The knobs of one run; {@linkcode optionsForSeed} derives varied ones from a seed. */
 export interface SimOptions {
@@ -103,10 +138,14 @@ export interface SimOptions {
   /** Virtual ms between ticks of each node (each node drifts by up to ±1). */
   tickMs: number;
   /**
-   * Change membership during the chaos phase: new members (fresh IDs, empty storage) are added and
-   * members removed, one conf change at a time. A removed member shuts down once it applies its removal.
+   * Change membership during the chaos phase, as etcd's runtime reconfiguration does (see
+   * `Simulation.reconfigure`): voters and learners added (fresh IDs, empty storage, sometimes cut off
+   * while they join), learners promoted (even far behind), voters, learners and the leader removed, with
+   * the leader sometimes crashing in the middle of a change.
    */
   membership: boolean;
+  /** Mean virtual ms between membership operations when `membership` is on. */
+  confChangeEveryMs: number;
   /** Keep a readable trace (slower; a failing run is replayed with it to explain the failure). */
   trace: boolean;
   sabotage?: Sabotage;
@@ -132,7 +171,8 @@ export function optionsForSeed(seed: number, overrides: Partial<SimOptions> = {}
     maxInflightMsgs: rng.pick([2, 256]),
     maxCommittedSizePerReady: rng.pick([150, NO_LIMIT]),
     tickMs: 10,
-    membership: rng.chance(0.3),
+    membership: true,
+    confChangeEveryMs: rng.pick([80, 150, 300]),
     trace: false,
     ...overrides,
   };
@@ -166,6 +206,28 @@ export interface SimStats {
   pauses: number;
   /** Membership changes committed (beyond the bootstrap configuration). */
   confChanges: number;
+  /** Membership changes proposed, and those raft turned into no-ops (another change was in flight). */
+  confChangesProposed: number;
+  confChangesRefused: number;
+  /** Committed changes by kind. */
+  votersAdded: number;
+  learnersAdded: number;
+  promotions: number;
+  votersRemoved: number;
+  learnersRemoved: number;
+  leadersRemoved: number;
+  /** Learners promoted although far behind the leader (what etcd's readiness check would refuse). */
+  promotionsBehind: number;
+  /** Joiners cut off from everyone when added. */
+  isolatedJoiners: number;
+  /** Snapshots installed by nodes that joined with empty storage. */
+  joinerSnapshots: number;
+  /** Leaders crashed right after proposing a change, once it committed, or once they applied it. */
+  midChangeCrashes: number;
+  /** Messages to or from removed members that their peers dropped (etcd's transport refuses them). */
+  removedPeerDrops: number;
+  /** Removed members that learned of their removal from a peer's refusal and stopped. */
+  stoppedByPeers: number;
   readyAsync: number;
   proposalsDropped: number;
   opsCompleted: number;
@@ -187,7 +249,16 @@ export interface SimReport {
 const ELECTION_TICK = 10;
 
 /** At most this many members are added in one run. */
-const MAX_ADDED_NODES = 3;
+const MAX_ADDED_NODES = 5;
+
+/** Most voters the membership changes grow the cluster to. */
+const MAX_VOTERS = 6;
+
+/** etcd's default limit on learners (--experimental-max-learners). */
+const MAX_LEARNERS = 1;
+
+/** etcd promotes a learner only once its match reaches this fraction of the leader's (isLearnerReady). */
+const LEARNER_READY = 0.9;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -243,8 +314,19 @@ class SimNode {
   lastCommit = 0;
   /** The process is frozen (a long GC pause, say) until this virtual time. */
   pausedUntil = 0;
-  /** Removed from the cluster and shut down for good. */
+  /** Removed from the cluster and shut down for good (or about to: see `apply`). */
   retired = false;
+  /**
+   * Members whose removal this node applied (part of its applied state, as in etcd's membership store):
+   * its transport neither sends to them nor accepts their messages.
+   */
+  removed = new Set<NodeId>();
+  /** Started with empty storage to join the running cluster in this role (until it is a member). */
+  joinAs: ConfChangeType.AddNode | ConfChangeType.AddLearnerNode | undefined;
+  /** Crash as soon as the conf change at this index is committed, or applied, here. */
+  crashAt: { index: number; on: "committed" | "applied" } | undefined;
+  /** The applied index at the last check: the configurations applied since may have committed entries. */
+  checkedApplied = 0;
   /** A conf change was applied since the last snapshot: the next one must carry the new membership. */
   snapshotDue = false;
   /** While leader: the last entry seen in its log, which must stay (a leader only appends). */
@@ -267,8 +349,22 @@ function encodeKv(kv: Map<string, string>): Uint8Array {
   return enc.encode(JSON.stringify([...kv].sort((a, b) => (a[0] < b[0] ? -1 : 1))));
 }
 
-function decodeKv(data: Uint8Array): Map<string, string> {
-  return data.length === 0 ? new Map() : new Map(JSON.parse(dec.decode(data)));
+/** A snapshot's data: the key-value state and the removed members (etcd's snapshot holds both). */
+function encodeState(kv: Map<string, string>, removed: Set<NodeId>): Uint8Array {
+  return enc.encode(JSON.stringify({
+    kv: [...kv].sort((a, b) => (a[0] < b[0] ? -1 : 1)),
+    removed: [...removed].sort((a, b) => (a < b ? -1 : 1)).map(String),
+  }));
+}
+
+function decodeState(data: Uint8Array): { kv: Map<string, string>; removed: Set<NodeId> } {
+  if (data.length === 0) return { kv: new Map(), removed: new Set() };
+  const st = JSON.parse(dec.decode(data)) as { kv: [string, string][]; removed: string[] };
+  return { kv: new Map(st.kv), removed: new Set(st.removed.map(BigInt)) };
+}
+
+function isConfChange(e: Entry): boolean {
+  return e.type === EntryType.ConfChange || e.type === EntryType.ConfChangeV2;
 }
 
 function describeMessage(m: Message): string {
@@ -317,6 +413,16 @@ class Simulation {
   private incarnations = 0;
   /** Conf change entries of the bootstrap (not counted as membership changes). */
   private bootstrapEntries = 0;
+  /** The configuration history decided by committed conf changes (the model members must agree with). */
+  private confHistory = new MembershipHistory({ voters: [], learners: [] }, 0);
+  /** Nodes created to join (beyond the initial members). */
+  private addedNodes = 0;
+  /** Members whose removal was proposed: never added again (etcd refuses a removed ID). */
+  private readonly removalProposed = new Set<NodeId>();
+  /** Leaders that proposed their own removal (to count leader removals once committed). */
+  private readonly selfRemovals = new Set<NodeId>();
+  /** Joiners cut off from everyone until the given virtual time (or the heal). */
+  private readonly cutOffs = new Map<NodeId, number>();
 
   // Safety bookkeeping.
   private readonly leaders = new TermLeaders();
@@ -356,6 +462,20 @@ class Simulation {
       snapshotsInstalled: 0,
       pauses: 0,
       confChanges: 0,
+      confChangesProposed: 0,
+      confChangesRefused: 0,
+      votersAdded: 0,
+      learnersAdded: 0,
+      promotions: 0,
+      votersRemoved: 0,
+      learnersRemoved: 0,
+      leadersRemoved: 0,
+      promotionsBehind: 0,
+      isolatedJoiners: 0,
+      joinerSnapshots: 0,
+      midChangeCrashes: 0,
+      removedPeerDrops: 0,
+      stoppedByPeers: 0,
       readyAsync: 0,
       proposalsDropped: 0,
       opsCompleted: 0,
@@ -390,11 +510,16 @@ class Simulation {
       this.queue.at(this.rng.int(node.tickMs), () => this.tick(node));
     }
     this.bootstrapEntries = peers.length;
+    this.confHistory = new MembershipHistory(
+      { voters: this.nodes.map((n) => n.id), learners: [] },
+      this.bootstrapEntries,
+    );
     for (let c = 0; c < o.clients; c++) {
       const client: Client = { id: c + 1, seq: 0, seen: new Map() };
       this.queue.at(this.rng.range(0, 50), () => this.issue(client));
     }
     this.queue.at(this.rng.range(0, o.faultEveryMs), () => this.fault());
+    if (o.membership) this.queue.at(this.rng.range(0, o.confChangeEveryMs), () => this.reconfigure());
     this.queue.at(o.chaosMs, () => this.heal());
     this.flush();
     const hardLimit = o.chaosMs + o.settleMs + o.livenessMs + o.opTimeoutMs + 5000;
@@ -422,8 +547,12 @@ class Simulation {
     if (restart && o.sabotage === "forget-vote") {
       node.storage.setHardState({ ...node.storage.getHardState(), vote: NONE });
     }
-    node.kv = decodeKv(snap.data);
+    const state = decodeState(snap.data);
+    node.kv = state.kv;
+    node.removed = state.removed;
+    node.crashAt = undefined;
     node.applied = snap.metadata.index;
+    node.checkedApplied = node.applied;
     node.confState = snap.metadata.confState;
     node.incarnation = ++this.incarnations;
     node.persisting = false;
@@ -454,6 +583,7 @@ class Simulation {
       } node ${node.id}: term=${hs.term} vote=${hs.vote} commit=${hs.commit} ` +
       `snap=${snap.metadata.index} last=${node.storage.lastIndex()}`
     );
+    if (restart) this.checkConfiguration(node, "restarted from its snapshot");
   }
 
   private tick(node: SimNode): void {
@@ -486,9 +616,7 @@ class Simulation {
     const o = this.options;
     const ids = this.nodes.filter((n) => !n.retired).map((n) => n.id);
     const r = rng.int(100);
-    if (o.membership && rng.chance(0.2)) {
-      this.changeMembership();
-    } else if (r < 15) {
+    if (r < 15) {
       this.net.heal();
       this.trace(() => "fault: heal partitions");
     } else if (r < 30) {
@@ -523,10 +651,7 @@ class Simulation {
       if (victims.length > 0) {
         const victim = rng.chance(0.4) ? (this.leader() ?? rng.pick(victims)) : rng.pick(victims);
         this.crash(victim);
-        const downFor = rng.range(20, 800);
-        this.queue.after(downFor, () => {
-          if (!this.healed && !victim.raw && !victim.retired) this.restart(victim);
-        });
+        this.restartLater(victim);
       }
     } else if (r < 66) {
       const victims = this.alive();
@@ -566,44 +691,192 @@ class Simulation {
     this.queue.after(rng.range(1, 2 * o.faultEveryMs), () => this.fault());
   }
 
-  /** Proposes adding a fresh member (started at once, as an operator would) or removing one. */
-  private changeMembership(): void {
+  /**
+   * One step of runtime reconfiguration, as an operator drives etcd (member add, member add --learner,
+   * member promote, member remove). The current leader proposes one simple conf change, validated against
+   * the configuration it has applied the way etcd's server validates it: a fresh ID (a removed one is never
+   * reused), at most one learner, never the last voter; a learner is promoted sometimes only once it is
+   * nearly caught up (etcd's readiness check), sometimes however far behind it is. Raft itself keeps one
+   * change in flight: a change proposed while another is unapplied becomes an empty entry, and a joiner
+   * whose addition did not make it is proposed again later. A joiner is started at once, sometimes cut off
+   * from everyone for a while (it catches up later, by snapshot when the log was compacted meanwhile). The
+   * leader may remove itself, and sometimes crashes in the middle of a change: right after proposing it,
+   * as soon as it commits, or once it has applied it (before the followers have).
+   */
+  private reconfigure(): void {
+    if (this.healed) return;
+    const o = this.options;
+    const rng = this.rng;
+    const every = o.confChangeEveryMs;
+    this.queue.after(rng.range(every >> 1, (3 * every) >> 1), () => this.reconfigure());
     const l = this.leader();
-    if (!l?.raw) return;
-    const voters = l.raw.raft.trk.voterNodes();
-    let cc: ConfChange;
-    if (
-      this.nodes.length < this.options.nodes + MAX_ADDED_NODES && (voters.length <= 2 || this.rng.chance(0.5))
-    ) {
-      const node = this.addNode();
-      cc = { type: ConfChangeType.AddNode, nodeId: node.id, context: new Uint8Array() };
-    } else if (voters.length > 2) {
-      cc = { type: ConfChangeType.RemoveNode, nodeId: this.rng.pick(voters), context: new Uint8Array() };
-    } else {
-      return;
+    if (!l?.raw || l.retired || l.pausedUntil > this.queue.now) return;
+    const raft = l.raw.raft;
+    const voters = raft.trk.voterNodes();
+    const learners = raft.trk.learnerNodes();
+    const isMember = (id: NodeId): boolean => voters.includes(id) || learners.includes(id);
+    const learnerRoom = learners.length < MAX_LEARNERS || o.sabotage === "two-learners";
+    const pending = this.nodes.filter((n) =>
+      n.joinAs !== undefined && !n.retired && !isMember(n.id) && !this.removalProposed.has(n.id) &&
+      (n.joinAs === ConfChangeType.AddNode || learnerRoom)
+    );
+    const canAdd = this.addedNodes < MAX_ADDED_NODES;
+    const ops: [string, number][] = [];
+    if (pending.length > 0) ops.push(["retry", 3]);
+    if (canAdd && voters.length < MAX_VOTERS) ops.push(["add-voter", voters.length <= 2 ? 4 : 2]);
+    if (canAdd && learnerRoom) ops.push(["add-learner", 3]);
+    if (learners.length > 0) ops.push(["promote", 4], ["remove-learner", 1]);
+    // A voter is removed only from three or more: the others are then a majority of the configuration the
+    // removal is committed in, so they can always elect a leader and learn of it, even if the removed node
+    // (the only one that knew it was committed, say) stops for good. Removing one of two voters can leave
+    // the last one unable to ever win an election, in etcd as here.
+    if (voters.length >= 3) ops.push(["remove-voter", 2]);
+    if (voters.length >= 3 && voters.includes(l.id)) ops.push(["remove-leader", 2]);
+    if (ops.length === 0) return;
+    let x = rng.float() * ops.reduce((sum, [, w]) => sum + w, 0);
+    let op = ops[ops.length - 1][0];
+    for (const [name, w] of ops) {
+      if ((x -= w) < 0) {
+        op = name;
+        break;
+      }
     }
-    this.trace(() => `fault: leader ${l.id} proposes ${ConfChangeType[cc.type]} ${cc.nodeId}`);
+    let type: ConfChangeType;
+    let target: NodeId;
+    let behind = false;
+    switch (op) {
+      case "retry": {
+        const n = rng.pick(pending);
+        type = n.joinAs!;
+        target = n.id;
+        break;
+      }
+      case "add-voter":
+      case "add-learner":
+        type = op === "add-voter" ? ConfChangeType.AddNode : ConfChangeType.AddLearnerNode;
+        target = this.addNode(type).id;
+        break;
+      case "promote": {
+        target = rng.pick(learners);
+        const match = raft.trk.progress.get(target)?.match ?? 0;
+        const ready = match >= LEARNER_READY * (raft.trk.progress.get(l.id)?.match ?? 0);
+        // etcd refuses to promote a learner that is not ready; the raft layer does not care.
+        if (!ready && rng.chance(0.5)) {
+          this.trace(() => `reconfigure: learner ${target} is not ready to be promoted (match ${match})`);
+          return;
+        }
+        behind = !ready;
+        type = ConfChangeType.AddNode;
+        break;
+      }
+      case "remove-learner":
+        type = ConfChangeType.RemoveNode;
+        target = rng.pick(learners);
+        break;
+      case "remove-voter":
+        type = ConfChangeType.RemoveNode;
+        target = rng.pick(voters.filter((id) => id !== l.id));
+        break;
+      default:
+        type = ConfChangeType.RemoveNode;
+        target = l.id;
+        this.selfRemovals.add(l.id);
+    }
+    if (type === ConfChangeType.RemoveNode) this.removalProposed.add(target);
+    const cc: ConfChange = { type, nodeId: target, context: new Uint8Array() };
+    this.trace(() => `reconfigure: leader ${l.id} proposes ${ConfChangeType[type]} ${target} (${op})`);
+    this.stats.confChangesProposed++;
+    this.dirty.add(l);
+    if (o.sabotage === "unguarded-conf-change") raft.pendingConfIndex = 0;
     try {
       l.raw.proposeConfChange(cc);
     } catch (err) {
       if (!(err instanceof ErrProposalDropped)) throw err;
+      this.trace(() => `reconfigure: the proposal was dropped`);
+      return;
     }
-    this.dirty.add(l);
+    const last = raft.log.lastIndex();
+    if (!isConfChange(raft.log.slice(last, last + 1, NO_LIMIT)[0])) {
+      this.stats.confChangesRefused++;
+      this.trace(() => `reconfigure: raft refused it (a change is in flight), entry ${last} is empty`);
+      return;
+    }
+    if (behind) this.stats.promotionsBehind++;
+    if (!rng.chance(0.3)) return;
+    const on = rng.pick(["proposed", "committed", "applied"] as const);
+    this.trace(() => `reconfigure: leader ${l.id} will crash once entry ${last} is ${on}`);
+    if (on !== "proposed") {
+      l.crashAt = { index: last, on };
+      return;
+    }
+    const inc = l.incarnation;
+    this.queue.after(rng.range(0, 3), () => {
+      if (this.healed || l.incarnation !== inc) return;
+      this.stats.midChangeCrashes++;
+      this.crash(l);
+      this.restartLater(l);
+    });
+  }
+
+  /** Crashes a node whose conf change reached the point it was to crash at; true if it crashed. */
+  private crashMidChange(node: SimNode): boolean {
+    const at = node.crashAt;
+    if (!at || !node.raw) return false;
+    const reached = at.on === "committed"
+      ? node.raw.raft.log.committed >= at.index
+      : node.applied >= at.index;
+    if (!reached) return false;
+    node.crashAt = undefined;
+    if (this.healed) return false;
+    this.stats.midChangeCrashes++;
+    this.trace(() => `node ${node.id} crashes: the conf change at ${at.index} is ${at.on} here`);
+    this.crash(node);
+    this.restartLater(node);
+    return true;
   }
 
   /** Creates and starts a node with a new ID and empty storage; it learns the cluster from the leader. */
-  private addNode(): SimNode {
+  private addNode(joinAs: ConfChangeType.AddNode | ConfChangeType.AddLearnerNode): SimNode {
     const node = new SimNode(
       BigInt(this.nodes.length + 1),
       this.options.tickMs + this.rng.range(-1, 1),
       this.rng.fork(),
     );
+    node.joinAs = joinAs;
+    this.addedNodes++;
     this.nodes.push(node);
     this.byId.set(node.id, node);
     this.start(node, false);
     this.dirty.add(node);
     this.queue.after(this.rng.int(node.tickMs), () => this.tick(node));
+    if (this.rng.chance(joinAs === ConfChangeType.AddLearnerNode ? 0.5 : 0.3)) {
+      const until = this.queue.now + this.rng.range(100, 1500);
+      this.cutOffs.set(node.id, until);
+      this.stats.isolatedJoiners++;
+      this.trace(() => `node ${node.id} joins cut off from everyone until ${until}`);
+    }
     return node;
+  }
+
+  private isCutOff(id: NodeId): boolean {
+    const until = this.cutOffs.get(id);
+    return until !== undefined && until > this.queue.now;
+  }
+
+  /** Restarts a crashed node after a while (unless the run healed meanwhile, which restarts it). */
+  private restartLater(node: SimNode): void {
+    this.queue.after(this.rng.range(20, 800), () => {
+      if (!this.healed && !node.raw && !node.retired) this.restart(node);
+    });
+  }
+
+  /** A removed member learns it was removed from a peer's refusal (etcd's 410 Gone) and stops. */
+  private stopRemoved(node: SimNode): void {
+    if (!node.raw || node.retired) return;
+    node.retired = true;
+    this.stats.stoppedByPeers++;
+    this.trace(() => `node ${node.id} learns from a peer that it was removed and stops`);
+    this.crash(node);
   }
 
   /** The voters as the most advanced node has applied them (what an operator would list). */
@@ -618,11 +891,18 @@ class Simulation {
     return l.raw!.raft.trk.voterNodes().map((id) => this.byId.get(id)!);
   }
 
+  /** The stable leader's voters and learners as nodes. */
+  private leaderMembers(l: SimNode): SimNode[] {
+    const trk = l.raw!.raft.trk;
+    return [...trk.voterNodes(), ...trk.learnerNodes()].map((id) => this.byId.get(id)!);
+  }
+
   private crash(node: SimNode): void {
     this.stats.crashes++;
     this.trace(() => `crash node ${node.id} (unpersisted state and messages in flight are lost)`);
     node.raw = undefined;
     node.leaderMark = undefined;
+    node.crashAt = undefined;
     node.incarnation = 0;
     node.persisting = false;
     for (const op of [...node.writes.values(), ...node.reads.values()]) this.finish(op, undefined);
@@ -639,6 +919,7 @@ class Simulation {
     this.healed = true;
     this.net.heal();
     this.net.faults = { ...CALM };
+    this.cutOffs.clear();
     for (const n of this.nodes) if (!n.raw && !n.retired) this.restart(n);
     this.trace(() => "heal: network reliable, every node up");
     const deadline = this.queue.now + this.options.settleMs;
@@ -709,7 +990,9 @@ class Simulation {
     const l = this.leader();
     if (!l || !this.isStable()) return false;
     const commit = l.raw!.raft.log.committed;
-    return this.leaderVoters(l).every((n) => n.applied === commit && !n.persisting && !n.raw!.hasReady());
+    return this.leaderMembers(l).every((n) =>
+      n.raw !== undefined && n.applied === commit && !n.persisting && !n.raw.hasReady()
+    );
   }
 
   // ---- network -------------------------------------------------------------------------------------
@@ -722,6 +1005,21 @@ class Simulation {
       const inc = node.incarnation;
       this.queue.at(node.pausedUntil, () => {
         if (node.incarnation === inc) this.deliver(m);
+      });
+      return;
+    }
+    if (this.isCutOff(m.from) || this.isCutOff(m.to)) {
+      this.lost(m, "partitioned");
+      return;
+    }
+    if (node.removed.has(m.from)) {
+      // etcd's peer handler refuses a removed member (410 Gone); the sender learns it and stops.
+      this.stats.removedPeerDrops++;
+      this.trace(() => `refused (sender removed) ${describeMessage(m)}`);
+      const sender = this.byId.get(m.from)!;
+      const inc = sender.incarnation;
+      this.queue.after(this.rng.range(1, 5), () => {
+        if (sender.incarnation === inc) this.stopRemoved(sender);
       });
       return;
     }
@@ -765,14 +1063,17 @@ class Simulation {
       this.dirty.delete(node);
       if (!node.raw) continue;
       this.checkNode(node);
+      if (this.crashMidChange(node)) continue;
       if (node.persisting || node.pausedUntil > this.queue.now || !node.raw.hasReady()) continue;
       const rd = node.raw.ready();
       const inc = node.incarnation;
       node.persisting = true;
+      const early = this.sendsEarly(node, rd);
+      if (early) this.send(node, rd.messages);
       const done = (): void => {
         if (node.incarnation !== inc) return; // crashed meanwhile: the Ready is lost
         node.persisting = false;
-        this.handleReady(node, rd);
+        this.handleReady(node, rd, early);
         this.dirty.add(node);
       };
       if (this.rng.chance(this.options.asyncPersistRate)) {
@@ -784,7 +1085,32 @@ class Simulation {
     }
   }
 
-  private handleReady(node: SimNode, rd: Ready): void {
+  /** Under the unsynced-* sabotages: whether this Ready's messages leave before it is persisted. */
+  private sendsEarly(node: SimNode, rd: Ready): boolean {
+    const sabotage = this.options.sabotage;
+    if (sabotage !== "unsynced-entries" && sabotage !== "unsynced-votes") return false;
+    const hs = node.storage.getHardState();
+    const vote = rd.hardState !== undefined &&
+      (rd.hardState.term !== hs.term || rd.hardState.vote !== hs.vote);
+    return sabotage === "unsynced-entries" ? rd.entries.length > 0 && !vote : rd.entries.length === 0 && vote;
+  }
+
+  /** Hands messages to the network, except those to members this node applied the removal of. */
+  private send(node: SimNode, messages: Message[]): void {
+    for (const m of messages) {
+      if (node.removed.has(m.to)) {
+        this.stats.removedPeerDrops++; // etcd's transport no longer knows the peer
+        continue;
+      }
+      if (m.type === MessageType.Snap) this.stats.snapshotsSent++;
+      if (this.options.trace && m.type !== MessageType.Heartbeat && m.type !== MessageType.HeartbeatResp) {
+        this.trace(() => `send ${describeMessage(m)}`);
+      }
+      this.net.send(m);
+    }
+  }
+
+  private handleReady(node: SimNode, rd: Ready, sent: boolean): void {
     const raw = node.raw!;
     const s = node.storage;
     this.trace(() => {
@@ -814,13 +1140,7 @@ class Simulation {
         `node ${node.id} persisted commit ${persisted.commit} beyond its persisted log (${s.lastIndex()})`,
       );
     }
-    for (const m of rd.messages) {
-      if (m.type === MessageType.Snap) this.stats.snapshotsSent++;
-      if (this.options.trace && m.type !== MessageType.Heartbeat && m.type !== MessageType.HeartbeatResp) {
-        this.trace(() => `send ${describeMessage(m)}`);
-      }
-      this.net.send(m);
-    }
+    if (!sent) this.send(node, rd.messages);
     if (rd.snapshot) this.installSnapshot(node, rd.snapshot);
     for (const e of rd.committedEntries) this.apply(node, e);
     for (const rs of rd.readStates) this.readState(node, rs);
@@ -834,6 +1154,7 @@ class Simulation {
           `applied up to ${node.applied}${rd.snapshot ? ` (snapshot ${rd.snapshot.metadata.index})` : ""}`,
       );
     }
+    this.checkConfiguration(node, `applied up to ${node.applied}`);
     this.maybeCompact(node);
     this.serveReads(node);
   }
@@ -844,8 +1165,11 @@ class Simulation {
       this.fail(`node ${node.id} was handed snapshot ${index} although it applied up to ${node.applied}`);
     }
     this.stats.snapshotsInstalled++;
+    if (node.joinAs !== undefined) this.stats.joinerSnapshots++;
     this.trace(() => `node ${node.id} installs snapshot ${index}/${snap.metadata.term}`);
-    node.kv = decodeKv(snap.data);
+    const state = decodeState(snap.data);
+    node.kv = state.kv;
+    node.removed = state.removed;
     node.applied = index;
     node.confState = snap.metadata.confState;
   }
@@ -860,12 +1184,16 @@ class Simulation {
       const cc = decodeConfChange(e.data);
       node.confState = node.raw!.applyConfChange(cc);
       node.snapshotDue = true;
+      if (cc.type === ConfChangeType.RemoveNode && cc.nodeId !== node.id) node.removed.add(cc.nodeId);
       if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === node.id && !node.retired) {
-        // Like an etcd member that learns it was removed: it stops for good (after this Ready).
+        // Like an etcd member that applies its own removal: it stops for good after ten ticks (etcd's
+        // stopWithDelay, so that the commit reaches the others), still leading meanwhile if it led.
         node.retired = true;
-        this.trace(() => `node ${node.id} applied its own removal and shuts down`);
-        this.queue.after(0, () => {
-          if (node.raw) this.crash(node);
+        const delay = 10 * node.tickMs;
+        this.trace(() => `node ${node.id} applied its own removal and shuts down in ${delay}ms`);
+        const inc = node.incarnation;
+        this.queue.after(delay, () => {
+          if (node.raw && node.incarnation === inc) this.crash(node);
         });
       }
       return;
@@ -906,7 +1234,10 @@ class Simulation {
     if (every === 0 || (node.applied - s.snapshot().metadata.index < every && !node.snapshotDue)) return;
     if (node.applied <= s.snapshot().metadata.index) return;
     node.snapshotDue = false;
-    s.createSnapshot(node.applied, node.confState, encodeKv(node.kv));
+    const confState = this.options.sabotage === "stale-snapshot-conf"
+      ? s.snapshot().metadata.confState
+      : node.confState;
+    s.createSnapshot(node.applied, confState, encodeState(node.kv, node.removed));
     // Keep a few entries so that slightly lagging followers can still be caught up from the log.
     const compactTo = node.applied - this.rng.range(0, 3);
     if (compactTo >= s.firstIndex()) s.compact(compactTo);
@@ -1044,6 +1375,7 @@ class Simulation {
       if (lo <= committed) {
         for (const e of r.log.slice(lo, committed + 1, NO_LIMIT)) this.recordCommitted(node, e);
       }
+      if (r.state === StateType.Leader) this.checkCommitQuorum(node, committed);
       node.lastCommit = committed;
       if (committed > this.stats.maxCommit) this.stats.maxCommit = committed;
     }
@@ -1054,6 +1386,7 @@ class Simulation {
         this.stats.leaders++;
         this.trace(() => `node ${node.id} is leader of term ${r.term}`);
         this.checkLeaderCompleteness(node);
+        this.checkElectionQuorum(node);
       } else if (claim.kind === "conflict") {
         this.fail(`election safety: nodes ${claim.other} and ${node.id} are both leaders of term ${r.term}`);
       }
@@ -1066,10 +1399,86 @@ class Simulation {
           `leader append-only: leader ${node.id} of term ${r.term} lost or replaced entry ${mark.index}`,
         );
       }
+      if (!mark || mark.term !== r.term || r.log.lastIndex() > mark.index) {
+        this.checkConfChangesInFlight(node);
+      }
       node.leaderMark = { term: r.term, index: r.log.lastIndex(), entryTerm: r.log.lastTerm() };
     } else {
       node.leaderMark = undefined;
     }
+    node.checkedApplied = node.applied;
+  }
+
+  /**
+   * Configuration agreement: once a node has applied up to index i (by entries or a snapshot, or on
+   * restart), the configuration its Raft core uses, and the one the application tracks (and puts in its
+   * snapshots), are the one decided by the committed conf changes up to i. So every node applying the
+   * conf change at i ends up with the same configuration.
+   */
+  private checkConfiguration(node: SimNode, when: string): void {
+    if (!node.raw || node.applied < this.bootstrapEntries) return;
+    // A snapshot the core accepted switches its configuration at once, before the application installs it.
+    const incoming = node.raw.raft.log.unstable.snapshot?.metadata.index;
+    const views = [
+      ["its raft core uses", membershipOf(node.raw.raft.trk.confState()), incoming ?? node.applied],
+      ["it tracks", membershipOf(node.confState), node.applied],
+    ] as const;
+    for (const [what, got, index] of views) {
+      const want = this.confHistory.at(index);
+      if (!sameMembership(got, want)) {
+        this.fail(
+          `configuration agreement: node ${node.id} ${when}: ${what} ${describeMembership(got)}, but the ` +
+            `committed conf changes up to ${index} give ${describeMembership(want)}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * A leader's new commit index is durable on a majority of the voters of a configuration it held since
+   * the last check (learners and removed members never count).
+   */
+  private checkCommitQuorum(node: SimNode, index: number): void {
+    const term = this.committed[index].term;
+    const configs: Membership[] = this.confHistory.between(
+      Math.min(node.checkedApplied, node.applied),
+      node.applied,
+    );
+    const v = commitViolation(node.id, index, configs, (id) => {
+      const n = this.byId.get(id);
+      if (!n) return false;
+      const s = n.storage;
+      if (index <= s.snapshot().metadata.index) return true;
+      return index <= s.lastIndex() && s.term(index) === term;
+    });
+    if (v !== undefined) this.fail(`commit quorum: ${v}`);
+  }
+
+  /** A new leader is a voter of its configuration, elected by a durable majority of its voters. */
+  private checkElectionQuorum(node: SimNode): void {
+    const r = node.raw!.raft;
+    const config = this.confHistory.at(node.applied);
+    const v = electionViolation(
+      node.id,
+      r.term,
+      config,
+      (id) => (id === node.id ? r.vote : this.byId.get(id)?.votes.get(r.term)),
+    );
+    if (v !== undefined) this.fail(`election quorum: ${v}`);
+  }
+
+  /** A leader appends a conf change only once every earlier one in its log is applied. */
+  private checkConfChangesInFlight(node: SimNode): void {
+    const log = node.raw!.raft.log;
+    const lo = Math.max(node.applied + 1, log.firstIndex());
+    if (lo > log.lastIndex()) return;
+    const unapplied = log.slice(lo, log.lastIndex() + 1, NO_LIMIT).map((e) => ({
+      index: e.index,
+      term: e.term,
+      confChange: isConfChange(e),
+    }));
+    const v = confChangeInFlightViolation(node.id, node.raw!.raft.term, unapplied);
+    if (v !== undefined) this.fail(`one conf change in flight: ${v}`);
   }
 
   private recordCommitted(node: SimNode, e: Entry): void {
@@ -1083,7 +1492,7 @@ class Simulation {
         commitTerm: node.raw!.raft.term,
       };
       if (e.index > this.maxCommitted) this.maxCommitted = e.index;
-      if (e.type === EntryType.ConfChange && e.index > this.bootstrapEntries) this.stats.confChanges++;
+      if (e.type === EntryType.ConfChange && e.index > this.bootstrapEntries) this.recordConfChange(e);
       if (e.type === EntryType.Normal && e.data.length > 0) {
         const op = this.opsById.get((JSON.parse(dec.decode(e.data)) as LoggedOp).id);
         if (op) op.committedAt = this.queue.now;
@@ -1094,6 +1503,31 @@ class Simulation {
           `but as a different entry of term ${e.term} on node ${node.id}`,
       );
     }
+  }
+
+  /** Adds a newly committed conf change to the configuration history and counts it by kind. */
+  private recordConfChange(e: Entry): void {
+    this.stats.confChanges++;
+    const cc = decodeConfChange(e.data);
+    const before = this.confHistory.at(e.index - 1);
+    const problem = this.confHistory.record(e.index, cc, MAX_LEARNERS);
+    if (problem !== undefined) this.fail(`configuration: ${problem}`);
+    const wasVoter = before.voters.includes(cc.nodeId);
+    const wasLearner = before.learners.includes(cc.nodeId);
+    if (cc.type === ConfChangeType.AddNode) {
+      if (wasLearner) this.stats.promotions++;
+      else if (!wasVoter) this.stats.votersAdded++;
+    } else if (cc.type === ConfChangeType.AddLearnerNode) {
+      if (!wasLearner) this.stats.learnersAdded++;
+    } else if (cc.type === ConfChangeType.RemoveNode) {
+      if (wasLearner) this.stats.learnersRemoved++;
+      if (wasVoter) this.stats.votersRemoved++;
+      if (wasVoter && this.selfRemovals.has(cc.nodeId)) this.stats.leadersRemoved++;
+    }
+    this.trace(() =>
+      `conf change ${ConfChangeType[cc.type]} ${cc.nodeId} committed at ${e.index}: ` +
+      describeMembership(this.confHistory.at(e.index))
+    );
   }
 
   /**
@@ -1162,17 +1596,18 @@ class Simulation {
   }
 
   private finalChecks(): void {
-    // All nodes hold the same state machine.
-    const voters = this.leaderVoters(this.leader()!);
-    const states = voters.map((n) => dec.decode(encodeKv(n.kv)));
+    // All members, learners included, hold the same state machine and configuration.
+    const members = this.leaderMembers(this.leader()!);
+    const states = members.map((n) => dec.decode(encodeKv(n.kv)));
     for (let i = 1; i < states.length; i++) {
       if (states[i] !== states[0]) {
         this.fail(
-          `state machine safety: nodes ${voters[0].id} and ${voters[i].id} applied up to ` +
-            `${voters[0].applied} but hold different data: ${states[0]} vs ${states[i]}`,
+          `state machine safety: nodes ${members[0].id} and ${members[i].id} applied up to ` +
+            `${members[0].applied} but hold different data: ${states[0]} vs ${states[i]}`,
         );
       }
     }
+    for (const n of members) this.checkConfiguration(n, "at the end");
     // Liveness: every write issued once the leader was stable committed, and every read completed, within
     // the bound. (A write's client may still time out: its node can skip the entry by installing a
     // snapshot, and then never learns the result, just as in etcd.)

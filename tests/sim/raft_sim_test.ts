@@ -2,8 +2,12 @@
  * The Raft simulator over many seeds: safety after every event, liveness after healing, and
  * linearizability of the client history (see cluster.ts for what one run does).
  *
+ * Every run also reconfigures the cluster under faults (voters and learners added, learners promoted,
+ * voters and the leader removed, leaders crashing mid-change, joiners cut off), and the membership checks
+ * run after every event; the sabotage runs prove that each check can fail.
+ *
  * Environment:
- * - `SIM_SEEDS=n` runs n seeds (default 1000) starting at `SIM_FIRST_SEED` (default 1).
+ * - `SIM_SEEDS=n` runs n seeds (default 2000) starting at `SIM_FIRST_SEED` (default 1).
  * - `SIM_SEED=s` runs only seed s (the replay command printed by a failure); with `SIM_TRACE=1` it
  *   prints the whole trace of that run.
  *
@@ -43,7 +47,7 @@ Deno.test("raft simulation: safety, liveness and linearizability over many seeds
     return;
   }
   const first = Number(env("SIM_FIRST_SEED") ?? 1);
-  const count = Number(env("SIM_SEEDS") ?? 1000);
+  const count = Number(env("SIM_SEEDS") ?? 2000);
   const totals = {
     runs: 0,
     threeNodes: 0,
@@ -54,6 +58,21 @@ Deno.test("raft simulation: safety, liveness and linearizability over many seeds
     snapshotsInstalled: 0,
     pauses: 0,
     confChanges: 0,
+    runsWithConfChanges: 0,
+    confChangesProposed: 0,
+    confChangesRefused: 0,
+    votersAdded: 0,
+    learnersAdded: 0,
+    promotions: 0,
+    promotionsBehind: 0,
+    votersRemoved: 0,
+    learnersRemoved: 0,
+    leadersRemoved: 0,
+    isolatedJoiners: 0,
+    joinerSnapshots: 0,
+    midChangeCrashes: 0,
+    removedPeerDrops: 0,
+    stoppedByPeers: 0,
     readyAsync: 0,
     opsCompleted: 0,
     opsPending: 0,
@@ -73,6 +92,27 @@ Deno.test("raft simulation: safety, liveness and linearizability over many seeds
     totals.snapshotsInstalled += r.stats.snapshotsInstalled;
     totals.pauses += r.stats.pauses;
     totals.confChanges += r.stats.confChanges;
+    if (r.stats.confChanges > 0) totals.runsWithConfChanges++;
+    for (
+      const k of [
+        "confChangesProposed",
+        "confChangesRefused",
+        "votersAdded",
+        "learnersAdded",
+        "promotions",
+        "promotionsBehind",
+        "votersRemoved",
+        "learnersRemoved",
+        "leadersRemoved",
+        "isolatedJoiners",
+        "joinerSnapshots",
+        "midChangeCrashes",
+        "removedPeerDrops",
+        "stoppedByPeers",
+      ] as const
+    ) {
+      totals[k] += r.stats[k];
+    }
     totals.readyAsync += r.stats.readyAsync;
     totals.opsCompleted += r.stats.opsCompleted;
     totals.opsPending += r.stats.opsPending;
@@ -90,9 +130,24 @@ Deno.test("raft simulation: safety, liveness and linearizability over many seeds
     assert(totals.snapshotsInstalled > count / 10, "followers caught up from snapshots");
     assert(totals.readyAsync > 0, "persistence overlapped with new messages");
     assert(totals.pauses > count / 2, "processes froze");
-    assert(totals.confChanges > count / 10, "membership changed");
+    assert(totals.runsWithConfChanges > 0.9 * count, "membership changed in (nearly) every run");
+    assert(totals.confChanges > 3 * count, "membership changed several times per run");
+    assert(totals.confChangesRefused > count / 10, "raft refused changes proposed while one was in flight");
+    assert(totals.votersAdded > count / 2, "voters were added");
     assert(
-      totals.opsPending > 0 && totals.opsCompleted > 10 * totals.opsPending,
+      totals.learnersAdded > count / 2 && totals.promotions > count / 4,
+      "learners joined and were promoted",
+    );
+    assert(totals.promotionsBehind > count / 20, "learners far behind were promoted");
+    assert(totals.votersRemoved > count / 2 && totals.learnersRemoved > 0, "members were removed");
+    assert(totals.leadersRemoved > count / 10, "leaders removed themselves");
+    assert(totals.isolatedJoiners > count / 4, "joiners were cut off");
+    assert(totals.joinerSnapshots > count / 10, "joiners caught up from snapshots");
+    assert(totals.midChangeCrashes > count / 4, "leaders crashed in the middle of changes");
+    assert(totals.removedPeerDrops > 0 && totals.stoppedByPeers > 0, "peers refused removed members");
+    // Reconfiguration leaves the cluster without a leader now and then, hence more timeouts than without.
+    assert(
+      totals.opsPending > 0 && totals.opsCompleted > 5 * totals.opsPending,
       "clients saw results and timeouts",
     );
     assert(totals.duplicated > 0, "messages were duplicated");
@@ -129,12 +184,16 @@ Deno.test("raft simulation: a seed replays exactly", () => {
 
 /**
  * Runs seeds with a deliberately broken harness until one fails; returns that failure. Snapshots are off
- * so that only the sabotage can be at fault.
+ * (unless `overrides` turn them on) so that only the sabotage can be at fault.
  */
-function firstFailure(sabotage: Sabotage, seeds: number): SimFailure | undefined {
+function firstFailure(
+  sabotage: Sabotage,
+  seeds: number,
+  overrides: Partial<SimOptions> = {},
+): SimFailure | undefined {
   for (let seed = 1; seed <= seeds; seed++) {
     try {
-      runSimulation(optionsForSeed(seed, { sabotage, snapshotEvery: 0 }));
+      runSimulation(optionsForSeed(seed, { sabotage, snapshotEvery: 0, ...overrides }));
     } catch (err) {
       if (err instanceof SimFailure) return err;
       throw err;
@@ -165,5 +224,45 @@ Deno.test("raft simulation: the checks catch a broken harness", async (t) => {
       f.reason,
       /changed its vote|election safety|state machine safety|log matching|linearizability/,
     );
+  });
+
+  // Each membership check, caught by the first failing seed of a harness broken the way it guards against.
+  await t.step("a snapshot with a stale configuration breaks configuration agreement", () => {
+    const f = firstFailure("stale-snapshot-conf", 50, { snapshotEvery: 8 });
+    assert(f !== undefined, "no run failed");
+    assertMatch(
+      f.reason,
+      /^configuration agreement: node \d+ .*but the committed conf changes up to \d+ give/,
+    );
+  });
+
+  await t.step("acknowledging entries before persisting them breaks the commit quorum", () => {
+    const f = firstFailure("unsynced-entries", 50, { asyncPersistRate: 1 });
+    assert(f !== undefined, "no run failed");
+    assertMatch(
+      f.reason,
+      /^commit quorum: leader \d+ committed index \d+, durable only on .* not a majority/,
+    );
+  });
+
+  await t.step("granting votes before persisting them breaks the election quorum", () => {
+    const f = firstFailure("unsynced-votes", 50, { asyncPersistRate: 1 });
+    assert(f !== undefined, "no run failed");
+    assertMatch(
+      f.reason,
+      /^election quorum: node \d+ leads term \d+ with durable votes from .* not a majority/,
+    );
+  });
+
+  await t.step("a second conf change in flight is caught", () => {
+    const f = firstFailure("unguarded-conf-change", 50);
+    assert(f !== undefined, "no run failed");
+    assertMatch(f.reason, /^one conf change in flight: leader \d+ of term \d+ appended the conf change at/);
+  });
+
+  await t.step("a second learner is caught", () => {
+    const f = firstFailure("two-learners", 100);
+    assert(f !== undefined, "no run failed");
+    assertMatch(f.reason, /^configuration: more than 1 learner\(s\) after the conf change at index \d+/);
   });
 });
