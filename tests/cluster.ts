@@ -21,7 +21,7 @@
  */
 import { join } from "node:path";
 import { Etcd3, type IOptions } from "etcd3";
-import { etcdctl, freePort, type Impl, sleep, spawn } from "./helpers.ts";
+import { ctlOk, type CtlResult, etcdctl, freePort, type Impl, sleep, spawn } from "./helpers.ts";
 
 /** How a cluster is laid out and how its members are told about it. */
 export interface ClusterSpec {
@@ -464,5 +464,170 @@ export class Cluster {
   /** Every member's log, labelled, for failure messages. */
   logs(): string {
     return this.members.map((m) => `===== ${m.name} (${m.impl}) =====\n${m.logSince()}`).join("\n");
+  }
+}
+
+// ---- runtime reconfiguration: members added to a running cluster (etcd's runtime reconfiguration guide)
+
+/** Where a member that is yet to be added to a running cluster will listen, and its data directory. */
+export interface NewMemberAddrs {
+  name: string;
+  host: string;
+  /** `host:port` for clients, as etcdctl's `--endpoints` takes it. */
+  endpoint: string;
+  clientUrl: string;
+  peerUrl: string;
+  dataDir: string;
+}
+
+/**
+ * Addresses for a member to be added with `etcdctl member add NAME --peer-urls=PEER`: a free client and
+ * peer port on `host` (or the guide's 2379/2380), and a data directory `NAME.etcd` under `root` (a
+ * cluster's {@link Cluster.root}, so that {@link Cluster.destroy} removes it).
+ */
+export function newMemberAddrs(
+  name: string,
+  host: string,
+  root: string,
+  ports: "guide" | "free" = "free",
+): NewMemberAddrs {
+  const clientPort = ports === "guide" ? 2379 : freePort(host);
+  const peerPort = ports === "guide" ? 2380 : freePort(host);
+  return {
+    name,
+    host,
+    endpoint: `${host}:${clientPort}`,
+    clientUrl: `http://${host}:${clientPort}`,
+    peerUrl: `http://${host}:${peerPort}`,
+    dataDir: join(root, `${name}.etcd`),
+  };
+}
+
+/**
+ * The `ETCD_*` variables `etcdctl member add` prints for the new member (`ETCD_NAME="infra3"`, ...), in
+ * the order printed. Throws when there are none.
+ */
+export function memberAddEnv(stdout: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of stdout.split("\n")) {
+    const m = line.match(/^(ETCD_[A-Z_]+)="(.*)"$/);
+    if (m) env[m[1]] = m[2];
+  }
+  if (Object.keys(env).length === 0) throw new Error(`no ETCD_* lines in member add output: ${stdout}`);
+  return env;
+}
+
+/**
+ * A member joining a running cluster as the guide starts it: exactly the variables `member add` printed
+ * (`env`: `ETCD_NAME`, `ETCD_INITIAL_CLUSTER`, `ETCD_INITIAL_ADVERTISE_PEER_URLS`,
+ * `ETCD_INITIAL_CLUSTER_STATE`), plus its listen URLs, advertised client URL and data directory as flags,
+ * then `extraArgs`. Not started: push it onto {@link Cluster.members} (so it is killed with the cluster)
+ * and call {@link ClusterMember.spawn}.
+ */
+export function joiningMember(
+  impl: Impl,
+  addrs: NewMemberAddrs,
+  env: Record<string, string>,
+  extraArgs: string[] = [],
+): ClusterMember {
+  const args = [
+    "--listen-peer-urls",
+    addrs.peerUrl,
+    "--listen-client-urls",
+    addrs.clientUrl,
+    "--advertise-client-urls",
+    addrs.clientUrl,
+    "--data-dir",
+    addrs.dataDir,
+    ...extraArgs,
+  ];
+  return new ClusterMember(
+    impl,
+    addrs.name,
+    addrs.host,
+    addrs.endpoint,
+    addrs.clientUrl,
+    addrs.peerUrl,
+    addrs.dataDir,
+    args,
+    env,
+  );
+}
+
+/**
+ * The same member (name, addresses, data directory, environment) with the command line `args`, e.g. its
+ * own plus `--force-new-cluster`. A new log; the old process, if any, is not touched.
+ */
+export function memberWithArgs(m: ClusterMember, args: string[]): ClusterMember {
+  return new ClusterMember(
+    m.impl,
+    m.name,
+    m.host,
+    m.endpoint,
+    m.clientUrl,
+    m.peerUrl,
+    m.dataDir,
+    args,
+    m.env,
+    m.ctlArgs,
+  );
+}
+
+/**
+ * etcdctl's own error message of a failed run: its last `Error: ...` line on stderr, prefix dropped (the
+ * client library's JSON retry warnings before it are left out), or "" when there is none.
+ */
+export function ctlError(r: CtlResult): string {
+  const line = r.stderr.split("\n").findLast((l) => l.startsWith("Error: "));
+  return line === undefined ? "" : line.slice("Error: ".length);
+}
+
+/** One member of `etcdctl member list -w json`, the ID as etcdctl prints it in hex. */
+export interface ListedMember {
+  id: string;
+  /** Empty until the member has started and published its name. */
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+/** `etcdctl member list -w json` through `endpoints`, sorted by name then peer URL. */
+export async function listMembers(endpoints: string, ctlArgs: string[] = []): Promise<ListedMember[]> {
+  const text = await ctlOk(endpoints, [...ctlArgs, "member", "list", "-w", "json"]);
+  const parsed = parseCtlJson(text) as {
+    members?: {
+      ID: string;
+      name?: string;
+      peerURLs?: string[];
+      clientURLs?: string[];
+      isLearner?: boolean;
+    }[];
+  };
+  return (parsed.members ?? []).map((m) => ({
+    id: idOf(m.ID).toString(16),
+    name: m.name ?? "",
+    peerURLs: m.peerURLs ?? [],
+    clientURLs: m.clientURLs ?? [],
+    isLearner: m.isLearner ?? false,
+  })).sort((a, b) => a.name.localeCompare(b.name) || a.peerURLs.join().localeCompare(b.peerURLs.join()));
+}
+
+/**
+ * Runs an etcdctl command again while it fails with an error matching `transient` (etcd refuses
+ * reconfiguration with "etcdserver: unhealthy cluster" until every voter has been connected to the
+ * leader for five seconds), up to `timeoutMs`; returns the last run.
+ */
+export async function ctlRetrying(
+  endpoints: string,
+  args: string[],
+  transient: RegExp,
+  timeoutMs = 15_000,
+): Promise<CtlResult> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await etcdctl(endpoints, args, { timeoutMs: 10_000 });
+    if (r.code === 0 || !transient.test(ctlError(r)) || Date.now() >= deadline) return r;
+    await sleep(250);
   }
 }

@@ -34,7 +34,8 @@ import {
   parseCtlJson,
   parseEndpointStatus,
 } from "./cluster.ts";
-import { checkKv, type KvInput, type KvOperation, type KvOutput } from "./sim/linearizability.ts";
+import { checkKv } from "./sim/linearizability.ts";
+import { History } from "./history.ts";
 import { clusterId as expectedClusterId, memberId as expectedMemberId } from "../discovery/ids.ts";
 
 /** The loopback addresses of case `slot` (1..6) for `impl`: three of 127.0.1.130–165, never shared. */
@@ -227,32 +228,6 @@ for (const impl of implementations()) {
     ignore: !HAVE_ETCDCTL,
     fn: () => withCluster({ impl, hosts: hostsFor(6, impl) }, (c) => foreignMember(impl, c)),
   });
-}
-
-/** Records client operations with their call and return times, for the linearizability checker. */
-class History {
-  readonly ops: KvOperation[] = [];
-
-  /**
-   * Runs `fn` as one operation. A call that fails stays pending (its effect is unknown: a write may have
-   * been committed after all); returns the output, or undefined when the call failed.
-   */
-  async run(client: number, input: KvInput, fn: () => Promise<KvOutput>): Promise<KvOutput | undefined> {
-    const op: KvOperation = { client, input, call: performance.now() };
-    this.ops.push(op);
-    try {
-      op.output = await fn();
-      op.return = performance.now();
-      return op.output;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Operations that completed. */
-  completed(): number {
-    return this.ops.filter((o) => o.return !== undefined).length;
-  }
 }
 
 const WRITERS = 4;
