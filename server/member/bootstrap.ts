@@ -193,20 +193,7 @@ export async function openMember(
       "initial-cluster": [...local].map(([n, urls]) => urls.map((u) => `${n}=${u}`).join(",")).join(","),
     });
     return {
-      memberId,
-      clusterId: remote.clusterId,
-      membership: new Membership(remote.clusterId),
-      mvcc: new MvccStore(history),
-      leases: new LeaseStore(),
-      v2store: new V2Store(),
-      node,
-      storage,
-      wal,
-      snapshotter,
-      appliedIndex: 0,
-      historyFile,
-      confState: EMPTY_CONF_STATE,
-      restored: false,
+      ...fresh(memberId, remote.clusterId, wal, node),
       remotes: remote.members.filter((m) => m.id !== memberId),
     };
   }
@@ -261,20 +248,25 @@ export async function openMember(
     "cluster-id": hexId(clusterId),
     "initial-cluster": [...cluster].map(([n, urls]) => urls.map((u) => `${n}=${u}`).join(",")).join(","),
   });
-  return {
-    memberId,
-    clusterId,
-    membership: new Membership(clusterId),
-    mvcc: new MvccStore(history),
-    leases: new LeaseStore(),
-    v2store: new V2Store(),
-    node,
-    storage,
-    wal,
-    snapshotter,
-    appliedIndex: 0,
-    historyFile,
-    confState: EMPTY_CONF_STATE,
-    restored: false,
-  };
+  return fresh(memberId, clusterId, wal, node);
+
+  /** A new member's empty state around its new WAL and Raft node. */
+  function fresh(memberId: bigint, clusterId: bigint, wal: Wal, node: RawNode): MemberInit {
+    return {
+      memberId,
+      clusterId,
+      membership: new Membership(clusterId),
+      mvcc: new MvccStore(history),
+      leases: new LeaseStore(),
+      v2store: new V2Store(),
+      node,
+      storage,
+      wal,
+      snapshotter,
+      appliedIndex: 0,
+      historyFile,
+      confState: EMPTY_CONF_STATE,
+      restored: false,
+    };
+  }
 }
