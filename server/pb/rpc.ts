@@ -49,6 +49,11 @@ const W = new Writer(4096);
 
 // ---- enums ---------------------------------------------------------------------------------------
 
+/** etcdserverpb.AlarmType. */
+export const AlarmType = { NONE: 0, NOSPACE: 1, CORRUPT: 2 } as const;
+/** One of the values of {@linkcode AlarmType}. */
+export type AlarmType = typeof AlarmType[keyof typeof AlarmType];
+
 /** etcdserverpb.RangeRequest.SortOrder. */
 export const SortOrder = { NONE: 0, ASCEND: 1, DESCEND: 2 } as const;
 /** One of the values of {@linkcode SortOrder}. */
@@ -73,6 +78,11 @@ export type CompareTarget = typeof CompareTarget[keyof typeof CompareTarget];
 export const FilterType = { NOPUT: 0, NODELETE: 1 } as const;
 /** One of the values of {@linkcode FilterType}. */
 export type FilterType = typeof FilterType[keyof typeof FilterType];
+
+/** etcdserverpb.AlarmRequest.AlarmAction. */
+export const AlarmAction = { GET: 0, ACTIVATE: 1, DEACTIVATE: 2 } as const;
+/** One of the values of {@linkcode AlarmAction}. */
+export type AlarmAction = typeof AlarmAction[keyof typeof AlarmAction];
 
 /** mvccpb.Event.EventType. */
 export const EventType = { PUT: 0, DELETE: 1 } as const;
@@ -3456,4 +3466,519 @@ export function encodeMoveLeaderResponse(m: MoveLeaderResponse): Uint8Array {
 /** Decodes an etcdserverpb.MoveLeaderResponse. */
 export function decodeMoveLeaderResponse(b: Uint8Array): MoveLeaderResponse {
   return readMoveLeaderResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AlarmRequest -------------------------------------------------------------------
+
+/** etcdserverpb.AlarmRequest. */
+export interface AlarmRequest {
+  /** Values: {@linkcode AlarmAction}. */
+  action: number;
+  memberID: bigint;
+  /** Values: {@linkcode AlarmType}. */
+  alarm: number;
+}
+
+const TAG_ALARM_REQUEST_ACTION = (1 << 3) | WireType.VARINT;
+const TAG_ALARM_REQUEST_MEMBER_ID = (2 << 3) | WireType.VARINT;
+const TAG_ALARM_REQUEST_ALARM = (3 << 3) | WireType.VARINT;
+const ALARM_REQUEST_FIELDS = fieldMask(1, 2, 3);
+
+function writeAlarmRequest(w: Writer, m: AlarmRequest): void {
+  if (m.action) {
+    w.uint32(TAG_ALARM_REQUEST_ACTION);
+    w.int32(m.action);
+  }
+  if (m.memberID) {
+    w.uint32(TAG_ALARM_REQUEST_MEMBER_ID);
+    w.uint64Big(m.memberID);
+  }
+  if (m.alarm) {
+    w.uint32(TAG_ALARM_REQUEST_ALARM);
+    w.int32(m.alarm);
+  }
+}
+
+function readAlarmRequest(r: Reader): AlarmRequest {
+  let action = 0;
+  let memberID = 0n;
+  let alarm = 0;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_ALARM_REQUEST_ACTION:
+        action = r.int32();
+        break;
+      case TAG_ALARM_REQUEST_MEMBER_ID:
+        memberID = r.uint64Big();
+        break;
+      case TAG_ALARM_REQUEST_ALARM:
+        alarm = r.int32();
+        break;
+      default:
+        r.skipField(tag, ALARM_REQUEST_FIELDS);
+    }
+  }
+  return { action, memberID, alarm };
+}
+
+/** Encodes an etcdserverpb.AlarmRequest. */
+export function encodeAlarmRequest(m: AlarmRequest): Uint8Array {
+  W.reset();
+  writeAlarmRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AlarmRequest. */
+export function decodeAlarmRequest(b: Uint8Array): AlarmRequest {
+  return readAlarmRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AlarmMember --------------------------------------------------------------------
+
+/** etcdserverpb.AlarmMember. */
+export interface AlarmMember {
+  memberID: bigint;
+  /** Values: {@linkcode AlarmType}. */
+  alarm: number;
+}
+
+const TAG_ALARM_MEMBER_MEMBER_ID = (1 << 3) | WireType.VARINT;
+const TAG_ALARM_MEMBER_ALARM = (2 << 3) | WireType.VARINT;
+const ALARM_MEMBER_FIELDS = fieldMask(1, 2);
+
+function writeAlarmMember(w: Writer, m: AlarmMember): void {
+  if (m.memberID) {
+    w.uint32(TAG_ALARM_MEMBER_MEMBER_ID);
+    w.uint64Big(m.memberID);
+  }
+  if (m.alarm) {
+    w.uint32(TAG_ALARM_MEMBER_ALARM);
+    w.int32(m.alarm);
+  }
+}
+
+function readAlarmMember(r: Reader): AlarmMember {
+  let memberID = 0n;
+  let alarm = 0;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_ALARM_MEMBER_MEMBER_ID:
+        memberID = r.uint64Big();
+        break;
+      case TAG_ALARM_MEMBER_ALARM:
+        alarm = r.int32();
+        break;
+      default:
+        r.skipField(tag, ALARM_MEMBER_FIELDS);
+    }
+  }
+  return { memberID, alarm };
+}
+
+function readAlarmMemberNested(r: Reader): AlarmMember {
+  const outer = r.enter();
+  const m = readAlarmMember(r);
+  r.leave(outer);
+  return m;
+}
+
+// ---- etcdserverpb.AlarmResponse ------------------------------------------------------------------
+
+/** etcdserverpb.AlarmResponse. */
+export interface AlarmResponse {
+  header: ResponseHeader;
+  alarms: AlarmMember[];
+}
+
+const TAG_ALARM_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_ALARM_RESPONSE_ALARMS = (2 << 3) | WireType.LENGTH_DELIMITED;
+const ALARM_RESPONSE_FIELDS = fieldMask(1, 2);
+
+function writeAlarmResponse(w: Writer, m: AlarmResponse): void {
+  if (m.header) {
+    w.uint32(TAG_ALARM_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  const alarms = m.alarms;
+  if (alarms) {
+    for (let i = 0; i < alarms.length; i++) {
+      w.uint32(TAG_ALARM_RESPONSE_ALARMS);
+      const mark = w.beginLength();
+      writeAlarmMember(w, alarms[i]);
+      w.endLength(mark);
+    }
+  }
+}
+
+function readAlarmResponse(r: Reader): AlarmResponse {
+  let header: ResponseHeader | undefined;
+  const alarms: AlarmMember[] = [];
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_ALARM_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_ALARM_RESPONSE_ALARMS:
+        alarms.push(readAlarmMemberNested(r));
+        break;
+      default:
+        r.skipField(tag, ALARM_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader(), alarms };
+}
+
+/** Encodes an etcdserverpb.AlarmResponse. */
+export function encodeAlarmResponse(m: AlarmResponse): Uint8Array {
+  W.reset();
+  writeAlarmResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AlarmResponse. */
+export function decodeAlarmResponse(b: Uint8Array): AlarmResponse {
+  return readAlarmResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.DefragmentRequest --------------------------------------------------------------
+
+/** etcdserverpb.DefragmentRequest. */
+export type DefragmentRequest = Record<string, never>;
+
+function readDefragmentRequest(r: Reader): DefragmentRequest {
+  while (r.pos < r.end) r.skipField(r.tag(), 0);
+  return {};
+}
+
+/** Encodes an etcdserverpb.DefragmentRequest. */
+export function encodeDefragmentRequest(_m: DefragmentRequest): Uint8Array {
+  return EMPTY;
+}
+
+/** Decodes an etcdserverpb.DefragmentRequest. */
+export function decodeDefragmentRequest(b: Uint8Array): DefragmentRequest {
+  return readDefragmentRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.DefragmentResponse -------------------------------------------------------------
+
+/** etcdserverpb.DefragmentResponse. */
+export interface DefragmentResponse {
+  header: ResponseHeader;
+}
+
+const TAG_DEFRAGMENT_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const DEFRAGMENT_RESPONSE_FIELDS = fieldMask(1);
+
+function writeDefragmentResponse(w: Writer, m: DefragmentResponse): void {
+  if (m.header) {
+    w.uint32(TAG_DEFRAGMENT_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+}
+
+function readDefragmentResponse(r: Reader): DefragmentResponse {
+  let header: ResponseHeader | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_DEFRAGMENT_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      default:
+        r.skipField(tag, DEFRAGMENT_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader() };
+}
+
+/** Encodes an etcdserverpb.DefragmentResponse. */
+export function encodeDefragmentResponse(m: DefragmentResponse): Uint8Array {
+  W.reset();
+  writeDefragmentResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.DefragmentResponse. */
+export function decodeDefragmentResponse(b: Uint8Array): DefragmentResponse {
+  return readDefragmentResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.HashRequest --------------------------------------------------------------------
+
+/** etcdserverpb.HashRequest. */
+export type HashRequest = Record<string, never>;
+
+function readHashRequest(r: Reader): HashRequest {
+  while (r.pos < r.end) r.skipField(r.tag(), 0);
+  return {};
+}
+
+/** Encodes an etcdserverpb.HashRequest. */
+export function encodeHashRequest(_m: HashRequest): Uint8Array {
+  return EMPTY;
+}
+
+/** Decodes an etcdserverpb.HashRequest. */
+export function decodeHashRequest(b: Uint8Array): HashRequest {
+  return readHashRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.HashResponse -------------------------------------------------------------------
+
+/** etcdserverpb.HashResponse. */
+export interface HashResponse {
+  header: ResponseHeader;
+  hash: number;
+}
+
+const TAG_HASH_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_HASH_RESPONSE_HASH = (2 << 3) | WireType.VARINT;
+const HASH_RESPONSE_FIELDS = fieldMask(1, 2);
+
+function writeHashResponse(w: Writer, m: HashResponse): void {
+  if (m.header) {
+    w.uint32(TAG_HASH_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  if (m.hash) {
+    w.uint32(TAG_HASH_RESPONSE_HASH);
+    w.uint32(m.hash);
+  }
+}
+
+function readHashResponse(r: Reader): HashResponse {
+  let header: ResponseHeader | undefined;
+  let hash = 0;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_HASH_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_HASH_RESPONSE_HASH:
+        hash = r.uint32();
+        break;
+      default:
+        r.skipField(tag, HASH_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader(), hash };
+}
+
+/** Encodes an etcdserverpb.HashResponse. */
+export function encodeHashResponse(m: HashResponse): Uint8Array {
+  W.reset();
+  writeHashResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.HashResponse. */
+export function decodeHashResponse(b: Uint8Array): HashResponse {
+  return readHashResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.HashKVRequest ------------------------------------------------------------------
+
+/** etcdserverpb.HashKVRequest. */
+export interface HashKVRequest {
+  revision: number;
+}
+
+const TAG_HASH_KV_REQUEST_REVISION = (1 << 3) | WireType.VARINT;
+const HASH_KV_REQUEST_FIELDS = fieldMask(1);
+
+function writeHashKVRequest(w: Writer, m: HashKVRequest): void {
+  if (m.revision) {
+    w.uint32(TAG_HASH_KV_REQUEST_REVISION);
+    w.int64(m.revision);
+  }
+}
+
+function readHashKVRequest(r: Reader): HashKVRequest {
+  let revision = 0;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_HASH_KV_REQUEST_REVISION:
+        revision = r.int64Number();
+        break;
+      default:
+        r.skipField(tag, HASH_KV_REQUEST_FIELDS);
+    }
+  }
+  return { revision };
+}
+
+/** Encodes an etcdserverpb.HashKVRequest. */
+export function encodeHashKVRequest(m: HashKVRequest): Uint8Array {
+  W.reset();
+  writeHashKVRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.HashKVRequest. */
+export function decodeHashKVRequest(b: Uint8Array): HashKVRequest {
+  return readHashKVRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.HashKVResponse -----------------------------------------------------------------
+
+/** etcdserverpb.HashKVResponse. */
+export interface HashKVResponse {
+  header: ResponseHeader;
+  hash: number;
+  compactRevision: number;
+}
+
+const TAG_HASH_KV_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_HASH_KV_RESPONSE_HASH = (2 << 3) | WireType.VARINT;
+const TAG_HASH_KV_RESPONSE_COMPACT_REVISION = (3 << 3) | WireType.VARINT;
+const HASH_KV_RESPONSE_FIELDS = fieldMask(1, 2, 3);
+
+function writeHashKVResponse(w: Writer, m: HashKVResponse): void {
+  if (m.header) {
+    w.uint32(TAG_HASH_KV_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  if (m.hash) {
+    w.uint32(TAG_HASH_KV_RESPONSE_HASH);
+    w.uint32(m.hash);
+  }
+  if (m.compactRevision) {
+    w.uint32(TAG_HASH_KV_RESPONSE_COMPACT_REVISION);
+    w.int64(m.compactRevision);
+  }
+}
+
+function readHashKVResponse(r: Reader): HashKVResponse {
+  let header: ResponseHeader | undefined;
+  let hash = 0;
+  let compactRevision = 0;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_HASH_KV_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_HASH_KV_RESPONSE_HASH:
+        hash = r.uint32();
+        break;
+      case TAG_HASH_KV_RESPONSE_COMPACT_REVISION:
+        compactRevision = r.int64Number();
+        break;
+      default:
+        r.skipField(tag, HASH_KV_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader(), hash, compactRevision };
+}
+
+/** Encodes an etcdserverpb.HashKVResponse. */
+export function encodeHashKVResponse(m: HashKVResponse): Uint8Array {
+  W.reset();
+  writeHashKVResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.HashKVResponse. */
+export function decodeHashKVResponse(b: Uint8Array): HashKVResponse {
+  return readHashKVResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.SnapshotRequest ----------------------------------------------------------------
+
+/** etcdserverpb.SnapshotRequest. */
+export type SnapshotRequest = Record<string, never>;
+
+function readSnapshotRequest(r: Reader): SnapshotRequest {
+  while (r.pos < r.end) r.skipField(r.tag(), 0);
+  return {};
+}
+
+/** Encodes an etcdserverpb.SnapshotRequest. */
+export function encodeSnapshotRequest(_m: SnapshotRequest): Uint8Array {
+  return EMPTY;
+}
+
+/** Decodes an etcdserverpb.SnapshotRequest. */
+export function decodeSnapshotRequest(b: Uint8Array): SnapshotRequest {
+  return readSnapshotRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.SnapshotResponse ---------------------------------------------------------------
+
+/** etcdserverpb.SnapshotResponse. */
+export interface SnapshotResponse {
+  header: ResponseHeader;
+  remainingBytes: number;
+  blob: Uint8Array;
+}
+
+const TAG_SNAPSHOT_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_SNAPSHOT_RESPONSE_REMAINING_BYTES = (2 << 3) | WireType.VARINT;
+const TAG_SNAPSHOT_RESPONSE_BLOB = (3 << 3) | WireType.LENGTH_DELIMITED;
+const SNAPSHOT_RESPONSE_FIELDS = fieldMask(1, 2, 3);
+
+function writeSnapshotResponse(w: Writer, m: SnapshotResponse): void {
+  if (m.header) {
+    w.uint32(TAG_SNAPSHOT_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  if (m.remainingBytes) {
+    w.uint32(TAG_SNAPSHOT_RESPONSE_REMAINING_BYTES);
+    w.uint64(m.remainingBytes);
+  }
+  if (m.blob && m.blob.length) {
+    w.uint32(TAG_SNAPSHOT_RESPONSE_BLOB);
+    w.bytes(m.blob);
+  }
+}
+
+function readSnapshotResponse(r: Reader): SnapshotResponse {
+  let header: ResponseHeader | undefined;
+  let remainingBytes = 0;
+  let blob = EMPTY;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_SNAPSHOT_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_SNAPSHOT_RESPONSE_REMAINING_BYTES:
+        remainingBytes = r.uint64Number();
+        break;
+      case TAG_SNAPSHOT_RESPONSE_BLOB:
+        blob = r.bytes();
+        break;
+      default:
+        r.skipField(tag, SNAPSHOT_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader(), remainingBytes, blob };
+}
+
+/** Encodes an etcdserverpb.SnapshotResponse. */
+export function encodeSnapshotResponse(m: SnapshotResponse): Uint8Array {
+  W.reset();
+  writeSnapshotResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.SnapshotResponse. */
+export function decodeSnapshotResponse(b: Uint8Array): SnapshotResponse {
+  return readSnapshotResponse(new Reader(b));
 }
