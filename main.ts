@@ -16,6 +16,14 @@ function mayReadConfigFile(args: string[], env: Record<string, string>): boolean
 }
 
 async function main(): Promise<number> {
+  if (Deno.args[0] === "snapshot") {
+    // offline backup commands (etcdctl's/etcdutl's snapshot status and restore), loaded only when used
+    const { snapshotCommand } = await import("./server/snapshot/cli.ts");
+    const r = await snapshotCommand(Deno.args.slice(1));
+    if (r.stdout) await Deno.stdout.write(new TextEncoder().encode(r.stdout));
+    if (r.stderr) await Deno.stderr.write(new TextEncoder().encode(r.stderr));
+    return r.code;
+  }
   const env = Deno.env.toObject();
   const parseYaml = mayReadConfigFile(Deno.args, env) ? (await import("yaml")).parse : undefined;
   const parsed = parseCommandLine(Deno.args, env, {

@@ -21,6 +21,7 @@ import { listenTcp, serveDenoH2 } from "./server/transport/h2/transport.ts";
 import { registerKv } from "./server/api/kv.ts";
 import { registerCluster } from "./server/api/cluster.ts";
 import { registerMaintenance } from "./server/api/maintenance.ts";
+import { registerSnapshot } from "./server/api/snapshot.ts";
 import { registerWatch } from "./server/api/watch.ts";
 import { registerLease } from "./server/api/lease.ts";
 import { setUpTls } from "./server/tls/setup.ts";
@@ -102,6 +103,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
   registerKv(router, server);
   registerCluster(router, server);
   registerMaintenance(router, server);
+  registerSnapshot(router, server);
   registerLease(router, server);
   registerWatch(router, {
     hub: server.watchHub,

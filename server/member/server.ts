@@ -575,6 +575,14 @@ export class EtcdServer implements LeaseBackend {
   /** Whether writes should produce watch events now (see {@link Applier}). */
   private readonly wantsEvents = (): boolean => this.watchHub.wantsEvents;
 
+  /**
+   * The applied state as it is now, for a backup (Maintenance.Snapshot): taken in one synchronous step
+   * between two applies, so it is consistent; release it once streamed.
+   */
+  backup(): { capture: SnapshotCapture; revision: number } {
+    return { capture: this.captureSnapshot(this.driver.confState), revision: this.mvcc.currentRevision };
+  }
+
   private captureSnapshot(confState: ConfState): SnapshotCapture {
     return captureAppState({
       confState,
