@@ -24,6 +24,8 @@ import { registerMaintenance } from "./server/api/maintenance.ts";
 import { registerSnapshot } from "./server/api/snapshot.ts";
 import { registerWatch } from "./server/api/watch.ts";
 import { registerLease } from "./server/api/lease.ts";
+import { registerLock } from "./server/api/lock.ts";
+import { registerElection } from "./server/api/election.ts";
 import { setUpTls } from "./server/tls/setup.ts";
 import { LearnerAwareRouter } from "./server/api/learner.ts";
 import { serveV2 } from "./server/v2/keys_api.ts";
@@ -105,6 +107,8 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
   registerMaintenance(router, server);
   registerSnapshot(router, server);
   registerLease(router, server);
+  registerLock(router, server);
+  registerElection(router, server);
   registerWatch(router, {
     hub: server.watchHub,
     header: (revision) => server.header(revision),
