@@ -17,6 +17,7 @@ import { LeaseStore } from "../../storage/lease.ts";
 import { Membership } from "./membership.ts";
 import { V2Store } from "../../storage/v2store/store.ts";
 import type { SnapshotCapture } from "./snapshot_writer.ts";
+import { type AlarmJson, AlarmStore } from "./alarms.ts";
 
 /** The JSON part of a snapshot image. */
 export interface SnapshotMeta {
@@ -31,6 +32,8 @@ export interface SnapshotMeta {
   leases: ReturnType<LeaseStore["toJSON"]>;
   /** The v2 store; absent in images written before it existed. */
   v2?: unknown;
+  /** The active alarms; absent in images written before alarms existed (then: none). */
+  alarms?: AlarmJson[];
 }
 
 /** The configuration of a member that has none yet. */
@@ -89,6 +92,8 @@ export interface AppState {
   leases: LeaseStore;
   mvcc: MvccStore;
   v2store: V2Store;
+  /** The active alarms (none when absent). */
+  alarms?: AlarmStore;
 }
 
 /**
@@ -103,6 +108,7 @@ export function captureAppState(state: AppState): SnapshotCapture {
     leases: state.leases.toJSON(),
     v2: state.v2store.toJSON(),
   };
+  if (state.alarms && state.alarms.size > 0) meta.alarms = state.alarms.toJSON();
   const view = state.mvcc.snapshotView();
   try {
     return { data: encodeAppState(meta, view.image), release: () => view.release() };
@@ -118,11 +124,26 @@ export function captureAppState(state: AppState): SnapshotCapture {
  */
 export function restoreAppState(data: Uint8Array, options: MvccStoreOptions): AppState {
   const { meta, mvcc } = decodeAppState(data);
-  return {
+  const state = {
     confState: confStateFromJson(meta.confState),
     membership: Membership.fromJSON(meta.membership),
     leases: LeaseStore.fromJSON(meta.leases),
     mvcc: MvccStore.decodeSnapshot(mvcc, options),
     v2store: meta.v2 === undefined ? new V2Store() : V2Store.fromJSON(meta.v2),
+    alarms: AlarmStore.fromJSON(meta.alarms),
   };
+  restoredAlarms.set(state.mvcc, state.alarms);
+  return state;
+}
+
+/**
+ * The alarms restored with a store by {@link restoreAppState}. Bootstrap hands the member only the parts
+ * it names (`bootstrap.ts`'s MemberInit has no alarms), so a restarting member finds its alarms through
+ * the store they were restored with.
+ */
+const restoredAlarms = new WeakMap<MvccStore, AlarmStore>();
+
+/** The alarms of the snapshot `mvcc` was restored from (by {@link restoreAppState}), if any. */
+export function alarmsRestoredWith(mvcc: MvccStore): AlarmStore | undefined {
+  return restoredAlarms.get(mvcc);
 }

@@ -40,6 +40,19 @@ import type { RaftDriver } from "./raft_driver.ts";
 import type { V2Store } from "../../storage/v2store/store.ts";
 import { applyV2, applyV2Sync } from "./v2_backend.ts";
 import { type Reconfiguration, validateConfChange } from "./reconfig.ts";
+import { alarmName, alarmRefusal, type AlarmStore, applyAlarm } from "./alarms.ts";
+import {
+  AlarmAction,
+  type AlarmRequest,
+  type AlarmResponse,
+  AlarmType,
+  decodeAlarmRequest,
+} from "../pb/rpc.ts";
+import { Errors } from "../errors.ts";
+import { hexId } from "../logger.ts";
+
+/** What a lease grant counts against the quota (etcd's leaseOverhead). */
+export const LEASE_GRANT_COST = 64;
 
 /** The member state entries are applied to; read afresh for every entry (a snapshot replaces it). */
 export interface ApplyTarget {
@@ -67,6 +80,17 @@ export interface ApplyTarget {
   readonly reconfig: Reconfiguration;
   /** This member was removed from the cluster by an applied change. */
   onRemoved(): void;
+  /** The active alarms (see alarms.ts): changed by Alarm entries, they refuse some requests. */
+  readonly alarms: AlarmStore;
+  /** Whether this member's database plus `cost` bytes is past its quota (--quota-backend-bytes). */
+  overQuota(cost: number): boolean;
+  /** Proposes a NOSPACE alarm for this member; settles when it is applied (or failed). */
+  raiseNoSpace(): Promise<void>;
+  /**
+   * Entries up to this index were committed before this process started (they are replayed from the
+   * WAL): they raise no alarm, as the state they were first applied to did that (or not) already.
+   */
+  readonly replayedUpTo: number;
 }
 
 /** Applies committed entries to `t` in order, and answers their waiters on this member. */
@@ -83,6 +107,7 @@ export function applyEntries(t: ApplyTarget, entries: Entry[]): void {
     }
     const p = decodeProposal(e.data);
     const waiter = t.proposer.take(p.tag, p.seq);
+    const over = e.index > t.replayedUpTo && exceedsQuota(t, p, waiter?.decoded);
     let result: unknown;
     try {
       result = applyProposal(t, p, waiter?.decoded);
@@ -93,11 +118,44 @@ export function applyEntries(t: ApplyTarget, entries: Entry[]): void {
       }
       throw err;
     }
+    if (over && !t.alarms.has(AlarmType.NOSPACE)) {
+      // as etcd: the write is applied, but past this member's quota it answers NOSPACE once the member
+      // has raised the alarm for itself
+      t.logger.warn("applying raft message exceeded backend quota", { "member-id": hexId(t.memberId) });
+      void t.raiseNoSpace().finally(() => waiter?.reject(Errors.noSpace()));
+      continue;
+    }
     waiter?.resolve(result);
   }
 }
 
+/**
+ * Whether applying `p` finds this member's database past its quota, judged before applying it as etcd's
+ * quota applier does: for puts, transactions (costing nothing without a top-level put) and lease grants.
+ */
+function exceedsQuota(t: ApplyTarget, p: Proposal, decoded: unknown): boolean {
+  switch (p.kind) {
+    case ProposalKind.Put:
+      return t.overQuota(p.payload.length);
+    case ProposalKind.LeaseGrant:
+      return t.overQuota(LEASE_GRANT_COST);
+    case ProposalKind.Txn: {
+      if (!t.overQuota(p.payload.length)) return false; // the cheap test first: the cost is at most that
+      const r = (decoded as TxnRequest | undefined) ?? decodeTxnRequest(p.payload);
+      const puts = [r.success, r.failure].some((ops) => ops.some((op) => op.requestPut));
+      return t.overQuota(puts ? p.payload.length : 0);
+    }
+    default:
+      return false;
+  }
+}
+
 function applyProposal(t: ApplyTarget, p: Proposal, decoded: unknown): unknown {
+  // requests the active alarms refuse (a Txn is judged by its operations, below)
+  if (t.alarms.size > 0 && p.kind !== ProposalKind.Txn) {
+    const refused = alarmRefusal(t.alarms, p.kind);
+    if (refused) throw refused;
+  }
   switch (p.kind) {
     case ProposalKind.Put: {
       const r = (decoded as PutRequest | undefined) ?? decodePutRequest(p.payload);
@@ -113,6 +171,8 @@ function applyProposal(t: ApplyTarget, p: Proposal, decoded: unknown): unknown {
     }
     case ProposalKind.Txn: {
       const r = (decoded as TxnRequest | undefined) ?? decodeTxnRequest(p.payload);
+      const refused = alarmRefusal(t.alarms, p.kind, r);
+      if (refused) throw refused;
       const { response, events } = t.applier.txn(r);
       emit(t, events, response.header.revision);
       return response;
@@ -156,6 +216,18 @@ function applyProposal(t: ApplyTarget, p: Proposal, decoded: unknown): unknown {
         m.clientUrls = attrs.clientUrls;
       }
       return undefined;
+    }
+    case ProposalKind.Alarm: {
+      const r = (decoded as AlarmRequest | undefined) ?? decodeAlarmRequest(p.payload);
+      const { alarms, changed } = applyAlarm(t.alarms, r);
+      if (changed) {
+        const [m] = alarms;
+        t.logger.warn(r.action === AlarmAction.ACTIVATE ? "alarm raised" : "alarm cleared", {
+          "member-id": hexId(m.memberID),
+          alarm: alarmName(m.alarm),
+        });
+      }
+      return { header: t.header(t.mvcc.currentRevision), alarms } as AlarmResponse;
     }
     case ProposalKind.V2:
       return applyV2(t.v2store, p.payload, decoded);

@@ -21,7 +21,7 @@ import {
   type SoftState,
   StateType,
 } from "../../raft/types.ts";
-import type { MvccStore } from "../../storage/mvcc/store.ts";
+import { ErrCompacted, ErrFutureRev, type MvccStore } from "../../storage/mvcc/store.ts";
 import type { LeaseStore } from "../../storage/lease.ts";
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../logger.ts";
@@ -40,12 +40,18 @@ import { Compactor, parseRetention } from "./compactor.ts";
 import { type LeaseTimeToLive, Lessor, minLeaseTtlSeconds } from "../lease/lessor.ts";
 import type { LeaseBackend } from "../api/lease.ts";
 import {
+  AlarmAction,
+  type AlarmRequest,
+  type AlarmResponse,
+  AlarmType,
   type CompactionRequest,
   type CompactionResponse,
   type DeleteRangeRequest,
   type DeleteRangeResponse,
+  encodeAlarmRequest,
   encodeCompactionRequest,
   encodeLeaseRevokeRequest,
+  type HashKVResponse,
   type LeaseGrantRequest,
   type LeaseGrantResponse,
   type LeaseRevokeRequest,
@@ -64,8 +70,8 @@ import type { DiscoveryDeps } from "../../discovery/discover.ts";
 import type { FileSystem } from "../../storage/fs.ts";
 import { Proposer } from "./proposer.ts";
 import { ReadIndexBatcher } from "./read_index.ts";
-import { applyEntries, type ApplyTarget } from "./apply_dispatch.ts";
-import { captureAppState, restoreAppState } from "./app_state.ts";
+import { applyEntries, type ApplyTarget, LEASE_GRANT_COST } from "./apply_dispatch.ts";
+import { alarmsRestoredWith, captureAppState, restoreAppState } from "./app_state.ts";
 import { handOverLeadership, type LeadershipDeps, transferLeadership } from "./leadership.ts";
 import { MemberLeases } from "./lease_backend.ts";
 import { Publication } from "./publication.ts";
@@ -75,6 +81,8 @@ import { LeaderForwarder } from "./forward.ts";
 import { MEMBERS_PATH, type MembersJson } from "./join.ts";
 import type { SnapshotCapture } from "./snapshot_writer.ts";
 import { SnapshotViews } from "./snapshot_views.ts";
+import { AlarmStore } from "./alarms.ts";
+import { crc32c } from "../../storage/crc32c.ts";
 
 /** The etcd API version etcd-ts speaks and reports. */
 export const ETCD_VERSION = "3.5.0";
@@ -148,6 +156,8 @@ export class EtcdServer implements LeaseBackend {
   private readonly quotaBytes: number;
   /** Where the MVCC store keeps superseded values. */
   private readonly historyFile: string;
+  /** The cluster's active alarms (replicated state, see alarms.ts). */
+  readonly alarms: AlarmStore;
 
   private constructor(readonly config: Config, deps: EtcdServerDeps, init: MemberInit) {
     this.clock = deps.clock ?? systemClock;
@@ -161,6 +171,7 @@ export class EtcdServer implements LeaseBackend {
     this.applier = new Applier(this.mvcc, this.leases, this.wantsEvents);
     this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
     this.historyFile = init.historyFile;
+    this.alarms = alarmsRestoredWith(init.mvcc) ?? new AlarmStore();
     const minLeaseTtl = minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs);
     this.lessor = new Lessor({
       clock: this.clock,
@@ -283,6 +294,10 @@ export class EtcdServer implements LeaseBackend {
         return server.reconfig;
       },
       onRemoved: () => this.onRemoved(),
+      alarms: this.alarms,
+      overQuota: (cost) => this.overQuota(cost),
+      raiseNoSpace: () => this.raiseNoSpace(),
+      replayedUpTo: init.storage.initialState().hardState.commit,
     };
     this.peers = new PeerTransport({
       memberId: this.memberId,
@@ -405,22 +420,53 @@ export class EtcdServer implements LeaseBackend {
   }
 
   /**
-   * The size of the database as Status reports it and the quota counts it: the key space (with its
-   * history) plus an estimate for members and leases. Cheap enough to check on every write.
+   * The size of the database as Status reports it (`dbSize`) and the quota counts it, like etcd's bbolt
+   * file: the key space's footprint (its largest size since the last defragmentation, see
+   * `MvccStore.footprintBytes`) plus an estimate for members and leases. Cheap enough for every write.
    */
   dbSize(): number {
-    return this.mvcc.approximateBytes() + this.membership.members.size * 256 + this.leases.leases.size * 64;
+    return this.mvcc.footprintBytes() + this.metaBytes();
   }
 
-  /** Refuses a write that would take the database past its quota, in etcd's words. */
-  private checkQuota(requestBytes: number): void {
-    if (this.dbSize() + requestBytes > this.quotaBytes) throw Errors.noSpace();
+  /** The part of {@link dbSize} holding live data now (Status `dbSizeInUse`): it drops on compaction. */
+  dbSizeInUse(): number {
+    return this.mvcc.approximateBytes() + this.metaBytes();
+  }
+
+  private metaBytes(): number {
+    return this.membership.members.size * 256 + this.leases.leases.size * 64;
+  }
+
+  /**
+   * Refuses a write that would take the database past its quota, in etcd's words, after raising the
+   * NOSPACE alarm for this member (through Raft, as etcd does; a failure to raise it is not the
+   * client's error).
+   */
+  private async refuseOverQuota(): Promise<never> {
+    await this.raiseNoSpace();
+    throw Errors.noSpace();
+  }
+
+  /** Whether the database plus `requestBytes` reaches the quota (checked on the request path, synchronously). */
+  private overQuota(requestBytes: number): boolean {
+    return this.dbSize() + requestBytes >= this.quotaBytes;
+  }
+
+  /** Proposes the NOSPACE alarm for this member; settles once applied, or failed (never rejects). */
+  private async raiseNoSpace(): Promise<void> {
+    const r: AlarmRequest = {
+      action: AlarmAction.ACTIVATE,
+      memberID: this.memberId,
+      alarm: AlarmType.NOSPACE,
+    };
+    await this.propose(ProposalKind.Alarm, encodeAlarmRequest(r), r).catch(() => {});
   }
 
   // ---- leases (see lease_backend.ts) ----------------------------------------------------------
 
-  leaseGrant(r: LeaseGrantRequest): Promise<LeaseGrantResponse> {
-    return this.leaseCalls.grant(r);
+  async leaseGrant(r: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+    if (this.overQuota(LEASE_GRANT_COST)) await this.refuseOverQuota();
+    return await this.leaseCalls.grant(r);
   }
 
   leaseRevoke(r: LeaseRevokeRequest, raw: Uint8Array): Promise<LeaseRevokeResponse> {
@@ -466,7 +512,7 @@ export class EtcdServer implements LeaseBackend {
   }
 
   async put(r: PutRequest, raw: Uint8Array): Promise<PutResponse> {
-    this.checkQuota(raw.length);
+    if (this.overQuota(raw.length)) await this.refuseOverQuota();
     const resp = await this.propose<PutResponse>(ProposalKind.Put, raw, r);
     resp.header = this.header(resp.header?.revision ?? 0);
     return resp;
@@ -484,7 +530,7 @@ export class EtcdServer implements LeaseBackend {
       if (!isSerializableTxn(r)) await this.linearizableReadNotify();
       resp = this.applier.txn(r).response;
     } else {
-      this.checkQuota(raw.length);
+      if (this.overQuota(raw.length)) await this.refuseOverQuota();
       resp = await this.propose<TxnResponse>(ProposalKind.Txn, raw, r);
     }
     resp.header = this.header(resp.header?.revision ?? 0);
@@ -503,21 +549,23 @@ export class EtcdServer implements LeaseBackend {
 
   status(): StatusResponse {
     const hs = this.driver.node.status().hardState;
+    // as etcd: "no leader" first, then one line per active alarm
     const errors: string[] = [];
     if (this.driver.fatalError) errors.push(this.driver.fatalError.message);
-    const size = this.dbSize();
+    if (this.driver.lead === NONE) errors.push(Errors.noLeader().message);
+    errors.push(...this.alarms.statusErrors());
     return {
       header: this.header(this.mvcc.currentRevision),
       version: ETCD_VERSION,
-      dbSize: size,
+      dbSize: this.dbSize(),
       leader: this.driver.lead,
       raftIndex: hs.commit,
       raftTerm: hs.term,
       raftAppliedIndex: this.driver.appliedIndex,
       errors,
-      dbSizeInUse: size,
-      isLearner: this.membership.get(this.memberId)?.isLearner ?? false,
-    } as StatusResponse;
+      dbSizeInUse: this.dbSizeInUse(),
+      isLearner: this.isLearner(),
+    };
   }
 
   // ---- proposals and reads --------------------------------------------------------------------
@@ -590,6 +638,7 @@ export class EtcdServer implements LeaseBackend {
       leases: this.leases,
       mvcc: this.mvcc,
       v2store: this.v2.store,
+      alarms: this.alarms,
     });
   }
 
@@ -604,6 +653,7 @@ export class EtcdServer implements LeaseBackend {
     old.close();
     this.leases = state.leases;
     this.v2.restore(state.v2store);
+    this.alarms.replaceWith(state.alarms ?? new AlarmStore());
     this.applier = new Applier(this.mvcc, this.leases, this.wantsEvents);
     this.rebuildLeaseKeys();
     this.lessor.recover(this.leases);
@@ -651,6 +701,50 @@ export class EtcdServer implements LeaseBackend {
   private rebuildLeaseKeys(): void {
     if (this.leases.leases.size === 0) return;
     this.mvcc.forEachLeasedKey((key, lease) => this.leases.attach(lease, key));
+  }
+
+  // ---- alarms, hashes, defragmentation (the Maintenance service) ----------------------------------
+
+  /** Maintenance.Alarm: every action, GET included, goes through Raft as in etcd. */
+  async alarm(r: AlarmRequest, raw: Uint8Array): Promise<AlarmResponse> {
+    const resp = await this.propose<AlarmResponse>(ProposalKind.Alarm, raw, r);
+    resp.header = this.header(this.mvcc.currentRevision);
+    return resp;
+  }
+
+  /**
+   * Maintenance.HashKV: the store's hash over the key space's revisions up to `revision` (0: current),
+   * from this member's applied state, computed as etcd 3.4 does over its backend records (see
+   * `MvccStore.hashKV`): members with the same history agree, with each other and with etcd.
+   */
+  hashKV(revision: number): HashKVResponse {
+    try {
+      const h = this.mvcc.hashKV(revision);
+      return { header: this.header(h.revision), hash: h.hash, compactRevision: h.compactRevision };
+    } catch (err) {
+      if (err instanceof ErrCompacted) throw Errors.compacted();
+      if (err instanceof ErrFutureRev) throw Errors.futureRev();
+      throw err;
+    }
+  }
+
+  /**
+   * Maintenance.Hash: etcd hashes its whole bbolt file; etcd-ts hashes its whole replicated state
+   * instead: the key space's hash at the current revision, the current and compact revisions, and the
+   * leases (ID and TTL, in ID order). Stable across restarts, equal on members at the same revision.
+   */
+  hash(): number {
+    const kv = this.mvcc.hashKV(0);
+    const parts = [kv.hash, this.mvcc.currentRevision, this.mvcc.compactRevision];
+    const leases = [...this.leases.leases.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const text = JSON.stringify([parts, leases.map((l) => [l.id.toString(16), l.ttl])]);
+    return crc32c(0, new TextEncoder().encode(text)) >>> 0;
+  }
+
+  /** Maintenance.Defragment: reclaims the space compaction freed, on this member only (not via Raft). */
+  defragment(): ResponseHeader {
+    this.mvcc.defragment();
+    return this.header(this.mvcc.currentRevision);
   }
 
   // ---- leadership (see leadership.ts) ---------------------------------------------------------

@@ -279,6 +279,14 @@ class Core {
   private trimPending = false;
   /** A close put off while a view was open. */
   private closePending = false;
+  /**
+   * The largest size ({@link MvccStore.approximateBytes}) reached since the store was built or last
+   * defragmented: what etcd's bbolt file would still occupy, as compaction frees pages without giving
+   * them back. Only compaction shrinks the size, so recording it just before each one is enough.
+   */
+  peakBytes = 0;
+  /** A defragmentation asked for the history file to be rewritten whatever its garbage ratio. */
+  private forceTrim = false;
 
   constructor(options: MvccStoreOptions) {
     this.historyOptions = options;
@@ -339,12 +347,14 @@ class Core {
       this.trimPending = true;
       return;
     }
+    const force = this.forceTrim;
+    this.forceTrim = false;
     if (history.liveBytes === 0) {
       history.reset();
       return;
     }
     const threshold = this.historyOptions.historyRewriteBytes ?? DEFAULT_REWRITE_BYTES;
-    if (history.size < threshold || history.garbageBytes * 2 <= history.size) return;
+    if (!force && (history.size < threshold || history.garbageBytes * 2 <= history.size)) return;
     const fresh = new HistoryFile(history.path, history.bufferBytes, history.fs);
     const log = this.log;
     // copy first, repoint the entries only once every value made it: an I/O error changes nothing
@@ -472,6 +482,7 @@ class Core {
     if (this.txn !== null) throw new ErrTxnState("compact during a write transaction");
     if (rev <= this.compactRev) throw new ErrCompacted();
     if (rev > this.currentRev) throw new ErrFutureRev();
+    this.peakBytes = Math.max(this.peakBytes, this.dataBytes + this.log.length * ENTRY_OVERHEAD);
     this.compactRev = rev;
     const log = this.log;
     const index = this.index;
@@ -526,6 +537,17 @@ class Core {
     this.trimHistory();
     // give back column space the compaction freed (the columns are half the store's fixed cost)
     if (log.capacity > 4096 && log.capacity > log.length * 1.5) log.resize(Math.ceil(log.length * 1.25));
+  }
+
+  /** See {@link MvccStore.defragment}. */
+  defragment(): void {
+    if (this.txn !== null) throw new ErrTxnState("defragment during a write transaction");
+    this.peakBytes = 0;
+    this.forceTrim = true;
+    this.trimHistory();
+    this.relocateValues();
+    const log = this.log;
+    if (log.capacity > 1024 && log.capacity > log.length * 1.25) log.resize(Math.ceil(log.length * 1.25));
   }
 
   private dropKeys(ids: number[]): void {
@@ -1296,6 +1318,25 @@ export class MvccStore {
    */
   approximateBytes(): number {
     return this.core.dataBytes + this.core.log.length * ENTRY_OVERHEAD;
+  }
+
+  /**
+   * The size etcd would report as its database file (Status `dbSize`, what the quota counts): the
+   * largest {@link approximateBytes} since the store was built (from scratch or from a snapshot) or
+   * last {@link defragment}ed. Compaction alone does not lower it, as it does not shrink bbolt's file.
+   */
+  footprintBytes(): number {
+    return Math.max(this.core.peakBytes, this.approximateBytes());
+  }
+
+  /**
+   * Etcd's defragmentation, for this store: the reported footprint drops to the size in use, the history
+   * file is rewritten with only its live values (once no snapshot view is open, as a view may read any
+   * of its positions), mostly-empty value slabs are emptied and the entry columns shrunk to fit.
+   * Throws {@link ErrTxnState} while a write transaction is open.
+   */
+  defragment(): void {
+    this.core.defragment();
   }
 
   /**
