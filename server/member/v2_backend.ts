@@ -59,7 +59,7 @@ export class V2Backend {
 
   /** Takes the contents of the store a snapshot holds; waiting watchers stay, as in etcd. */
   restore(store: V2Store): void {
-    this.store.restore(store.toJSON());
+    this.store.adopt(store);
   }
 
   /** Proposes a write and returns its event once applied here; refusals come back as {@link V2Error}. */

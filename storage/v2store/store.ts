@@ -26,6 +26,7 @@
  *   watch(key, { recursive, stream, sinceIndex? }): V2Watcher;
  *   watcherCount(): number;
  *   toJSON(): V2StoreImage;  static fromJSON(j: unknown): V2Store;  restore(j: unknown): void;
+ *   adopt(other: V2Store): void;                 // restore from a decoded store
  * }
  * interface V2Watcher { next(): Promise<V2Event | undefined>; readonly startIndex: number; cancel(): void }
  * ```
@@ -518,6 +519,17 @@ export class V2Store {
     this.#ttl = ttl;
     this.#index = img.index!;
     this.#hub.history.replace(img.history.map((e) => deepFreeze(structuredClone(e))));
+  }
+
+  /**
+   * Takes the state of `other` (a store just decoded from a Raft snapshot), keeping this store's
+   * watchers, as {@link restore} does for an image; `other` is not to be used afterwards.
+   */
+  adopt(other: V2Store): void {
+    this.#root = other.#root;
+    this.#ttl = other.#ttl;
+    this.#index = other.#index;
+    this.#hub.history.replace([...other.#hub.history.entries]);
   }
 
   // ---- internals ----

@@ -546,6 +546,17 @@ Deno.test("v2 store: snapshot image and determinism", async (t) => {
     put(r, "/a/b", "new");
     assertEquals((await w.next())?.node.value, "new");
   });
+  await t.step("adopting a decoded store keeps watchers and takes its state whole", async () => {
+    const s = new V2Store();
+    workload(s);
+    const r = new V2Store();
+    const w = r.watch("/a/b", { recursive: false, stream: false, sinceIndex: 100 });
+    r.adopt(V2Store.fromJSON(s.toJSON()));
+    assertEquals(r.toJSON(), s.toJSON());
+    for (let i = r.index; i < 100; i++) put(r, "/z", "z");
+    put(r, "/a/b", "new");
+    assertEquals((await w.next())?.node.value, "new");
+  });
   await t.step("two stores fed the same operations are identical", () => {
     const a = new V2Store();
     const b = new V2Store();
