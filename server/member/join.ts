@@ -9,6 +9,7 @@
  */
 import { dialPeer, type PeerTls } from "../peer/net.ts";
 import { ConnReader, formatHead } from "../peer/http.ts";
+import { writeAll } from "../../storage/fs_util.ts";
 import { type Member, memberFromJson, type MemberJson } from "./membership.ts";
 
 /** The path and JSON body of a peer port's member list. */
@@ -79,11 +80,6 @@ async function getMembers(url: URL, tls: PeerTls | undefined, timeoutMs: number)
     clearTimeout(timer);
     conn.close();
   }
-}
-
-async function writeAll(conn: { write(b: Uint8Array): Promise<number> }, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
 
 /**

@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { decodeImage, imageOf, SnapshotFileError } from "./file.ts";
 import { restoreSnapshot } from "./restore.ts";
 import { hexId } from "../logger.ts";
+import { ConfigError, formatUrl, parseInitialCluster } from "../config/mod.ts";
 
 /** What a command printed and its exit code. */
 export interface CommandResult {
@@ -84,7 +85,14 @@ async function status(file: string, flags: Map<string, string>): Promise<Command
 async function restore(file: string, flags: Map<string, string>): Promise<CommandResult> {
   const name = flags.get("name") ?? "default";
   const peerUrls = flags.get("initial-advertise-peer-urls") ?? "http://localhost:2380";
-  const initialCluster = parseCluster(flags.get("initial-cluster") ?? `${name}=${peerUrls}`);
+  let initialCluster: Map<string, string[]>;
+  try {
+    const parsed = parseInitialCluster(flags.get("initial-cluster") ?? `${name}=${peerUrls}`);
+    initialCluster = new Map([...parsed].map(([n, urls]) => [n, urls.map(formatUrl)]));
+  } catch (err) {
+    if (err instanceof ConfigError) throw new SnapshotFileError(err.message);
+    throw err;
+  }
   const dataDir = flags.get("data-dir") ?? `${name}.etcd`;
   const { memberId, clusterId } = await restoreSnapshot({
     file,
@@ -123,19 +131,6 @@ function parseFlags(args: string[]): { flags: Map<string, string>; files: string
     else throw new Error(`flag needs an argument: ${a}`);
   }
   return { flags, files };
-}
-
-/** `name=url,name=url` as name → URLs. */
-function parseCluster(text: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const pair of text.split(",")) {
-    const eq = pair.indexOf("=");
-    if (eq <= 0) throw new SnapshotFileError(`invalid --initial-cluster entry "${pair}"`);
-    const urls = out.get(pair.slice(0, eq)) ?? [];
-    urls.push(new URL(pair.slice(eq + 1)).toString().replace(/\/$/, ""));
-    out.set(pair.slice(0, eq), urls);
-  }
-  return out;
 }
 
 /** Sizes as etcdctl prints them (humanize.Bytes: SI units). */
