@@ -140,10 +140,14 @@ async function waitFor(
   const w = r.wait!;
   // one event per request: a stream=true watch is answered with its first event
   const watcher = api.store.watch(r.key, { recursive: w.recursive, stream: false, sinceIndex: w.sinceIndex });
+  // the signal lives as long as the client's connection, which may carry many waits: the listener goes
+  // with this one
+  let onGone: (() => void) | undefined;
   const gone = new Promise<undefined>((resolve) => {
     if (signal === undefined) return;
     if (signal.aborted) resolve(undefined);
-    signal.addEventListener("abort", () => resolve(undefined), { once: true });
+    onGone = () => resolve(undefined);
+    signal.addEventListener("abort", onGone, { once: true });
   });
   try {
     const event = await Promise.race([watcher.next(), gone]);
@@ -154,6 +158,7 @@ async function waitFor(
     // a watch answers 200 whatever the event (etcd's handleKeyWatch)
     return { ...eventResponse(api, event, watcher.startIndex, { head: r.head }), status: 200 };
   } finally {
+    if (onGone) signal!.removeEventListener("abort", onGone);
     watcher.cancel();
   }
 }
