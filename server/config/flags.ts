@@ -211,6 +211,7 @@ export const FLAGS: readonly FlagDef[] = [
     group: "auth",
     def: "simple",
     usage: "Kind of auth token and its options: 'simple' or 'jwt,...'.",
+    field: "authToken",
   },
   {
     name: "bcrypt-cost",
@@ -218,6 +219,7 @@ export const FLAGS: readonly FlagDef[] = [
     group: "auth",
     def: "10",
     usage: "bcrypt work factor for stored passwords.",
+    field: "bcryptCost",
   },
   {
     name: "auth-token-ttl",
@@ -225,6 +227,7 @@ export const FLAGS: readonly FlagDef[] = [
     group: "auth",
     def: "300",
     usage: "Seconds a 'simple' auth token lives.",
+    field: "authTokenTtlSeconds",
   },
   // Profiling and monitoring
   {
@@ -340,6 +343,7 @@ export const FLAGS: readonly FlagDef[] = [
     group: "experimental",
     def: "0s",
     usage: "Interval between periodic corruption checks across the cluster (0: off).",
+    field: "experimentalCorruptCheckTimeMs",
   },
   {
     name: "experimental-compact-hash-check-enabled",

@@ -83,6 +83,14 @@ export interface Config {
   listenMetricsUrls: URL[];
   metrics: "basic" | "extensive";
   experimentalInitialCorruptCheck: boolean;
+  /** Interval of the leader's periodic corruption check; 0: off. */
+  experimentalCorruptCheckTimeMs: number;
+  /** `--auth-token`: `simple`, or `jwt` followed by its options (`,pub-key=...,priv-key=...,sign-method=...`). */
+  authToken: string;
+  /** Seconds a simple token lives after its last use. */
+  authTokenTtlSeconds: number;
+  /** bcrypt's work factor for new passwords. */
+  bcryptCost: number;
   maxSnapshots: number;
   maxWals: number;
   grpcKeepAliveMinTimeMs: number;
@@ -229,6 +237,10 @@ export function defaultConfig(): Config {
     listenMetricsUrls: [],
     metrics: "basic",
     experimentalInitialCorruptCheck: false,
+    experimentalCorruptCheckTimeMs: 0,
+    authToken: "simple",
+    authTokenTtlSeconds: 300,
+    bcryptCost: 10,
     maxSnapshots: 5,
     maxWals: 5,
     grpcKeepAliveMinTimeMs: 5_000,

@@ -6,7 +6,7 @@
 
 /**
  * Settings that have a Config field and are parsed, but that nothing acts on yet (gRPC keepalive, metrics,
- * corruption checks, WAL file retention). The command line refuses
+ * WAL file retention). The command line refuses
  * them like the rest of {@link NOT_YET_IMPLEMENTED}; {@link validateConfig} does not look at their fields, so
  * a Config built in code may carry any value there.
  */
@@ -15,7 +15,6 @@ export const SETTINGS_WITHOUT_EFFECT_YET: readonly string[] = [
   "grpc-keepalive-interval",
   "grpc-keepalive-timeout",
   "metrics",
-  "experimental-initial-corrupt-check",
   "max-wals",
 ];
 
@@ -38,10 +37,6 @@ export const NOT_YET_IMPLEMENTED: ReadonlySet<string> = new Set([
   "proxy-dial-timeout",
   "proxy-write-timeout",
   "proxy-read-timeout",
-  // auth
-  "auth-token",
-  "bcrypt-cost",
-  "auth-token-ttl",
   // monitoring and logging
   "enable-pprof",
   "listen-metrics-urls",
@@ -66,7 +61,6 @@ export const NOT_YET_IMPLEMENTED: ReadonlySet<string> = new Set([
   "raft-read-timeout",
   "raft-write-timeout",
   "pre-vote",
-  "experimental-corrupt-check-time",
   "experimental-compact-hash-check-enabled",
   "experimental-compact-hash-check-time",
   "experimental-enable-lease-checkpoint",

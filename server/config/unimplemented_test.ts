@@ -11,9 +11,21 @@ Deno.test("config: NOT_YET_IMPLEMENTED covers the features etcd-ts lacks, and on
     assert(!NOT_YET_IMPLEMENTED.has(name), name);
   }
   for (
-    const name of ["proxy", "experimental-enable-v2v3", "enable-pprof", "listen-metrics-urls", "auth-token"]
+    const name of ["proxy", "experimental-enable-v2v3", "enable-pprof", "listen-metrics-urls", "max-wals"]
   ) {
     assert(NOT_YET_IMPLEMENTED.has(name), name);
+  }
+  // auth and the corruption checks are implemented
+  for (
+    const name of [
+      "auth-token",
+      "auth-token-ttl",
+      "bcrypt-cost",
+      "experimental-initial-corrupt-check",
+      "experimental-corrupt-check-time",
+    ]
+  ) {
+    assert(!NOT_YET_IMPLEMENTED.has(name), name);
   }
   // TLS is implemented: none of its flags is refused
   for (const f of FLAGS) {
@@ -50,7 +62,7 @@ Deno.test("config: a not-yet-implemented flag set to anything but its default re
       '"msg":"--proxy is deprecated in 3.5 and will be decommissioned in 3.6."}\n' +
       "etcd-ts: --proxy is not implemented yet\n",
     ],
-    [["--auth-token", "jwt,pub-key=a.pem"], {}, {}, "etcd-ts: --auth-token is not implemented yet\n"],
+    [["--socket-reuse-port"], {}, {}, "etcd-ts: --socket-reuse-port is not implemented yet\n"],
     [["--pre-vote=false"], {}, {}, "etcd-ts: --pre-vote is not implemented yet\n"],
     [
       [],
@@ -67,8 +79,8 @@ Deno.test("config: a not-yet-implemented flag set to anything but its default re
     [
       ["--config-file", "c.yml"],
       {},
-      { "c.yml": "auth-token: jwt\n" },
-      "etcd-ts: --auth-token is not implemented yet (set by auth-token in c.yml)\n",
+      { "c.yml": "enable-log-rotation: true\n" },
+      "etcd-ts: --enable-log-rotation is not implemented yet (set by enable-log-rotation in c.yml)\n",
     ],
     [
       ["--config-file", "c.yml"],
