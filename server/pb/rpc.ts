@@ -89,6 +89,11 @@ export const EventType = { PUT: 0, DELETE: 1 } as const;
 /** One of the values of {@linkcode EventType}. */
 export type EventType = typeof EventType[keyof typeof EventType];
 
+/** authpb.Permission.Type. */
+export const Type = { READ: 0, WRITE: 1, READWRITE: 2 } as const;
+/** One of the values of {@linkcode Type}. */
+export type Type = typeof Type[keyof typeof Type];
+
 // ---- mvccpb.KeyValue -----------------------------------------------------------------------------
 
 /** mvccpb.KeyValue. */
@@ -3981,4 +3986,1695 @@ export function encodeSnapshotResponse(m: SnapshotResponse): Uint8Array {
 /** Decodes an etcdserverpb.SnapshotResponse. */
 export function decodeSnapshotResponse(b: Uint8Array): SnapshotResponse {
   return readSnapshotResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthEnableRequest --------------------------------------------------------------
+
+/** etcdserverpb.AuthEnableRequest. */
+export type AuthEnableRequest = Record<string, never>;
+
+function readAuthEnableRequest(r: Reader): AuthEnableRequest {
+  while (r.pos < r.end) r.skipField(r.tag(), 0);
+  return {};
+}
+
+/** Encodes an etcdserverpb.AuthEnableRequest. */
+export function encodeAuthEnableRequest(_m: AuthEnableRequest): Uint8Array {
+  return EMPTY;
+}
+
+/** Decodes an etcdserverpb.AuthEnableRequest. */
+export function decodeAuthEnableRequest(b: Uint8Array): AuthEnableRequest {
+  return readAuthEnableRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthEnableResponse -------------------------------------------------------------
+
+/** etcdserverpb.AuthEnableResponse. */
+export interface AuthEnableResponse {
+  header: ResponseHeader;
+}
+
+const TAG_AUTH_ENABLE_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_ENABLE_RESPONSE_FIELDS = fieldMask(1);
+
+function writeAuthEnableResponse(w: Writer, m: AuthEnableResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_ENABLE_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+}
+
+function readAuthEnableResponse(r: Reader): AuthEnableResponse {
+  let header: ResponseHeader | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_ENABLE_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      default:
+        r.skipField(tag, AUTH_ENABLE_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader() };
+}
+
+/** Encodes an etcdserverpb.AuthEnableResponse. */
+export function encodeAuthEnableResponse(m: AuthEnableResponse): Uint8Array {
+  W.reset();
+  writeAuthEnableResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthEnableResponse. */
+export function decodeAuthEnableResponse(b: Uint8Array): AuthEnableResponse {
+  return readAuthEnableResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthDisableRequest -------------------------------------------------------------
+
+/** etcdserverpb.AuthDisableRequest. */
+export type AuthDisableRequest = Record<string, never>;
+
+function readAuthDisableRequest(r: Reader): AuthDisableRequest {
+  while (r.pos < r.end) r.skipField(r.tag(), 0);
+  return {};
+}
+
+/** Encodes an etcdserverpb.AuthDisableRequest. */
+export function encodeAuthDisableRequest(_m: AuthDisableRequest): Uint8Array {
+  return EMPTY;
+}
+
+/** Decodes an etcdserverpb.AuthDisableRequest. */
+export function decodeAuthDisableRequest(b: Uint8Array): AuthDisableRequest {
+  return readAuthDisableRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthDisableResponse ------------------------------------------------------------
+
+/** etcdserverpb.AuthDisableResponse. */
+export interface AuthDisableResponse {
+  header: ResponseHeader;
+}
+
+const TAG_AUTH_DISABLE_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_DISABLE_RESPONSE_FIELDS = fieldMask(1);
+
+function writeAuthDisableResponse(w: Writer, m: AuthDisableResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_DISABLE_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+}
+
+function readAuthDisableResponse(r: Reader): AuthDisableResponse {
+  let header: ResponseHeader | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_DISABLE_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      default:
+        r.skipField(tag, AUTH_DISABLE_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader() };
+}
+
+/** Encodes an etcdserverpb.AuthDisableResponse. */
+export function encodeAuthDisableResponse(m: AuthDisableResponse): Uint8Array {
+  W.reset();
+  writeAuthDisableResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthDisableResponse. */
+export function decodeAuthDisableResponse(b: Uint8Array): AuthDisableResponse {
+  return readAuthDisableResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthStatusRequest --------------------------------------------------------------
+
+/** etcdserverpb.AuthStatusRequest. */
+export type AuthStatusRequest = Record<string, never>;
+
+function readAuthStatusRequest(r: Reader): AuthStatusRequest {
+  while (r.pos < r.end) r.skipField(r.tag(), 0);
+  return {};
+}
+
+/** Encodes an etcdserverpb.AuthStatusRequest. */
+export function encodeAuthStatusRequest(_m: AuthStatusRequest): Uint8Array {
+  return EMPTY;
+}
+
+/** Decodes an etcdserverpb.AuthStatusRequest. */
+export function decodeAuthStatusRequest(b: Uint8Array): AuthStatusRequest {
+  return readAuthStatusRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthStatusResponse -------------------------------------------------------------
+
+/** etcdserverpb.AuthStatusResponse. */
+export interface AuthStatusResponse {
+  header: ResponseHeader;
+  enabled: boolean;
+  authRevision: number;
+}
+
+const TAG_AUTH_STATUS_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTH_STATUS_RESPONSE_ENABLED = (2 << 3) | WireType.VARINT;
+const TAG_AUTH_STATUS_RESPONSE_AUTH_REVISION = (3 << 3) | WireType.VARINT;
+const AUTH_STATUS_RESPONSE_FIELDS = fieldMask(1, 2, 3);
+
+function writeAuthStatusResponse(w: Writer, m: AuthStatusResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_STATUS_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  if (m.enabled) {
+    w.uint32(TAG_AUTH_STATUS_RESPONSE_ENABLED);
+    w.bool(true);
+  }
+  if (m.authRevision) {
+    w.uint32(TAG_AUTH_STATUS_RESPONSE_AUTH_REVISION);
+    w.uint64(m.authRevision);
+  }
+}
+
+function readAuthStatusResponse(r: Reader): AuthStatusResponse {
+  let header: ResponseHeader | undefined;
+  let enabled = false;
+  let authRevision = 0;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_STATUS_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_AUTH_STATUS_RESPONSE_ENABLED:
+        enabled = r.bool();
+        break;
+      case TAG_AUTH_STATUS_RESPONSE_AUTH_REVISION:
+        authRevision = r.uint64Number();
+        break;
+      default:
+        r.skipField(tag, AUTH_STATUS_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader(), enabled, authRevision };
+}
+
+/** Encodes an etcdserverpb.AuthStatusResponse. */
+export function encodeAuthStatusResponse(m: AuthStatusResponse): Uint8Array {
+  W.reset();
+  writeAuthStatusResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthStatusResponse. */
+export function decodeAuthStatusResponse(b: Uint8Array): AuthStatusResponse {
+  return readAuthStatusResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthenticateRequest ------------------------------------------------------------
+
+/** etcdserverpb.AuthenticateRequest. */
+export interface AuthenticateRequest {
+  name: string;
+  password: string;
+}
+
+const TAG_AUTHENTICATE_REQUEST_NAME = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTHENTICATE_REQUEST_PASSWORD = (2 << 3) | WireType.LENGTH_DELIMITED;
+const AUTHENTICATE_REQUEST_FIELDS = fieldMask(1, 2);
+
+function writeAuthenticateRequest(w: Writer, m: AuthenticateRequest): void {
+  if (m.name) {
+    w.uint32(TAG_AUTHENTICATE_REQUEST_NAME);
+    w.string(m.name);
+  }
+  if (m.password) {
+    w.uint32(TAG_AUTHENTICATE_REQUEST_PASSWORD);
+    w.string(m.password);
+  }
+}
+
+function readAuthenticateRequest(r: Reader): AuthenticateRequest {
+  let name = "";
+  let password = "";
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTHENTICATE_REQUEST_NAME:
+        name = r.string();
+        break;
+      case TAG_AUTHENTICATE_REQUEST_PASSWORD:
+        password = r.string();
+        break;
+      default:
+        r.skipField(tag, AUTHENTICATE_REQUEST_FIELDS);
+    }
+  }
+  return { name, password };
+}
+
+/** Encodes an etcdserverpb.AuthenticateRequest. */
+export function encodeAuthenticateRequest(m: AuthenticateRequest): Uint8Array {
+  W.reset();
+  writeAuthenticateRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthenticateRequest. */
+export function decodeAuthenticateRequest(b: Uint8Array): AuthenticateRequest {
+  return readAuthenticateRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthenticateResponse -----------------------------------------------------------
+
+/** etcdserverpb.AuthenticateResponse. */
+export interface AuthenticateResponse {
+  header: ResponseHeader;
+  token: string;
+}
+
+const TAG_AUTHENTICATE_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTHENTICATE_RESPONSE_TOKEN = (2 << 3) | WireType.LENGTH_DELIMITED;
+const AUTHENTICATE_RESPONSE_FIELDS = fieldMask(1, 2);
+
+function writeAuthenticateResponse(w: Writer, m: AuthenticateResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTHENTICATE_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  if (m.token) {
+    w.uint32(TAG_AUTHENTICATE_RESPONSE_TOKEN);
+    w.string(m.token);
+  }
+}
+
+function readAuthenticateResponse(r: Reader): AuthenticateResponse {
+  let header: ResponseHeader | undefined;
+  let token = "";
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTHENTICATE_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_AUTHENTICATE_RESPONSE_TOKEN:
+        token = r.string();
+        break;
+      default:
+        r.skipField(tag, AUTHENTICATE_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader(), token };
+}
+
+/** Encodes an etcdserverpb.AuthenticateResponse. */
+export function encodeAuthenticateResponse(m: AuthenticateResponse): Uint8Array {
+  W.reset();
+  writeAuthenticateResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthenticateResponse. */
+export function decodeAuthenticateResponse(b: Uint8Array): AuthenticateResponse {
+  return readAuthenticateResponse(new Reader(b));
+}
+
+// ---- authpb.UserAddOptions -----------------------------------------------------------------------
+
+/** authpb.UserAddOptions. */
+export interface UserAddOptions {
+  noPassword: boolean;
+}
+
+const TAG_USER_ADD_OPTIONS_NO_PASSWORD = (1 << 3) | WireType.VARINT;
+const USER_ADD_OPTIONS_FIELDS = fieldMask(1);
+
+function writeUserAddOptions(w: Writer, m: UserAddOptions): void {
+  if (m.noPassword) {
+    w.uint32(TAG_USER_ADD_OPTIONS_NO_PASSWORD);
+    w.bool(true);
+  }
+}
+
+function readUserAddOptions(r: Reader): UserAddOptions {
+  let noPassword = false;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_USER_ADD_OPTIONS_NO_PASSWORD:
+        noPassword = r.bool();
+        break;
+      default:
+        r.skipField(tag, USER_ADD_OPTIONS_FIELDS);
+    }
+  }
+  return { noPassword };
+}
+
+function readUserAddOptionsNested(r: Reader): UserAddOptions {
+  const outer = r.enter();
+  const m = readUserAddOptions(r);
+  r.leave(outer);
+  return m;
+}
+
+// ---- etcdserverpb.AuthUserAddRequest -------------------------------------------------------------
+
+/** etcdserverpb.AuthUserAddRequest. */
+export interface AuthUserAddRequest {
+  name: string;
+  password: string;
+  options?: UserAddOptions;
+}
+
+const TAG_AUTH_USER_ADD_REQUEST_NAME = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTH_USER_ADD_REQUEST_PASSWORD = (2 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTH_USER_ADD_REQUEST_OPTIONS = (3 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_USER_ADD_REQUEST_FIELDS = fieldMask(1, 2, 3);
+
+function writeAuthUserAddRequest(w: Writer, m: AuthUserAddRequest): void {
+  if (m.name) {
+    w.uint32(TAG_AUTH_USER_ADD_REQUEST_NAME);
+    w.string(m.name);
+  }
+  if (m.password) {
+    w.uint32(TAG_AUTH_USER_ADD_REQUEST_PASSWORD);
+    w.string(m.password);
+  }
+  if (m.options) {
+    w.uint32(TAG_AUTH_USER_ADD_REQUEST_OPTIONS);
+    const mark = w.beginLength();
+    writeUserAddOptions(w, m.options);
+    w.endLength(mark);
+  }
+}
+
+function readAuthUserAddRequest(r: Reader): AuthUserAddRequest {
+  let name = "";
+  let password = "";
+  let options: UserAddOptions | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_USER_ADD_REQUEST_NAME:
+        name = r.string();
+        break;
+      case TAG_AUTH_USER_ADD_REQUEST_PASSWORD:
+        password = r.string();
+        break;
+      case TAG_AUTH_USER_ADD_REQUEST_OPTIONS:
+        options = readUserAddOptionsNested(r);
+        break;
+      default:
+        r.skipField(tag, AUTH_USER_ADD_REQUEST_FIELDS);
+    }
+  }
+  const m: AuthUserAddRequest = { name, password };
+  if (options !== undefined) m.options = options;
+  return m;
+}
+
+/** Encodes an etcdserverpb.AuthUserAddRequest. */
+export function encodeAuthUserAddRequest(m: AuthUserAddRequest): Uint8Array {
+  W.reset();
+  writeAuthUserAddRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthUserAddRequest. */
+export function decodeAuthUserAddRequest(b: Uint8Array): AuthUserAddRequest {
+  return readAuthUserAddRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthUserAddResponse ------------------------------------------------------------
+
+/** etcdserverpb.AuthUserAddResponse. */
+export interface AuthUserAddResponse {
+  header: ResponseHeader;
+}
+
+const TAG_AUTH_USER_ADD_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_USER_ADD_RESPONSE_FIELDS = fieldMask(1);
+
+function writeAuthUserAddResponse(w: Writer, m: AuthUserAddResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_USER_ADD_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+}
+
+function readAuthUserAddResponse(r: Reader): AuthUserAddResponse {
+  let header: ResponseHeader | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_USER_ADD_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      default:
+        r.skipField(tag, AUTH_USER_ADD_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader() };
+}
+
+/** Encodes an etcdserverpb.AuthUserAddResponse. */
+export function encodeAuthUserAddResponse(m: AuthUserAddResponse): Uint8Array {
+  W.reset();
+  writeAuthUserAddResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthUserAddResponse. */
+export function decodeAuthUserAddResponse(b: Uint8Array): AuthUserAddResponse {
+  return readAuthUserAddResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthUserGetRequest -------------------------------------------------------------
+
+/** etcdserverpb.AuthUserGetRequest. */
+export interface AuthUserGetRequest {
+  name: string;
+}
+
+const TAG_AUTH_USER_GET_REQUEST_NAME = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_USER_GET_REQUEST_FIELDS = fieldMask(1);
+
+function writeAuthUserGetRequest(w: Writer, m: AuthUserGetRequest): void {
+  if (m.name) {
+    w.uint32(TAG_AUTH_USER_GET_REQUEST_NAME);
+    w.string(m.name);
+  }
+}
+
+function readAuthUserGetRequest(r: Reader): AuthUserGetRequest {
+  let name = "";
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_USER_GET_REQUEST_NAME:
+        name = r.string();
+        break;
+      default:
+        r.skipField(tag, AUTH_USER_GET_REQUEST_FIELDS);
+    }
+  }
+  return { name };
+}
+
+/** Encodes an etcdserverpb.AuthUserGetRequest. */
+export function encodeAuthUserGetRequest(m: AuthUserGetRequest): Uint8Array {
+  W.reset();
+  writeAuthUserGetRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthUserGetRequest. */
+export function decodeAuthUserGetRequest(b: Uint8Array): AuthUserGetRequest {
+  return readAuthUserGetRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthUserGetResponse ------------------------------------------------------------
+
+/** etcdserverpb.AuthUserGetResponse. */
+export interface AuthUserGetResponse {
+  header: ResponseHeader;
+  roles: string[];
+}
+
+const TAG_AUTH_USER_GET_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTH_USER_GET_RESPONSE_ROLES = (2 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_USER_GET_RESPONSE_FIELDS = fieldMask(1, 2);
+
+function writeAuthUserGetResponse(w: Writer, m: AuthUserGetResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_USER_GET_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  const roles = m.roles;
+  if (roles) {
+    for (let i = 0; i < roles.length; i++) {
+      w.uint32(TAG_AUTH_USER_GET_RESPONSE_ROLES);
+      w.string(roles[i]);
+    }
+  }
+}
+
+function readAuthUserGetResponse(r: Reader): AuthUserGetResponse {
+  let header: ResponseHeader | undefined;
+  const roles: string[] = [];
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_USER_GET_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_AUTH_USER_GET_RESPONSE_ROLES:
+        roles.push(r.string());
+        break;
+      default:
+        r.skipField(tag, AUTH_USER_GET_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader(), roles };
+}
+
+/** Encodes an etcdserverpb.AuthUserGetResponse. */
+export function encodeAuthUserGetResponse(m: AuthUserGetResponse): Uint8Array {
+  W.reset();
+  writeAuthUserGetResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthUserGetResponse. */
+export function decodeAuthUserGetResponse(b: Uint8Array): AuthUserGetResponse {
+  return readAuthUserGetResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthUserListRequest ------------------------------------------------------------
+
+/** etcdserverpb.AuthUserListRequest. */
+export type AuthUserListRequest = Record<string, never>;
+
+function readAuthUserListRequest(r: Reader): AuthUserListRequest {
+  while (r.pos < r.end) r.skipField(r.tag(), 0);
+  return {};
+}
+
+/** Encodes an etcdserverpb.AuthUserListRequest. */
+export function encodeAuthUserListRequest(_m: AuthUserListRequest): Uint8Array {
+  return EMPTY;
+}
+
+/** Decodes an etcdserverpb.AuthUserListRequest. */
+export function decodeAuthUserListRequest(b: Uint8Array): AuthUserListRequest {
+  return readAuthUserListRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthUserListResponse -----------------------------------------------------------
+
+/** etcdserverpb.AuthUserListResponse. */
+export interface AuthUserListResponse {
+  header: ResponseHeader;
+  users: string[];
+}
+
+const TAG_AUTH_USER_LIST_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTH_USER_LIST_RESPONSE_USERS = (2 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_USER_LIST_RESPONSE_FIELDS = fieldMask(1, 2);
+
+function writeAuthUserListResponse(w: Writer, m: AuthUserListResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_USER_LIST_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  const users = m.users;
+  if (users) {
+    for (let i = 0; i < users.length; i++) {
+      w.uint32(TAG_AUTH_USER_LIST_RESPONSE_USERS);
+      w.string(users[i]);
+    }
+  }
+}
+
+function readAuthUserListResponse(r: Reader): AuthUserListResponse {
+  let header: ResponseHeader | undefined;
+  const users: string[] = [];
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_USER_LIST_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_AUTH_USER_LIST_RESPONSE_USERS:
+        users.push(r.string());
+        break;
+      default:
+        r.skipField(tag, AUTH_USER_LIST_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader(), users };
+}
+
+/** Encodes an etcdserverpb.AuthUserListResponse. */
+export function encodeAuthUserListResponse(m: AuthUserListResponse): Uint8Array {
+  W.reset();
+  writeAuthUserListResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthUserListResponse. */
+export function decodeAuthUserListResponse(b: Uint8Array): AuthUserListResponse {
+  return readAuthUserListResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthUserDeleteRequest ----------------------------------------------------------
+
+/** etcdserverpb.AuthUserDeleteRequest. */
+export interface AuthUserDeleteRequest {
+  name: string;
+}
+
+const TAG_AUTH_USER_DELETE_REQUEST_NAME = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_USER_DELETE_REQUEST_FIELDS = fieldMask(1);
+
+function writeAuthUserDeleteRequest(w: Writer, m: AuthUserDeleteRequest): void {
+  if (m.name) {
+    w.uint32(TAG_AUTH_USER_DELETE_REQUEST_NAME);
+    w.string(m.name);
+  }
+}
+
+function readAuthUserDeleteRequest(r: Reader): AuthUserDeleteRequest {
+  let name = "";
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_USER_DELETE_REQUEST_NAME:
+        name = r.string();
+        break;
+      default:
+        r.skipField(tag, AUTH_USER_DELETE_REQUEST_FIELDS);
+    }
+  }
+  return { name };
+}
+
+/** Encodes an etcdserverpb.AuthUserDeleteRequest. */
+export function encodeAuthUserDeleteRequest(m: AuthUserDeleteRequest): Uint8Array {
+  W.reset();
+  writeAuthUserDeleteRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthUserDeleteRequest. */
+export function decodeAuthUserDeleteRequest(b: Uint8Array): AuthUserDeleteRequest {
+  return readAuthUserDeleteRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthUserDeleteResponse ---------------------------------------------------------
+
+/** etcdserverpb.AuthUserDeleteResponse. */
+export interface AuthUserDeleteResponse {
+  header: ResponseHeader;
+}
+
+const TAG_AUTH_USER_DELETE_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_USER_DELETE_RESPONSE_FIELDS = fieldMask(1);
+
+function writeAuthUserDeleteResponse(w: Writer, m: AuthUserDeleteResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_USER_DELETE_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+}
+
+function readAuthUserDeleteResponse(r: Reader): AuthUserDeleteResponse {
+  let header: ResponseHeader | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_USER_DELETE_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      default:
+        r.skipField(tag, AUTH_USER_DELETE_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader() };
+}
+
+/** Encodes an etcdserverpb.AuthUserDeleteResponse. */
+export function encodeAuthUserDeleteResponse(m: AuthUserDeleteResponse): Uint8Array {
+  W.reset();
+  writeAuthUserDeleteResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthUserDeleteResponse. */
+export function decodeAuthUserDeleteResponse(b: Uint8Array): AuthUserDeleteResponse {
+  return readAuthUserDeleteResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthUserChangePasswordRequest --------------------------------------------------
+
+/** etcdserverpb.AuthUserChangePasswordRequest. */
+export interface AuthUserChangePasswordRequest {
+  name: string;
+  password: string;
+}
+
+const TAG_AUTH_USER_CHANGE_PASSWORD_REQUEST_NAME = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTH_USER_CHANGE_PASSWORD_REQUEST_PASSWORD = (2 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_USER_CHANGE_PASSWORD_REQUEST_FIELDS = fieldMask(1, 2);
+
+function writeAuthUserChangePasswordRequest(w: Writer, m: AuthUserChangePasswordRequest): void {
+  if (m.name) {
+    w.uint32(TAG_AUTH_USER_CHANGE_PASSWORD_REQUEST_NAME);
+    w.string(m.name);
+  }
+  if (m.password) {
+    w.uint32(TAG_AUTH_USER_CHANGE_PASSWORD_REQUEST_PASSWORD);
+    w.string(m.password);
+  }
+}
+
+function readAuthUserChangePasswordRequest(r: Reader): AuthUserChangePasswordRequest {
+  let name = "";
+  let password = "";
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_USER_CHANGE_PASSWORD_REQUEST_NAME:
+        name = r.string();
+        break;
+      case TAG_AUTH_USER_CHANGE_PASSWORD_REQUEST_PASSWORD:
+        password = r.string();
+        break;
+      default:
+        r.skipField(tag, AUTH_USER_CHANGE_PASSWORD_REQUEST_FIELDS);
+    }
+  }
+  return { name, password };
+}
+
+/** Encodes an etcdserverpb.AuthUserChangePasswordRequest. */
+export function encodeAuthUserChangePasswordRequest(m: AuthUserChangePasswordRequest): Uint8Array {
+  W.reset();
+  writeAuthUserChangePasswordRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthUserChangePasswordRequest. */
+export function decodeAuthUserChangePasswordRequest(b: Uint8Array): AuthUserChangePasswordRequest {
+  return readAuthUserChangePasswordRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthUserChangePasswordResponse -------------------------------------------------
+
+/** etcdserverpb.AuthUserChangePasswordResponse. */
+export interface AuthUserChangePasswordResponse {
+  header: ResponseHeader;
+}
+
+const TAG_AUTH_USER_CHANGE_PASSWORD_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_USER_CHANGE_PASSWORD_RESPONSE_FIELDS = fieldMask(1);
+
+function writeAuthUserChangePasswordResponse(w: Writer, m: AuthUserChangePasswordResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_USER_CHANGE_PASSWORD_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+}
+
+function readAuthUserChangePasswordResponse(r: Reader): AuthUserChangePasswordResponse {
+  let header: ResponseHeader | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_USER_CHANGE_PASSWORD_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      default:
+        r.skipField(tag, AUTH_USER_CHANGE_PASSWORD_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader() };
+}
+
+/** Encodes an etcdserverpb.AuthUserChangePasswordResponse. */
+export function encodeAuthUserChangePasswordResponse(m: AuthUserChangePasswordResponse): Uint8Array {
+  W.reset();
+  writeAuthUserChangePasswordResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthUserChangePasswordResponse. */
+export function decodeAuthUserChangePasswordResponse(b: Uint8Array): AuthUserChangePasswordResponse {
+  return readAuthUserChangePasswordResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthUserGrantRoleRequest -------------------------------------------------------
+
+/** etcdserverpb.AuthUserGrantRoleRequest. */
+export interface AuthUserGrantRoleRequest {
+  user: string;
+  role: string;
+}
+
+const TAG_AUTH_USER_GRANT_ROLE_REQUEST_USER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTH_USER_GRANT_ROLE_REQUEST_ROLE = (2 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_USER_GRANT_ROLE_REQUEST_FIELDS = fieldMask(1, 2);
+
+function writeAuthUserGrantRoleRequest(w: Writer, m: AuthUserGrantRoleRequest): void {
+  if (m.user) {
+    w.uint32(TAG_AUTH_USER_GRANT_ROLE_REQUEST_USER);
+    w.string(m.user);
+  }
+  if (m.role) {
+    w.uint32(TAG_AUTH_USER_GRANT_ROLE_REQUEST_ROLE);
+    w.string(m.role);
+  }
+}
+
+function readAuthUserGrantRoleRequest(r: Reader): AuthUserGrantRoleRequest {
+  let user = "";
+  let role = "";
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_USER_GRANT_ROLE_REQUEST_USER:
+        user = r.string();
+        break;
+      case TAG_AUTH_USER_GRANT_ROLE_REQUEST_ROLE:
+        role = r.string();
+        break;
+      default:
+        r.skipField(tag, AUTH_USER_GRANT_ROLE_REQUEST_FIELDS);
+    }
+  }
+  return { user, role };
+}
+
+/** Encodes an etcdserverpb.AuthUserGrantRoleRequest. */
+export function encodeAuthUserGrantRoleRequest(m: AuthUserGrantRoleRequest): Uint8Array {
+  W.reset();
+  writeAuthUserGrantRoleRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthUserGrantRoleRequest. */
+export function decodeAuthUserGrantRoleRequest(b: Uint8Array): AuthUserGrantRoleRequest {
+  return readAuthUserGrantRoleRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthUserGrantRoleResponse ------------------------------------------------------
+
+/** etcdserverpb.AuthUserGrantRoleResponse. */
+export interface AuthUserGrantRoleResponse {
+  header: ResponseHeader;
+}
+
+const TAG_AUTH_USER_GRANT_ROLE_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_USER_GRANT_ROLE_RESPONSE_FIELDS = fieldMask(1);
+
+function writeAuthUserGrantRoleResponse(w: Writer, m: AuthUserGrantRoleResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_USER_GRANT_ROLE_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+}
+
+function readAuthUserGrantRoleResponse(r: Reader): AuthUserGrantRoleResponse {
+  let header: ResponseHeader | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_USER_GRANT_ROLE_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      default:
+        r.skipField(tag, AUTH_USER_GRANT_ROLE_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader() };
+}
+
+/** Encodes an etcdserverpb.AuthUserGrantRoleResponse. */
+export function encodeAuthUserGrantRoleResponse(m: AuthUserGrantRoleResponse): Uint8Array {
+  W.reset();
+  writeAuthUserGrantRoleResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthUserGrantRoleResponse. */
+export function decodeAuthUserGrantRoleResponse(b: Uint8Array): AuthUserGrantRoleResponse {
+  return readAuthUserGrantRoleResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthUserRevokeRoleRequest ------------------------------------------------------
+
+/** etcdserverpb.AuthUserRevokeRoleRequest. */
+export interface AuthUserRevokeRoleRequest {
+  name: string;
+  role: string;
+}
+
+const TAG_AUTH_USER_REVOKE_ROLE_REQUEST_NAME = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTH_USER_REVOKE_ROLE_REQUEST_ROLE = (2 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_USER_REVOKE_ROLE_REQUEST_FIELDS = fieldMask(1, 2);
+
+function writeAuthUserRevokeRoleRequest(w: Writer, m: AuthUserRevokeRoleRequest): void {
+  if (m.name) {
+    w.uint32(TAG_AUTH_USER_REVOKE_ROLE_REQUEST_NAME);
+    w.string(m.name);
+  }
+  if (m.role) {
+    w.uint32(TAG_AUTH_USER_REVOKE_ROLE_REQUEST_ROLE);
+    w.string(m.role);
+  }
+}
+
+function readAuthUserRevokeRoleRequest(r: Reader): AuthUserRevokeRoleRequest {
+  let name = "";
+  let role = "";
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_USER_REVOKE_ROLE_REQUEST_NAME:
+        name = r.string();
+        break;
+      case TAG_AUTH_USER_REVOKE_ROLE_REQUEST_ROLE:
+        role = r.string();
+        break;
+      default:
+        r.skipField(tag, AUTH_USER_REVOKE_ROLE_REQUEST_FIELDS);
+    }
+  }
+  return { name, role };
+}
+
+/** Encodes an etcdserverpb.AuthUserRevokeRoleRequest. */
+export function encodeAuthUserRevokeRoleRequest(m: AuthUserRevokeRoleRequest): Uint8Array {
+  W.reset();
+  writeAuthUserRevokeRoleRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthUserRevokeRoleRequest. */
+export function decodeAuthUserRevokeRoleRequest(b: Uint8Array): AuthUserRevokeRoleRequest {
+  return readAuthUserRevokeRoleRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthUserRevokeRoleResponse -----------------------------------------------------
+
+/** etcdserverpb.AuthUserRevokeRoleResponse. */
+export interface AuthUserRevokeRoleResponse {
+  header: ResponseHeader;
+}
+
+const TAG_AUTH_USER_REVOKE_ROLE_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_USER_REVOKE_ROLE_RESPONSE_FIELDS = fieldMask(1);
+
+function writeAuthUserRevokeRoleResponse(w: Writer, m: AuthUserRevokeRoleResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_USER_REVOKE_ROLE_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+}
+
+function readAuthUserRevokeRoleResponse(r: Reader): AuthUserRevokeRoleResponse {
+  let header: ResponseHeader | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_USER_REVOKE_ROLE_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      default:
+        r.skipField(tag, AUTH_USER_REVOKE_ROLE_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader() };
+}
+
+/** Encodes an etcdserverpb.AuthUserRevokeRoleResponse. */
+export function encodeAuthUserRevokeRoleResponse(m: AuthUserRevokeRoleResponse): Uint8Array {
+  W.reset();
+  writeAuthUserRevokeRoleResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthUserRevokeRoleResponse. */
+export function decodeAuthUserRevokeRoleResponse(b: Uint8Array): AuthUserRevokeRoleResponse {
+  return readAuthUserRevokeRoleResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthRoleAddRequest -------------------------------------------------------------
+
+/** etcdserverpb.AuthRoleAddRequest. */
+export interface AuthRoleAddRequest {
+  name: string;
+}
+
+const TAG_AUTH_ROLE_ADD_REQUEST_NAME = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_ROLE_ADD_REQUEST_FIELDS = fieldMask(1);
+
+function writeAuthRoleAddRequest(w: Writer, m: AuthRoleAddRequest): void {
+  if (m.name) {
+    w.uint32(TAG_AUTH_ROLE_ADD_REQUEST_NAME);
+    w.string(m.name);
+  }
+}
+
+function readAuthRoleAddRequest(r: Reader): AuthRoleAddRequest {
+  let name = "";
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_ROLE_ADD_REQUEST_NAME:
+        name = r.string();
+        break;
+      default:
+        r.skipField(tag, AUTH_ROLE_ADD_REQUEST_FIELDS);
+    }
+  }
+  return { name };
+}
+
+/** Encodes an etcdserverpb.AuthRoleAddRequest. */
+export function encodeAuthRoleAddRequest(m: AuthRoleAddRequest): Uint8Array {
+  W.reset();
+  writeAuthRoleAddRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthRoleAddRequest. */
+export function decodeAuthRoleAddRequest(b: Uint8Array): AuthRoleAddRequest {
+  return readAuthRoleAddRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthRoleAddResponse ------------------------------------------------------------
+
+/** etcdserverpb.AuthRoleAddResponse. */
+export interface AuthRoleAddResponse {
+  header: ResponseHeader;
+}
+
+const TAG_AUTH_ROLE_ADD_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_ROLE_ADD_RESPONSE_FIELDS = fieldMask(1);
+
+function writeAuthRoleAddResponse(w: Writer, m: AuthRoleAddResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_ROLE_ADD_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+}
+
+function readAuthRoleAddResponse(r: Reader): AuthRoleAddResponse {
+  let header: ResponseHeader | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_ROLE_ADD_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      default:
+        r.skipField(tag, AUTH_ROLE_ADD_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader() };
+}
+
+/** Encodes an etcdserverpb.AuthRoleAddResponse. */
+export function encodeAuthRoleAddResponse(m: AuthRoleAddResponse): Uint8Array {
+  W.reset();
+  writeAuthRoleAddResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthRoleAddResponse. */
+export function decodeAuthRoleAddResponse(b: Uint8Array): AuthRoleAddResponse {
+  return readAuthRoleAddResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthRoleGetRequest -------------------------------------------------------------
+
+/** etcdserverpb.AuthRoleGetRequest. */
+export interface AuthRoleGetRequest {
+  role: string;
+}
+
+const TAG_AUTH_ROLE_GET_REQUEST_ROLE = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_ROLE_GET_REQUEST_FIELDS = fieldMask(1);
+
+function writeAuthRoleGetRequest(w: Writer, m: AuthRoleGetRequest): void {
+  if (m.role) {
+    w.uint32(TAG_AUTH_ROLE_GET_REQUEST_ROLE);
+    w.string(m.role);
+  }
+}
+
+function readAuthRoleGetRequest(r: Reader): AuthRoleGetRequest {
+  let role = "";
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_ROLE_GET_REQUEST_ROLE:
+        role = r.string();
+        break;
+      default:
+        r.skipField(tag, AUTH_ROLE_GET_REQUEST_FIELDS);
+    }
+  }
+  return { role };
+}
+
+/** Encodes an etcdserverpb.AuthRoleGetRequest. */
+export function encodeAuthRoleGetRequest(m: AuthRoleGetRequest): Uint8Array {
+  W.reset();
+  writeAuthRoleGetRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthRoleGetRequest. */
+export function decodeAuthRoleGetRequest(b: Uint8Array): AuthRoleGetRequest {
+  return readAuthRoleGetRequest(new Reader(b));
+}
+
+// ---- authpb.Permission ---------------------------------------------------------------------------
+
+/** authpb.Permission. */
+export interface Permission {
+  /** Values: {@linkcode Type}. */
+  permType: number;
+  key: Uint8Array;
+  rangeEnd: Uint8Array;
+}
+
+const TAG_PERMISSION_PERM_TYPE = (1 << 3) | WireType.VARINT;
+const TAG_PERMISSION_KEY = (2 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_PERMISSION_RANGE_END = (3 << 3) | WireType.LENGTH_DELIMITED;
+const PERMISSION_FIELDS = fieldMask(1, 2, 3);
+
+function writePermission(w: Writer, m: Permission): void {
+  if (m.permType) {
+    w.uint32(TAG_PERMISSION_PERM_TYPE);
+    w.int32(m.permType);
+  }
+  if (m.key && m.key.length) {
+    w.uint32(TAG_PERMISSION_KEY);
+    w.bytes(m.key);
+  }
+  if (m.rangeEnd && m.rangeEnd.length) {
+    w.uint32(TAG_PERMISSION_RANGE_END);
+    w.bytes(m.rangeEnd);
+  }
+}
+
+function readPermission(r: Reader): Permission {
+  let permType = 0;
+  let key = EMPTY;
+  let rangeEnd = EMPTY;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_PERMISSION_PERM_TYPE:
+        permType = r.int32();
+        break;
+      case TAG_PERMISSION_KEY:
+        key = r.bytes();
+        break;
+      case TAG_PERMISSION_RANGE_END:
+        rangeEnd = r.bytes();
+        break;
+      default:
+        r.skipField(tag, PERMISSION_FIELDS);
+    }
+  }
+  return { permType, key, rangeEnd };
+}
+
+function readPermissionNested(r: Reader): Permission {
+  const outer = r.enter();
+  const m = readPermission(r);
+  r.leave(outer);
+  return m;
+}
+
+// ---- etcdserverpb.AuthRoleGetResponse ------------------------------------------------------------
+
+/** etcdserverpb.AuthRoleGetResponse. */
+export interface AuthRoleGetResponse {
+  header: ResponseHeader;
+  perm: Permission[];
+}
+
+const TAG_AUTH_ROLE_GET_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTH_ROLE_GET_RESPONSE_PERM = (2 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_ROLE_GET_RESPONSE_FIELDS = fieldMask(1, 2);
+
+function writeAuthRoleGetResponse(w: Writer, m: AuthRoleGetResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_ROLE_GET_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  const perm = m.perm;
+  if (perm) {
+    for (let i = 0; i < perm.length; i++) {
+      w.uint32(TAG_AUTH_ROLE_GET_RESPONSE_PERM);
+      const mark = w.beginLength();
+      writePermission(w, perm[i]);
+      w.endLength(mark);
+    }
+  }
+}
+
+function readAuthRoleGetResponse(r: Reader): AuthRoleGetResponse {
+  let header: ResponseHeader | undefined;
+  const perm: Permission[] = [];
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_ROLE_GET_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_AUTH_ROLE_GET_RESPONSE_PERM:
+        perm.push(readPermissionNested(r));
+        break;
+      default:
+        r.skipField(tag, AUTH_ROLE_GET_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader(), perm };
+}
+
+/** Encodes an etcdserverpb.AuthRoleGetResponse. */
+export function encodeAuthRoleGetResponse(m: AuthRoleGetResponse): Uint8Array {
+  W.reset();
+  writeAuthRoleGetResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthRoleGetResponse. */
+export function decodeAuthRoleGetResponse(b: Uint8Array): AuthRoleGetResponse {
+  return readAuthRoleGetResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthRoleListRequest ------------------------------------------------------------
+
+/** etcdserverpb.AuthRoleListRequest. */
+export type AuthRoleListRequest = Record<string, never>;
+
+function readAuthRoleListRequest(r: Reader): AuthRoleListRequest {
+  while (r.pos < r.end) r.skipField(r.tag(), 0);
+  return {};
+}
+
+/** Encodes an etcdserverpb.AuthRoleListRequest. */
+export function encodeAuthRoleListRequest(_m: AuthRoleListRequest): Uint8Array {
+  return EMPTY;
+}
+
+/** Decodes an etcdserverpb.AuthRoleListRequest. */
+export function decodeAuthRoleListRequest(b: Uint8Array): AuthRoleListRequest {
+  return readAuthRoleListRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthRoleListResponse -----------------------------------------------------------
+
+/** etcdserverpb.AuthRoleListResponse. */
+export interface AuthRoleListResponse {
+  header: ResponseHeader;
+  roles: string[];
+}
+
+const TAG_AUTH_ROLE_LIST_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTH_ROLE_LIST_RESPONSE_ROLES = (2 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_ROLE_LIST_RESPONSE_FIELDS = fieldMask(1, 2);
+
+function writeAuthRoleListResponse(w: Writer, m: AuthRoleListResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_ROLE_LIST_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+  const roles = m.roles;
+  if (roles) {
+    for (let i = 0; i < roles.length; i++) {
+      w.uint32(TAG_AUTH_ROLE_LIST_RESPONSE_ROLES);
+      w.string(roles[i]);
+    }
+  }
+}
+
+function readAuthRoleListResponse(r: Reader): AuthRoleListResponse {
+  let header: ResponseHeader | undefined;
+  const roles: string[] = [];
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_ROLE_LIST_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      case TAG_AUTH_ROLE_LIST_RESPONSE_ROLES:
+        roles.push(r.string());
+        break;
+      default:
+        r.skipField(tag, AUTH_ROLE_LIST_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader(), roles };
+}
+
+/** Encodes an etcdserverpb.AuthRoleListResponse. */
+export function encodeAuthRoleListResponse(m: AuthRoleListResponse): Uint8Array {
+  W.reset();
+  writeAuthRoleListResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthRoleListResponse. */
+export function decodeAuthRoleListResponse(b: Uint8Array): AuthRoleListResponse {
+  return readAuthRoleListResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthRoleDeleteRequest ----------------------------------------------------------
+
+/** etcdserverpb.AuthRoleDeleteRequest. */
+export interface AuthRoleDeleteRequest {
+  role: string;
+}
+
+const TAG_AUTH_ROLE_DELETE_REQUEST_ROLE = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_ROLE_DELETE_REQUEST_FIELDS = fieldMask(1);
+
+function writeAuthRoleDeleteRequest(w: Writer, m: AuthRoleDeleteRequest): void {
+  if (m.role) {
+    w.uint32(TAG_AUTH_ROLE_DELETE_REQUEST_ROLE);
+    w.string(m.role);
+  }
+}
+
+function readAuthRoleDeleteRequest(r: Reader): AuthRoleDeleteRequest {
+  let role = "";
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_ROLE_DELETE_REQUEST_ROLE:
+        role = r.string();
+        break;
+      default:
+        r.skipField(tag, AUTH_ROLE_DELETE_REQUEST_FIELDS);
+    }
+  }
+  return { role };
+}
+
+/** Encodes an etcdserverpb.AuthRoleDeleteRequest. */
+export function encodeAuthRoleDeleteRequest(m: AuthRoleDeleteRequest): Uint8Array {
+  W.reset();
+  writeAuthRoleDeleteRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthRoleDeleteRequest. */
+export function decodeAuthRoleDeleteRequest(b: Uint8Array): AuthRoleDeleteRequest {
+  return readAuthRoleDeleteRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthRoleDeleteResponse ---------------------------------------------------------
+
+/** etcdserverpb.AuthRoleDeleteResponse. */
+export interface AuthRoleDeleteResponse {
+  header: ResponseHeader;
+}
+
+const TAG_AUTH_ROLE_DELETE_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_ROLE_DELETE_RESPONSE_FIELDS = fieldMask(1);
+
+function writeAuthRoleDeleteResponse(w: Writer, m: AuthRoleDeleteResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_ROLE_DELETE_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+}
+
+function readAuthRoleDeleteResponse(r: Reader): AuthRoleDeleteResponse {
+  let header: ResponseHeader | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_ROLE_DELETE_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      default:
+        r.skipField(tag, AUTH_ROLE_DELETE_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader() };
+}
+
+/** Encodes an etcdserverpb.AuthRoleDeleteResponse. */
+export function encodeAuthRoleDeleteResponse(m: AuthRoleDeleteResponse): Uint8Array {
+  W.reset();
+  writeAuthRoleDeleteResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthRoleDeleteResponse. */
+export function decodeAuthRoleDeleteResponse(b: Uint8Array): AuthRoleDeleteResponse {
+  return readAuthRoleDeleteResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthRoleGrantPermissionRequest -------------------------------------------------
+
+/** etcdserverpb.AuthRoleGrantPermissionRequest. */
+export interface AuthRoleGrantPermissionRequest {
+  name: string;
+  perm?: Permission;
+}
+
+const TAG_AUTH_ROLE_GRANT_PERMISSION_REQUEST_NAME = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTH_ROLE_GRANT_PERMISSION_REQUEST_PERM = (2 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_ROLE_GRANT_PERMISSION_REQUEST_FIELDS = fieldMask(1, 2);
+
+function writeAuthRoleGrantPermissionRequest(w: Writer, m: AuthRoleGrantPermissionRequest): void {
+  if (m.name) {
+    w.uint32(TAG_AUTH_ROLE_GRANT_PERMISSION_REQUEST_NAME);
+    w.string(m.name);
+  }
+  if (m.perm) {
+    w.uint32(TAG_AUTH_ROLE_GRANT_PERMISSION_REQUEST_PERM);
+    const mark = w.beginLength();
+    writePermission(w, m.perm);
+    w.endLength(mark);
+  }
+}
+
+function readAuthRoleGrantPermissionRequest(r: Reader): AuthRoleGrantPermissionRequest {
+  let name = "";
+  let perm: Permission | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_ROLE_GRANT_PERMISSION_REQUEST_NAME:
+        name = r.string();
+        break;
+      case TAG_AUTH_ROLE_GRANT_PERMISSION_REQUEST_PERM:
+        perm = readPermissionNested(r);
+        break;
+      default:
+        r.skipField(tag, AUTH_ROLE_GRANT_PERMISSION_REQUEST_FIELDS);
+    }
+  }
+  const m: AuthRoleGrantPermissionRequest = { name };
+  if (perm !== undefined) m.perm = perm;
+  return m;
+}
+
+/** Encodes an etcdserverpb.AuthRoleGrantPermissionRequest. */
+export function encodeAuthRoleGrantPermissionRequest(m: AuthRoleGrantPermissionRequest): Uint8Array {
+  W.reset();
+  writeAuthRoleGrantPermissionRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthRoleGrantPermissionRequest. */
+export function decodeAuthRoleGrantPermissionRequest(b: Uint8Array): AuthRoleGrantPermissionRequest {
+  return readAuthRoleGrantPermissionRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthRoleGrantPermissionResponse ------------------------------------------------
+
+/** etcdserverpb.AuthRoleGrantPermissionResponse. */
+export interface AuthRoleGrantPermissionResponse {
+  header: ResponseHeader;
+}
+
+const TAG_AUTH_ROLE_GRANT_PERMISSION_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_ROLE_GRANT_PERMISSION_RESPONSE_FIELDS = fieldMask(1);
+
+function writeAuthRoleGrantPermissionResponse(w: Writer, m: AuthRoleGrantPermissionResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_ROLE_GRANT_PERMISSION_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+}
+
+function readAuthRoleGrantPermissionResponse(r: Reader): AuthRoleGrantPermissionResponse {
+  let header: ResponseHeader | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_ROLE_GRANT_PERMISSION_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      default:
+        r.skipField(tag, AUTH_ROLE_GRANT_PERMISSION_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader() };
+}
+
+/** Encodes an etcdserverpb.AuthRoleGrantPermissionResponse. */
+export function encodeAuthRoleGrantPermissionResponse(m: AuthRoleGrantPermissionResponse): Uint8Array {
+  W.reset();
+  writeAuthRoleGrantPermissionResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthRoleGrantPermissionResponse. */
+export function decodeAuthRoleGrantPermissionResponse(b: Uint8Array): AuthRoleGrantPermissionResponse {
+  return readAuthRoleGrantPermissionResponse(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthRoleRevokePermissionRequest ------------------------------------------------
+
+/** etcdserverpb.AuthRoleRevokePermissionRequest. */
+export interface AuthRoleRevokePermissionRequest {
+  role: string;
+  key: Uint8Array;
+  rangeEnd: Uint8Array;
+}
+
+const TAG_AUTH_ROLE_REVOKE_PERMISSION_REQUEST_ROLE = (1 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTH_ROLE_REVOKE_PERMISSION_REQUEST_KEY = (2 << 3) | WireType.LENGTH_DELIMITED;
+const TAG_AUTH_ROLE_REVOKE_PERMISSION_REQUEST_RANGE_END = (3 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_ROLE_REVOKE_PERMISSION_REQUEST_FIELDS = fieldMask(1, 2, 3);
+
+function writeAuthRoleRevokePermissionRequest(w: Writer, m: AuthRoleRevokePermissionRequest): void {
+  if (m.role) {
+    w.uint32(TAG_AUTH_ROLE_REVOKE_PERMISSION_REQUEST_ROLE);
+    w.string(m.role);
+  }
+  if (m.key && m.key.length) {
+    w.uint32(TAG_AUTH_ROLE_REVOKE_PERMISSION_REQUEST_KEY);
+    w.bytes(m.key);
+  }
+  if (m.rangeEnd && m.rangeEnd.length) {
+    w.uint32(TAG_AUTH_ROLE_REVOKE_PERMISSION_REQUEST_RANGE_END);
+    w.bytes(m.rangeEnd);
+  }
+}
+
+function readAuthRoleRevokePermissionRequest(r: Reader): AuthRoleRevokePermissionRequest {
+  let role = "";
+  let key = EMPTY;
+  let rangeEnd = EMPTY;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_ROLE_REVOKE_PERMISSION_REQUEST_ROLE:
+        role = r.string();
+        break;
+      case TAG_AUTH_ROLE_REVOKE_PERMISSION_REQUEST_KEY:
+        key = r.bytes();
+        break;
+      case TAG_AUTH_ROLE_REVOKE_PERMISSION_REQUEST_RANGE_END:
+        rangeEnd = r.bytes();
+        break;
+      default:
+        r.skipField(tag, AUTH_ROLE_REVOKE_PERMISSION_REQUEST_FIELDS);
+    }
+  }
+  return { role, key, rangeEnd };
+}
+
+/** Encodes an etcdserverpb.AuthRoleRevokePermissionRequest. */
+export function encodeAuthRoleRevokePermissionRequest(m: AuthRoleRevokePermissionRequest): Uint8Array {
+  W.reset();
+  writeAuthRoleRevokePermissionRequest(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthRoleRevokePermissionRequest. */
+export function decodeAuthRoleRevokePermissionRequest(b: Uint8Array): AuthRoleRevokePermissionRequest {
+  return readAuthRoleRevokePermissionRequest(new Reader(b));
+}
+
+// ---- etcdserverpb.AuthRoleRevokePermissionResponse -----------------------------------------------
+
+/** etcdserverpb.AuthRoleRevokePermissionResponse. */
+export interface AuthRoleRevokePermissionResponse {
+  header: ResponseHeader;
+}
+
+const TAG_AUTH_ROLE_REVOKE_PERMISSION_RESPONSE_HEADER = (1 << 3) | WireType.LENGTH_DELIMITED;
+const AUTH_ROLE_REVOKE_PERMISSION_RESPONSE_FIELDS = fieldMask(1);
+
+function writeAuthRoleRevokePermissionResponse(w: Writer, m: AuthRoleRevokePermissionResponse): void {
+  if (m.header) {
+    w.uint32(TAG_AUTH_ROLE_REVOKE_PERMISSION_RESPONSE_HEADER);
+    const mark = w.beginLength();
+    writeResponseHeader(w, m.header);
+    w.endLength(mark);
+  }
+}
+
+function readAuthRoleRevokePermissionResponse(r: Reader): AuthRoleRevokePermissionResponse {
+  let header: ResponseHeader | undefined;
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    switch (tag) {
+      case TAG_AUTH_ROLE_REVOKE_PERMISSION_RESPONSE_HEADER:
+        header = readResponseHeaderNested(r);
+        break;
+      default:
+        r.skipField(tag, AUTH_ROLE_REVOKE_PERMISSION_RESPONSE_FIELDS);
+    }
+  }
+  return { header: header ?? emptyResponseHeader() };
+}
+
+/** Encodes an etcdserverpb.AuthRoleRevokePermissionResponse. */
+export function encodeAuthRoleRevokePermissionResponse(m: AuthRoleRevokePermissionResponse): Uint8Array {
+  W.reset();
+  writeAuthRoleRevokePermissionResponse(W, m);
+  return W.finish();
+}
+
+/** Decodes an etcdserverpb.AuthRoleRevokePermissionResponse. */
+export function decodeAuthRoleRevokePermissionResponse(b: Uint8Array): AuthRoleRevokePermissionResponse {
+  return readAuthRoleRevokePermissionResponse(new Reader(b));
 }
