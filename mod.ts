@@ -26,6 +26,8 @@ import { registerWatch } from "./server/api/watch.ts";
 import { registerLease } from "./server/api/lease.ts";
 import { registerLock } from "./server/api/lock.ts";
 import { registerElection } from "./server/api/election.ts";
+import { registerAuth } from "./server/api/auth.ts";
+import { RequestAuth } from "./server/api/auth_checks.ts";
 import { setUpTls } from "./server/tls/setup.ts";
 import { LearnerAwareRouter } from "./server/api/learner.ts";
 import { serveV2 } from "./server/v2/keys_api.ts";
@@ -102,19 +104,28 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
   }
   // a learner answers only what etcd lets learners answer
   const router = new LearnerAwareRouter(() => server.isLearner());
-  registerKv(router, server);
-  registerCluster(router, server);
-  registerMaintenance(router, server);
-  registerSnapshot(router, server);
-  registerLease(router, server);
-  registerLock(router, server);
-  registerElection(router, server);
+  // every service checks its callers' permissions while auth is on
+  const auth = new RequestAuth(server);
+  registerKv(router, server, auth);
+  registerCluster(router, server, auth);
+  registerMaintenance(router, server, auth);
+  registerSnapshot(router, server, auth);
+  registerLease(router, server, auth);
+  registerLock(router, server, (ctx) => auth.asCaller(server, ctx));
+  registerElection(router, server, (ctx) => auth.asCaller(server, ctx));
+  registerAuth(router, server);
   registerWatch(router, {
     hub: server.watchHub,
     header: (revision) => server.header(revision),
     progressNotifyIntervalMs: config.experimentalWatchProgressNotifyIntervalMs,
     maxRequestBytes: config.maxRequestBytes,
     clock: server.clock,
+    auth: {
+      get enabled() {
+        return auth.enabled;
+      },
+      permit: (ctx, key, rangeEnd) => auth.watch(ctx, key, rangeEnd),
+    },
   });
   // serve clients only once the member is part of a cluster with a leader, as etcd does; a member that
   // learns meanwhile that it was removed from the cluster stops instead

@@ -17,7 +17,8 @@
  *
  * @module
  */
-import type { GrpcRouter, ServerStream } from "../transport/grpc.ts";
+import type { CallContext, GrpcRouter, ServerStream } from "../transport/grpc.ts";
+import { isAuthError } from "../auth/errors.ts";
 import { GrpcError, Status } from "../transport/status.ts";
 import { decodeOrFail } from "./decode.ts";
 import { prefixRangeEnd } from "../../storage/mvcc/bytes.ts";
@@ -187,9 +188,14 @@ async function observe(
 }
 
 /** Registers the Election methods. */
-export function registerElection(router: GrpcRouter, server: RecipeBackend): void {
+export function registerElection(
+  router: GrpcRouter,
+  backend: RecipeBackend,
+  asCaller: (ctx: CallContext) => Promise<RecipeBackend> = () => Promise.resolve(backend),
+): void {
   router
     .unary("/v3electionpb.Election/Campaign", async (raw, ctx) => {
+      const server = await asCaller(ctx);
       const r = decodeOrFail(decodeCampaignRequest, raw);
       try {
         const lease = await sessionLease(server, r.lease);
@@ -198,7 +204,8 @@ export function registerElection(router: GrpcRouter, server: RecipeBackend): voi
         throw asClientError(err);
       }
     })
-    .unary("/v3electionpb.Election/Proclaim", async (raw) => {
+    .unary("/v3electionpb.Election/Proclaim", async (raw, ctx) => {
+      const server = await asCaller(ctx);
       const r = decodeOrFail(decodeProclaimRequest, raw);
       if (r.leader === undefined) throw errMissingLeaderKey();
       try {
@@ -208,7 +215,8 @@ export function registerElection(router: GrpcRouter, server: RecipeBackend): voi
         throw asClientError(err);
       }
     })
-    .unary("/v3electionpb.Election/Leader", async (raw) => {
+    .unary("/v3electionpb.Election/Leader", async (raw, ctx) => {
+      const server = await asCaller(ctx);
       const r = decodeOrFail(decodeLeaderRequest, raw);
       try {
         return encodeLeaderResponse(await currentLeader(server, r.name));
@@ -216,7 +224,8 @@ export function registerElection(router: GrpcRouter, server: RecipeBackend): voi
         throw asClientError(err);
       }
     })
-    .unary("/v3electionpb.Election/Resign", async (raw) => {
+    .unary("/v3electionpb.Election/Resign", async (raw, ctx) => {
+      const server = await asCaller(ctx);
       const r = decodeOrFail(decodeResignRequest, raw);
       if (r.leader === undefined) throw errMissingLeaderKey();
       try {
@@ -240,7 +249,10 @@ export function registerElection(router: GrpcRouter, server: RecipeBackend): voi
           return;
         }
         // a failed read or a compacted watch ends the stream with OK, like etcd's closed observer channel
-        observe(server, name, stream, ctx.signal).then(() => stream.end(), () => stream.end());
+        asCaller(ctx).then((server) => observe(server, name, stream, ctx.signal)).then(
+          () => stream.end(),
+          (err) => stream.end(isAuthError(err) ? err : undefined),
+        );
       };
       return {
         onMessage(message) {

@@ -16,6 +16,7 @@
 import type { GrpcRouter } from "../transport/grpc.ts";
 import { GrpcError, Status, toGrpcError } from "../transport/status.ts";
 import { decodeOrFail } from "./decode.ts";
+import type { RequestAuth } from "./auth_checks.ts";
 import { Errors } from "../errors.ts";
 import type { LeaseTimeToLive } from "../lease/lessor.ts";
 import { ProtobufDecodeError } from "../pb/wire.ts";
@@ -44,8 +45,11 @@ export interface LeaseBackend {
    * applied result (full header at the revision of the apply).
    */
   leaseGrant(r: LeaseGrantRequest): Promise<LeaseGrantResponse>;
-  /** Revokes a lease through Raft; `raw` is the request as received (the proposal payload). */
-  leaseRevoke(r: LeaseRevokeRequest, raw: Uint8Array): Promise<LeaseRevokeResponse>;
+  /**
+   * Revokes a lease through Raft; `raw` is the request as received (the proposal payload),
+   * `authRevision` the auth revision its permission check passed at while auth is on.
+   */
+  leaseRevoke(r: LeaseRevokeRequest, raw: Uint8Array, authRevision?: number): Promise<LeaseRevokeResponse>;
   /**
    * Renews a lease on the leader and resolves with its TTL; throws "requested lease not found" for an
    * unknown or revoked lease. `signal` aborts when the keepalive stream goes away.
@@ -78,19 +82,21 @@ function decodeStreamMessage<T>(decode: (b: Uint8Array) => T, raw: Uint8Array): 
   }
 }
 
-/** Registers the Lease methods. */
-export function registerLease(router: GrpcRouter, backend: LeaseBackend): void {
+/** Registers the Lease methods; `auth` checks revocations and lookups while auth is on. */
+export function registerLease(router: GrpcRouter, backend: LeaseBackend, auth?: RequestAuth): void {
   router
     .unary("/etcdserverpb.Lease/LeaseGrant", async (raw) => {
       const r = decodeOrFail(decodeLeaseGrantRequest, raw);
       return encodeLeaseGrantResponse(await backend.leaseGrant(r));
     })
-    .unary("/etcdserverpb.Lease/LeaseRevoke", async (raw) => {
+    .unary("/etcdserverpb.Lease/LeaseRevoke", async (raw, ctx) => {
       const r = decodeOrFail(decodeLeaseRevokeRequest, raw);
-      return encodeLeaseRevokeResponse(await backend.leaseRevoke(r, raw));
+      const checkedAt = auth?.enabled ? await auth.leaseRevoke(ctx, r.ID) : undefined;
+      return encodeLeaseRevokeResponse(await backend.leaseRevoke(r, raw, checkedAt));
     })
     .unary("/etcdserverpb.Lease/LeaseTimeToLive", async (raw, ctx) => {
       const r = decodeOrFail(decodeLeaseTimeToLiveRequest, raw);
+      if (auth?.enabled) await auth.leaseTimeToLive(ctx, r.ID);
       let found: LeaseTimeToLive;
       try {
         found = await backend.leaseTimeToLive(r.ID, r.keys, ctx.signal);

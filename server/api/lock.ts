@@ -22,7 +22,7 @@
  *
  * @module
  */
-import type { GrpcRouter } from "../transport/grpc.ts";
+import type { CallContext, GrpcRouter } from "../transport/grpc.ts";
 import { GrpcError, Status } from "../transport/status.ts";
 import { decodeOrFail } from "./decode.ts";
 import { checkDeleteRequest } from "./validate.ts";
@@ -326,9 +326,14 @@ export function asClientError(err: unknown): unknown {
 }
 
 /** Registers the Lock methods. */
-export function registerLock(router: GrpcRouter, server: RecipeBackend): void {
+export function registerLock(
+  router: GrpcRouter,
+  backend: RecipeBackend,
+  asCaller: (ctx: CallContext) => Promise<RecipeBackend> = () => Promise.resolve(backend),
+): void {
   router
     .unary("/v3lockpb.Lock/Lock", async (raw, ctx) => {
+      const server = await asCaller(ctx);
       const r = decodeOrFail(decodeLockRequest, raw);
       try {
         const lease = await sessionLease(server, r.lease);
@@ -337,7 +342,8 @@ export function registerLock(router: GrpcRouter, server: RecipeBackend): void {
         throw asClientError(err);
       }
     })
-    .unary("/v3lockpb.Lock/Unlock", async (raw) => {
+    .unary("/v3lockpb.Lock/Unlock", async (raw, ctx) => {
+      const server = await asCaller(ctx);
       const r = decodeOrFail(decodeUnlockRequest, raw);
       try {
         return encodeHeaderOnlyResponse({ header: (await deleteKey(server, r.key)).header });

@@ -18,6 +18,7 @@
 import type { GrpcRouter } from "../transport/grpc.ts";
 import type { EtcdServer } from "../member/server.ts";
 import {
+  AlarmAction,
   decodeAlarmRequest,
   decodeDefragmentRequest,
   decodeHashKVRequest,
@@ -32,31 +33,41 @@ import {
   encodeStatusResponse,
 } from "../pb/rpc.ts";
 import { decodeOrFail } from "./decode.ts";
+import type { RequestAuth } from "./auth_checks.ts";
 
-/** Registers the Maintenance methods. */
-export function registerMaintenance(router: GrpcRouter, server: EtcdServer): void {
-  router.unary("/etcdserverpb.Maintenance/Status", (raw) => {
+/**
+ * Registers the Maintenance methods. While auth is on, as in etcd: Status and listing alarms need an
+ * authenticated user, everything else the root role.
+ */
+export function registerMaintenance(router: GrpcRouter, server: EtcdServer, auth: RequestAuth): void {
+  router.unary("/etcdserverpb.Maintenance/Status", async (raw, ctx) => {
     decodeOrFail(decodeStatusRequest, raw);
+    if (auth.enabled) await auth.user(ctx);
     return encodeStatusResponse(server.status());
   });
-  router.unary("/etcdserverpb.Maintenance/MoveLeader", async (raw) => {
+  router.unary("/etcdserverpb.Maintenance/MoveLeader", async (raw, ctx) => {
     const r = decodeOrFail(decodeMoveLeaderRequest, raw);
+    if (auth.enabled) await auth.admin(ctx);
     return encodeMoveLeaderResponse({ header: await server.moveLeader(r.targetID) });
   });
-  router.unary("/etcdserverpb.Maintenance/Alarm", async (raw) => {
+  router.unary("/etcdserverpb.Maintenance/Alarm", async (raw, ctx) => {
     const r = decodeOrFail(decodeAlarmRequest, raw);
+    if (auth.enabled) await (r.action === AlarmAction.GET ? auth.user(ctx) : auth.admin(ctx));
     return encodeAlarmResponse(await server.alarm(r, raw));
   });
-  router.unary("/etcdserverpb.Maintenance/HashKV", (raw) => {
+  router.unary("/etcdserverpb.Maintenance/HashKV", async (raw, ctx) => {
     const r = decodeOrFail(decodeHashKVRequest, raw);
+    if (auth.enabled) await auth.admin(ctx);
     return encodeHashKVResponse(server.hashKV(r.revision));
   });
-  router.unary("/etcdserverpb.Maintenance/Hash", (raw) => {
+  router.unary("/etcdserverpb.Maintenance/Hash", async (raw, ctx) => {
     decodeOrFail(decodeHashRequest, raw);
+    if (auth.enabled) await auth.admin(ctx);
     return encodeHashResponse({ header: server.currentHeader(), hash: server.hash() });
   });
-  router.unary("/etcdserverpb.Maintenance/Defragment", (raw) => {
+  router.unary("/etcdserverpb.Maintenance/Defragment", async (raw, ctx) => {
     decodeOrFail(decodeDefragmentRequest, raw);
+    if (auth.enabled) await auth.admin(ctx);
     return encodeDefragmentResponse({ header: server.defragment() });
   });
 }

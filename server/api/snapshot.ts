@@ -9,6 +9,7 @@ import type { GrpcRouter } from "../transport/grpc.ts";
 import type { EtcdServer } from "../member/server.ts";
 import { decodeSnapshotRequest, encodeSnapshotResponse } from "../pb/rpc.ts";
 import { decodeOrFail } from "./decode.ts";
+import type { RequestAuth } from "./auth_checks.ts";
 import { GrpcError, Status } from "../transport/status.ts";
 import { Digest, DIGEST_BYTES, envelope } from "../snapshot/file.ts";
 
@@ -16,8 +17,8 @@ import { Digest, DIGEST_BYTES, envelope } from "../snapshot/file.ts";
 const CHUNK_BYTES = 32 * 1024;
 
 /** Registers Maintenance.Snapshot. */
-export function registerSnapshot(router: GrpcRouter, server: EtcdServer): void {
-  router.stream("/etcdserverpb.Maintenance/Snapshot", (stream) => {
+export function registerSnapshot(router: GrpcRouter, server: EtcdServer, auth: RequestAuth): void {
+  router.stream("/etcdserverpb.Maintenance/Snapshot", (stream, ctx) => {
     let started = false;
     let cancelled = false;
     return {
@@ -25,11 +26,14 @@ export function registerSnapshot(router: GrpcRouter, server: EtcdServer): void {
         decodeOrFail(decodeSnapshotRequest, raw);
         if (started) return;
         started = true;
-        const { capture, revision } = server.backup();
-        const { head, pad } = envelope(capture.data.size);
-        const total = head.length + capture.data.size + pad.length + DIGEST_BYTES;
-        const header = server.header(revision);
         (async () => {
+          // while auth is on, only root may take a backup
+          if (auth.enabled) await auth.admin(ctx);
+          if (cancelled || stream.closed) return;
+          const { capture, revision } = server.backup();
+          const { head, pad } = envelope(capture.data.size);
+          const total = head.length + capture.data.size + pad.length + DIGEST_BYTES;
+          const header = server.header(revision);
           try {
             const digest = new Digest();
             let sent = 0;

@@ -46,7 +46,8 @@ import {
   type WatchSink,
 } from "../watch/hub.ts";
 import { decodeOrFail } from "./decode.ts";
-import type { GrpcRouter, ServerStream } from "../transport/grpc.ts";
+import type { CallContext, GrpcRouter, ServerStream } from "../transport/grpc.ts";
+import { toGrpcError } from "../transport/status.ts";
 
 /** What the Watch service needs from the server. */
 export interface WatchServiceDeps {
@@ -67,6 +68,14 @@ export interface WatchServiceDeps {
    * watcher. Default `queueMicrotask`; `(fn) => fn()` sends every batch at once.
    */
   defer?: (fn: () => void) => void;
+  /**
+   * While `enabled`, a watch is created only if `permit` resolves (read permission on its range, for
+   * the stream's caller); otherwise it is refused as permission denied, as etcd refuses it.
+   */
+  auth?: {
+    readonly enabled: boolean;
+    permit(ctx: CallContext, key: Uint8Array, rangeEnd: Uint8Array): Promise<void>;
+  };
 }
 
 /** clientv3's AutoWatchID: a create request with this id asks the server to choose. */
@@ -81,6 +90,8 @@ const GRPC_OVERHEAD_BYTES = 512 * 1024;
 const ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream";
 const NO_EVENTS: Event[] = [];
 const KEY_ZERO = new Uint8Array([0]);
+/** The reason etcd gives for a watch it refuses on auth grounds: the gRPC error's whole text. */
+const PERMISSION_DENIED = "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
 
 /** Registers `/etcdserverpb.Watch/Watch`. */
 export function registerWatch(router: GrpcRouter, deps: WatchServiceDeps): void {
@@ -96,10 +107,25 @@ export function registerWatch(router: GrpcRouter, deps: WatchServiceDeps): void 
     random: deps.random ?? Math.random,
     defer: deps.defer ?? queueMicrotask,
   };
-  router.stream("/etcdserverpb.Watch/Watch", (stream) => {
+  const auth = deps.auth;
+  router.stream("/etcdserverpb.Watch/Watch", (stream, ctx) => {
     const session = new WatchSession(stream, settings);
+    // with auth on, requests wait for their checks, in order, so that watch IDs are given as sent
+    let checked: Promise<void> | undefined;
+    const receive = (message: Uint8Array) => {
+      if (auth === undefined || (!auth.enabled && checked === undefined)) {
+        session.receive(message);
+        return;
+      }
+      const permit = (key: Uint8Array, rangeEnd: Uint8Array) => auth.permit(ctx, key, rangeEnd);
+      checked = (checked ?? Promise.resolve()).then(() => session.receiveChecked(message, permit)).catch(
+        (err) => {
+          if (!stream.closed) stream.end(toGrpcError(err));
+        },
+      );
+    };
     return {
-      onMessage: (message) => session.receive(message),
+      onMessage: receive,
       onHalfClose: () => {},
       onCancel: () => session.close(),
     };
@@ -190,6 +216,27 @@ class WatchSession {
       this.progressWanted = true;
       this.answerProgress();
     }
+  }
+
+  /** Like {@link receive}, once `permit` has passed a create request's range (refused otherwise). */
+  async receiveChecked(
+    message: Uint8Array,
+    permit: (key: Uint8Array, rangeEnd: Uint8Array) => Promise<void>,
+  ): Promise<void> {
+    if (this.closed) return;
+    const req = decodeOrFail(decodeWatchRequest, message);
+    const c = req.createRequest;
+    if (c === undefined) {
+      this.receive(message);
+      return;
+    }
+    try {
+      await permit(c.key, c.rangeEnd);
+    } catch {
+      if (!this.closed) this.refuseCreate(this.s.hub.revision, PERMISSION_DENIED);
+      return;
+    }
+    if (!this.closed) this.create(c);
   }
 
   /** The stream is over: drop every watcher and the timer. */

@@ -18,6 +18,7 @@ import { Membership } from "./membership.ts";
 import { V2Store } from "../../storage/v2store/store.ts";
 import type { SnapshotCapture } from "./snapshot_writer.ts";
 import { type AlarmJson, AlarmStore } from "./alarms.ts";
+import { AuthStore, type AuthStoreJson } from "../auth/store.ts";
 
 /** The JSON part of a snapshot image. */
 export interface SnapshotMeta {
@@ -34,6 +35,8 @@ export interface SnapshotMeta {
   v2?: unknown;
   /** The active alarms; absent in images written before alarms existed (then: none). */
   alarms?: AlarmJson[];
+  /** Users, roles and whether auth is on; absent in images written before auth existed (then: none). */
+  auth?: AuthStoreJson;
 }
 
 /** The configuration of a member that has none yet. */
@@ -94,6 +97,8 @@ export interface AppState {
   v2store: V2Store;
   /** The active alarms (none when absent). */
   alarms?: AlarmStore;
+  /** Users, roles and permissions (none when absent). */
+  auth?: AuthStore;
 }
 
 /**
@@ -109,6 +114,9 @@ export function captureAppState(state: AppState): SnapshotCapture {
     v2: state.v2store.toJSON(),
   };
   if (state.alarms && state.alarms.size > 0) meta.alarms = state.alarms.toJSON();
+  if (state.auth && (state.auth.users.size > 0 || state.auth.roles.size > 0 || state.auth.revision > 1)) {
+    meta.auth = state.auth.toJSON();
+  }
   const view = state.mvcc.snapshotView();
   try {
     return { data: encodeAppState(meta, view.image), release: () => view.release() };
@@ -131,6 +139,7 @@ export function restoreAppState(data: Uint8Array, options: MvccStoreOptions): Ap
     mvcc: MvccStore.decodeSnapshot(mvcc, options),
     v2store: meta.v2 === undefined ? new V2Store() : V2Store.fromJSON(meta.v2),
     alarms: AlarmStore.fromJSON(meta.alarms),
+    auth: meta.auth === undefined ? new AuthStore() : AuthStore.fromJSON(meta.auth),
   };
   restoredAlarms.set(state.mvcc, state.alarms);
   return state;

@@ -34,7 +34,7 @@ import {
 } from "../pb/rpc.ts";
 import type { Applier } from "./apply.ts";
 import { memberFromJson, type MemberJson, type Membership } from "./membership.ts";
-import { decodeProposal, type Proposal, ProposalKind } from "./proposal.ts";
+import { decodeProposal, type Proposal, ProposalKind, unwrapAuthorized } from "./proposal.ts";
 import type { Proposer } from "./proposer.ts";
 import type { RaftDriver } from "./raft_driver.ts";
 import type { V2Store } from "../../storage/v2store/store.ts";
@@ -50,6 +50,9 @@ import {
 } from "../pb/rpc.ts";
 import { Errors } from "../errors.ts";
 import { hexId } from "../logger.ts";
+import type { Auth } from "../auth/auth.ts";
+import { AuthErrors } from "../auth/errors.ts";
+import { applyAuthChange, type AuthChange, decodeAuthChange } from "../auth/apply.ts";
 
 /** What a lease grant counts against the quota (etcd's leaseOverhead). */
 export const LEASE_GRANT_COST = 64;
@@ -91,6 +94,8 @@ export interface ApplyTarget {
    * WAL): they raise no alarm, as the state they were first applied to did that (or not) already.
    */
   readonly replayedUpTo: number;
+  /** Users, roles and tokens: changed by Auth entries, checked for requests sent while auth was on. */
+  readonly auth: Auth;
 }
 
 /** Applies committed entries to `t` in order, and answers their waiters on this member. */
@@ -105,12 +110,14 @@ export function applyEntries(t: ApplyTarget, entries: Entry[]): void {
       if (t.driver.state === StateType.Leader) t.lessor.promote(t.electionTimeoutMs);
       continue;
     }
-    const p = decodeProposal(e.data);
+    let p = decodeProposal(e.data);
     const waiter = t.proposer.take(p.tag, p.seq);
-    const over = e.index > t.replayedUpTo && exceedsQuota(t, p, waiter?.decoded);
     let result: unknown;
+    let over = false;
     try {
-      result = applyProposal(t, p, waiter?.decoded);
+      p = authorized(t, p);
+      over = e.index > t.replayedUpTo && exceedsQuota(t, p, waiter?.decoded);
+      result = applyProposal(t, p, waiter?.decoded, e.index);
     } catch (err) {
       if (err instanceof GrpcError) {
         waiter?.reject(err);
@@ -127,6 +134,26 @@ export function applyEntries(t: ApplyTarget, entries: Entry[]): void {
     }
     waiter?.resolve(result);
   }
+}
+
+/**
+ * The request of `p` as it may be applied now. One checked against auth (wrapped) passes if auth has not
+ * changed since the check; a write sent while auth was off finds it on now and is refused as etcd refuses
+ * a write from nobody.
+ */
+function authorized(t: ApplyTarget, p: Proposal): Proposal {
+  if (p.kind === ProposalKind.Authorized) {
+    const { authRevision, inner } = unwrapAuthorized(p);
+    t.auth.store.checkRevision(authRevision);
+    return inner;
+  }
+  if (
+    t.auth.store.enabled &&
+    (p.kind === ProposalKind.Put || p.kind === ProposalKind.DeleteRange || p.kind === ProposalKind.Txn)
+  ) {
+    throw AuthErrors.userEmpty();
+  }
+  return p;
 }
 
 /**
@@ -150,7 +177,7 @@ function exceedsQuota(t: ApplyTarget, p: Proposal, decoded: unknown): boolean {
   }
 }
 
-function applyProposal(t: ApplyTarget, p: Proposal, decoded: unknown): unknown {
+function applyProposal(t: ApplyTarget, p: Proposal, decoded: unknown, index: number): unknown {
   // requests the active alarms refuse (a Txn is judged by its operations, below)
   if (t.alarms.size > 0 && p.kind !== ProposalKind.Txn) {
     const refused = alarmRefusal(t.alarms, p.kind);
@@ -234,6 +261,10 @@ function applyProposal(t: ApplyTarget, p: Proposal, decoded: unknown): unknown {
     case ProposalKind.V2Sync:
       applyV2Sync(t.v2store, p.payload, decoded);
       return undefined;
+    case ProposalKind.Auth: {
+      const c = (decoded as AuthChange | undefined) ?? decodeAuthChange(p.payload);
+      return applyAuthChange(t.auth.store, c, index, t.auth.simple);
+    }
     default:
       t.logger.warn("skipping an entry of unknown kind", { kind: p.kind });
       return undefined;

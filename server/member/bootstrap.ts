@@ -25,6 +25,7 @@ import { ServerStorage } from "./raft_driver.ts";
 import { staticBootstrap } from "../../discovery/static.ts";
 import { discoverInitialCluster, type DiscoveryDeps } from "../../discovery/discover.ts";
 import { EMPTY_CONF_STATE, restoreAppState } from "./app_state.ts";
+import type { AuthStore } from "../auth/store.ts";
 
 /** What a member is built from once its storage is open. */
 export interface MemberInit {
@@ -35,6 +36,8 @@ export interface MemberInit {
   leases: LeaseStore;
   /** etcd's v2 key store (served with --enable-v2; always kept, as every member applies its writes). */
   v2store: V2Store;
+  /** Users, roles and permissions, as the snapshot had them (none for a new member). */
+  auth?: AuthStore;
   node: RawNode;
   storage: ServerStorage;
   wal: Wal;
@@ -112,9 +115,10 @@ export async function openMember(
     let leases = new LeaseStore();
     let v2store = new V2Store();
     let confState = EMPTY_CONF_STATE;
+    let auth: AuthStore | undefined;
     if (snap) {
       const state = restoreAppState(snap.data, history);
-      ({ membership, mvcc, leases, confState, v2store } = state);
+      ({ membership, mvcc, leases, confState, v2store, auth } = state);
       storage.applySnapshot({
         metadata: { index: snap.index, term: snap.term, confState },
         data: snap.data,
@@ -165,6 +169,7 @@ export async function openMember(
       mvcc: mvcc ?? new MvccStore(history),
       leases,
       v2store,
+      auth,
       node,
       storage,
       wal: opened.wal,

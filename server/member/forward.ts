@@ -71,8 +71,17 @@ export class LeaderForwarder {
     return created;
   }
 
-  /** One request message, the first response message back; a non-OK status becomes a GrpcError. */
-  async call(url: string, path: string, body: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
+  /**
+   * One request message, the first response message back; a non-OK status becomes a GrpcError.
+   * `metadata` goes along as request headers (the caller's auth token).
+   */
+  async call(
+    url: string,
+    path: string,
+    body: Uint8Array,
+    signal: AbortSignal,
+    metadata: Record<string, string> = {},
+  ): Promise<Uint8Array> {
     let session: http2.ClientHttp2Session;
     try {
       session = await this.session(url);
@@ -83,6 +92,7 @@ export class LeaderForwarder {
       let req: http2.ClientHttp2Stream;
       try {
         req = session.request({
+          ...metadata,
           ":method": "POST",
           ":path": path,
           "content-type": "application/grpc",

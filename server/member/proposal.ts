@@ -29,6 +29,13 @@ export enum ProposalKind {
   V2 = 10,
   /** The leader's clock, for the v2 store's TTL expiry (etcd's SYNC). */
   V2Sync = 11,
+  /** An auth change (JSON, see server/auth/apply.ts). */
+  Auth = 12,
+  /**
+   * A request checked against auth at an auth revision: the revision (float64), the request's kind
+   * (1 byte), its payload. Applied only if auth has not changed since (see {@link wrapAuthorized}).
+   */
+  Authorized = 13,
 }
 
 export const PROPOSAL_HEADER_BYTES = 13;
@@ -63,5 +70,30 @@ export function decodeProposal(data: Uint8Array): Proposal {
     tag: view.getUint32(1),
     seq: view.getFloat64(5),
     payload: data.subarray(PROPOSAL_HEADER_BYTES),
+  };
+}
+
+const AUTHORIZED_HEADER_BYTES = 9;
+
+/**
+ * The payload of an {@link ProposalKind.Authorized} proposal: `kind` and `payload`, checked for its
+ * sender's permissions at auth revision `authRevision`.
+ */
+export function wrapAuthorized(authRevision: number, kind: ProposalKind, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(AUTHORIZED_HEADER_BYTES + payload.length);
+  new DataView(out.buffer).setFloat64(0, authRevision);
+  out[8] = kind;
+  out.set(payload, AUTHORIZED_HEADER_BYTES);
+  return out;
+}
+
+/** The inverse of {@link wrapAuthorized}: the revision, and the request as its own proposal. */
+export function unwrapAuthorized(p: Proposal): { authRevision: number; inner: Proposal } {
+  const data = p.payload;
+  if (data.length < AUTHORIZED_HEADER_BYTES) throw new Error(`authorized proposal of ${data.length} bytes`);
+  const authRevision = new DataView(data.buffer, data.byteOffset, data.byteLength).getFloat64(0);
+  return {
+    authRevision,
+    inner: { kind: data[8], tag: p.tag, seq: p.seq, payload: data.subarray(AUTHORIZED_HEADER_BYTES) },
   };
 }

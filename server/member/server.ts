@@ -30,7 +30,8 @@ import { type Clock, systemClock } from "../clock.ts";
 import { Applier } from "./apply.ts";
 import { Errors } from "../errors.ts";
 import { GrpcError, Status } from "../transport/status.ts";
-import { ProposalKind } from "./proposal.ts";
+import type { CallContext } from "../transport/grpc.ts";
+import { ProposalKind, wrapAuthorized } from "./proposal.ts";
 import { type Member, type Membership, memberToJson } from "./membership.ts";
 import { RaftDriver } from "./raft_driver.ts";
 import { PeerTransport } from "../peer/transport.ts";
@@ -83,6 +84,8 @@ import type { SnapshotCapture } from "./snapshot_writer.ts";
 import { SnapshotViews } from "./snapshot_views.ts";
 import { AlarmStore } from "./alarms.ts";
 import { crc32c } from "../../storage/crc32c.ts";
+import { Auth } from "../auth/auth.ts";
+import { AuthStore } from "../auth/store.ts";
 
 /** The etcd API version etcd-ts speaks and reports. */
 export const ETCD_VERSION = "3.5.0";
@@ -158,8 +161,10 @@ export class EtcdServer implements LeaseBackend {
   private readonly historyFile: string;
   /** The cluster's active alarms (replicated state, see alarms.ts). */
   readonly alarms: AlarmStore;
+  /** Users, roles, permissions and tokens (see server/auth/). */
+  readonly auth: Auth;
 
-  private constructor(readonly config: Config, deps: EtcdServerDeps, init: MemberInit) {
+  private constructor(readonly config: Config, deps: EtcdServerDeps, init: MemberInit, auth: Auth) {
     this.clock = deps.clock ?? systemClock;
     this.logger = deps.logger;
     this.memberId = init.memberId;
@@ -172,6 +177,7 @@ export class EtcdServer implements LeaseBackend {
     this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
     this.historyFile = init.historyFile;
     this.alarms = alarmsRestoredWith(init.mvcc) ?? new AlarmStore();
+    this.auth = auth;
     const minLeaseTtl = minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs);
     this.lessor = new Lessor({
       clock: this.clock,
@@ -298,6 +304,7 @@ export class EtcdServer implements LeaseBackend {
       overQuota: (cost) => this.overQuota(cost),
       raiseNoSpace: () => this.raiseNoSpace(),
       replayedUpTo: init.storage.initialState().hardState.commit,
+      auth,
     };
     this.peers = new PeerTransport({
       memberId: this.memberId,
@@ -334,7 +341,25 @@ export class EtcdServer implements LeaseBackend {
       discovery: deps.discovery,
       peerTls: deps.peerTls,
     });
-    const server = new EtcdServer(config, deps, init);
+    // tokens ask for the applied index, which the driver made below keeps
+    const applied = { index: () => init.appliedIndex };
+    let auth: Auth;
+    try {
+      auth = await Auth.create({
+        authToken: config.authToken,
+        authTokenTtlSeconds: config.authTokenTtlSeconds,
+        bcryptCost: config.bcryptCost,
+        clientCertAuth: config.clientTls.clientCertAuth,
+        clock: deps.clock ?? systemClock,
+        appliedIndex: () => applied.index(),
+      }, init.auth ?? new AuthStore());
+    } catch (err) {
+      init.mvcc.close();
+      await init.wal.close();
+      throw err;
+    }
+    const server = new EtcdServer(config, deps, init, auth);
+    applied.index = () => server.driver.appliedIndex;
     if (init.restored) server.rebuildLeaseKeys();
     await server.run();
     return server;
@@ -469,7 +494,10 @@ export class EtcdServer implements LeaseBackend {
     return await this.leaseCalls.grant(r);
   }
 
-  leaseRevoke(r: LeaseRevokeRequest, raw: Uint8Array): Promise<LeaseRevokeResponse> {
+  leaseRevoke(r: LeaseRevokeRequest, raw: Uint8Array, authRevision?: number): Promise<LeaseRevokeResponse> {
+    if (authRevision !== undefined) {
+      return this.#proposeChecked(ProposalKind.LeaseRevoke, raw, r, authRevision);
+    }
     return this.leaseCalls.revoke(r, raw);
   }
 
@@ -511,27 +539,37 @@ export class EtcdServer implements LeaseBackend {
     return resp;
   }
 
-  async put(r: PutRequest, raw: Uint8Array): Promise<PutResponse> {
+  /** `authRevision`: the auth revision the request was checked at, while auth is on (see proposal.ts). */
+  async put(r: PutRequest, raw: Uint8Array, authRevision?: number): Promise<PutResponse> {
     if (this.overQuota(raw.length)) await this.refuseOverQuota();
-    const resp = await this.propose<PutResponse>(ProposalKind.Put, raw, r);
+    const resp = await this.#proposeChecked<PutResponse>(ProposalKind.Put, raw, r, authRevision);
     resp.header = this.header(resp.header?.revision ?? 0);
     return resp;
   }
 
-  async deleteRange(r: DeleteRangeRequest, raw: Uint8Array): Promise<DeleteRangeResponse> {
-    const resp = await this.propose<DeleteRangeResponse>(ProposalKind.DeleteRange, raw, r);
+  async deleteRange(
+    r: DeleteRangeRequest,
+    raw: Uint8Array,
+    authRevision?: number,
+  ): Promise<DeleteRangeResponse> {
+    const resp = await this.#proposeChecked<DeleteRangeResponse>(
+      ProposalKind.DeleteRange,
+      raw,
+      r,
+      authRevision,
+    );
     resp.header = this.header(resp.header?.revision ?? 0);
     return resp;
   }
 
-  async txn(r: TxnRequest, raw: Uint8Array): Promise<TxnResponse> {
+  async txn(r: TxnRequest, raw: Uint8Array, authRevision?: number): Promise<TxnResponse> {
     let resp: TxnResponse;
     if (isReadOnlyTxn(r)) {
       if (!isSerializableTxn(r)) await this.linearizableReadNotify();
       resp = this.applier.txn(r).response;
     } else {
       if (this.overQuota(raw.length)) await this.refuseOverQuota();
-      resp = await this.propose<TxnResponse>(ProposalKind.Txn, raw, r);
+      resp = await this.#proposeChecked<TxnResponse>(ProposalKind.Txn, raw, r, authRevision);
     }
     resp.header = this.header(resp.header?.revision ?? 0);
     return resp;
@@ -573,6 +611,17 @@ export class EtcdServer implements LeaseBackend {
   /** Proposes a request and resolves with its apply result once it is committed and applied here. */
   propose<T>(kind: ProposalKind, payload: Uint8Array, decoded: unknown): Promise<T> {
     return this.proposer.propose<T>(kind, payload, decoded);
+  }
+
+  /** Proposes a request, wrapped with the auth revision it was checked at when there is one. */
+  #proposeChecked<T>(
+    kind: ProposalKind,
+    raw: Uint8Array,
+    r: unknown,
+    authRevision: number | undefined,
+  ): Promise<T> {
+    if (authRevision === undefined) return this.propose<T>(kind, raw, r);
+    return this.propose<T>(ProposalKind.Authorized, wrapAuthorized(authRevision, kind, raw), r);
   }
 
   /** Resolves when this member's applied state includes everything committed before the call. */
@@ -639,6 +688,7 @@ export class EtcdServer implements LeaseBackend {
       mvcc: this.mvcc,
       v2store: this.v2.store,
       alarms: this.alarms,
+      auth: this.auth.store,
     });
   }
 
@@ -654,6 +704,7 @@ export class EtcdServer implements LeaseBackend {
     this.leases = state.leases;
     this.v2.restore(state.v2store);
     this.alarms.replaceWith(state.alarms ?? new AlarmStore());
+    this.auth.store = state.auth ?? new AuthStore();
     this.applier = new Applier(this.mvcc, this.leases, this.wantsEvents);
     this.rebuildLeaseKeys();
     this.lessor.recover(this.leases);
@@ -664,11 +715,12 @@ export class EtcdServer implements LeaseBackend {
    * A unary call answered by the leader instead (MemberPromote: only the leader knows whether a learner
    * has caught up), sent to its first client URL.
    */
-  async forwardToLeader(path: string, raw: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
+  async forwardToLeader(path: string, raw: Uint8Array, ctx: CallContext): Promise<Uint8Array> {
     const leader = this.membership.get(this.driver.lead);
     if (leader === undefined || leader.clientUrls.length === 0) throw Errors.noLeader();
     this.#forwarder ??= new LeaderForwarder();
-    return await this.#forwarder.call(leader.clientUrls[0], path, raw, signal);
+    const token = ctx.metadata.get("token");
+    return await this.#forwarder.call(leader.clientUrls[0], path, raw, ctx.signal, token ? { token } : {});
   }
 
   /** What the peer port's `GET /members` answers: the cluster ID and its members (for joining members). */
@@ -775,6 +827,7 @@ export class EtcdServer implements LeaseBackend {
     this.compactor?.stop();
     this.lessor.close();
     this.leaseCalls.close();
+    this.auth.close();
     // waits for the Ready in progress and for a snapshot being written to be durable
     await this.driver.stop();
     await this.peers.stop();
