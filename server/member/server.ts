@@ -21,7 +21,7 @@ import {
   type SoftState,
   StateType,
 } from "../../raft/types.ts";
-import { ErrCompacted, ErrFutureRev, type MvccStore } from "../../storage/mvcc/store.ts";
+import type { MvccStore } from "../../storage/mvcc/store.ts";
 import type { LeaseStore } from "../../storage/lease.ts";
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../logger.ts";
@@ -83,8 +83,9 @@ import { MEMBERS_PATH, type MembersJson } from "./join.ts";
 import type { SnapshotCapture } from "./snapshot_writer.ts";
 import { SnapshotViews } from "./snapshot_views.ts";
 import { AlarmStore } from "./alarms.ts";
-import { crc32c } from "../../storage/crc32c.ts";
+import { keySpaceHash, stateHash } from "./hashes.ts";
 import { Auth } from "../auth/auth.ts";
+import { isReadOnlyTxn, isSerializableTxn } from "./txn_kind.ts";
 import { AuthStore } from "../auth/store.ts";
 
 /** The etcd API version etcd-ts speaks and reports. */
@@ -764,33 +765,15 @@ export class EtcdServer implements LeaseBackend {
     return resp;
   }
 
-  /**
-   * Maintenance.HashKV: the store's hash over the key space's revisions up to `revision` (0: current),
-   * from this member's applied state, computed as etcd 3.4 does over its backend records (see
-   * `MvccStore.hashKV`): members with the same history agree, with each other and with etcd.
-   */
+  /** Maintenance.HashKV at `revision` (0: current), from this member's applied state (see hashes.ts). */
   hashKV(revision: number): HashKVResponse {
-    try {
-      const h = this.mvcc.hashKV(revision);
-      return { header: this.header(h.revision), hash: h.hash, compactRevision: h.compactRevision };
-    } catch (err) {
-      if (err instanceof ErrCompacted) throw Errors.compacted();
-      if (err instanceof ErrFutureRev) throw Errors.futureRev();
-      throw err;
-    }
+    const h = keySpaceHash(this.mvcc, revision);
+    return { header: this.header(h.revision), hash: h.hash, compactRevision: h.compactRevision };
   }
 
-  /**
-   * Maintenance.Hash: etcd hashes its whole bbolt file; etcd-ts hashes its whole replicated state
-   * instead: the key space's hash at the current revision, the current and compact revisions, and the
-   * leases (ID and TTL, in ID order). Stable across restarts, equal on members at the same revision.
-   */
+  /** Maintenance.Hash: a hash of the whole replicated state (see hashes.ts). */
   hash(): number {
-    const kv = this.mvcc.hashKV(0);
-    const parts = [kv.hash, this.mvcc.currentRevision, this.mvcc.compactRevision];
-    const leases = [...this.leases.leases.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const text = JSON.stringify([parts, leases.map((l) => [l.id.toString(16), l.ttl])]);
-    return crc32c(0, new TextEncoder().encode(text)) >>> 0;
+    return stateHash(this.mvcc, this.leases);
   }
 
   /** Maintenance.Defragment: reclaims the space compaction freed, on this member only (not via Raft). */
@@ -838,24 +821,4 @@ export class EtcdServer implements LeaseBackend {
     await this.driver.closeStorage();
     this.mvcc.close();
   }
-}
-
-function isReadOnlyTxn(r: TxnRequest): boolean {
-  for (const ops of [r.success, r.failure]) {
-    for (const op of ops) {
-      if (op.requestPut || op.requestDeleteRange) return false;
-      if (op.requestTxn && !isReadOnlyTxn(op.requestTxn)) return false;
-    }
-  }
-  return true;
-}
-
-function isSerializableTxn(r: TxnRequest): boolean {
-  for (const ops of [r.success, r.failure]) {
-    for (const op of ops) {
-      if (op.requestRange && !op.requestRange.serializable) return false;
-      if (op.requestTxn && !isSerializableTxn(op.requestTxn)) return false;
-    }
-  }
-  return true;
 }
