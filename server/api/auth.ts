@@ -46,6 +46,7 @@ import { decodeOrFail } from "./decode.ts";
 import type { Auth } from "../auth/auth.ts";
 import {
   type AuthChange,
+  type AuthChangeBody,
   type Authenticated,
   bytesToBase64,
   encodeAuthChange,
@@ -71,7 +72,7 @@ type Change = AuthChange extends infer C ? C extends AuthChange ? Omit<C, "user"
 export function registerAuth(router: GrpcRouter, b: AuthBackend): void {
   const auth = () => b.auth;
   /** Checks that the caller may manage auth, then proposes the change and waits for it to apply. */
-  const change = async (ctx: CallContext, c: Change | (() => Promise<Change>)) => {
+  const change = async (ctx: CallContext, c: AuthChangeBody | (() => Promise<AuthChangeBody>)) => {
     const store = auth().store;
     const revision = store.revision;
     const ai = await auth().infoOf(ctx);

@@ -28,6 +28,11 @@ export type AuthChange =
     | { op: "roleRevokePermission"; name: string; key: string; rangeEnd: string }
   );
 
+/** A change without who sends it and when it was checked (what a service fills in). */
+export type AuthChangeBody = AuthChange extends infer C
+  ? C extends AuthChange ? Omit<C, "user" | "revision"> : never
+  : never;
+
 /** A permission in JSON: the type and base64 key and range end. */
 export interface PermissionJson {
   type: number;
