@@ -33,6 +33,7 @@ import { LearnerAwareRouter } from "./server/api/learner.ts";
 import { serveV2 } from "./server/v2/keys_api.ts";
 import { v2ApiOf } from "./server/v2/member_api.ts";
 import { systemClock } from "./server/clock.ts";
+import { CorruptionChecks } from "./server/member/corruption.ts";
 
 export type { Clock, Config, GrpcTransport, Logger };
 export { ConfigError, defaultConfig, EtcdServer, validateConfig };
@@ -102,6 +103,8 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     tls.close();
     throw err;
   }
+  // other members ask this one for its key-space hash over the peer port (etcd's /members/hashkv)
+  const corruption = new CorruptionChecks(server, config, logger);
   // a learner answers only what etcd lets learners answer
   const router = new LearnerAwareRouter(() => server.isLearner());
   // every service checks its callers' permissions while auth is on
@@ -133,11 +136,14 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     const removed = server.stopNotify.then((reason) => new MemberRemovedError(reason));
     const outcome = await Promise.race([server.whenReady().then(() => undefined), removed]);
     if (outcome !== undefined) throw outcome;
+    // --experimental-initial-corrupt-check: compare hashes with the peers before serving clients
+    await corruption.initialCheck();
   } catch (err) {
     await server.close();
     tls.close();
     throw err;
   }
+  corruption.start();
   const transport = options.transport ?? serveDenoH2;
   // the v2 API etcd discovery needs, as etcd 3.4 serves it with --enable-v2
   const v2 = config.enableV2 ? v2ApiOf(server) : undefined;
@@ -171,6 +177,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     }
   } catch (err) {
     for (const l of listeners) await l.close();
+    corruption.stop();
     await server.close();
     tls.close();
     throw err;
@@ -184,6 +191,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     close(): Promise<void> {
       closing ??= (async () => {
         await Promise.all(listeners.map((l) => l.close()));
+        corruption.stop();
         await server.close();
         tls.close();
       })();

@@ -32,7 +32,13 @@ import type { Config } from "../config/mod.ts";
 import { Errors } from "../errors.ts";
 import { hexId, type Logger } from "../logger.ts";
 import type { PeerHttpHandler, PeerTransport } from "../peer/transport.ts";
-import { AlarmAction, type AlarmRequest, AlarmType, encodeAlarmRequest, type HashKVResponse } from "../pb/rpc.ts";
+import {
+  AlarmAction,
+  type AlarmRequest,
+  AlarmType,
+  encodeAlarmRequest,
+  type HashKVResponse,
+} from "../pb/rpc.ts";
 import type { EtcdServer } from "./server.ts";
 
 /** The peer port path of HashKV (etcd 3.4's `PeerHashKVPath`). */
@@ -174,7 +180,11 @@ export async function checkInitialHashKV(deps: CorruptionCheckDeps): Promise<voi
         logger.warn("found different compact revision values from remote peer", fields);
       }
     } else if (err?.message === FUTURE_REV) {
-      logger.warn("cannot fetch hash from slow remote peer", { ...localFields, ...peerFields, error: err.message });
+      logger.warn("cannot fetch hash from slow remote peer", {
+        ...localFields,
+        ...peerFields,
+        error: err.message,
+      });
     } else if (err?.message === COMPACTED) {
       logger.warn("cannot fetch hash from remote peer; local member is behind", {
         ...localFields,
@@ -240,7 +250,9 @@ export class CorruptionMonitor {
     try {
       await this.check();
     } catch (err) {
-      this.deps.logger.warn("failed to check hash KV", { error: err instanceof Error ? err.message : String(err) });
+      this.deps.logger.warn("failed to check hash KV", {
+        error: err instanceof Error ? err.message : String(err),
+      });
     }
   }
 
@@ -338,11 +350,14 @@ export function hashKVHandler(hashKV: (revision: number) => HashKVResponse, logg
   return (req) => {
     let revision: number;
     try {
-      const j = JSON.parse(new TextDecoder().decode(req.body)) as { revision?: unknown };
-      revision = j.revision ?? 0 as unknown as number;
-      if (typeof j !== "object" || j === null || !Number.isSafeInteger(revision)) {
-        throw new Error(`bad revision ${JSON.stringify(j.revision)}`);
+      const j: unknown = JSON.parse(new TextDecoder().decode(req.body));
+      const rev = typeof j === "object" && j !== null
+        ? (j as { revision?: unknown }).revision ?? 0
+        : undefined;
+      if (typeof rev !== "number" || !Number.isSafeInteger(rev)) {
+        throw new Error("revision is not an integer");
       }
+      revision = rev;
     } catch (err) {
       logger.warn("failed to unmarshal request", { error: err instanceof Error ? err.message : String(err) });
       return { status: 400, body: "error unmarshalling request\n", contentType: TEXT };
@@ -355,9 +370,7 @@ export function hashKVHandler(hashKV: (revision: number) => HashKVResponse, logg
       logger.warn("failed to get hashKV", { "requested-revision": revision, error: message });
       return { status: 400, body: `${message}\n`, contentType: TEXT };
     }
-    const j: HashKVJson = {};
-    if (r.header.revision !== 0) j.header = { revision: r.header.revision };
-    else j.header = {};
+    const j: HashKVJson = { header: r.header.revision === 0 ? {} : { revision: r.header.revision } };
     if (r.hash !== 0) j.hash = r.hash;
     if (r.compactRevision !== 0) j.compact_revision = r.compactRevision;
     return { status: 200, body: JSON.stringify(j) };

@@ -24,10 +24,21 @@ import {
 import { writeAll } from "../../storage/fs_util.ts";
 import { checkIdentity, parseHexId } from "./identity.ts";
 import { listenPeer, peerAddress, type PeerConn, type PeerListener } from "./net.ts";
-import type { PeerHttpHandler } from "./options.ts";
+import type { PeerHttpHandler, PeerHttpResponse } from "./options.ts";
 import type { SnapshotReceiver } from "./snapshot_receiver.ts";
 
 const KEEPALIVE_FRAME = new Uint8Array(FRAME_HEADER_BYTES);
+/** Largest body of a request to a GET handler (etcd 3.4's `/members/hashkv` carries a small JSON one). */
+const MAX_GET_BODY_BYTES = 1024 * 1024;
+/** Reason phrases of the statuses handlers answer with. */
+const STATUS_TEXT: Record<number, string> = {
+  200: "OK",
+  400: "Bad Request",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
 /** A connection that is not a stream is closed when its sender is silent this long (or the idle timeout). */
 const MIN_REQUEST_IDLE_MS = 10_000;
 
@@ -180,7 +191,7 @@ export class InboundServer {
         inb.from = from;
         await this.deps.snapshots.serve(conn, reader, head, from);
       } else {
-        await this.serveGet(conn, method, path);
+        await this.serveGet(conn, reader, head, path, q < 0 ? "" : head.b.slice(q + 1));
       }
     } catch (err) {
       if (!ctx.stopped && !isClosedError(err)) {
@@ -200,19 +211,48 @@ export class InboundServer {
     return this.ctx.respond(conn, 405, "Method Not Allowed", "Method Not Allowed\n", { Allow: allow });
   }
 
-  private async serveGet(conn: PeerConn, method: string, path: string): Promise<void> {
+  /**
+   * A registered GET handler: the request's body (with a `Content-Length`, at most
+   * {@link MAX_GET_BODY_BYTES}) is read first, then the handler answers.
+   */
+  private async serveGet(
+    conn: PeerConn,
+    reader: ConnReader,
+    head: HttpHead,
+    path: string,
+    query: string,
+  ): Promise<void> {
     const ctx = this.ctx;
     const h = this.deps.handlers.get(path);
     if (h === undefined) return ctx.respond(conn, 404, "Not Found", "404 page not found\n");
-    if (method !== "GET") return this.methodNotAllowed(conn, "GET");
-    let r: ReturnType<PeerHttpHandler>;
+    if (head.a !== "GET") return this.methodNotAllowed(conn, "GET");
+    if (head.headers.has("transfer-encoding")) {
+      return ctx.respond(conn, 411, "Length Required", "a request body needs a Content-Length\n");
+    }
+    const length = Number(head.headers.get("content-length") ?? "0");
+    if (!Number.isSafeInteger(length) || length < 0) {
+      ctx.stats.refused++;
+      return ctx.respond(conn, 400, "Bad Request", "malformed Content-Length\n");
+    }
+    if (length > MAX_GET_BODY_BYTES) {
+      return ctx.respond(conn, 413, "Request Entity Too Large", "request body too large\n");
+    }
+    const body = length === 0 ? new Uint8Array(0) : await reader.readBody(length);
+    let r: PeerHttpResponse;
     try {
-      r = h();
+      r = await h({
+        path,
+        query: new URLSearchParams(query),
+        headers: head.headers,
+        body,
+        remoteAddr: conn.remoteAddr,
+      });
     } catch (err) {
       ctx.logger.error("peer HTTP handler failed", { path, error: errorText(err) });
       return ctx.respond(conn, 500, "Internal Server Error", "internal server error\n");
     }
-    const reason = r.status === 200 ? "OK" : "Status";
+    if (ctx.stopped) return;
+    const reason = STATUS_TEXT[r.status] ?? "Status";
     await ctx.respond(conn, r.status, reason, r.body, {}, r.contentType ?? "application/json");
   }
 

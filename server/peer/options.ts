@@ -27,8 +27,55 @@ export interface PeerLogger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-/** An extra GET handler on the peer port. */
-export type PeerHttpHandler = () => { status: number; body: string; contentType?: string };
+/** A GET request to a handler of the peer port, as {@linkcode PeerHttpHandler}s see it. */
+export interface PeerHttpRequest {
+  /** The path without the query (`/members/hashkv`). */
+  path: string;
+  /** The query string's parameters (empty without one). */
+  query: URLSearchParams;
+  /** Header fields, names lowercased. */
+  headers: Map<string, string>;
+  /** The request body (etcd 3.4's `/members/hashkv` is a GET with a JSON body); empty without one. */
+  body: Uint8Array;
+  /** `host:port` of the other end, for logs. */
+  remoteAddr: string;
+}
+
+/** What a {@linkcode PeerHttpHandler} answers; the body goes out as `contentType` (JSON by default). */
+export interface PeerHttpResponse {
+  status: number;
+  body: string;
+  contentType?: string;
+}
+
+/**
+ * An extra GET handler on the peer port. It may ignore the request (`() => ({ status: 200, body })`) and
+ * may answer asynchronously; a handler that throws is answered 500.
+ */
+export type PeerHttpHandler = (req: PeerHttpRequest) => PeerHttpResponse | Promise<PeerHttpResponse>;
+
+/** How `PeerTransport.request` asks a peer. */
+export interface PeerRequestOptions {
+  /** Default GET. */
+  method?: string;
+  /** A body, sent with its `Content-Length`; none by default. */
+  body?: string;
+  /** The body's `Content-Type`; default `application/json`. */
+  contentType?: string;
+  /** Dial, request and answer must be done within this; default the transport's `dialTimeoutMs`. */
+  timeoutMs?: number;
+  /** Largest answer body accepted. Default 16 MiB. */
+  maxBodyBytes?: number;
+}
+
+/** A peer's answer to `PeerTransport.request`. */
+export interface PeerAnswer {
+  status: number;
+  /** Header fields, names lowercased. */
+  headers: Map<string, string>;
+  /** The body as UTF-8 text. */
+  body: string;
+}
 
 /**
  * The image of an incoming snapshot, read from the connection as the member asks for it, so that it can
@@ -89,7 +136,10 @@ export interface PeerTransportOptions {
    */
   receiveSnapshot?(m: Message, image: IncomingImage): Promise<Message>;
   logger: PeerLogger;
-  /** Extra GET handlers on the peer port, e.g. "/members" → JSON (used when a member joins). */
+  /**
+   * Extra GET handlers on the peer port by path, e.g. "/members" → JSON (used when a member joins); more
+   * can be registered later with `PeerTransport.handle`.
+   */
   httpHandlers?: Map<string, PeerHttpHandler>;
   /** Message codec; protobuf unless a test swaps it. */
   codec?: MessageCodec;

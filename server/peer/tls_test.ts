@@ -89,6 +89,27 @@ Deno.test("peer TLS", async (t) => {
       }
     });
 
+    await t.step("request() dials an https:// peer with the member's peer credentials", async () => {
+      const a = await startTlsNode(1n, await sideConfig(dir, certs.memberCert, certs.memberKey));
+      const b = await startTlsNode(2n, await sideConfig(dir, certs.memberCert, certs.memberKey));
+      const s = await startTlsNode(
+        3n,
+        await sideConfig(dir, certs.strangerMemberCert, certs.strangerMemberKey),
+      );
+      try {
+        b.t.handle("/members/hashkv", (req) => ({ status: 200, body: new TextDecoder().decode(req.body) }));
+        const r = await a.t.request(b.url, "/members/hashkv", { body: '{"revision":7}', timeoutMs: 5000 });
+        assertEquals([r.status, r.body], [200, '{"revision":7}']);
+        // b requires client certificates of its CA: the stranger is refused, and told why
+        const refused = await s.t.request(b.url, "/members/hashkv", { body: "{}", timeoutMs: 5000 });
+        assertEquals(refused.status, 403);
+        assert(/certificate signed by unknown authority/.test(refused.body), refused.body);
+        assertEquals(b.refused.length, 1);
+      } finally {
+        await stopAll([a, b, s]);
+      }
+    });
+
     await t.step("a member with a certificate of another CA is refused, and both sides say why", async () => {
       const a = await startTlsNode(1n, await sideConfig(dir, certs.memberCert, certs.memberKey));
       // the stranger trusts our CA, so only its own certificate is wrong

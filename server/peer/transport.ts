@@ -12,7 +12,10 @@
  * - `POST /raft/snapshot` carries one MsgSnap on a connection of its own, so a large snapshot never sits
  *   in front of heartbeats: a frame with the message minus its image, then the image, streamed in
  *   chunks on both sides so neither holds it whole. `204` means the receiver handed it to Raft.
- * - `GET /version` (and whatever the server registers, e.g. `/members`) answers JSON.
+ * - `GET /version` (and whatever the server registers, e.g. `/members`, `/members/hashkv`) answers JSON.
+ *   Handlers see the request's query and body; {@linkcode PeerTransport.handle} adds one at any time, and
+ *   {@linkcode PeerTransport.request} asks another member's handler, over TLS with this member's peer
+ *   credentials when its URL is `https://`.
  *
  * Every request carries `X-Etcd-Cluster-ID`, `X-Server-From`, `X-Raft-To` and `X-Server-Version` like
  * etcd's. A request from another cluster is refused with 412 (`request cluster ID mismatch` is logged on
@@ -35,7 +38,17 @@
 import { type Message, MessageType } from "../../raft/types.ts";
 import { PeerContext } from "./context.ts";
 import { InboundServer } from "./inbound.ts";
-import type { PeerHttpHandler, PeerTransportOptions, PeerTransportStats } from "./options.ts";
+import type {
+  PeerAnswer,
+  PeerHttpHandler,
+  PeerRequestOptions,
+  PeerTransportOptions,
+  PeerTransportStats,
+} from "./options.ts";
+import { ConnReader, formatHead, MAX_HEAD_BYTES, PeerProtocolError } from "./http.ts";
+import { PeerTimeoutError } from "./errors.ts";
+import { dialPeer, type PeerConn } from "./net.ts";
+import { writeAll } from "../../storage/fs_util.ts";
 import { SnapshotReceiver } from "./snapshot_receiver.ts";
 import { SnapshotSender } from "./snapshot_sender.ts";
 import { StreamWriter, usableUrls } from "./stream_writer.ts";
@@ -45,8 +58,12 @@ export { ClusterIdMismatchError, PeerRefusedError, PeerTimeoutError } from "./er
 export {
   type IncomingImage,
   type MessageCodec,
+  type PeerAnswer,
   type PeerHttpHandler,
+  type PeerHttpRequest,
+  type PeerHttpResponse,
   type PeerLogger,
+  type PeerRequestOptions,
   type PeerTransportOptions,
   type PeerTransportStats,
   protobufCodec,
@@ -61,6 +78,9 @@ export class PeerTransport {
   private readonly peers = new Map<bigint, StreamWriter>();
   private readonly server: InboundServer;
   private readonly snapshots: SnapshotSender;
+  private readonly handlers: Map<string, PeerHttpHandler>;
+  /** Cancels each {@linkcode request} in flight (`stop` calls them). */
+  private readonly requests = new Set<() => void>();
   private ticker: number | undefined;
   private started = false;
 
@@ -75,6 +95,7 @@ export class PeerTransport {
       () => ({ status: 200, body: versionBody, contentType: "application/json" }),
     ]]);
     for (const [path, h] of options.httpHandlers ?? []) handlers.set(path, h);
+    this.handlers = handlers;
     this.server = new InboundServer(ctx, {
       isPeer: (id) => this.peers.has(id),
       snapshots: new SnapshotReceiver(ctx),
@@ -160,6 +181,85 @@ export class PeerTransport {
     }
   }
 
+  /**
+   * Serves GET `path` on the peer port with `handler` from now on (replacing the one registered for it,
+   * `/version` included); works before and after `start`.
+   */
+  handle(path: string, handler: PeerHttpHandler): void {
+    this.handlers.set(path, handler);
+  }
+
+  /**
+   * Asks the member at `url` (one of its peer URLs) for `path` on a connection of its own, dialed with
+   * this member's peer TLS credentials for an `https://` URL, and reads the whole answer. The request
+   * carries `X-Etcd-Cluster-ID`, `X-Server-From` and `X-Server-Version`. Rejects with a
+   * {@linkcode PeerTimeoutError} when dial, request and answer take longer than `timeoutMs`, with
+   * another error when the connection fails or the answer is malformed, and once the transport stops.
+   * Any HTTP status resolves: the caller reads it.
+   */
+  async request(url: string | URL, path: string, options: PeerRequestOptions = {}): Promise<PeerAnswer> {
+    const ctx = this.ctx;
+    if (ctx.stopped) throw new Error("peer transport stopped");
+    const u = typeof url === "string" ? new URL(url) : url;
+    const timeoutMs = options.timeoutMs ?? ctx.dialTimeoutMs;
+    const maxBody = options.maxBodyBytes ?? 16 * 1024 * 1024;
+    const abort = new AbortController();
+    let conn: PeerConn | undefined;
+    let ended: Error | undefined;
+    const cancel = (why: Error) => {
+      ended ??= why;
+      abort.abort(why);
+      conn?.close();
+    };
+    const timer = ctx.clock.setTimeout(
+      () => cancel(new PeerTimeoutError(`request to ${u.origin}${path} timed out after ${timeoutMs}ms`)),
+      timeoutMs,
+    );
+    const stopped = () => cancel(new Error("peer transport stopped"));
+    this.requests.add(stopped);
+    try {
+      conn = await dialPeer(u, abort.signal, ctx.o.tls);
+      if (ended) throw ended;
+      const body = new TextEncoder().encode(options.body ?? "");
+      const headers: Record<string, string | number> = {
+        "Host": u.host,
+        "X-Server-From": ctx.idHex,
+        "X-Etcd-Cluster-ID": ctx.cidHex,
+        "X-Server-Version": ctx.serverVersion,
+        "Connection": "close",
+      };
+      if (options.body !== undefined) {
+        headers["Content-Type"] = options.contentType ?? "application/json";
+        headers["Content-Length"] = body.length;
+      }
+      const head = formatHead(`${options.method ?? "GET"} ${path} HTTP/1.1`, headers);
+      const out = new Uint8Array(head.length + body.length);
+      out.set(head);
+      out.set(body, head.length);
+      await writeAll(conn, out);
+      const reader = new ConnReader(conn, 16 * 1024);
+      const answer = await reader.readHead(MAX_HEAD_BYTES);
+      if (answer === null) throw new PeerProtocolError("connection closed before an answer");
+      const status = Number(answer.b);
+      if (!Number.isInteger(status)) throw new PeerProtocolError(`malformed status ${answer.b}`);
+      const length = Number(answer.headers.get("content-length") ?? "-1");
+      let bytes: Uint8Array;
+      if (Number.isSafeInteger(length) && length >= 0) {
+        if (length > maxBody) throw new PeerProtocolError(`answer of ${length} bytes exceeds ${maxBody}`);
+        bytes = await reader.readBody(length);
+      } else {
+        bytes = await readToEnd(reader, maxBody);
+      }
+      return { status, headers: answer.headers, body: new TextDecoder().decode(bytes) };
+    } catch (err) {
+      throw ended ?? err;
+    } finally {
+      ctx.clock.clearTimeout(timer);
+      this.requests.delete(stopped);
+      conn?.close();
+    }
+  }
+
   /** When (clock ms) the outbound stream to `id` became active; undefined while it is not. */
   activeSince(id: bigint): number | undefined {
     return this.peers.get(id)?.activeSince;
@@ -178,6 +278,7 @@ export class PeerTransport {
     if (this.ticker !== undefined) ctx.clock.clearInterval(this.ticker);
     this.ticker = undefined;
     this.server.close();
+    for (const cancel of [...this.requests]) cancel();
     for (const p of this.peers.values()) p.shut();
     this.snapshots.abortAll();
     // every task ends once its socket is closed; new tasks are not started after `stopped`
@@ -192,4 +293,25 @@ export class PeerTransport {
     for (const p of this.peers.values()) p.tick(now);
     this.server.tick(now);
   }
+}
+
+/** An answer without a `Content-Length`: everything up to the end of the connection. */
+async function readToEnd(reader: ConnReader, max: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const buf = new Uint8Array(16 * 1024);
+  for (;;) {
+    const n = await reader.readSome(buf);
+    if (n === null) break;
+    total += n;
+    if (total > max) throw new PeerProtocolError(`answer exceeds ${max} bytes`);
+    parts.push(buf.slice(0, n));
+  }
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
 }

@@ -1,7 +1,9 @@
-import { assert, assertEquals, assertMatch, assertThrows } from "../../tests/assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { type Message, MessageType } from "../../raft/types.ts";
 import {
   ClusterIdMismatchError,
+  type PeerHttpRequest,
+  PeerTimeoutError,
   type PeerTransportOptions,
   SNAPSHOT_PATH,
   STREAM_PREFIX,
@@ -21,6 +23,7 @@ import {
   sleep,
   snapMessage,
   snapshotBody,
+  startNode,
   stopAll,
   waitFor,
 } from "./test_util.ts";
@@ -373,6 +376,90 @@ Deno.test("peer: GET /version by default and registered handlers such as /member
     await res.body?.cancel();
   } finally {
     await a.t.stop();
+  }
+});
+
+Deno.test("peer: handlers added with handle() see the query and body; request() asks them", async () => {
+  const a = await startNode(1n);
+  const b = await startNode(2n);
+  try {
+    const seen: PeerHttpRequest[] = [];
+    // registered after start; answers asynchronously
+    b.t.handle("/echo", async (req) => {
+      seen.push(req);
+      await sleep(1);
+      return {
+        status: 200,
+        body: JSON.stringify({ q: req.query.get("x"), body: new TextDecoder().decode(req.body) }),
+      };
+    });
+    let r = await a.t.request(b.url, "/echo?x=1", { body: '{"revision":3}' });
+    assertEquals(r.status, 200);
+    assertEquals(JSON.parse(r.body), { q: "1", body: '{"revision":3}' });
+    assertEquals(r.headers.get("x-etcd-cluster-id"), CLUSTER.toString(16));
+    assertEquals(seen[0].path, "/echo");
+    assertEquals(seen[0].headers.get("x-server-from"), "1");
+    assertEquals(seen[0].headers.get("content-type"), "application/json");
+    // without a body, and the built-in /version still there
+    r = await a.t.request(b.url, "/echo");
+    assertEquals(JSON.parse(r.body), { q: null, body: "" });
+    r = await a.t.request(b.url, "/version");
+    assertEquals(JSON.parse(r.body), { etcdserver: "3.5.0", etcdcluster: "3.5.0" });
+    // a handler that throws is answered 500; a status of its own goes out as is
+    b.t.handle("/fail", () => {
+      throw new Error("boom");
+    });
+    r = await a.t.request(b.url, "/fail");
+    assertEquals([r.status, r.body], [500, "internal server error\n"]);
+    b.t.handle("/bad", () => ({ status: 400, body: "no\n", contentType: "text/plain; charset=utf-8" }));
+    r = await a.t.request(b.url, "/bad");
+    assertEquals([r.status, r.body, r.headers.get("content-type")], [
+      400,
+      "no\n",
+      "text/plain; charset=utf-8",
+    ]);
+    // a body too large for a GET handler is refused before it is read and before the handler runs
+    const big = await rawRequest(b.port, formatHead("GET /echo HTTP/1.1", { "Content-Length": 2 << 20 }));
+    assertEquals(big.status, "413");
+    assertEquals(seen.length, 2);
+  } finally {
+    await stopAll([a, b]);
+  }
+});
+
+Deno.test("peer: request() times out on a silent member and ends when the transport stops", async () => {
+  const a = await startNode(1n);
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const serving = (async () => {
+    try {
+      for (;;) held.push(await silent.accept());
+    } catch {
+      // listener closed
+    }
+  })();
+  const url = `http://127.0.0.1:${(silent.addr as Deno.NetAddr).port}`;
+  try {
+    const t0 = Date.now();
+    await assertRejects(
+      () => a.t.request(url, "/x", { timeoutMs: 150 }),
+      PeerTimeoutError,
+      "timed out after 150ms",
+    );
+    assert(Date.now() - t0 < 2000);
+    // a request in flight fails once the transport stops, and none starts afterwards
+    const pending = a.t.request(url, "/x", { timeoutMs: 10_000 });
+    await waitFor(() => held.length === 2);
+    await a.t.stop();
+    await assertRejects(() => pending, Error, "peer transport stopped");
+    await assertRejects(() => a.t.request(url, "/x"), Error, "peer transport stopped");
+    // nothing listens there: the dial error
+    await assertRejects(() => a.t.request(`http://127.0.0.1:${port()}`, "/x", { timeoutMs: 1000 }));
+  } finally {
+    await a.t.stop();
+    silent.close();
+    await serving;
+    for (const c of held) c.close();
   }
 });
 
