@@ -73,11 +73,12 @@ export function registerAuth(router: GrpcRouter, b: AuthBackend): void {
   const auth = () => b.auth;
   /** Checks that the caller may manage auth, then proposes the change and waits for it to apply. */
   const change = async (ctx: CallContext, c: AuthChangeBody | (() => Promise<AuthChangeBody>)) => {
-    const store = auth().store;
-    const revision = store.revision;
     const ai = await auth().infoOf(ctx);
-    store.checkAdmin(ai);
+    auth().store.checkAdmin(ai);
     const body = typeof c === "function" ? await c() : c;
+    // the revision the admin check holds for: a change since makes the apply step refuse this one
+    const revision = auth().store.revision;
+    auth().store.checkAdmin(ai);
     const full = { ...body, user: ai?.username ?? "", revision } as AuthChange;
     await b.propose(ProposalKind.Auth, encodeAuthChange(full), full);
     return { header: b.currentHeader() };
@@ -109,23 +110,33 @@ export function registerAuth(router: GrpcRouter, b: AuthBackend): void {
     })
     .unary("/etcdserverpb.Auth/Authenticate", async (raw) => {
       const r = decodeOrFail(decodeAuthenticateRequest, raw);
-      const a = auth();
-      if (!a.enabled) throw AuthErrors.authNotEnabled();
-      const revision = a.store.revision;
-      const user = a.store.users.get(r.name);
-      // an unknown user costs a comparison too, so that the answer's timing does not tell users apart
-      const ok = await a.passwords.matches(r.password, user?.password ?? UNKNOWN_USER_HASH);
-      if (user === undefined || user.noPassword || !ok) throw AuthErrors.authFailed();
-      const c: AuthChange = {
-        op: "authenticate",
-        name: r.name,
-        user: r.name,
-        revision,
-        ...(a.simple !== undefined ? { tokenPrefix: simpleTokenPrefix() } : {}),
-      };
-      const done = await b.propose<Authenticated>(ProposalKind.Auth, encodeAuthChange(c), c);
-      const token = done.token ?? await a.jwt!.sign(done.username, done.revision);
-      return encodeAuthenticateResponse({ header: b.currentHeader(), token });
+      // as etcd: a password checked at one auth revision is applied only at that revision; when auth
+      // changed in between (another user added, say), the check is made again
+      for (let attempt = 1;; attempt++) {
+        const a = auth();
+        if (!a.enabled) throw AuthErrors.authNotEnabled();
+        const revision = a.store.revision;
+        const user = a.store.users.get(r.name);
+        // an unknown user costs a comparison too, so that the answer's timing does not tell users apart
+        const ok = await a.passwords.matches(r.password, user?.password ?? UNKNOWN_USER_HASH);
+        if (user === undefined || user.noPassword || !ok) throw AuthErrors.authFailed();
+        const c: AuthChange = {
+          op: "authenticate",
+          name: r.name,
+          user: r.name,
+          revision,
+          ...(a.simple !== undefined ? { tokenPrefix: simpleTokenPrefix() } : {}),
+        };
+        let done: Authenticated;
+        try {
+          done = await b.propose<Authenticated>(ProposalKind.Auth, encodeAuthChange(c), c);
+        } catch (err) {
+          if (attempt < AUTHENTICATE_ATTEMPTS && isOldRevision(err)) continue;
+          throw err;
+        }
+        const token = done.token ?? await a.jwt!.sign(done.username, done.revision);
+        return encodeAuthenticateResponse({ header: b.currentHeader(), token });
+      }
     })
     .unary("/etcdserverpb.Auth/UserAdd", async (raw, ctx) => {
       const r = decodeOrFail(decodeAuthUserAddRequest, raw);
@@ -213,6 +224,13 @@ export function registerAuth(router: GrpcRouter, b: AuthBackend): void {
         }),
       );
     });
+}
+
+/** Authenticate checks a password again this many times at most when auth keeps changing meanwhile. */
+const AUTHENTICATE_ATTEMPTS = 3;
+
+function isOldRevision(err: unknown): boolean {
+  return err instanceof Error && err.message === AuthErrors.authOldRevision().message;
 }
 
 /** A well-formed bcrypt hash no password matches in practice, compared against for unknown users. */
