@@ -1,13 +1,16 @@
 /**
  * Backups end to end: `etcdctl snapshot save` from a loaded etcd-ts member, `etcd-ts snapshot status`,
  * `etcd-ts snapshot restore` into three new data directories, and a new three-member cluster started on
- * them that has every key and lease of the backup under a new cluster ID. A truncated file is refused
- * and nothing is written.
+ * them that has every key, lease and user of the backup under a new cluster ID, with auth on as it was.
+ * A truncated or corrupt file is refused and nothing is written.
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
 import { Cluster, ctlHeader } from "./cluster.ts";
 import { ctlOk, etcdctl, HAVE_ETCDCTL, Member, runServer } from "./helpers.ts";
+
+/** etcdctl's flag for the root user, once auth is on. */
+const ROOT = ["--user", "root:rootpw"];
 
 Deno.test({
   name: "[etcd-ts] snapshot save, status and restore into a new three-member cluster with every key",
@@ -21,10 +24,21 @@ Deno.test({
       await ctlOk(source.endpoint, ["del", "key7"]);
       const lease = (await ctlOk(source.endpoint, ["lease", "grant", "900"])).split(" ")[1];
       await ctlOk(source.endpoint, ["put", "leased", "yes", `--lease=${lease}`]);
+      // auth on, with a user that may only read the keys
+      for (
+        const args of [
+          ["user", "add", "root:rootpw"],
+          ["user", "add", "carol:cpw"],
+          ["role", "add", "reader"],
+          ["role", "grant-permission", "reader", "read", "key", "--prefix=true"],
+          ["user", "grant-role", "carol", "reader"],
+          ["auth", "enable"],
+        ]
+      ) await ctlOk(source.endpoint, args);
       const sourceCluster =
-        ctlHeader(await ctlOk(source.endpoint, ["get", "leased", "-w", "json"])).clusterId;
+        ctlHeader(await ctlOk(source.endpoint, [...ROOT, "get", "leased", "-w", "json"])).clusterId;
       const file = join(dir, "backup.db");
-      const save = await etcdctl(source.endpoint, ["snapshot", "save", file]);
+      const save = await etcdctl(source.endpoint, [...ROOT, "snapshot", "save", file]);
       assertEquals(save.code, 0, save.stderr);
       assert(save.stdout.includes(`Snapshot saved at ${file}`), save.stdout);
 
@@ -46,11 +60,27 @@ Deno.test({
       assertEquals(bad.code, 1);
       assert(bad.stderr.includes("truncated or corrupt"), bad.stderr);
       assert(!(await exists(join(dir, "bad"))), "nothing may be written for a bad file");
+      // so is a copy with one bit changed
+      const corrupt = join(dir, "corrupt.db");
+      const bytes = await Deno.readFile(file);
+      bytes[Math.floor(bytes.length / 2)] ^= 0x10;
+      await Deno.writeFile(corrupt, bytes);
+      const flipped = await runServer("etcd-ts", [
+        "snapshot",
+        "restore",
+        corrupt,
+        "--data-dir",
+        join(dir, "bad"),
+      ]);
+      assertEquals(flipped.code, 1);
+      assert(flipped.stderr.includes("the snapshot file is corrupt"), flipped.stderr);
+      assert(!(await exists(join(dir, "bad"))), "nothing may be written for a corrupt file");
 
       restored = await Cluster.create({
         impl: "etcd-ts",
         hosts: ["127.0.1.181", "127.0.1.182", "127.0.1.183"],
         token: "restored-cluster",
+        ctlArgs: ROOT,
       });
       const initialCluster = restored.members.map((m) => `${m.name}=${m.peerUrl}`).join(",");
       for (const m of restored.members) {
@@ -74,17 +104,32 @@ Deno.test({
       for (const m of restored.members) m.spawn();
       await Promise.all(restored.members.map((m) => m.waitReady(30_000)));
       const last = restored.members[2].endpoint;
-      const keys = (await ctlOk(last, ["get", "key", "--prefix", "--keys-only"])).split("\n").filter((l) =>
-        l
+      // the users and roles came along, and auth is still on
+      assertEquals(
+        (await ctlOk(last, ["--user", "carol:cpw", "get", "key42", "--print-value-only"])).trim(),
+        "value-42".repeat(20),
+      );
+      const refused = await etcdctl(last, ["--user", "carol:cpw", "put", "key42", "x"]);
+      assert(refused.code !== 0 && refused.stderr.includes("etcdserver: permission denied"), refused.stderr);
+      const nobody = await etcdctl(last, ["get", "key42"]);
+      assert(nobody.code !== 0 && nobody.stderr.includes("etcdserver: user name is empty"), nobody.stderr);
+      assertEquals((await ctlOk(last, [...ROOT, "user", "list"])).trim().split("\n"), ["carol", "root"]);
+      const keys = (await ctlOk(last, [...ROOT, "get", "key", "--prefix", "--keys-only"])).split("\n").filter(
+        (
+          l,
+        ) => l,
       );
       assertEquals(keys.length, 199);
-      assertEquals((await ctlOk(last, ["get", "key42", "--print-value-only"])).trim(), "value-42".repeat(20));
-      assertEquals((await ctlOk(last, ["get", "key7"])).trim(), "");
-      assertEquals((await ctlOk(last, ["get", "leased", "--print-value-only"])).trim(), "yes");
-      assert((await ctlOk(last, ["lease", "list"])).includes(lease), "the lease came along");
-      const header = ctlHeader(await ctlOk(last, ["get", "leased", "-w", "json"]));
+      assertEquals(
+        (await ctlOk(last, [...ROOT, "get", "key42", "--print-value-only"])).trim(),
+        "value-42".repeat(20),
+      );
+      assertEquals((await ctlOk(last, [...ROOT, "get", "key7"])).trim(), "");
+      assertEquals((await ctlOk(last, [...ROOT, "get", "leased", "--print-value-only"])).trim(), "yes");
+      assert((await ctlOk(last, [...ROOT, "lease", "list"])).includes(lease), "the lease came along");
+      const header = ctlHeader(await ctlOk(last, [...ROOT, "get", "leased", "-w", "json"]));
       assert(header.clusterId !== sourceCluster, "a restored cluster is a new cluster");
-      assertEquals((await ctlOk(last, ["member", "list"])).trim().split("\n").length, 3);
+      assertEquals((await ctlOk(last, [...ROOT, "member", "list"])).trim().split("\n").length, 3);
     } catch (err) {
       throw new Error(`${err}\n${restored?.logs() ?? ""}`);
     } finally {
