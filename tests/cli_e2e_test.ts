@@ -253,12 +253,8 @@ Deno.test("[etcd-ts] flags not implemented yet exit 1 with one line saying so", 
       line: "etcd-ts: --cors is not implemented yet",
     },
     {
-      args: ["--auth-token", "jwt", "--bcrypt-cost", "12"],
-      line: "etcd-ts: --auth-token, --bcrypt-cost are not implemented yet",
-    },
-    {
-      args: ["--listen-metrics-urls", "http://127.0.0.1:2381"],
-      line: "etcd-ts: --listen-metrics-urls is not implemented yet",
+      args: ["--socket-reuse-port", "--socket-reuse-address"],
+      line: "etcd-ts: --socket-reuse-port, --socket-reuse-address are not implemented yet",
     },
     {
       args: [],
@@ -277,14 +273,37 @@ Deno.test("[etcd-ts] flags not implemented yet exit 1 with one line saying so", 
   await t.step("from a config file", async () => {
     await withTempDir(async (dir) => {
       const file = join(dir, "etcd.yaml");
-      await Deno.writeTextFile(file, "name: n1\nauth-token: jwt\n");
+      await Deno.writeTextFile(file, "name: n1\nenable-log-rotation: true\n");
       const r = await runServer("etcd-ts", ["--config-file", file]);
       assertEquals(r.code, 1, r.stderr);
       assertEquals(lines(r.stderr), [
-        `etcd-ts: --auth-token is not implemented yet (set by auth-token in ${file})`,
+        `etcd-ts: --enable-log-rotation is not implemented yet (set by enable-log-rotation in ${file})`,
       ]);
     });
   });
+});
+
+Deno.test("[etcd-ts] a bad --auth-token stops the member in etcd's words before its data directory is made", async (t) => {
+  for (
+    const token of [
+      "jwt",
+      "jwt,sign-method=RS256",
+      "jwt,sign-method=RS256,priv-key=/nonexistent.key",
+      "bogus",
+    ]
+  ) {
+    await t.step(token, async () => {
+      await withTempDir(async (dir) => {
+        const dataDir = join(dir, "member.etcd");
+        const r = await runServer("etcd-ts", ["--data-dir", dataDir, "--auth-token", token]);
+        assertEquals(r.code, 1, r.stderr);
+        const last = JSON.parse(lines(r.stderr).at(-1)!);
+        assertEquals(last.msg, "failed to start etcd");
+        assert(/^(auth: invalid auth options|open \/nonexistent\.key: )/.test(last.error), last.error);
+        assert(!(await exists(dataDir)), "nothing may be written");
+      });
+    });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------------------

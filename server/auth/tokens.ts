@@ -187,7 +187,8 @@ export function parseJwtOptions(spec: string): JwtOptions {
     opts.set(part.slice(0, eq), part.slice(eq + 1));
   }
   const signMethod = opts.get("sign-method") ?? "";
-  if (!JWT_METHODS.has(signMethod)) throw new AuthTokenConfigError("auth: invalid auth signature method");
+  // etcd: the method's own error ("invalid auth signature method") surfaces as invalid options
+  if (!JWT_METHODS.has(signMethod)) throw new AuthTokenConfigError("auth: invalid auth options");
   const ttl = opts.get("ttl");
   const ttlMs = ttl === undefined || ttl === "" ? 5 * 60_000 : parseGoDuration(ttl);
   const publicKeyFile = opts.get("pub-key") || undefined;

@@ -337,28 +337,29 @@ export class EtcdServer implements LeaseBackend {
 
   /** Opens (or creates) the member's data directory and starts Raft. */
   static async start(config: Config, deps: EtcdServerDeps): Promise<EtcdServer> {
-    const init = await openMember(config, deps.logger, deps.random ?? Math.random, {
-      fs: deps.fs,
-      discovery: deps.discovery,
-      peerTls: deps.peerTls,
+    // tokens first: a bad --auth-token (or unreadable JWT keys) stops the member before its data
+    // directory is touched; they ask for the applied index, which the driver made below keeps
+    const applied = { index: () => 0 };
+    const auth = await Auth.create({
+      authToken: config.authToken,
+      authTokenTtlSeconds: config.authTokenTtlSeconds,
+      bcryptCost: config.bcryptCost,
+      clientCertAuth: config.clientTls.clientCertAuth,
+      clock: deps.clock ?? systemClock,
+      appliedIndex: () => applied.index(),
     });
-    // tokens ask for the applied index, which the driver made below keeps
-    const applied = { index: () => init.appliedIndex };
-    let auth: Auth;
+    let init: MemberInit;
     try {
-      auth = await Auth.create({
-        authToken: config.authToken,
-        authTokenTtlSeconds: config.authTokenTtlSeconds,
-        bcryptCost: config.bcryptCost,
-        clientCertAuth: config.clientTls.clientCertAuth,
-        clock: deps.clock ?? systemClock,
-        appliedIndex: () => applied.index(),
-      }, init.auth ?? new AuthStore());
+      init = await openMember(config, deps.logger, deps.random ?? Math.random, {
+        fs: deps.fs,
+        discovery: deps.discovery,
+        peerTls: deps.peerTls,
+      });
     } catch (err) {
-      init.mvcc.close();
-      await init.wal.close();
+      auth.close();
       throw err;
     }
+    auth.store = init.auth ?? new AuthStore();
     const server = new EtcdServer(config, deps, init, auth);
     applied.index = () => server.driver.appliedIndex;
     if (init.restored) server.rebuildLeaseKeys();
