@@ -11,6 +11,7 @@
  */
 import type { CallContext } from "../transport/grpc.ts";
 import type { Clock } from "../clock.ts";
+import type { Config } from "../config/mod.ts";
 import type { RequestOp, TxnRequest } from "../pb/rpc.ts";
 import { AuthErrors } from "./errors.ts";
 import { type AuthInfo, AuthStore } from "./store.ts";
@@ -71,6 +72,18 @@ export class Auth {
       throw new AuthTokenConfigError("auth: invalid auth options");
     }
     return new Auth(store, tokens, new Passwords(o.bcryptCost), o);
+  }
+
+  /** Auth as a member's configuration sets it up (--auth-token, --auth-token-ttl, --bcrypt-cost). */
+  static fromConfig(config: Config, clock: Clock, appliedIndex: () => number): Promise<Auth> {
+    return Auth.create({
+      authToken: config.authToken,
+      authTokenTtlSeconds: config.authTokenTtlSeconds,
+      bcryptCost: config.bcryptCost,
+      clientCertAuth: config.clientTls.clientCertAuth,
+      clock,
+      appliedIndex,
+    });
   }
 
   get enabled(): boolean {

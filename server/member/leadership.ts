@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { StateType } from "../../raft/types.ts";
+import { NONE, StateType } from "../../raft/types.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { hexId } from "../logger.ts";
@@ -60,4 +60,19 @@ export async function handOverLeadership(d: LeadershipDeps, timeoutMs: number): 
     "member-id": hexId(d.memberId),
     transferee: hexId(best),
   });
+}
+
+/** Logs a change of the leader this member follows, in etcd's words. */
+export function logLeaderChange(
+  logger: Logger,
+  memberId: bigint,
+  previous: bigint,
+  lead: bigint,
+  term: number,
+): void {
+  if (lead !== NONE) {
+    logger.info("elected leader", { "member-id": hexId(memberId), leader: hexId(lead), term });
+  } else if (previous !== NONE) {
+    logger.info("lost leader", { "member-id": hexId(memberId), "previous-leader": hexId(previous), term });
+  }
 }

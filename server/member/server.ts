@@ -73,7 +73,12 @@ import { Proposer } from "./proposer.ts";
 import { ReadIndexBatcher } from "./read_index.ts";
 import { applyEntries, type ApplyTarget, LEASE_GRANT_COST } from "./apply_dispatch.ts";
 import { alarmsRestoredWith, captureAppState, restoreAppState } from "./app_state.ts";
-import { handOverLeadership, type LeadershipDeps, transferLeadership } from "./leadership.ts";
+import {
+  handOverLeadership,
+  type LeadershipDeps,
+  logLeaderChange,
+  transferLeadership,
+} from "./leadership.ts";
 import { MemberLeases } from "./lease_backend.ts";
 import { Publication } from "./publication.ts";
 import { V2Backend } from "./v2_backend.ts";
@@ -340,14 +345,7 @@ export class EtcdServer implements LeaseBackend {
     // tokens first: a bad --auth-token (or unreadable JWT keys) stops the member before its data
     // directory is touched; they ask for the applied index, which the driver made below keeps
     const applied = { index: () => 0 };
-    const auth = await Auth.create({
-      authToken: config.authToken,
-      authTokenTtlSeconds: config.authTokenTtlSeconds,
-      bcryptCost: config.bcryptCost,
-      clientCertAuth: config.clientTls.clientCertAuth,
-      clock: deps.clock ?? systemClock,
-      appliedIndex: () => applied.index(),
-    });
+    const auth = await Auth.fromConfig(config, deps.clock ?? systemClock, () => applied.index());
     let init: MemberInit;
     try {
       init = await openMember(config, deps.logger, deps.random ?? Math.random, {
@@ -389,19 +387,7 @@ export class EtcdServer implements LeaseBackend {
   /** Called by the driver after bootstrap entries are applied, and on every leader change. */
   private onSoftState(state: SoftState, term: number): void {
     if (state.lead !== this.lastLead) {
-      if (state.lead !== NONE) {
-        this.logger.info("elected leader", {
-          "member-id": hexId(this.memberId),
-          leader: hexId(state.lead),
-          term,
-        });
-      } else if (this.lastLead !== NONE) {
-        this.logger.info("lost leader", {
-          "member-id": hexId(this.memberId),
-          "previous-leader": hexId(this.lastLead),
-          term,
-        });
-      }
+      logLeaderChange(this.logger, this.memberId, this.lastLead, state.lead, term);
       this.lastLead = state.lead;
     }
     if (state.lead !== NONE) this.publication.publish();
