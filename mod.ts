@@ -32,6 +32,8 @@ import { setUpTls } from "./server/tls/setup.ts";
 import { LearnerAwareRouter } from "./server/api/learner.ts";
 import { serveV2 } from "./server/v2/keys_api.ts";
 import { v2ApiOf } from "./server/v2/member_api.ts";
+import { composeHandlers, healthHandler, healthMemberOf, type HealthSurface } from "./server/http/health.ts";
+import { type MetricsListener, startMetricsListener } from "./server/http/metrics_listener.ts";
 import { systemClock } from "./server/clock.ts";
 import { CorruptionChecks } from "./server/member/corruption.ts";
 
@@ -147,12 +149,21 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
   const transport = options.transport ?? serveDenoH2;
   // the v2 API etcd discovery needs, as etcd 3.4 serves it with --enable-v2
   const v2 = config.enableV2 ? v2ApiOf(server) : undefined;
-  const httpFallback = v2 === undefined
-    ? undefined
-    : async (req: HttpFallbackRequest) =>
-      await serveV2(v2, req) ??
-        { status: 404, headers: { "content-type": "text/plain" }, body: "404 page not found\n" };
+  // plain HTTP: /health, /livez, /readyz (and /version on the client port) first, then the v2 API, else 404
+  const healthMember = healthMemberOf(server);
+  const health = (surface: HealthSurface) =>
+    healthHandler(healthMember, {
+      surface,
+      clock: server.clock,
+      requestTimeoutMs: server.requestTimeoutMs,
+      logger,
+    });
+  const httpFallback = composeHandlers("client", [
+    health("client"),
+    v2 === undefined ? undefined : (req: HttpFallbackRequest) => serveV2(v2, req),
+  ]);
   const listeners: GrpcListener[] = [];
+  const metricsListeners: MetricsListener[] = [];
   const clientUrls: URL[] = [];
   try {
     for (const url of config.listenClientUrls) {
@@ -175,8 +186,15 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
         });
       }
     }
+    // --listen-metrics-urls: the health endpoints on their own plain HTTP ports
+    for (const url of config.listenMetricsUrls) {
+      const m = startMetricsListener(url, composeHandlers("metrics", [health("metrics")]));
+      metricsListeners.push(m);
+      logger.info("serving metrics", { address: `${url.hostname}:${m.port}` });
+    }
   } catch (err) {
     for (const l of listeners) await l.close();
+    for (const m of metricsListeners) await m.close();
     corruption.stop();
     await server.close();
     tls.close();
@@ -190,7 +208,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     stopNotify: server.stopNotify,
     close(): Promise<void> {
       closing ??= (async () => {
-        await Promise.all(listeners.map((l) => l.close()));
+        await Promise.all([...listeners.map((l) => l.close()), ...metricsListeners.map((m) => m.close())]);
         corruption.stop();
         await server.close();
         tls.close();

@@ -39,7 +39,6 @@ export const NOT_YET_IMPLEMENTED: ReadonlySet<string> = new Set([
   "proxy-read-timeout",
   // monitoring and logging
   "enable-pprof",
-  "listen-metrics-urls",
   "enable-log-rotation",
   "log-rotation-config-json",
   "experimental-enable-distributed-tracing",

@@ -11,10 +11,12 @@ Deno.test("config: NOT_YET_IMPLEMENTED covers the features etcd-ts lacks, and on
     assert(!NOT_YET_IMPLEMENTED.has(name), name);
   }
   for (
-    const name of ["proxy", "experimental-enable-v2v3", "enable-pprof", "listen-metrics-urls", "max-wals"]
+    const name of ["proxy", "experimental-enable-v2v3", "enable-pprof", "max-wals"]
   ) {
     assert(NOT_YET_IMPLEMENTED.has(name), name);
   }
+  // the metrics listener (serving the health endpoints) is implemented
+  assert(!NOT_YET_IMPLEMENTED.has("listen-metrics-urls"));
   // auth and the corruption checks are implemented
   for (
     const name of [
@@ -85,8 +87,9 @@ Deno.test("config: a not-yet-implemented flag set to anything but its default re
     [
       ["--config-file", "c.yml"],
       {},
-      { "c.yml": "listen-metrics-urls: http://127.0.0.1:2381\n" },
-      "etcd-ts: --listen-metrics-urls is not implemented yet (set by listen-metrics-urls in c.yml)\n",
+      { "c.yml": "experimental-enable-distributed-tracing: true\n" },
+      "etcd-ts: --experimental-enable-distributed-tracing is not implemented yet " +
+      "(set by experimental-enable-distributed-tracing in c.yml)\n",
     ],
   ];
   for (const [args, env, files, stderr] of cases) {
@@ -113,6 +116,21 @@ Deno.test("config: a not-yet-implemented flag set to anything but its default re
       "--v2-deprecation=not-yet",
     ]);
     run(["--backend-bbolt-freelist-type=map"]);
+    // implemented: accepted by flag, variable and config file
+    const urls = (c: { listenMetricsUrls: URL[] }) => c.listenMetricsUrls.map(String);
+    assertEquals(urls(run(["--listen-metrics-urls", "http://127.0.0.1:2381"]).config), [
+      "http://127.0.0.1:2381/",
+    ]);
+    assertEquals(urls(run([], { ETCD_LISTEN_METRICS_URLS: "http://127.0.0.1:2382" }).config), [
+      "http://127.0.0.1:2382/",
+    ]);
+    assertEquals(
+      urls(
+        run(["--config-file", "c.yml"], {}, { "c.yml": "listen-metrics-urls: http://127.0.0.1:2381\n" })
+          .config,
+      ),
+      ["http://127.0.0.1:2381/"],
+    );
     run(["--config-file", "c.yml"], {}, {
       "c.yml":
         "client-transport-security:\n  auto-tls: false\nself-signed-cert-validity: 0\nenable-v2: false\n",

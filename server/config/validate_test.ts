@@ -377,11 +377,6 @@ Deno.test("config: validateConfig refuses bad programmatic configurations with C
     ],
     [(c) => (c.enablePprof = true), "enable-pprof", "--enable-pprof is not implemented yet"],
     [
-      (c) => (c.listenMetricsUrls = [new URL("http://127.0.0.1:2381")]),
-      "listen-metrics-urls",
-      "--listen-metrics-urls is not implemented yet",
-    ],
-    [
       (c) => (c.initialCluster = new Map()),
       "initial-cluster",
       'couldn\'t find local name "default" in the initial cluster configuration (--initial-cluster)',
