@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
-import type { Clock } from "../clock.ts";
+import { FakeClock } from "../../tests/fake_clock.ts";
 import {
   AuthTokenConfigError,
   JwtTokens,
@@ -12,24 +12,15 @@ import { AuthStore } from "./store.ts";
 import { Passwords } from "./passwords.ts";
 import { GrpcError } from "../transport/status.ts";
 
-/** A clock that moves only when told; its timers never fire. */
-class StillClock implements Clock {
-  t = 1_000_000;
-  now(): number {
-    return this.t;
-  }
-  setInterval(): number {
-    return 1;
-  }
-  clearInterval(): void {}
-  setTimeout(): number {
-    return 1;
-  }
-  clearTimeout(): void {}
+/** The test clock at a time well after the epoch (JWT expiry is in whole seconds since it). */
+function stillClock(): FakeClock {
+  const clock = new FakeClock();
+  clock.t = 1_000_000;
+  return clock;
 }
 
 Deno.test("simple tokens: valid on every member that applied them, for the TTL after their last use", async () => {
-  const clock = new StillClock();
+  const clock = stillClock();
   let applied = 10;
   const tokens = new SimpleTokens(clock, 3000, () => applied);
   const prefix = simpleTokenPrefix();
@@ -90,7 +81,7 @@ Deno.test("jwt tokens: options as etcd reads them, signed and verified with the 
         const pub = `${dir}/${alg}.pub`;
         await Deno.writeTextFile(priv, privateKey.export({ type: "pkcs8", format: "pem" }) as string);
         await Deno.writeTextFile(pub, publicKey.export({ type: "spki", format: "pem" }) as string);
-        const clock = new StillClock();
+        const clock = stillClock();
         const signer = await JwtTokens.create(
           clock,
           parseJwtOptions(`jwt,pub-key=${pub},priv-key=${priv},sign-method=${alg},ttl=10s`),
@@ -112,8 +103,7 @@ Deno.test("jwt tokens: options as etcd reads them, signed and verified with the 
     }
     await t.step("a missing key file is a start error", async () => {
       await assertRejects(
-        () =>
-          JwtTokens.create(new StillClock(), parseJwtOptions(`jwt,priv-key=${dir}/none,sign-method=RS256`)),
+        () => JwtTokens.create(stillClock(), parseJwtOptions(`jwt,priv-key=${dir}/none,sign-method=RS256`)),
         AuthTokenConfigError,
       );
     });
@@ -124,7 +114,7 @@ Deno.test("jwt tokens: options as etcd reads them, signed and verified with the 
 
 Deno.test("auth changes: applied with the admin rule and revision checks, tokens follow them", async () => {
   const store = new AuthStore();
-  const clock = new StillClock();
+  const clock = stillClock();
   const simple = new SimpleTokens(clock, 60_000, () => 100);
   // deno-lint-ignore no-explicit-any
   const change = (c: Record<string, any>, user = "root", revision = store.revision) =>

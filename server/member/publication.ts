@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { hexId } from "../logger.ts";
 import { ProposalKind } from "./proposal.ts";
@@ -17,7 +18,15 @@ export interface PublicationDeps {
   advertiseClientUrls: URL[];
   logger: Logger;
   propose<T>(kind: ProposalKind, payload: Uint8Array, decoded: unknown): Promise<T>;
+  /** Times the retry of a publication that failed. */
+  clock: Clock;
 }
+
+/**
+ * A failed publication (its proposal timed out: forwarded to a leader before the stream to it was up,
+ * say) is proposed again after this long, until it succeeds, as etcd keeps publishing.
+ */
+export const PUBLISH_RETRY_MS = 500;
 
 /** This member's publication and who waits for it. */
 export class Publication {
@@ -26,12 +35,15 @@ export class Publication {
   /** Set once the member closes: what waiting callers are told. */
   private closedWith: Error | undefined;
   private readonly waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private retry: number | undefined;
 
   constructor(private readonly d: PublicationDeps) {}
 
-  /** Proposes the member's attributes unless that is done or under way; retried on the next call. */
+  /** Proposes the member's attributes unless that is done or under way; a failure is retried. */
   publish(): void {
     if (this.published || this.publishing || this.closedWith) return;
+    if (this.retry !== undefined) this.d.clock.clearTimeout(this.retry);
+    this.retry = undefined;
     this.publishing = true;
     const d = this.d;
     const attrs = {
@@ -51,8 +63,17 @@ export class Publication {
           "cluster-id": hexId(d.clusterId),
         });
       },
-      () => {
+      (err) => {
         this.publishing = false;
+        if (this.closedWith) return;
+        d.logger.warn("failed to publish local member to cluster through raft; retrying", {
+          "local-member-id": hexId(d.memberId),
+          error: err instanceof Error ? err.message : String(err),
+        });
+        this.retry = d.clock.setTimeout(() => {
+          this.retry = undefined;
+          this.publish();
+        }, PUBLISH_RETRY_MS);
       },
     );
   }
@@ -67,6 +88,8 @@ export class Publication {
   /** The member is closing: no more publishing, and whoever waits gets `err`. */
   close(err: Error): void {
     this.closedWith = err;
+    if (this.retry !== undefined) this.d.clock.clearTimeout(this.retry);
+    this.retry = undefined;
     for (const w of this.waiters.splice(0)) w.reject(err);
   }
 }

@@ -267,6 +267,7 @@ export class EtcdServer implements LeaseBackend {
       advertiseClientUrls: config.advertiseClientUrls,
       logger: this.logger,
       propose: (kind, payload, decoded) => this.propose(kind, payload, decoded),
+      clock: this.clock,
     });
     this.leadership = {
       memberId: this.memberId,
