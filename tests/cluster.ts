@@ -21,7 +21,7 @@
  */
 import { join } from "node:path";
 import { Etcd3, type IOptions } from "etcd3";
-import { ctlOk, type CtlResult, etcdctl, freePort, type Impl, sleep, spawn } from "./helpers.ts";
+import { ctlOk, type CtlResult, etcdctl, freePorts, type Impl, sleep, spawn } from "./helpers.ts";
 
 /** How a cluster is laid out and how its members are told about it. */
 export interface ClusterSpec {
@@ -327,9 +327,7 @@ export class Cluster {
     const names = spec.names ?? spec.hosts.map((_, i) => `infra${i}`);
     const token = spec.token ?? "etcd-cluster-1";
     const addrs = spec.hosts.map((host) => {
-      const guide = spec.ports === "guide";
-      const clientPort = guide ? 2379 : freePort(host);
-      const peerPort = guide ? 2380 : freePort(host);
+      const [clientPort, peerPort] = spec.ports === "guide" ? [2379, 2380] : freePorts(host, 2);
       const scheme = spec.scheme ?? "http";
       return {
         host,
@@ -491,8 +489,7 @@ export function newMemberAddrs(
   root: string,
   ports: "guide" | "free" = "free",
 ): NewMemberAddrs {
-  const clientPort = ports === "guide" ? 2379 : freePort(host);
-  const peerPort = ports === "guide" ? 2380 : freePort(host);
+  const [clientPort, peerPort] = ports === "guide" ? [2379, 2380] : freePorts(host, 2);
   return {
     name,
     host,

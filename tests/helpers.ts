@@ -46,10 +46,18 @@ export function implementations(): Impl[] {
 
 /** A free loopback TCP port (bound and released; good enough for tests on one machine). */
 export function freePort(hostname = "127.0.0.1"): number {
-  const l = Deno.listen({ hostname, port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  return freePorts(hostname, 1)[0];
+}
+
+/**
+ * `n` distinct free ports on `hostname`: each stays bound until all are chosen, so a member's client and
+ * peer ports can never be the same one (the system may hand a just-released port out again).
+ */
+export function freePorts(hostname: string, n: number): number[] {
+  const held = Array.from({ length: n }, () => Deno.listen({ hostname, port: 0 }));
+  const ports = held.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of held) l.close();
+  return ports;
 }
 
 export interface MemberOptions {
@@ -89,8 +97,9 @@ export class Member {
     const host = o.host ?? "127.0.0.1";
     const name = o.name ?? "default";
     const dataDir = o.dataDir ?? await Deno.makeTempDir({ prefix: "etcd-ts-e2e-" });
-    const clientPort = o.clientPort ?? freePort(host);
-    const peerPort = o.peerPort ?? freePort(host);
+    const [freeClient, freePeer] = freePorts(host, 2);
+    const clientPort = o.clientPort ?? freeClient;
+    const peerPort = o.peerPort ?? freePeer;
     const client = `http://${host}:${clientPort}`;
     const peer = `http://${host}:${peerPort}`;
     const args = o.rawArgs ?? [

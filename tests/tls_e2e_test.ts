@@ -149,7 +149,8 @@ for (const impl of implementations()) {
                 await c.members[1].waitForLog(reason, 0, 1000);
               assert(
                 seen !== undefined,
-                `a member logged ${reason}:\n${c.members[0].logSince().slice(-3000)}`,
+                `a member logged ${reason}:\n${c.members[0].logSince().slice(-3000)}\n` +
+                  `the refused member:\n${c.members[2].logSince().slice(-3000)}`,
               );
               if (impl === "etcd-ts") {
                 // the refused member was told why, and says so too
