@@ -26,19 +26,11 @@ import { checkIdentity, parseHexId } from "./identity.ts";
 import { listenPeer, peerAddress, type PeerConn, type PeerListener } from "./net.ts";
 import type { PeerHttpHandler, PeerHttpResponse } from "./options.ts";
 import type { SnapshotReceiver } from "./snapshot_receiver.ts";
+import { reasonPhrase } from "../http_status.ts";
 
 const KEEPALIVE_FRAME = new Uint8Array(FRAME_HEADER_BYTES);
 /** Largest body of a request to a GET handler (etcd 3.4's `/members/hashkv` carries a small JSON one). */
 const MAX_GET_BODY_BYTES = 1024 * 1024;
-/** Reason phrases of the statuses handlers answer with. */
-const STATUS_TEXT: Record<number, string> = {
-  200: "OK",
-  400: "Bad Request",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  500: "Internal Server Error",
-  503: "Service Unavailable",
-};
 /** A connection that is not a stream is closed when its sender is silent this long (or the idle timeout). */
 const MIN_REQUEST_IDLE_MS = 10_000;
 
@@ -252,8 +244,14 @@ export class InboundServer {
       return ctx.respond(conn, 500, "Internal Server Error", "internal server error\n");
     }
     if (ctx.stopped) return;
-    const reason = STATUS_TEXT[r.status] ?? "Status";
-    await ctx.respond(conn, r.status, reason, r.body, {}, r.contentType ?? "application/json");
+    await ctx.respond(
+      conn,
+      r.status,
+      reasonPhrase(r.status),
+      r.body,
+      {},
+      r.contentType ?? "application/json",
+    );
   }
 
   private async serveStream(

@@ -68,6 +68,7 @@ export {
   type PeerTransportStats,
   protobufCodec,
 } from "./options.ts";
+import { concatBytes } from "../slab.ts";
 
 /** The peer transport of one member. See the module documentation for the protocol. */
 export class PeerTransport {
@@ -307,11 +308,5 @@ async function readToEnd(reader: ConnReader, max: number): Promise<Uint8Array> {
     if (total > max) throw new PeerProtocolError(`answer exceeds ${max} bytes`);
     parts.push(buf.slice(0, n));
   }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import type { HttpFallbackRequest, HttpFallbackResponse } from "../grpc.ts";
+import { reasonPhrase } from "../../http_status.ts";
 
 /** Where a {@linkcode Http1Connection} writes. */
 export interface Http1Sink {
@@ -19,29 +20,6 @@ export interface Http1Sink {
 export type Http1Handler = (req: HttpFallbackRequest) => Promise<HttpFallbackResponse>;
 
 const MAX_HEAD_BYTES = 64 * 1024;
-
-const REASONS: Record<number, string> = {
-  100: "Continue",
-  200: "OK",
-  201: "Created",
-  204: "No Content",
-  301: "Moved Permanently",
-  302: "Found",
-  304: "Not Modified",
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  408: "Request Timeout",
-  413: "Request Entity Too Large",
-  415: "Unsupported Media Type",
-  429: "Too Many Requests",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  501: "Not Implemented",
-  503: "Service Unavailable",
-};
 
 const encoder = new TextEncoder();
 
@@ -144,7 +122,7 @@ export class Http1Connection {
   }
 
   #fail(status: number): void {
-    this.#respond({ status, body: `${status} ${REASONS[status] ?? ""}\n` }, false, false);
+    this.#respond({ status, body: `${status} ${reasonPhrase(status, "")}\n` }, false, false);
     this.#close();
   }
 
@@ -253,7 +231,7 @@ export class Http1Connection {
 
   #respond(res: HttpFallbackResponse, headOnly: boolean, keepAlive: boolean): void {
     const body = typeof res.body === "string" ? encoder.encode(res.body) : res.body;
-    let head = `HTTP/1.1 ${res.status} ${REASONS[res.status] ?? "Status"}\r\n`;
+    let head = `HTTP/1.1 ${res.status} ${reasonPhrase(res.status)}\r\n`;
     let hasType = false;
     for (const [k, v] of Object.entries(res.headers ?? {})) {
       const name = k.toLowerCase();
