@@ -10,6 +10,7 @@
  */
 import type { Permission } from "../pb/rpc.ts";
 import { AuthErrors } from "./errors.ts";
+import { latin1, latin1Bytes } from "../../storage/mvcc/bytes.ts";
 import type { AuthStore } from "./store.ts";
 import type { SimpleTokens } from "./tokens.ts";
 
@@ -127,15 +128,11 @@ export function applyAuthChange(
   return undefined;
 }
 
+/** Bytes as base64 (keys and range ends in JSON). */
 export function bytesToBase64(b: Uint8Array): string {
-  let s = "";
-  for (const c of b) s += String.fromCharCode(c);
-  return btoa(s);
+  return btoa(latin1(b));
 }
 
 export function base64ToBytes(s: string): Uint8Array {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
+  return latin1Bytes(atob(s));
 }

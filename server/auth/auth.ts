@@ -23,6 +23,7 @@ import {
   type TokenProvider,
 } from "./tokens.ts";
 import { Passwords } from "./passwords.ts";
+import { latin1Bytes } from "../../storage/mvcc/bytes.ts";
 
 /** What auth takes from the member's configuration. */
 export interface AuthOptions {
@@ -178,9 +179,3 @@ export class Auth {
 }
 
 const EMPTY = new Uint8Array(0);
-
-function latin1Bytes(s: string): Uint8Array {
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}

@@ -15,6 +15,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { AuthInfo } from "./store.ts";
+import { parseDurationMs } from "../config/values.ts";
 
 /** Thrown at start for a bad `--auth-token`; the message is etcd's. */
 export class AuthTokenConfigError extends Error {
@@ -200,20 +201,13 @@ export function parseJwtOptions(spec: string): JwtOptions {
 }
 
 function parseGoDuration(s: string): number {
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
-  const unit: Record<string, number> = {
-    ns: 1e-6,
-    us: 1e-3,
-    "µs": 1e-3,
-    ms: 1,
-    s: 1000,
-    m: 60_000,
-    h: 3_600_000,
-  };
-  let ms = 0;
-  let m: RegExpExecArray | null;
-  while (re.lastIndex < s.length && (m = re.exec(s)) !== null) ms += Number(m[1]) * unit[m[2]];
-  if (re.lastIndex !== s.length || ms <= 0) throw new AuthTokenConfigError("auth: invalid auth options");
+  let ms: number;
+  try {
+    ms = parseDurationMs(s);
+  } catch {
+    throw new AuthTokenConfigError("auth: invalid auth options");
+  }
+  if (!(ms > 0)) throw new AuthTokenConfigError("auth: invalid auth options");
   return ms;
 }
 
