@@ -845,50 +845,19 @@ for (const impl of implementations()) {
           await addRoot(ep);
           await addUserWithRole(ep, "carol", CAROL_PW, "rc", [["readwrite", "c/", "--prefix"]]);
           await okAs(ep, undefined, ["role", "add", "unused"]);
-          await failsAs(
-            ep,
-            undefined,
-            ["user", "add", "carol:other"],
-            "etcdserver: user name already exists",
-          );
-          await failsAs(
-            ep,
-            undefined,
-            ["user", "add", `root:${ROOT_PW}`],
-            "etcdserver: user name already exists",
-          );
-          await failsAs(ep, undefined, ["role", "add", "rc"], "etcdserver: role name already exists");
-          await failsAs(
-            ep,
-            undefined,
-            ["user", "grant-role", "carol", "nope"],
-            "etcdserver: role name not found",
-          );
-          await failsAs(
-            ep,
-            undefined,
-            ["user", "grant-role", "nobody", "rc"],
-            "etcdserver: user name not found",
-          );
-          await failsAs(ep, undefined, ["role", "get", "nope"], "etcdserver: role name not found");
-          await failsAs(
-            ep,
-            undefined,
-            ["user", "revoke-role", "carol", "unused"],
-            "etcdserver: role is not granted to the user",
-          );
-          await failsAs(
-            ep,
-            undefined,
-            ["role", "revoke-permission", "rc", "zzz"],
-            "etcdserver: permission is not granted to the role",
-          );
-          await failsAs(
-            ep,
-            undefined,
-            ["role", "revoke-permission", "rc", "c/"], // granted as a prefix, not as a key
-            "etcdserver: permission is not granted to the role",
-          );
+          const refusals: [string[], string][] = [
+            [["user", "add", "carol:other"], "etcdserver: user name already exists"],
+            [["user", "add", `root:${ROOT_PW}`], "etcdserver: user name already exists"],
+            [["role", "add", "rc"], "etcdserver: role name already exists"],
+            [["user", "grant-role", "carol", "nope"], "etcdserver: role name not found"],
+            [["user", "grant-role", "nobody", "rc"], "etcdserver: user name not found"],
+            [["role", "get", "nope"], "etcdserver: role name not found"],
+            [["user", "revoke-role", "carol", "unused"], "etcdserver: role is not granted to the user"],
+            [["role", "revoke-permission", "rc", "zzz"], "etcdserver: permission is not granted to the role"],
+            // granted as a prefix, not as a key
+            [["role", "revoke-permission", "rc", "c/"], "etcdserver: permission is not granted to the role"],
+          ];
+          for (const [args, message] of refusals) await failsAs(ep, undefined, args, message);
           // a range that ends before it starts: etcd 3.4.23 stores it; etcd 3.4.24+, 3.5.x (later patches) and
           // 3.6 refuse it
           const backwards = await ctlAs(ep, undefined, [

@@ -13,23 +13,26 @@ const quiet: Logger = {
   },
 };
 
-Deno.test("publication: a proposal that fails is proposed again until one is applied", async () => {
-  const clock = new FakeClock();
-  let attempts = 0;
-  const p = new Publication({
+/** A publication of member 1 whose proposals `propose` answers. */
+function publication(clock: FakeClock, propose: () => Promise<unknown>): Publication {
+  return new Publication({
     memberId: 1n,
     clusterId: 2n,
     name: "m",
     advertiseClientUrls: [new URL("http://127.0.0.1:2379")],
     logger: quiet,
     clock,
-    propose: <T>() => {
-      attempts++;
-      // the first two time out (forwarded to a leader before the stream to it was up, say)
-      return (attempts <= 2
-        ? Promise.reject(new Error("etcdserver: request timed out"))
-        : Promise.resolve()) as Promise<T>;
-    },
+    propose: <T>() => propose() as Promise<T>,
+  });
+}
+
+Deno.test("publication: a proposal that fails is proposed again until one is applied", async () => {
+  const clock = new FakeClock();
+  let attempts = 0;
+  const p = publication(clock, () => {
+    attempts++;
+    // the first two time out (forwarded to a leader before the stream to it was up, say)
+    return (attempts <= 2 ? Promise.reject(new Error("etcdserver: request timed out")) : Promise.resolve());
   });
   let published = false;
   const ready = p.whenPublished().then(() => published = true);
@@ -53,17 +56,9 @@ Deno.test("publication: a proposal that fails is proposed again until one is app
 Deno.test("publication: closing stops the retries", async () => {
   const clock = new FakeClock();
   let attempts = 0;
-  const p = new Publication({
-    memberId: 1n,
-    clusterId: 2n,
-    name: "m",
-    advertiseClientUrls: [],
-    logger: quiet,
-    clock,
-    propose: <T>() => {
-      attempts++;
-      return Promise.reject(new Error("etcdserver: request timed out")) as Promise<T>;
-    },
+  const p = publication(clock, () => {
+    attempts++;
+    return Promise.reject(new Error("etcdserver: request timed out"));
   });
   const waiting = p.whenPublished().catch((err: Error) => err.message);
   p.publish();
