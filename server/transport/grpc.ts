@@ -93,6 +93,11 @@ export interface HttpFallbackResponse {
   status: number;
   headers?: Record<string, string>;
   body: Uint8Array | string;
+  /**
+   * A body sent as it is produced (the gateway's watch, a long poll): when set, `body` is ignored and the
+   * response ends when the stream ends; the transport cancels the stream when the client goes away.
+   */
+  stream?: ReadableStream<Uint8Array>;
 }
 
 /** What a transport needs to serve a router. */
@@ -141,18 +146,59 @@ export class GrpcRouterError extends Error {
 const KIND_UNARY = 1;
 const KIND_STREAM = 2;
 
+/**
+ * The counters of one registered method, kept by an observer (metrics) and bumped by every call to it:
+ * plain numbers, so that counting costs a call nothing beyond an increment.
+ */
+export interface GrpcMethodCounters {
+  /** Calls started. */
+  started: number;
+  /** Request messages received (a unary call's one message included). */
+  received: number;
+  /** Response messages sent (a unary call's answer included). */
+  sent: number;
+  /** Calls ended, by status code (index 0 to 16; CANCELLED for a call the client gave up). */
+  readonly handled: number[];
+  /**
+   * When set, each call reads `now()` (milliseconds) when it starts and when it ends, and `observe`
+   * hears its duration.
+   */
+  readonly timing?: { now(): number; observe(ms: number): void };
+}
+
+/** Hears of the methods a router serves, once per method; its counters then follow every call. */
+export interface GrpcObserver {
+  /** The counters for `path` ("/package.Service/Method"), registered as unary or streaming. */
+  method(path: string, streaming: boolean): GrpcMethodCounters;
+}
+
 /** A routing decision: a handler, or the error to answer with. @internal */
 export interface Route {
   kind: 0 | 1 | 2;
   unary?: UnaryHandler;
   stream?: StreamHandler;
   error?: GrpcError;
+  /** The method's counters, while an observer watches the router. */
+  counters?: GrpcMethodCounters;
 }
 
 /** Maps method paths ("/package.Service/Method") to handlers. */
 export class GrpcRouter {
   readonly #routes = new Map<string, Route>();
   readonly #services = new Set<string>();
+  #observer: GrpcObserver | undefined;
+
+  /**
+   * Counts the calls of every method, registered now or later, with counters from `observer` (one set
+   * per method, asked for once); without an observer calls count nothing.
+   */
+  observe(observer: GrpcObserver): this {
+    this.#observer = observer;
+    for (const [path, route] of this.#routes) {
+      route.counters = observer.method(path, route.kind === KIND_STREAM);
+    }
+    return this;
+  }
 
   /** Registers a unary method. */
   unary(path: string, handler: UnaryHandler): this {
@@ -195,6 +241,9 @@ export class GrpcRouter {
     const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
     if (m === null) throw new GrpcRouterError(`bad method path ${JSON.stringify(path)}`);
     if (this.#routes.has(path)) throw new GrpcRouterError(`method ${path} registered twice`);
+    if (this.#observer !== undefined) {
+      route.counters = this.#observer.method(path, route.kind === KIND_STREAM);
+    }
     this.#routes.set(path, route);
     this.#services.add(m[1]);
   }
@@ -278,6 +327,9 @@ export abstract class GrpcCall implements CallContext, ServerStream {
   /** The message being received (its final buffer, filled as bytes arrive), and how full it is. */
   #message: Uint8Array | undefined = undefined;
   #messageFill = 0;
+  /** The method's counters when its router is observed; `#startedAt` is set when they time calls. */
+  #counters: GrpcMethodCounters | undefined = undefined;
+  #startedAt = 0;
 
   constructor(method: string) {
     this.method = method;
@@ -346,6 +398,12 @@ export abstract class GrpcCall implements CallContext, ServerStream {
       return START_OK;
     }
     this.#maxReceive = maxReceiveMessageBytes;
+    const counters = route.counters;
+    if (counters !== undefined) {
+      this.#counters = counters;
+      counters.started++;
+      if (counters.timing !== undefined) this.#startedAt = counters.timing.now();
+    }
     if (ms <= MAX_TIMER_MS) this.#timer = setTimeout(GrpcCall.#onDeadline, ms, this);
     if (route.kind === KIND_UNARY) {
       this.#unary = route.unary;
@@ -435,6 +493,7 @@ export abstract class GrpcCall implements CallContext, ServerStream {
   }
 
   #deliver(message: Uint8Array): void {
+    if (this.#counters !== undefined) this.#counters.received++;
     if (this.#mode === MODE_UNARY_WAIT) {
       this.#runUnary(message);
       return;
@@ -473,6 +532,7 @@ export abstract class GrpcCall implements CallContext, ServerStream {
   /** The stream is gone without a response: client reset, connection lost. Nothing more is written. */
   cancel(): void {
     if (this.closed && this.#mode === MODE_IGNORE) return;
+    if (!this.closed) this.#ended(Status.CANCELLED);
     this.closed = true;
     this.#stop();
     this.#abort();
@@ -492,6 +552,7 @@ export abstract class GrpcCall implements CallContext, ServerStream {
 
   send(message: Uint8Array): boolean {
     if (this.closed) return false;
+    if (this.#counters !== undefined) this.#counters.sent++;
     this.writeMessage(message);
     return this.bufferedBytes() < HIGH_WATER_MARK;
   }
@@ -535,6 +596,10 @@ export abstract class GrpcCall implements CallContext, ServerStream {
     if (this.closed) return;
     this.closed = true;
     this.#stop();
+    if (this.#counters !== undefined) {
+      this.#counters.sent++;
+      this.#ended(Status.OK);
+    }
     this.writeUnary(result instanceof Uint8Array ? result : EMPTY);
   }
 
@@ -558,7 +623,17 @@ export abstract class GrpcCall implements CallContext, ServerStream {
     if (this.closed) return;
     this.closed = true;
     this.#stop();
+    this.#ended(status);
     this.writeStatus(status, encodeGrpcMessage(message));
+  }
+
+  /** Counts the end of the call with `status`, once the call is routed to an observed method. */
+  #ended(status: StatusCode): void {
+    const c = this.#counters;
+    if (c === undefined) return;
+    this.#counters = undefined;
+    c.handled[status]++;
+    if (c.timing !== undefined) c.timing.observe(c.timing.now() - this.#startedAt);
   }
 
   #stop(): void {

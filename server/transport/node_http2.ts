@@ -261,17 +261,83 @@ async function serveHttp2Fallback(
     if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
     return;
   }
+  const gone = goneSignal(stream);
   const res = await answerFallback(state.options, {
     method: String(headers[":method"] ?? "GET"),
     path: String(headers[":path"] ?? "/"),
     headers: headerMap(headers),
     body,
+    signal: gone,
   });
-  if (stream.destroyed) return;
+  if (stream.destroyed) {
+    void res.stream?.cancel().catch(() => {});
+    return;
+  }
   const out: Record<string, string | number> = { ":status": res.status };
   for (const [k, v] of Object.entries(res.headers ?? {})) out[k.toLowerCase()] = v;
   stream.respond(out);
+  if (res.stream !== undefined) {
+    await pipeBody(res.stream, stream, gone);
+    if (!stream.destroyed) stream.end();
+    return;
+  }
   stream.end(typeof res.body === "string" ? Buffer.from(res.body) : res.body);
+}
+
+/** A signal aborted when a node stream closes (the client reset it, went away, or the response ended). */
+function goneSignal(emitter: { on(event: "close", listener: () => void): unknown }): AbortSignal {
+  const gone = new AbortController();
+  emitter.on("close", () => gone.abort());
+  return gone.signal;
+}
+
+/** The writable side of a node stream, as {@linkcode pipeBody} uses it. */
+interface NodeWritable {
+  readonly destroyed: boolean;
+  write(chunk: Uint8Array): boolean;
+  once(event: "drain" | "close", listener: () => void): unknown;
+  off(event: "drain" | "close", listener: () => void): unknown;
+}
+
+/**
+ * Writes a streamed response body as it is produced, waiting for `drain` when the stream's buffer is
+ * full; cancels the body when `gone` aborts.
+ */
+async function pipeBody(
+  body: ReadableStream<Uint8Array>,
+  out: NodeWritable,
+  gone: AbortSignal,
+): Promise<void> {
+  const reader = body.getReader();
+  const onGone = (): void => void reader.cancel().catch(() => {});
+  if (gone.aborted) onGone();
+  else gone.addEventListener("abort", onGone, { once: true });
+  try {
+    for (;;) {
+      let next: ReadableStreamReadResult<Uint8Array>;
+      try {
+        next = await reader.read();
+      } catch {
+        break; // the producer failed: end the body where it is
+      }
+      if (next.done || out.destroyed) break;
+      if (next.value.length === 0) continue;
+      if (!out.write(next.value)) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            out.off("drain", done);
+            out.off("close", done);
+            resolve();
+          };
+          out.once("drain", done);
+          out.once("close", done);
+        });
+      }
+    }
+  } finally {
+    gone.removeEventListener("abort", onGone);
+    reader.releaseLock();
+  }
 }
 
 async function serveHttp1(
@@ -287,14 +353,23 @@ async function serveHttp1(
     res.end();
     return;
   }
+  const gone = goneSignal(res);
   const answer = await answerFallback(state.options, {
     method: req.method ?? "GET",
     path: req.url ?? "/",
     headers: headerMap(req.headers),
     body,
+    signal: gone,
   });
   res.statusCode = answer.status;
   for (const [k, v] of Object.entries(answer.headers ?? {})) res.setHeader(k, v);
+  if (answer.stream !== undefined) {
+    // no Content-Length: node sends the body chunked
+    res.flushHeaders();
+    await pipeBody(answer.stream, res, gone);
+    if (!res.destroyed) res.end();
+    return;
+  }
   res.end(typeof answer.body === "string" ? Buffer.from(answer.body) : answer.body);
 }
 
@@ -368,12 +443,25 @@ function serveHttp1Socket(state: ServerState, socket: net.Socket): void {
         if (!socket.destroyed) socket.write(bytes);
       },
       close: () => socket.end(),
+      drained: () =>
+        socket.destroyed || socket.writableLength < HIGH_WATER_MARK
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+            const done = (): void => {
+              socket.off("drain", done);
+              socket.off("close", done);
+              resolve();
+            };
+            socket.once("drain", done);
+            socket.once("close", done);
+          }),
     },
     (req) => answerFallback(state.options, req),
     state.options.maxReceiveMessageBytes,
   );
   socket.on("data", (chunk: Uint8Array) => conn.feed(chunk));
   socket.on("end", () => conn.end());
+  socket.on("close", () => conn.end());
 }
 
 /** Serves a router with node:http2 (h2c with prior knowledge, or TLS with ALPN h2 / http/1.1). */
@@ -459,15 +547,15 @@ export const serveNodeHttp2: GrpcTransport = async (
   const close = async (): Promise<void> => {
     state.closing = true;
     const serverClosed = new Promise<void>((resolve) => listening.close(() => resolve()));
-    for (const s of sessions) {
-      if (!s.closed && !s.destroyed) s.close();
-    }
+    // No GOAWAY (`session.close()` sends one; see H2Session.startDraining for why not): calls arriving
+    // now are refused, the running ones end, then the sockets close.
     for (const call of [...state.calls]) {
       if (call.streaming) call.abortWith(Status.UNAVAILABLE, TRANSPORT_CLOSING);
     }
     await waitUntil(() => state.calls.size === 0, UNARY_GRACE_MS);
     for (const call of [...state.calls]) call.abortWith(Status.UNAVAILABLE, TRANSPORT_CLOSING);
-    await waitUntil(() => sessions.size === 0, SESSION_GRACE_MS);
+    for (const sock of sockets) sock.end();
+    await waitUntil(() => sessions.size === 0 && sockets.size === 0, SESSION_GRACE_MS);
     for (const s of sessions) s.destroy();
     for (const sock of sockets) sock.destroy();
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -76,9 +76,10 @@ export class H2Connection {
     return this.#c.backlog;
   }
 
-  /** Open streams. */
-  get streamCount(): number {
-    return this.#c.streams.size;
+  /** Nothing left to wait for: draining with no stream running, or the socket is gone. */
+  get drained(): boolean {
+    const c = this.#c;
+    return c.dead || (c.draining && c.streams.size === 0);
   }
 
   /** Resolves when reading may go on (output backlog below its limit); undefined when it may now. */
@@ -100,19 +101,17 @@ export class H2Connection {
 
   // ---------------------------------------------------------------- shutdown
 
-  /** Graceful shutdown, step 1: GOAWAY, and streaming calls end with UNAVAILABLE. */
-  goAway(): void {
+  /**
+   * Graceful shutdown, step 1: streaming calls end with UNAVAILABLE, new streams are refused, and the
+   * connection closes when the running calls have ended (see `H2Session.startDraining`).
+   */
+  drain(): void {
     const c = this.#c;
-    if (c.dead || c.goawaySent) return;
-    c.goawaySent = true;
-    writeFrameHeader(c.out, 8, FrameType.GOAWAY, 0, 0);
-    writeUint32(c.out, c.lastStreamId);
-    writeUint32(c.out, ErrorCode.NO_ERROR);
+    if (c.dead || c.draining) return;
+    c.startDraining();
     for (const s of [...c.streams.values()]) {
       if (s.call?.streaming) s.call.abortWith(Status.UNAVAILABLE, TRANSPORT_CLOSING);
     }
-    c.scheduleFlush();
-    if (c.streams.size === 0) c.finishAndClose();
   }
 
   /** Graceful shutdown, step 2: whatever still runs ends with UNAVAILABLE; then the socket closes. */

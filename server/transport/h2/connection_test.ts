@@ -222,19 +222,20 @@ for (const [name, transport] of TRANSPORTS) {
     }
   });
 
-  Deno.test(`[${name}] h2: graceful close sends GOAWAY and ends streams with UNAVAILABLE`, async () => {
+  Deno.test(`[${name}] h2: graceful close ends streams with UNAVAILABLE and closes without GOAWAY`, async () => {
     const l = await listen(transport, router());
     const c = await RawH2.connect(l.port);
     try {
       await c.request(1, "/t.E/Chat");
       await c.message(1, "hi", false);
       await c.next((f) => f.type === DATA && f.id === 1);
-      await l.close();
-      const goaway = await c.next((f) => f.type === GOAWAY);
-      assert(goaway !== undefined, "GOAWAY");
-      const status = c.frames.find((f) => f.id === 1 && f.type === HEADERS && (f.flags & END_STREAM) !== 0);
+      const closing = l.close();
+      const status = await c.next((f) => f.id === 1 && f.type === HEADERS && (f.flags & END_STREAM) !== 0);
       assertEquals(header(status, "grpc-status"), "14");
       assert(await c.waitClosed(), "closed");
+      await closing;
+      // etcd 3.4 sends none either, and Deno's node:http2 clients crash on one with calls in flight
+      assertEquals(c.frames.filter((f) => f.type === GOAWAY).length, 0, "no GOAWAY");
     } finally {
       await c.close();
       await l.close();

@@ -1,8 +1,9 @@
 /**
  * A small HTTP/1.1 server connection for the non-gRPC requests a client port also answers (health
  * checks, /version, the JSON gateway): request line and headers, Content-Length or chunked bodies,
- * `Expect: 100-continue`, keep-alive and pipelining (answered in order). Independent of the socket: bytes
- * go in with `feed`, responses come out through the sink.
+ * `Expect: 100-continue`, keep-alive and pipelining (answered in order), and streamed responses (the
+ * gateway's watch) in chunked transfer encoding, cancelled when the client goes away. Independent of the
+ * socket: bytes go in with `feed`, responses come out through the sink.
  *
  * @module
  */
@@ -14,6 +15,11 @@ export interface Http1Sink {
   write(bytes: Uint8Array): void;
   /** Close the connection after what was written. */
   close(): void;
+  /**
+   * Resolves once what was written has mostly reached the socket; a streamed response waits on it
+   * between chunks so a slow client slows the producer. Without it, chunks are written as produced.
+   */
+  drained?(): Promise<void>;
 }
 
 /** Handles one request. */
@@ -220,18 +226,73 @@ export class Http1Connection {
     } catch (err) {
       res = { status: 500, body: `${(err as Error)?.message ?? err}\n` };
     }
+    if (res.stream !== undefined) {
+      if (this.#closed || head.method === "HEAD") void res.stream.cancel().catch(() => {});
+      else {
+        const chunked = head.version === "1.1";
+        await this.#stream(res, res.stream, chunked, chunked && keepAlive && !this.#peerEnded);
+        keepAlive = keepAlive && chunked;
+      }
+    }
     this.#busy = false;
     this.#continued = false;
     if (this.#closed) return;
     const closing = this.#peerEnded || !keepAlive;
-    this.#respond(res, head.method === "HEAD", !closing);
+    if (res.stream === undefined) this.#respond(res, head.method === "HEAD", !closing);
     if (closing) this.#close();
     else this.#pump();
   }
 
-  #respond(res: HttpFallbackResponse, headOnly: boolean, keepAlive: boolean): void {
-    const body = typeof res.body === "string" ? encoder.encode(res.body) : res.body;
-    let head = `HTTP/1.1 ${res.status} ${reasonPhrase(res.status)}\r\n`;
+  /**
+   * Sends a streamed body in chunked encoding (HTTP/1.0 clients get it raw, ended by closing): one chunk
+   * per piece the stream produces. The stream is cancelled when the connection goes away.
+   */
+  async #stream(
+    res: HttpFallbackResponse,
+    body: ReadableStream<Uint8Array>,
+    chunked: boolean,
+    keepAlive: boolean,
+  ): Promise<void> {
+    this.sink.write(encoder.encode(this.#head(res, chunked ? "chunked" : "none", keepAlive)));
+    const reader = body.getReader();
+    const gone = this.#gone.signal;
+    const onGone = (): void => void reader.cancel().catch(() => {});
+    if (gone.aborted) onGone();
+    else gone.addEventListener("abort", onGone, { once: true });
+    try {
+      for (;;) {
+        let next: ReadableStreamReadResult<Uint8Array>;
+        try {
+          next = await reader.read();
+        } catch {
+          break; // the producer failed: end the body where it is
+        }
+        if (next.done || this.#closed) break;
+        const chunk = next.value;
+        if (chunk.length === 0) continue;
+        if (chunked) {
+          const size = encoder.encode(`${chunk.length.toString(16)}\r\n`);
+          const out = new Uint8Array(size.length + chunk.length + 2);
+          out.set(size);
+          out.set(chunk, size.length);
+          out.set([13, 10], size.length + chunk.length);
+          this.sink.write(out);
+        } else this.sink.write(chunk.slice());
+        if (this.sink.drained !== undefined) await this.sink.drained();
+      }
+    } finally {
+      gone.removeEventListener("abort", onGone);
+      reader.releaseLock();
+    }
+    if (this.#closed || gone.aborted) return; // the client is gone, or the server is closing: no final chunk
+    if (chunked) this.sink.write(encoder.encode("0\r\n\r\n"));
+    else this.#peerEnded = true; // an HTTP/1.0 body without a length ends with the connection
+  }
+
+  /** The status line and headers; `length` is the Content-Length, or chunked / none for a streamed body. */
+  #head(res: HttpFallbackResponse, length: number | "chunked" | "none", keepAlive: boolean): string {
+    const reason = reasonPhrase(res.status);
+    let head = `HTTP/1.1 ${res.status} ${reason}\r\n`;
     let hasType = false;
     for (const [k, v] of Object.entries(res.headers ?? {})) {
       const name = k.toLowerCase();
@@ -239,11 +300,17 @@ export class Http1Connection {
       if (name === "content-type") hasType = true;
       head += `${k}: ${v}\r\n`;
     }
-    if (!hasType && body.length > 0) head += "Content-Type: text/plain; charset=utf-8\r\n";
-    head += `Date: ${new Date().toUTCString()}\r\nContent-Length: ${body.length}\r\n`;
+    if (!hasType && length !== 0) head += "Content-Type: text/plain; charset=utf-8\r\n";
+    head += `Date: ${new Date().toUTCString()}\r\n`;
+    if (length === "chunked") head += "Transfer-Encoding: chunked\r\n";
+    else if (typeof length === "number") head += `Content-Length: ${length}\r\n`;
     if (!keepAlive) head += "Connection: close\r\n";
-    head += "\r\n";
-    const h = encoder.encode(head);
+    return `${head}\r\n`;
+  }
+
+  #respond(res: HttpFallbackResponse, headOnly: boolean, keepAlive: boolean): void {
+    const body = typeof res.body === "string" ? encoder.encode(res.body) : res.body;
+    const h = encoder.encode(this.#head(res, body.length, keepAlive));
     if (headOnly || body.length === 0) {
       this.sink.write(h);
       return;

@@ -377,7 +377,7 @@ function headerBlock(c: H2Session, id: number, block: Uint8Array, endStream: boo
     return;
   }
   c.lastStreamId = id;
-  if (c.goawaySent || c.ctx.closing || c.streams.size >= c.maxStreams) {
+  if (c.draining || c.ctx.closing || c.streams.size >= c.maxStreams) {
     resetStream(c, id, ErrorCode.REFUSED_STREAM);
     return;
   }

@@ -81,7 +81,8 @@ export class H2Session {
   /** What the peer may still send us on the connection. */
   recvWindow = DEFAULT_WINDOW;
 
-  goawaySent = false;
+  /** A graceful shutdown began: new streams are refused, and the socket closes with the last one. */
+  draining = false;
   goawayReceived = false;
   dead = false;
   socketClosed = false;
@@ -119,7 +120,7 @@ export class H2Session {
       s.drainWaiters = undefined;
     }
     this.drainWatch.delete(s);
-    if (this.streams.size === 0 && (this.goawayReceived || this.goawaySent)) this.finishAndClose();
+    if (this.streams.size === 0 && (this.goawayReceived || this.draining)) this.finishAndClose();
   }
 
   /** Resolves the `waitDrain` callers of streams whose output fell under the low-water mark. */
@@ -137,6 +138,18 @@ export class H2Session {
   }
 
   // ---------------------------------------------------------------- closing
+
+  /**
+   * Graceful shutdown: new streams are refused (REFUSED_STREAM, which clients may retry elsewhere) and the
+   * socket closes once the last running call has ended. No GOAWAY is sent, as etcd 3.4 sends none when it
+   * stops: a GOAWAY reaching clients with calls in flight made the nghttp2-based client of Deno's
+   * `node:http2` (the etcd3 package on Deno) crash its whole process, while a plain close does not.
+   */
+  startDraining(): void {
+    if (this.dead || this.draining) return;
+    this.draining = true;
+    if (this.streams.size === 0) this.finishAndClose();
+  }
 
   /** The socket is gone (peer closed, reset, or a read or write error). */
   socketEnded(): void {

@@ -139,6 +139,8 @@ async function serveHttp1(
         closed = true;
         void writes.then(() => closeQuietly(conn));
       },
+      // a streamed response waits for the socket, so a slow client slows its producer
+      drained: () => writes,
     },
     (req) => {
       const fallback = ctx.options.httpFallback;
@@ -245,11 +247,11 @@ export const serveDenoH2: GrpcTransport = async (
     }
     await accepting;
     for (const s of served) {
-      s.h2?.goAway();
+      s.h2?.drain();
       s.http1?.shutdown();
     }
     await waitUntil(
-      () => [...served].every((s) => s.h2 === undefined || s.h2.streamCount === 0),
+      () => [...served].every((s) => s.h2 === undefined || s.h2.drained),
       UNARY_GRACE_MS,
     );
     for (const s of served) s.h2?.abortAll();
