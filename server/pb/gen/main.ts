@@ -1,8 +1,9 @@
 /**
- * Generates server/pb/rpc.ts from etcd's .proto files as the etcd3 npm package ships them:
+ * Generates server/pb/rpc.ts (the codec) and server/pb/rpc_json.ts (the JSON gateway's mapping) from
+ * etcd's .proto files as the etcd3 npm package ships them:
  *
- *     deno run -A server/pb/gen/main.ts           writes server/pb/rpc.ts
- *     deno run -A server/pb/gen/main.ts --check   exits 1 if server/pb/rpc.ts is not up to date
+ *     deno run -A server/pb/gen/main.ts           writes both files
+ *     deno run -A server/pb/gen/main.ts --check   exits 1 if either is not up to date
  *
  * What is generated, and how, is in config.ts.
  *
@@ -11,6 +12,7 @@
 import { fileURLToPath } from "node:url";
 import { CONFIG, type GenConfig } from "./config.ts";
 import { emitRpc } from "./emit.ts";
+import { emitRpcJson } from "./emit_json.ts";
 import { parseProto, type ProtoFile } from "./proto_parser.ts";
 import { buildSchema, type Schema } from "./schema.ts";
 
@@ -19,6 +21,9 @@ export const REGENERATE = "deno run -A server/pb/gen/main.ts";
 
 /** The generated file. */
 export const RPC_TS: string = fileURLToPath(new URL("../rpc.ts", import.meta.url));
+
+/** The generated JSON mapping. */
+export const RPC_JSON_TS: string = fileURLToPath(new URL("../rpc_json.ts", import.meta.url));
 
 /** etcd's .proto files, resolved from the etcd3 package's entry point (node_modules may live anywhere). */
 export function protoDir(): string {
@@ -63,17 +68,37 @@ export async function generate(config: GenConfig = CONFIG): Promise<string> {
   );
 }
 
+/** The text of rpc_json.ts for `config`, formatted, without touching the file. */
+export async function generateJson(config: GenConfig = CONFIG): Promise<string> {
+  const protos = await loadProtos(config);
+  const schema = buildSchema(protos, config);
+  const packages = [...new Set(protos.map((p) => p.package))];
+  return await format(
+    emitRpcJson(
+      schema,
+      { files: config.files, from: "node_modules/etcd3/proto/", command: REGENERATE },
+      packages,
+    ),
+  );
+}
+
 if (import.meta.main) {
-  const text = await generate();
-  if (Deno.args.includes("--check")) {
-    const current = await Deno.readTextFile(RPC_TS).catch(() => "");
-    if (current !== text) {
-      console.error(`server/pb/rpc.ts is out of date; run: ${REGENERATE}`);
-      Deno.exit(1);
+  const outputs: [string, string, string][] = [
+    [RPC_TS, "server/pb/rpc.ts", await generate()],
+    [RPC_JSON_TS, "server/pb/rpc_json.ts", await generateJson()],
+  ];
+  let stale = false;
+  for (const [path, name, text] of outputs) {
+    if (Deno.args.includes("--check")) {
+      const current = await Deno.readTextFile(path).catch(() => "");
+      if (current !== text) {
+        console.error(`${name} is out of date; run: ${REGENERATE}`);
+        stale = true;
+      } else console.log(`${name} is up to date`);
+    } else {
+      await Deno.writeTextFile(path, text);
+      console.log(`wrote ${name} (${text.split("\n").length - 1} lines)`);
     }
-    console.log("server/pb/rpc.ts is up to date");
-  } else {
-    await Deno.writeTextFile(RPC_TS, text);
-    console.log(`wrote server/pb/rpc.ts (${text.split("\n").length - 1} lines)`);
   }
+  if (stale) Deno.exit(1);
 }
