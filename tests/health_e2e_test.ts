@@ -121,7 +121,13 @@ for (const impl of implementations()) {
         assertEquals(summary(await curl(`${client}/health?serializable=true`)), [200, TEXT, HEALTHY]);
         assertEquals(summary(await curl(`${client}/health?exclude=NOSPACE`)), [200, TEXT, HEALTHY]);
 
-        const v = await curl(`${client}/version`);
+        // both servers report the cluster version as undecided until the leader has set it
+        let v = await curl(`${client}/version`);
+        await waitUntil(
+          async () => !(v = await curl(`${client}/version`)).body.includes("not_decided"),
+          10_000,
+          () => v.body,
+        );
         assertEquals([v.status, v.headers.get("content-type")], [200, "application/json"]);
         assertMatch(v.body, expectedVersion(impl));
 

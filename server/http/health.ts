@@ -28,7 +28,7 @@ import type { HttpFallbackRequest, HttpFallbackResponse } from "../transport/grp
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import type { EtcdServer } from "../member/server.ts";
-import { CLUSTER_VERSION, ETCD_VERSION } from "../member/server.ts";
+import { ETCD_VERSION } from "../member/server.ts";
 import { alarmName } from "../member/alarms.ts";
 import { NONE } from "../../raft/types.ts";
 import { Errors } from "../errors.ts";
@@ -48,7 +48,7 @@ export interface HealthMember {
   read(serializable: boolean): Promise<void>;
   /** The member's own version (`etcdserver` of `/version`). */
   readonly serverVersion: string;
-  /** The cluster's version (`etcdcluster` of `/version`). */
+  /** The cluster's version (`etcdcluster` of `/version`): "3.5.0", or `not_decided` before the leader set it. */
   readonly clusterVersion: string;
 }
 
@@ -249,10 +249,12 @@ export function healthHandler(member: HealthMember, options: HealthOptions): Par
     return undefined;
   }
 
-  const versionBody = JSON.stringify({
-    etcdserver: member.serverVersion,
-    etcdcluster: member.clusterVersion,
-  });
+  // the cluster version changes when the leader decides it: read at every request
+  const versionBody = () =>
+    JSON.stringify({
+      etcdserver: member.serverVersion,
+      etcdcluster: member.clusterVersion,
+    });
 
   return async (req) => {
     const { path, query } = parse(req);
@@ -263,7 +265,7 @@ export function healthHandler(member: HealthMember, options: HealthOptions): Par
     if (req.method !== "GET") return goError(405, "Method Not Allowed", { ...base, Allow: "GET" });
     if (path === "/health") return await health(query);
     if (checks !== undefined) return await runChecks(path, checks, query);
-    return { status: 200, headers: { ...base, "Content-Type": "application/json" }, body: versionBody };
+    return { status: 200, headers: { ...base, "Content-Type": "application/json" }, body: versionBody() };
   };
 }
 
@@ -273,7 +275,12 @@ export function healthMemberOf(server: EtcdServer): HealthMember {
   void server.stopNotify.then(() => stopped = true);
   return {
     leaderKnown: () => server.driver.lead !== NONE,
-    alarms: () => server.alarms.get().map((a) => alarmName(a.alarm)),
+    alarms: () => {
+      const names = server.alarms.get().map((a) => alarmName(a.alarm));
+      // a full disk is this member's NOSPACE, even before (or without) an alarm through Raft
+      if (server.driver.noSpace && !names.includes("NOSPACE")) names.push("NOSPACE");
+      return names;
+    },
     isLearner: () => server.isLearner(),
     async read(serializable) {
       // a member that stopped itself, or whose Raft loop failed, serves nothing any more
@@ -297,6 +304,8 @@ export function healthMemberOf(server: EtcdServer): HealthMember {
       });
     },
     serverVersion: ETCD_VERSION,
-    clusterVersion: CLUSTER_VERSION,
+    get clusterVersion() {
+      return server.clusterVersion;
+    },
   };
 }

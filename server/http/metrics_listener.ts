@@ -1,15 +1,22 @@
 /**
- * The `--listen-metrics-urls` listeners: extra plain-HTTP ports, separate from the client port, that
- * serve the health endpoints (see health.ts) to probes and scrapers that should not share the client
- * port's gRPC traffic. Each is one `Deno.serve` (HTTP/1.1); `close` stops it gracefully.
+ * The `--listen-metrics-urls` listeners: extra ports, separate from the client port, that serve the
+ * health endpoints and /metrics to probes and scrapers that should not share the client port's gRPC
+ * traffic. An `http://` URL is one `Deno.serve` (HTTP/1.1); `close` stops it gracefully.
  *
- * Only `http://` URLs are served: an `https://` metrics URL (which etcd serves with the client
- * certificate) makes {@link startMetricsListener} throw, so the member refuses to start rather than
- * serve something else.
+ * An `https://` URL is served as etcd serves it: with the client side's TLS settings (`--cert-file`,
+ * `--key-file`, and `--client-cert-auth` with `--trusted-ca-file` when set), over the same TLS transport as
+ * the client port (HTTP/1.1 and HTTP/2, no gRPC service). Without client certificates it is refused with
+ * etcd's words.
  *
  * @module
  */
-import type { HttpFallbackRequest, HttpFallbackResponse } from "../transport/grpc.ts";
+import {
+  GrpcRouter,
+  type GrpcTransport,
+  type HttpFallbackRequest,
+  type HttpFallbackResponse,
+} from "../transport/grpc.ts";
+import type { TlsCredentials } from "../tls/credentials.ts";
 import type { HttpHandler } from "./health.ts";
 
 /** A serving metrics listener. */
@@ -29,11 +36,11 @@ export class MetricsUrlError extends Error {
   }
 }
 
-/** Binds `url` (plain `http://` only) and serves `handler` on it. */
+/** Binds a plain `http://` URL and serves `handler` on it (see {@link startSecureMetricsListener}). */
 export function startMetricsListener(url: URL, handler: HttpHandler): MetricsListener {
   if (url.protocol !== "http:") {
     throw new MetricsUrlError(
-      `etcd-ts: serving --listen-metrics-urls over ${url.protocol.replace(":", "")} is not implemented yet`,
+      `etcd-ts: --listen-metrics-urls: unsupported scheme ${url.protocol.replace(":", "")}`,
     );
   }
   const hostname = url.hostname.replace(/^\[|\]$/g, "");
@@ -65,4 +72,37 @@ export function startMetricsListener(url: URL, handler: HttpHandler): MetricsLis
       return closing;
     },
   };
+}
+
+/** What an `https://` metrics URL needs: the client side's credentials and the client port's transport. */
+export interface SecureMetricsOptions {
+  /** The client TLS credentials; undefined when no client certificate is configured. */
+  credentials: TlsCredentials | undefined;
+  transport: GrpcTransport;
+  /** One line per refused handshake or certificate. */
+  onRefused?(remote: string, reason: string): void;
+}
+
+/** Requests larger than this are refused on a metrics port (they carry no bodies worth the name). */
+const METRICS_MAX_REQUEST_BYTES = 1 << 20;
+
+/** Binds an `https://` metrics URL with the client TLS settings and serves `handler` on it. */
+export async function startSecureMetricsListener(
+  url: URL,
+  handler: HttpHandler,
+  o: SecureMetricsOptions,
+): Promise<MetricsListener> {
+  const hostname = url.hostname.replace(/^\[|\]$/g, "");
+  const port = Number(url.port || 443);
+  if (o.credentials === undefined) {
+    throw new MetricsUrlError(`cannot listen on TLS for ${url.host}: KeyFile and CertFile are not presented`);
+  }
+  const listener = await o.transport(new GrpcRouter(), {
+    hostname,
+    port,
+    maxReceiveMessageBytes: METRICS_MAX_REQUEST_BYTES,
+    httpFallback: handler,
+    secure: { credentials: o.credentials, onRefused: o.onRefused },
+  });
+  return { port: listener.port, close: () => listener.close() };
 }
