@@ -203,13 +203,38 @@ export class Snapshotter {
 
   /**
    * Loads the newest snapshot whose index and term are among `marks` (the WAL's snapshot marks, see
-   * `Wal.snapshotMarks`); newer files without a mark are skipped. Throws {@link SnapshotCorruptError}
-   * if the chosen snapshot does not verify.
+   * `Wal.snapshotMarks`); newer files without a mark are skipped. A snapshot that does not verify is passed
+   * over for the next older one, as etcd does, when something older can still be started from: an older
+   * snapshot that verifies, or the WAL itself when it still holds its beginning (a mark at index 0, and
+   * then the result is undefined). The files passed over are then renamed `<name>.broken` and reported to
+   * `onBroken`. When nothing older can be used, nothing is renamed and the newest snapshot's
+   * {@link SnapshotCorruptError} is thrown.
    */
-  async loadNewestAvailable(marks: { index: number; term: number }[]): Promise<SnapshotFile | undefined> {
+  async loadNewestAvailable(
+    marks: { index: number; term: number }[],
+    onBroken?: (err: SnapshotCorruptError, movedTo: string) => void,
+  ): Promise<SnapshotFile | undefined> {
     const known = new Set(marks.map((m) => `${m.term}/${m.index}`));
     const names = (await this.#list()).filter((n) => known.has(`${n.term}/${n.index}`));
-    return names.length === 0 ? undefined : await this.#load(names[names.length - 1]);
+    const broken: { name: SnapName; err: SnapshotCorruptError }[] = [];
+    let found: SnapshotFile | undefined;
+    for (let i = names.length - 1; i >= 0 && found === undefined; i--) {
+      try {
+        found = await this.#load(names[i]);
+      } catch (err) {
+        if (!(err instanceof SnapshotCorruptError)) throw err;
+        broken.push({ name: names[i], err });
+      }
+    }
+    if (broken.length === 0) return found;
+    if (found === undefined && !marks.some((m) => m.index === 0)) throw broken[0].err;
+    for (const b of broken) {
+      const path = join(this.#dir, b.name.name);
+      await this.#fs.rename(path, `${path}.broken`);
+      onBroken?.(b.err, `${path}.broken`);
+    }
+    await syncDir(this.#dir, this.#fs);
+    return found;
   }
 
   async #load(newest: SnapName): Promise<SnapshotFile> {

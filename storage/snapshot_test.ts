@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../tests/assert.ts";
 import { join } from "node:path";
 import { type ByteStream, streamOf } from "./byte_stream.ts";
 import { SnapshotCorruptError, type SnapshotFile, Snapshotter } from "./snapshot.ts";
@@ -99,7 +99,7 @@ Deno.test("snapshot: purge keeps the newest ones and drops leftovers of interrup
   });
 });
 
-Deno.test("snapshot: a damaged newest snapshot is an error naming the file, never a fallback", async (t) => {
+Deno.test("snapshot: loadNewest of a damaged newest snapshot is an error naming the file", async (t) => {
   await withSnapDir(async (dir) => {
     const s = new Snapshotter(dir);
     await s.save(snap(10, 1));
@@ -153,6 +153,43 @@ Deno.test("snapshot: loadNewestAvailable skips snapshots the WAL has no mark for
     assertEquals(await s.loadNewestAvailable(marks), snap(20, 1), "term must match too");
     assertEquals((await s.loadNewest())?.index, 40);
     assertEquals(await s.loadNewestAvailable([{ index: 0, term: 0 }]), undefined);
+  });
+});
+
+Deno.test("snapshot: a newest snapshot that does not verify gives way to an older one, or to the WAL", async (t) => {
+  await withSnapDir(async (dir) => {
+    const s = new Snapshotter(dir);
+    const marks = [{ index: 0, term: 0 }, { index: 20, term: 1 }, { index: 40, term: 2 }];
+    const hex = (n: number) => n.toString(16).padStart(16, "0");
+    const name = (index: number, term: number) => join(dir, `${hex(term)}-${hex(index)}.snap`);
+    const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+    const truncateHalf = async (path: string) => await Deno.truncate(path, (await Deno.stat(path)).size >> 1);
+    await s.save(snap(20, 1));
+    await s.save(snap(40, 2));
+    await truncateHalf(name(40, 2));
+
+    await t.step("no older start point: the newest's error, nothing renamed", async () => {
+      const later = marks.slice(1); // the WAL's first segments are gone: index 0 cannot be replayed
+      await Deno.truncate(name(20, 1), 0);
+      await assertRejects(() => s.loadNewestAvailable(later), SnapshotCorruptError, "header says");
+      assert(await exists(name(40, 2)) && await exists(name(20, 1)), "a file was moved");
+      await s.save(snap(20, 1)); // whole again
+    });
+
+    await t.step("an older snapshot that verifies is used; the broken one is set aside", async () => {
+      const moved: string[] = [];
+      assertEquals(await s.loadNewestAvailable(marks, (_e, to) => moved.push(to)), snap(20, 1));
+      assertEquals(moved, [`${name(40, 2)}.broken`]);
+      assert(await exists(`${name(40, 2)}.broken`) && !await exists(name(40, 2)));
+    });
+
+    await t.step("every snapshot broken, the WAL whole from index 0: start from the WAL", async () => {
+      await truncateHalf(name(20, 1));
+      const errors: string[] = [];
+      assertEquals(await s.loadNewestAvailable(marks, (e) => errors.push(e.message)), undefined);
+      assertEquals(errors.length, 1);
+      assertMatch(errors[0], /0000000000000014\.snap is corrupt/);
+    });
   });
 });
 

@@ -108,6 +108,17 @@ export interface WalOptions {
    * passes a seeded one so that a run writes the same bytes every time.
    */
   randomU32?: () => number;
+  /** Hears how long each fdatasync of a write took (see {@link Wal.observeFsync}). */
+  fsyncObserver?: FsyncObserver;
+}
+
+/**
+ * Told the duration of every fdatasync `sync()` makes (for metrics): `now()` is read right before and
+ * after the call, in milliseconds, and `observe` hears the difference.
+ */
+export interface FsyncObserver {
+  now(): number;
+  observe(ms: number): void;
 }
 
 /** What {@link Wal.open} recovered. */
@@ -203,6 +214,28 @@ export class WalFailedError extends Error {
     super(`wal: write failed, the log is unusable until reopened: ${String(cause)}`, { cause });
     this.name = "WalFailedError";
   }
+}
+
+/**
+ * The log could not start its next segment because the disk is full. Nothing of the pending write was
+ * written, so the log stays usable: what was appended stays buffered, and the next {@link Wal.sync}
+ * tries again (once space is freed it succeeds).
+ */
+export class WalNoSpaceError extends Error {
+  readonly code = "WAL_NO_SPACE";
+  constructor(cause: unknown) {
+    super(`wal: no space left to start a new segment (nothing was written): ${String(cause)}`, { cause });
+    this.name = "WalNoSpaceError";
+  }
+}
+
+/** Whether an error is the file system's "no space left on device" (ENOSPC). */
+export function isNoSpace(err: unknown): boolean {
+  if (err instanceof WalNoSpaceError) return true;
+  const text = err instanceof Error
+    ? `${(err as { code?: unknown }).code ?? ""} ${err.message}`
+    : String(err);
+  return /ENOSPC|No space left on device|os error 28/.test(text);
 }
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -415,6 +448,8 @@ async function createSegment(
     await file.seek(rb.length, Deno.SeekMode.Start);
   } catch (err) {
     file.close();
+    // a half-written segment must not keep the space a retry needs
+    await io.fs.remove(tmp).catch(() => {});
     throw err;
   }
   return { ref, file, salt, offset: rb.length, batchSeq: 0 };
@@ -620,6 +655,7 @@ export class Wal {
   #flushing = false;
   #failure: Error | undefined;
   #closed = false;
+  #fsyncObserver: FsyncObserver | undefined;
 
   private constructor(init: {
     dir: string;
@@ -644,6 +680,12 @@ export class Wal {
     this.#marks = init.marks;
     this.#appendedLast = this.#durableLast = init.last;
     this.#appendedHardState = this.#durableHardState = init.hardState;
+    this.#fsyncObserver = init.options?.fsyncObserver;
+  }
+
+  /** From now on, `observer` hears the duration of every fdatasync of a write (replacing any other). */
+  observeFsync(observer: FsyncObserver | undefined): void {
+    this.#fsyncObserver = observer;
   }
 
   /** True if `dir` (on `fs`, by default the real file system) holds at least one WAL segment. */
@@ -1020,8 +1062,25 @@ export class Wal {
       while (this.#waiter && !this.#failure) {
         const waiter = this.#waiter;
         this.#current = waiter.promise;
+        if (this.#tail.offset >= this.#segmentBytes) {
+          const cutFailed = await this.#cut().then(
+            () => undefined,
+            (err: unknown) => err ?? new Error("cut"),
+          );
+          if (cutFailed !== undefined && isNoSpace(cutFailed)) {
+            // nothing of this write reached the disk: it stays buffered for the next sync()
+            this.#waiter = undefined;
+            waiter.reject(new WalNoSpaceError(cutFailed));
+            break;
+          }
+          if (cutFailed !== undefined) {
+            this.#failure = new WalFailedError(cutFailed);
+            this.#waiter = undefined;
+            waiter.reject(this.#failure);
+            break;
+          }
+        }
         try {
-          if (this.#tail.offset >= this.#segmentBytes) await this.#cut();
           // Everything appended up to here rides on this write; later appends wait for the next one.
           this.#waiter = undefined;
           const batch = this.#buf;
@@ -1058,7 +1117,10 @@ export class Wal {
     batch.end(FRAME, 8);
     sealRecords(batch, tail.salt, 0);
     await writeAll(tail.file, batch.bytes.subarray(0, batch.length));
+    const observer = this.#fsyncObserver;
+    const started = observer === undefined ? 0 : observer.now();
     await tail.file.syncData();
+    if (observer !== undefined) observer.observe(observer.now() - started);
     tail.offset += batch.length;
     this.stats.syncs++;
     this.stats.bytesWritten += batch.length;

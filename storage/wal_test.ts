@@ -9,6 +9,7 @@ import {
   WalExistsError,
   type WalHardState,
   WalLockedError,
+  WalNoSpaceError,
   WalNotFoundError,
   type WalOptions,
   WalSnapshotNotFoundError,
@@ -701,5 +702,41 @@ Deno.test("wal: simulated crashes and bit flips, seeded", async () => {
         `seed ${seed}: flip at ${at}, ${err.message}`,
       );
     }
+  });
+});
+
+Deno.test("wal: a full disk when a new segment is needed keeps the write buffered; it lands once space returns", async () => {
+  await withWalDir(async (dir) => {
+    let full = false;
+    const fs: FileSystem = {
+      ...denoFs,
+      open: async (path, options) => {
+        const f = await denoFs.open(path, options);
+        if (!path.endsWith(".tmp") || !full) return f;
+        // a segment started while the disk is full cannot be written
+        return {
+          ...wrapHandle(f),
+          write: (p) =>
+            full ? Promise.reject(new Error("No space left on device (os error 28)")) : f.write(p),
+        };
+      },
+    };
+    const options: WalOptions = { segmentBytes: 4096, fs };
+    const wal = await Wal.create(dir, META, options);
+    wal.append(ents(1, 20, 1, 300)); // more than one segment's worth: the next write needs a new one
+    await wal.sync();
+    full = true;
+    wal.append(ents(21, 30, 1, 300));
+    await assertRejects(() => wal.sync(), WalNoSpaceError);
+    // no half-written segment is left behind to hold the space
+    assertEquals([...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".tmp")), []);
+    // still full: the same, and the log stays usable
+    await assertRejects(() => wal.sync(), WalNoSpaceError);
+    full = false;
+    await wal.sync();
+    await wal.close();
+    const r = await Wal.open(dir, ZERO_SNAP, { fs: denoFs });
+    assertEntries(r.entries, ents(1, 30, 1, 300));
+    await r.wal.close();
   });
 });
