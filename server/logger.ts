@@ -11,6 +11,8 @@
  * @module
  */
 
+import { type LogRotationConfig, RotatingFile } from "./log_rotation.ts";
+
 /** The levels etcd's `--log-level` accepts, least severe first. */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "panic" | "fatal";
 
@@ -46,6 +48,11 @@ export interface LoggerOptions {
    * file path the entries are appended to. Ignored when `write` is given.
    */
   outputs?: readonly string[];
+  /**
+   * `--enable-log-rotation`: the one file of `outputs` is rotated with these settings (the caller has
+   * checked that there is exactly one, see log_rotation.ts).
+   */
+  rotation?: LogRotationConfig;
   /** The clock for `ts`; tests inject a fixed one. */
   now?: () => Date;
   /** The caller named by the root logger's entries; `child` replaces it. Absent: no `caller` key. */
@@ -87,7 +94,7 @@ export function createLogger(options: LoggerOptions): Logger {
   }
   const sink: Sink = {
     min: SEVERITY[options.level],
-    write: options.write ?? writerFor(options.outputs ?? ["default"]),
+    write: options.write ?? writerFor(options.outputs ?? ["default"], options.rotation, options.now),
     now: options.now ?? (() => new Date()),
   };
   return new JsonLogger(sink, options.component);
@@ -131,11 +138,19 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, bytes: Uint8Array)
   while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
 }
 
-function writerFor(outputs: readonly string[]): (line: string) => void {
+function writerFor(
+  outputs: readonly string[],
+  rotation: LogRotationConfig | undefined,
+  now: (() => Date) | undefined,
+): (line: string) => void {
   const targets = [...new Set(outputs.map((o) => (o === "default" ? "stderr" : o)))];
   const writers = targets.map((target): (bytes: Uint8Array) => void => {
     if (target === "stderr") return (b) => writeAll(Deno.stderr, b);
     if (target === "stdout") return (b) => writeAll(Deno.stdout, b);
+    if (rotation !== undefined) {
+      const file = new RotatingFile(target, rotation, { now });
+      return (b) => file.write(b);
+    }
     return (b) => Deno.writeFileSync(target, b, { append: true, create: true });
   });
   return (line) => {

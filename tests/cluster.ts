@@ -144,6 +144,13 @@ class ServerProcess {
     this.drained = Promise.all([drain(child.stdout, sink), drain(child.stderr, sink)]).then(() => {});
   }
 
+  /** Waits until the process ends by itself, and its output is read. */
+  async wait(): Promise<Deno.CommandStatus> {
+    const status = await this.status;
+    await this.drained;
+    return status;
+  }
+
   /** Sends `signal` and waits until the process is gone and its output read. */
   async kill(signal: Deno.Signal): Promise<void> {
     if (!this.exited) {
@@ -241,6 +248,12 @@ export class ClusterMember {
     if (!this.proc) return;
     if (this.paused && signal !== "SIGKILL") this.resume();
     await this.proc.kill(signal);
+  }
+
+  /** How the current process ended (waits for it), with its output read. */
+  async exited(): Promise<Deno.CommandStatus> {
+    if (!this.proc) throw new Error(`member ${this.name} was never started`);
+    return await this.proc.wait();
   }
 
   /** Freezes the process (SIGSTOP): it keeps its sockets but neither reads nor answers. */
@@ -552,10 +565,13 @@ export function joiningMember(
 }
 
 /**
- * The same member (name, addresses, data directory, environment) with the command line `args`, e.g. its
- * own plus `--force-new-cluster`. A new log; the old process, if any, is not touched.
+ * The same member (name, addresses, data directory) with another command line or environment, e.g. its own
+ * args plus `--force-new-cluster`. A new log; the old process, if any, is not touched.
  */
-export function memberWithArgs(m: ClusterMember, args: string[]): ClusterMember {
+export function memberWith(
+  m: ClusterMember,
+  changes: { args?: string[]; env?: Record<string, string> },
+): ClusterMember {
   return new ClusterMember(
     m.impl,
     m.name,
@@ -564,10 +580,15 @@ export function memberWithArgs(m: ClusterMember, args: string[]): ClusterMember 
     m.clientUrl,
     m.peerUrl,
     m.dataDir,
-    args,
-    m.env,
+    changes.args ?? m.args,
+    changes.env ?? m.env,
     m.ctlArgs,
   );
+}
+
+/** The same member with the command line `args` (see {@link memberWith}). */
+export function memberWithArgs(m: ClusterMember, args: string[]): ClusterMember {
+  return memberWith(m, { args });
 }
 
 /**

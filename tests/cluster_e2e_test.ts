@@ -334,7 +334,11 @@ async function leaderCrash(impl: Impl, c: Cluster): Promise<void> {
     const catchUpMs = performance.now() - restartedAt;
     const one = clientFor([killed.endpoint]);
     try {
-      const stored = await one.getAll().prefix("acked/").serializable(true).options(deadline()).strings();
+      // the first call dials the restarted member, which a loaded machine may not answer within the
+      // client's 1 s dial timeout: a read (nothing else) is retried while no connection is established
+      const stored = await whenConnected(() =>
+        one.getAll().prefix("acked/").serializable(true).options(deadline()).strings()
+      );
       const missing = [...acked].filter(([k, a]) => stored[k] !== a.value).map(([k]) => k);
       assertEquals(missing, [], `the restarted member lacks ${missing.length} keys`);
       for (let r = 0; r < REGISTERS; r++) {
@@ -360,6 +364,19 @@ async function leaderCrash(impl: Impl, c: Cluster): Promise<void> {
     stop = true;
     await Promise.allSettled(writers);
     client.close();
+  }
+}
+
+/** `read()`, again while it fails with "No connection established" (UNAVAILABLE), for up to 10 s. */
+async function whenConnected<T>(read: () => Promise<T>): Promise<T> {
+  const until = performance.now() + 10_000;
+  for (;;) {
+    try {
+      return await read();
+    } catch (err) {
+      if (!/No connection established/.test(String(err)) || performance.now() > until) throw err;
+      await sleep(200);
+    }
   }
 }
 

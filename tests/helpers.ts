@@ -200,7 +200,7 @@ export async function runServer(
   timeoutMs = 15_000,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = spawn(impl, args, env);
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const timer = setTimeout(() => killQuietly(child), timeoutMs);
   const out = await child.output();
   clearTimeout(timer);
   const dec = new TextDecoder();
@@ -232,7 +232,7 @@ export async function etcdctl(
     await w.write(new TextEncoder().encode(options.stdin));
     await w.close();
   }
-  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 20_000);
+  const timer = setTimeout(() => killQuietly(child), options.timeoutMs ?? 20_000);
   const out = await child.output();
   clearTimeout(timer);
   const dec = new TextDecoder();
@@ -419,4 +419,13 @@ export function afterProbes(lines: string[]): string[] {
   let i = 0;
   while (lines[i] === "PUT" && lines[i + 2] === PROBE) i += 3;
   return lines.slice(i);
+}
+
+/** SIGKILL for a child that may have ended meanwhile (kill then throws, which must not end the test). */
+function killQuietly(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // already ended
+  }
 }

@@ -46,7 +46,13 @@ export function registerSnapshot(router: GrpcRouter, server: EtcdServer, auth: R
               );
               if (!ok) await stream.waitDrain();
             };
-            for (const chunk of [head, ...capture.data.chunks(), pad]) {
+            // one chunk at a time: a producer may refill the same buffer for its next chunk
+            const chunks = function* () {
+              yield head;
+              yield* capture.data.chunks();
+              yield pad;
+            };
+            for (const chunk of chunks()) {
               digest.update(chunk);
               let off = 0;
               while (off < chunk.length) {

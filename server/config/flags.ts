@@ -6,6 +6,7 @@
  * @module
  */
 import type { FlagDef } from "./flag_kinds.ts";
+import { DEFAULT_LOG_ROTATION_CONFIG_JSON } from "./types.ts";
 import { CLUSTERING_FLAGS, MEMBER_FLAGS, PROXY_FLAGS } from "./flags_member.ts";
 
 /** The TLS flags of one side, clients or peers, with their config-file keys under `<side>-transport-security`. */
@@ -196,6 +197,7 @@ export const FLAGS: readonly FlagDef[] = [
     group: "security",
     def: "*",
     usage: "Comma-separated origins allowed for cross-origin requests ('*': any).",
+    field: "cors",
   },
   {
     name: "host-whitelist",
@@ -203,6 +205,7 @@ export const FLAGS: readonly FlagDef[] = [
     group: "security",
     def: "*",
     usage: "Comma-separated Host header values accepted on insecure listeners ('*': any).",
+    field: "hostWhitelist",
   },
   // Auth
   {
@@ -284,13 +287,15 @@ export const FLAGS: readonly FlagDef[] = [
     group: "logging",
     def: "false",
     usage: "Rotate the log file named by --log-outputs.",
+    field: "enableLogRotation",
   },
   {
     name: "log-rotation-config-json",
     kind: "string",
     group: "logging",
-    def: '{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}',
+    def: DEFAULT_LOG_ROTATION_CONFIG_JSON,
     usage: "Rotation limits, as JSON, used with --enable-log-rotation.",
+    field: "logRotationConfigJson",
   },
   // Distributed tracing
   {

@@ -167,6 +167,15 @@ export const MEMBER_FLAGS: readonly FlagDef[] = [
     group: "member",
     def: "true",
     usage: "Serve the JSON mapping of the v3 API (/v3/...) next to gRPC.",
+    field: "enableGrpcGateway",
+  },
+  {
+    name: "enable-ui",
+    kind: "bool",
+    group: "member",
+    def: "true",
+    usage: "Serve the dashboard at /ui on the client URLs.",
+    field: "enableUi",
   },
   {
     name: "grpc-keepalive-min-time",

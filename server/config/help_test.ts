@@ -1,6 +1,9 @@
 import { assert, assertEquals, assertMatch } from "../../tests/assert.ts";
 import { ETCD_35_FLAGS, ETCD_36_DISCOVERY_FLAGS, exit, parse } from "./test_util.ts";
 
+/** Flags of etcd-ts's own, beyond etcd's: the dashboard. */
+const ETCD_TS_FLAGS = ["enable-ui"];
+
 Deno.test("config: --version prints etcd-ts's release, then etcd's lines with Deno's in place of Go's", () => {
   for (const flag of ["--version", "-version", "--version=true"]) {
     const r = exit([flag, "--name", "x"]);
@@ -44,7 +47,7 @@ Deno.test("config: --help/-h print the usage on stderr and the flags by group on
   }
   for (const name of listed) {
     assert(
-      ETCD_35_FLAGS.includes(name) || ETCD_36_DISCOVERY_FLAGS.includes(name),
+      ETCD_35_FLAGS.includes(name) || ETCD_36_DISCOVERY_FLAGS.includes(name) || ETCD_TS_FLAGS.includes(name),
       `help lists unknown --${name}`,
     );
   }

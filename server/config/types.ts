@@ -77,6 +77,18 @@ export interface Config {
   logLevel: LogLevel;
   /** etcd's `--log-outputs`: `default`, `stderr`, `stdout` or file paths. */
   logOutputs: string[];
+  /** `--enable-log-rotation`: rotate the one log file of {@link Config.logOutputs}. */
+  enableLogRotation: boolean;
+  /** `--log-rotation-config-json`: etcd's lumberjack settings (maxsize MB, maxage days, maxbackups, ...). */
+  logRotationConfigJson: string;
+  /** `--enable-grpc-gateway`: serve the JSON mapping of the v3 API under /v3/ on the client URLs. */
+  enableGrpcGateway: boolean;
+  /** `--cors`: origins allowed for cross-origin requests on the client URLs; `*` allows any. */
+  cors: string[];
+  /** `--host-whitelist`: Host header values accepted on insecure client listeners; `*` accepts any. */
+  hostWhitelist: string[];
+  /** `--enable-ui`: serve the dashboard at /ui on the client URLs. */
+  enableUi: boolean;
   experimentalWatchProgressNotifyIntervalMs: number;
   forceNewCluster: boolean;
   enablePprof: boolean;
@@ -168,6 +180,9 @@ export const DEFAULT_LISTEN_CLIENT_URL = "http://localhost:2379";
 export const DEFAULT_INITIAL_CLUSTER = `${DEFAULT_NAME}=${DEFAULT_LISTEN_PEER_URL}`;
 /** etcd's `--snapshot-count`, also what a count of 0 stands for. */
 export const DEFAULT_SNAPSHOT_COUNT = 100_000;
+/** etcd's default `--log-rotation-config-json`. */
+export const DEFAULT_LOG_ROTATION_CONFIG_JSON =
+  '{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}';
 /** etcd's watch progress interval, also what an interval of 0 stands for. */
 export const DEFAULT_WATCH_PROGRESS_NOTIFY_MS = 10 * 60 * 1000;
 
@@ -231,6 +246,12 @@ export function defaultConfig(): Config {
     enableV2: false,
     logLevel: "info",
     logOutputs: ["default"],
+    enableLogRotation: false,
+    logRotationConfigJson: DEFAULT_LOG_ROTATION_CONFIG_JSON,
+    enableGrpcGateway: true,
+    cors: ["*"],
+    hostWhitelist: ["*"],
+    enableUi: true,
     experimentalWatchProgressNotifyIntervalMs: DEFAULT_WATCH_PROGRESS_NOTIFY_MS,
     forceNewCluster: false,
     enablePprof: false,

@@ -70,6 +70,13 @@ Deno.test("config: defaults are etcd's", () => {
     enableV2: false,
     logLevel: "info",
     logOutputs: ["default"],
+    enableLogRotation: false,
+    logRotationConfigJson:
+      '{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}',
+    enableGrpcGateway: true,
+    cors: ["*"],
+    hostWhitelist: ["*"],
+    enableUi: true,
     experimentalWatchProgressNotifyIntervalMs: 600000,
     forceNewCluster: false,
     enablePprof: false,

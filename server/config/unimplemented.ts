@@ -5,8 +5,8 @@
  */
 
 /**
- * Settings that have a Config field and are parsed, but that nothing acts on yet (gRPC keepalive, metrics,
- * WAL file retention). The command line refuses
+ * Settings that have a Config field and are parsed, but that nothing acts on yet (gRPC keepalive, WAL file
+ * retention). The command line refuses
  * them like the rest of {@link NOT_YET_IMPLEMENTED}; {@link validateConfig} does not look at their fields, so
  * a Config built in code may carry any value there.
  */
@@ -14,7 +14,6 @@ export const SETTINGS_WITHOUT_EFFECT_YET: readonly string[] = [
   "grpc-keepalive-min-time",
   "grpc-keepalive-interval",
   "grpc-keepalive-timeout",
-  "metrics",
   "max-wals",
 ];
 
@@ -25,9 +24,6 @@ export const SETTINGS_WITHOUT_EFFECT_YET: readonly string[] = [
  * start. Remove a name here when its feature lands; this set is the only switch.
  */
 export const NOT_YET_IMPLEMENTED: ReadonlySet<string> = new Set([
-  // the HTTP gateway
-  "cors",
-  "host-whitelist",
   // v2 API emulation and proxy
   "experimental-enable-v2v3",
   "v2-deprecation",
@@ -39,8 +35,6 @@ export const NOT_YET_IMPLEMENTED: ReadonlySet<string> = new Set([
   "proxy-read-timeout",
   // monitoring and logging
   "enable-pprof",
-  "enable-log-rotation",
-  "log-rotation-config-json",
   "experimental-enable-distributed-tracing",
   "experimental-distributed-tracing-address",
   "experimental-distributed-tracing-service-name",
@@ -54,7 +48,6 @@ export const NOT_YET_IMPLEMENTED: ReadonlySet<string> = new Set([
   "backend-batch-interval",
   "backend-batch-limit",
   "max-concurrent-streams",
-  "enable-grpc-gateway",
   "socket-reuse-port",
   "socket-reuse-address",
   "raft-read-timeout",

@@ -5,7 +5,10 @@ import { NOT_YET_IMPLEMENTED, REFUSED_IN_A_CONFIG, SETTINGS_WITHOUT_EFFECT_YET }
 import { ETCD_35_FLAGS, exit, run } from "./test_util.ts";
 
 Deno.test("config: NOT_YET_IMPLEMENTED covers the features etcd-ts lacks, and only etcd's flags", () => {
-  for (const name of ["cors", "host-whitelist"]) assert(NOT_YET_IMPLEMENTED.has(name), name);
+  // the gateway's settings and log rotation are implemented
+  for (const name of ["cors", "host-whitelist", "enable-grpc-gateway", "enable-log-rotation"]) {
+    assert(!NOT_YET_IMPLEMENTED.has(name), name);
+  }
   // discovery and the v2 API it needs are implemented
   for (const name of ["discovery", "discovery-srv", "discovery-srv-name", "discovery-proxy", "enable-v2"]) {
     assert(!NOT_YET_IMPLEMENTED.has(name), name);
@@ -15,8 +18,10 @@ Deno.test("config: NOT_YET_IMPLEMENTED covers the features etcd-ts lacks, and on
   ) {
     assert(NOT_YET_IMPLEMENTED.has(name), name);
   }
-  // the metrics listener (serving the health endpoints) is implemented
+  // the metrics listener and /metrics (with --metrics basic or extensive) are implemented
   assert(!NOT_YET_IMPLEMENTED.has("listen-metrics-urls"));
+  assert(!NOT_YET_IMPLEMENTED.has("metrics"));
+  assert(!SETTINGS_WITHOUT_EFFECT_YET.includes("metrics"));
   // auth and the corruption checks are implemented
   for (
     const name of [
@@ -31,7 +36,7 @@ Deno.test("config: NOT_YET_IMPLEMENTED covers the features etcd-ts lacks, and on
   }
   // TLS is implemented: none of its flags is refused
   for (const f of FLAGS) {
-    if (f.group === "security" && f.name !== "cors" && f.name !== "host-whitelist") {
+    if (f.group === "security") {
       assert(!NOT_YET_IMPLEMENTED.has(f.name), f.name);
     }
   }
@@ -47,7 +52,12 @@ Deno.test("config: NOT_YET_IMPLEMENTED covers the features etcd-ts lacks, and on
 
 Deno.test("config: a not-yet-implemented flag set to anything but its default refuses to start", async (t) => {
   const cases: [string[], Record<string, string>, Record<string, string>, string][] = [
-    [["--cors", "https://example.com"], {}, {}, "etcd-ts: --cors is not implemented yet\n"],
+    [
+      ["--max-concurrent-streams", "100"],
+      {},
+      {},
+      "etcd-ts: --max-concurrent-streams is not implemented yet\n",
+    ],
     [
       ["--experimental-enable-v2v3", "/v2/"],
       {},
@@ -73,16 +83,10 @@ Deno.test("config: a not-yet-implemented flag set to anything but its default re
       "etcd-ts: --enable-pprof is not implemented yet (set by ETCD_ENABLE_PPROF)\n",
     ],
     [
-      ["--cors", "https://a.example", "--host-whitelist", "a.example"],
+      ["--pre-vote=false", "--socket-reuse-port"],
       {},
       {},
-      "etcd-ts: --cors, --host-whitelist are not implemented yet\n",
-    ],
-    [
-      ["--config-file", "c.yml"],
-      {},
-      { "c.yml": "enable-log-rotation: true\n" },
-      "etcd-ts: --enable-log-rotation is not implemented yet (set by enable-log-rotation in c.yml)\n",
+      "etcd-ts: --socket-reuse-port, --pre-vote are not implemented yet\n",
     ],
     [
       ["--config-file", "c.yml"],
@@ -140,7 +144,7 @@ Deno.test("config: a not-yet-implemented flag set to anything but its default re
 
 Deno.test("config: settings whose feature is missing are refused, not ignored", () => {
   for (
-    const args of [["--grpc-keepalive-timeout=5s"], ["--max-wals=2"], ["--metrics=extensive"]]
+    const args of [["--grpc-keepalive-timeout=5s"], ["--max-wals=2"]]
   ) {
     const r = parseCommandLine(args, {}, { version: "9.9.9", etcdVersion: "3.5.99", readFile: () => "" });
     assertEquals(r.kind, "exit", args.join(" "));
@@ -149,8 +153,8 @@ Deno.test("config: settings whose feature is missing are refused, not ignored", 
       assertMatch(r.stderr, new RegExp(`etcd-ts: ${args[0].split("=")[0]} is not implemented yet`));
     }
   }
-  // runtime reconfiguration's settings are implemented
-  for (const args of [["--strict-reconfig-check=false"], ["--force-new-cluster"]]) {
+  // runtime reconfiguration's settings and --metrics are implemented
+  for (const args of [["--strict-reconfig-check=false"], ["--force-new-cluster"], ["--metrics=extensive"]]) {
     assertEquals(parseCommandLine(args, {}, { version: "9", etcdVersion: "3.5" }).kind, "run", args[0]);
   }
 });

@@ -5,6 +5,7 @@
  * @module
  */
 import { LOG_LEVELS } from "../logger.ts";
+import { checkRotationOutputs, parseLogRotationConfig } from "../log_rotation.ts";
 import { loadFlag, sameValue } from "./flag_kinds.ts";
 import { FLAGS } from "./flags.ts";
 import { type Config, ConfigError, defaultConfig, type TlsConfig, type TlsVersion } from "./types.ts";
@@ -95,6 +96,18 @@ export function validateConfig(
   }
   if (c.logOutputs.includes("systemd/journal")) {
     invalid("--log-outputs=systemd/journal is not supported by etcd-ts", "log-outputs");
+  }
+  if (c.enableLogRotation) {
+    try {
+      checkRotationOutputs(c.logOutputs);
+    } catch (err) {
+      invalid((err as Error).message, "log-outputs");
+    }
+    try {
+      parseLogRotationConfig(c.logRotationConfigJson);
+    } catch (err) {
+      invalid((err as Error).message, "log-rotation-config-json");
+    }
   }
 
   checkUrls("listen-peer-urls", c.listenPeerUrls, "bind");

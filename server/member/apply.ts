@@ -182,19 +182,32 @@ export interface ApplyResult<T> {
   events: MvccEvent[];
 }
 
+/**
+ * Key-space operations counted as etcd's mvcc counts them (for metrics): every range, put and delete
+ * range, and a txn when it held more than one of those.
+ */
+export interface ApplyCounts {
+  puts: number;
+  ranges: number;
+  deletes: number;
+  txns: number;
+}
+
 /** Applies key space requests to the store and the lease set. */
 export class Applier {
   /**
    * `recordEvents` says, before each write, whether anyone would receive its events (a synced watcher);
-   * when nobody would, the store copies no kvs out for them.
+   * when nobody would, the store copies no kvs out for them. `counts` is bumped by every operation.
    */
   constructor(
     readonly mvcc: MvccStore,
     readonly leases: LeaseStore,
     private readonly recordEvents: () => boolean = () => true,
+    private readonly counts: ApplyCounts = { puts: 0, ranges: 0, deletes: 0, txns: 0 },
   ) {}
 
   range(r: RangeRequest): RangeResponse {
+    this.counts.ranges++;
     try {
       return executeRange(this.mvcc, r, this.mvcc.currentRevision);
     } catch (err) {
@@ -203,6 +216,7 @@ export class Applier {
   }
 
   put(r: PutRequest): ApplyResult<PutResponse> {
+    this.counts.puts++;
     this.checkPut(this.mvcc, r);
     const w = this.begin();
     const response = this.putIn(w, r);
@@ -212,6 +226,7 @@ export class Applier {
   }
 
   deleteRange(r: DeleteRangeRequest): ApplyResult<DeleteRangeResponse> {
+    this.counts.deletes++;
     const w = this.begin();
     const response = this.deleteIn(w, r);
     const { revision, events } = w.txn.end();
@@ -224,7 +239,10 @@ export class Applier {
     this.choosePath(r, path);
     this.checkPath(r, path);
     const w = this.begin();
+    const c = this.counts;
+    const before = c.ranges + c.puts + c.deletes;
     const response = this.txnIn(w, r, path);
+    if (c.ranges + c.puts + c.deletes - before > 1) c.txns++;
     const { revision, events } = w.txn.end();
     response.header = header(revision);
     return { response, events };
@@ -245,6 +263,8 @@ export class Applier {
     if (keys.length === 0) return { response: this.mvcc.currentRevision, events: [] };
     const txn = this.mvcc.write({ events: this.recordEvents() });
     for (const k of keys) txn.deleteRange(keyBytes(k), undefined);
+    this.counts.deletes += keys.length;
+    if (keys.length > 1) this.counts.txns++;
     const { revision, events } = txn.end();
     return { response: revision, events };
   }
@@ -327,6 +347,10 @@ export class Applier {
   }
 
   private opIn(w: Write, op: RequestOp, path: Map<TxnRequest, boolean>): ResponseOp {
+    const c = this.counts;
+    if (op.requestRange) c.ranges++;
+    else if (op.requestPut) c.puts++;
+    else if (op.requestDeleteRange) c.deletes++;
     if (op.requestRange) {
       try {
         return {

@@ -34,6 +34,7 @@ import {
 } from "../pb/rpc.ts";
 import type { Applier } from "./apply.ts";
 import { memberFromJson, type MemberJson, type Membership } from "./membership.ts";
+import { applyClusterVersion } from "./cluster_version.ts";
 import { decodeProposal, type Proposal, ProposalKind, unwrapAuthorized } from "./proposal.ts";
 import type { Proposer } from "./proposer.ts";
 import type { RaftDriver } from "./raft_driver.ts";
@@ -244,6 +245,9 @@ function applyProposal(t: ApplyTarget, p: Proposal, decoded: unknown, index: num
       }
       return undefined;
     }
+    case ProposalKind.ClusterVersion:
+      applyClusterVersion(t.membership, new TextDecoder().decode(p.payload), t.logger, t.memberId);
+      return undefined;
     case ProposalKind.Alarm: {
       const r = (decoded as AlarmRequest | undefined) ?? decodeAlarmRequest(p.payload);
       const { alarms, changed } = applyAlarm(t.alarms, r);

@@ -108,8 +108,17 @@ export async function openMember(
 
   if (await Wal.exists(walDir, fs)) {
     // the newest snapshot the WAL knows about: a file saved just before a crash whose mark never became
-    // durable is skipped, as etcd does
-    const snap = await snapshotter.loadNewestAvailable(await Wal.snapshotMarks(walDir, fs));
+    // durable is skipped, and a damaged one set aside for an older one when the WAL reaches back to it,
+    // as etcd does
+    const snap = await snapshotter.loadNewestAvailable(
+      await Wal.snapshotMarks(walDir, fs),
+      (err, movedTo) =>
+        logger.warn("snapshot file is damaged; set aside, starting from an older one", {
+          path: err.file,
+          "moved-to": movedTo,
+          error: err.message,
+        }),
+    );
     let membership = new Membership(0n);
     let mvcc: MvccStore | undefined;
     let leases = new LeaseStore();

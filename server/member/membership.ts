@@ -43,10 +43,20 @@ export function memberFromJson(j: MemberJson): Member {
   };
 }
 
+/** Membership as snapshots keep it (snapshots written before the cluster version have none). */
+export interface MembershipJson {
+  clusterId: string;
+  members: MemberJson[];
+  removed: string[];
+  clusterVersion?: string;
+}
+
 /** Members by ID plus the IDs removed from the cluster (a removed ID may never come back). */
 export class Membership {
   readonly members: Map<bigint, Member> = new Map();
   readonly removed: Set<bigint> = new Set();
+  /** The cluster version the leader decided ("3.5.0"); undefined until then (cluster_version.ts). */
+  clusterVersion: string | undefined;
 
   constructor(public clusterId: bigint) {}
 
@@ -68,18 +78,20 @@ export class Membership {
     return [...this.members.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  toJSON(): { clusterId: string; members: MemberJson[]; removed: string[] } {
+  toJSON(): MembershipJson {
     return {
       clusterId: this.clusterId.toString(16),
       members: this.list().map(memberToJson),
       removed: [...this.removed].map((id) => id.toString(16)),
+      ...(this.clusterVersion === undefined ? {} : { clusterVersion: this.clusterVersion }),
     };
   }
 
-  static fromJSON(j: { clusterId: string; members: MemberJson[]; removed: string[] }): Membership {
+  static fromJSON(j: MembershipJson): Membership {
     const m = new Membership(BigInt("0x" + j.clusterId));
     for (const mj of j.members) m.add(memberFromJson(mj));
     for (const r of j.removed) m.removed.add(BigInt("0x" + r));
+    m.clusterVersion = j.clusterVersion;
     return m;
   }
 }

@@ -36,6 +36,8 @@ export enum ProposalKind {
    * (1 byte), its payload. Applied only if auth has not changed since (see {@link wrapAuthorized}).
    */
   Authorized = 13,
+  /** The cluster version the leader decided (UTF-8 "3.5.0"; see cluster_version.ts). */
+  ClusterVersion = 14,
 }
 
 export const PROPOSAL_HEADER_BYTES = 13;

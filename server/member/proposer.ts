@@ -49,10 +49,17 @@ export class Proposer {
     this.seq = o.clock.now() * 1000;
   }
 
+  /** Proposals made here and not yet applied or failed. */
+  get pending(): number {
+    return this.waiters.size;
+  }
+
   /** Proposes a request and resolves with its apply result once it is committed and applied here. */
   propose<T>(kind: ProposalKind, payload: Uint8Array, decoded: unknown): Promise<T> {
     if (!this.o.accepting()) return Promise.reject(Errors.stopped());
     if (this.o.driver.fatalError) return Promise.reject(Errors.stopped());
+    // the disk is full: nothing new is taken until the write waiting for space has landed
+    if (this.o.driver.noSpace) return Promise.reject(Errors.noSpace());
     const seq = this.seq++;
     const data = encodeProposal(kind, this.o.tag, seq, payload);
     if (data.length > this.o.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());

@@ -30,7 +30,7 @@ import {
   type SoftState,
   StateType,
 } from "../../raft/types.ts";
-import type { Wal } from "../../storage/wal.ts";
+import { isNoSpace, type Wal } from "../../storage/wal.ts";
 import type { Snapshotter } from "../../storage/snapshot.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
@@ -73,6 +73,18 @@ export class ServerStorage extends MemoryStorage {
 
 const NO_DATA = new Uint8Array(0);
 
+/** How long a member whose disk is full waits before it tries its write again. */
+export const NO_SPACE_RETRY_MS = 1000;
+/** How long after a snapshot that failed for want of space the next one is tried. */
+const SNAPSHOT_RETRY_MS = 10_000;
+
+/** Thrown out of a write that was waiting for disk space when the member stopped. */
+class StoppedWhileFull extends Error {
+  constructor() {
+    super("stopped while waiting for disk space");
+  }
+}
+
 /** Messages a leader may send before its own write of the same Ready is durable. */
 const LEADER_EARLY: ReadonlySet<MessageType> = new Set([
   MessageType.App,
@@ -96,6 +108,10 @@ export interface DriverHandler {
   send(messages: Message[]): void;
   onSoftState(state: SoftState, term: number): void;
   onReadStates(states: ReadState[]): void;
+  /** The disk is full (this member's writes wait and new proposals are refused), or has room again. */
+  onNoSpace?(full: boolean): void;
+  /** The loop stopped for good (a write or fsync failed): the member cannot go on. */
+  onFatal?(err: Error): void;
 }
 
 export interface DriverOptions {
@@ -148,6 +164,10 @@ export class RaftDriver {
   private stopped = false;
   private ticker = 0;
   private failure: Error | undefined;
+  /** Set while a write waits for disk space: see {@link noSpace}. */
+  private diskFull = false;
+  /** No snapshot is started before this time (one failed for want of space). */
+  private snapshotNotBefore = 0;
   /** Settles when the pass of the loop in progress has ended. */
   private loopEnded: Promise<void> = Promise.resolve();
   private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
@@ -161,6 +181,8 @@ export class RaftDriver {
     this.appliedIndex = o.appliedIndex;
     this.snapshotIndex = o.snapshotIndex;
     this.confState = o.confState;
+    // a restarted member is at the term of its hard state until Raft says otherwise
+    this.term = o.node.status().hardState.term;
     const views = this.views = o.views ?? new SnapshotViews();
     o.storage.snapshotSource = () => {
       // the view is of the applied index, which is the index the message reports: the image streamed
@@ -182,7 +204,17 @@ export class RaftDriver {
         // applied entries may not be in the in-memory log yet, and the Ready's end checks anyway
         if (!this.running) this.maybeSnapshot();
       },
-      onFailed: (err) => this.fail(err),
+      onFailed: (err) => {
+        // a snapshot is an optimisation: without space it is tried again later, the WAL keeps everything
+        if (isNoSpace(err)) {
+          this.snapshotNotBefore = this.o.clock.now() + SNAPSHOT_RETRY_MS;
+          this.o.logger.warn("cannot save snapshot: no space left on device; will try again", {
+            error: err.message,
+          });
+          return;
+        }
+        this.fail(err);
+      },
     });
   }
 
@@ -205,6 +237,14 @@ export class RaftDriver {
   /** Closes the WAL; call after stop(). */
   async closeStorage(): Promise<void> {
     await this.o.wal.close();
+  }
+
+  /**
+   * True while the disk is full: the Ready in progress waits to be written (nothing is lost or skipped;
+   * its write is retried every {@link NO_SPACE_RETRY_MS}), and the member refuses new proposals.
+   */
+  get noSpace(): boolean {
+    return this.diskFull;
   }
 
   /** The error that stopped the loop (a failed fsync is fatal: nothing after it may be acknowledged). */
@@ -240,7 +280,7 @@ export class RaftDriver {
         while (!this.stopped && !this.failure && this.node.hasReady()) await this.handleReady();
       } while (this.again && !this.stopped && !this.failure);
     } catch (err) {
-      this.fail(err instanceof Error ? err : new Error(String(err)));
+      if (!(err instanceof StoppedWhileFull)) this.fail(err instanceof Error ? err : new Error(String(err)));
     } finally {
       this.running = false;
     }
@@ -251,6 +291,7 @@ export class RaftDriver {
     if (this.failure) return;
     this.failure = err;
     this.o.logger.error("raft loop failed; the member stops serving writes", { error: err.message });
+    this.o.handler.onFatal?.(err);
   }
 
   /**
@@ -305,7 +346,7 @@ export class RaftDriver {
     // committed entries are durable already: apply them while the fsync of the new ones runs
     if (snapshot) this.applySnapshot(snapshot);
     if (rd.committedEntries.length > 0) this.apply(rd.committedEntries);
-    if (synced) await synced;
+    if (synced) await this.durable(synced);
     if (rd.hardState) storage.setHardState(rd.hardState);
     if (rd.entries.length > 0) storage.append(rd.entries);
     // 2. send, now that what the messages promise is durable
@@ -335,12 +376,50 @@ export class RaftDriver {
     const inFile = snap.data.length === 0 && this.received.has(snapKey(index, term));
     let image = snap.data;
     if (inFile) image = (await this.o.snapshotter.load(index, term)).data;
-    else await this.o.snapshotter.save({ index, term, data: snap.data });
+    else {
+      const save = () => this.o.snapshotter.save({ index, term, data: snap.data });
+      await this.durable(save(), save);
+    }
     for (const [k, i] of this.received) if (i <= index) this.received.delete(k);
     this.o.wal.saveSnapshotMark({ index, term });
-    await this.o.wal.sync();
+    await this.durable(this.o.wal.sync());
     this.o.storage.applySnapshot(snap);
     return { metadata: snap.metadata, data: image };
+  }
+
+  /**
+   * Waits for a WAL sync. When the disk is full the write stays buffered in the WAL (nothing of it was
+   * written): the member says so, refuses new proposals, and tries again every second until it lands,
+   * then goes on where it was. The loop waits meanwhile, so this member acknowledges nothing it has not
+   * written; a leader stops sending heartbeats and the others elect another.
+   */
+  private async durable(
+    sync: Promise<void>,
+    again: () => Promise<void> = () => this.o.wal.sync(),
+  ): Promise<void> {
+    for (let attempt = sync;;) {
+      try {
+        await attempt;
+        if (this.diskFull) {
+          this.diskFull = false;
+          this.o.logger.info("disk space available again; the member serves writes");
+          this.o.handler.onNoSpace?.(false);
+        }
+        return;
+      } catch (err) {
+        if (!isNoSpace(err)) throw err;
+        if (!this.diskFull) {
+          this.diskFull = true;
+          this.o.logger.warn("no space left on device; refusing writes until space is freed", {
+            error: err instanceof Error ? err.message : String(err),
+          });
+          this.o.handler.onNoSpace?.(true);
+        }
+        await new Promise<void>((resolve) => this.o.clock.setTimeout(resolve, NO_SPACE_RETRY_MS));
+        if (this.stopped) throw new StoppedWhileFull();
+        attempt = again();
+      }
+    }
   }
 
   private applySnapshot(snap: Snapshot): void {
@@ -397,7 +476,8 @@ export class RaftDriver {
    * written, the next waits until it is done.
    */
   private maybeSnapshot(): void {
-    if (this.stopped || this.failure || this.snapshots.busy) return;
+    if (this.stopped || this.failure || this.snapshots.busy || this.diskFull) return;
+    if (this.o.clock.now() < this.snapshotNotBefore) return;
     if (this.appliedIndex - this.snapshotIndex < this.o.snapshotCount) return;
     const index = this.appliedIndex;
     const term = this.o.storage.term(index);

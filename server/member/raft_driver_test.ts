@@ -11,12 +11,9 @@ import type { SnapshotCapture } from "./snapshot_writer.ts";
 
 const EMPTY: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
 
-Deno.test("raft driver: snapshots are written off the loop, and stop waits for the one in flight", async () => {
-  const dir = await Deno.makeTempDir();
-  const walDir = `${dir}/wal`;
-  const wal = await Wal.create(walDir, { memberId: 1n, clusterId: 2n }, { preallocate: false });
-  const storage = new ServerStorage();
-  const node = new RawNode({
+/** A Raft node of a one-member cluster over `storage`. */
+function singleNode(storage: ServerStorage): RawNode {
+  return new RawNode({
     id: 1n,
     electionTick: 10,
     heartbeatTick: 1,
@@ -28,13 +25,11 @@ Deno.test("raft driver: snapshots are written off the loop, and stop waits for t
     maxInflightMsgs: 256,
     random: () => 0.5,
   });
-  node.bootstrap([{ id: 1n, context: new Uint8Array(0) }]);
-  const applied: number[] = [];
-  let appliedWhileWriting = 0;
-  const captures: { index: number; released: boolean }[] = [];
-  let driver: RaftDriver | undefined = undefined;
-  driver = new RaftDriver({
-    node,
+}
+
+/** The driver options the tests share: storage under `dir`, a silent logger, a snapshot every 5 entries. */
+function quietOptions(dir: string, wal: Wal, storage: ServerStorage) {
+  return {
     storage,
     wal,
     snapshotter: new Snapshotter(`${dir}/snap`),
@@ -47,6 +42,23 @@ Deno.test("raft driver: snapshots are written off the loop, and stop waits for t
     appliedIndex: 0,
     snapshotIndex: 0,
     confState: EMPTY,
+  };
+}
+
+Deno.test("raft driver: snapshots are written off the loop, and stop waits for the one in flight", async () => {
+  const dir = await Deno.makeTempDir();
+  const walDir = `${dir}/wal`;
+  const wal = await Wal.create(walDir, { memberId: 1n, clusterId: 2n }, { preallocate: false });
+  const storage = new ServerStorage();
+  const node = singleNode(storage);
+  node.bootstrap([{ id: 1n, context: new Uint8Array(0) }]);
+  const applied: number[] = [];
+  let appliedWhileWriting = 0;
+  const captures: { index: number; released: boolean }[] = [];
+  let driver: RaftDriver | undefined = undefined;
+  driver = new RaftDriver({
+    node,
+    ...quietOptions(dir, wal, storage),
     handler: {
       applyEntries(entries: Entry[]) {
         for (const e of entries) {
@@ -104,6 +116,34 @@ Deno.test("raft driver: snapshots are written off the loop, and stop waits for t
   } finally {
     await driver.stop();
     await driver.closeStorage().catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("raft driver: a restarted member starts at the term of its hard state (its leader lines name it)", async () => {
+  const dir = await Deno.makeTempDir();
+  const wal = await Wal.create(`${dir}/wal`, { memberId: 1n, clusterId: 2n }, { preallocate: false });
+  const storage = new ServerStorage();
+  storage.setHardState({ term: 7, vote: 1n, commit: 0 });
+  const node = singleNode(storage);
+  const driver = new RaftDriver({
+    node,
+    ...quietOptions(dir, wal, storage),
+    handler: {
+      applyEntries() {},
+      restoreSnapshot() {},
+      captureSnapshot(): SnapshotCapture {
+        throw new Error("no snapshot here");
+      },
+      send() {},
+      onSoftState() {},
+      onReadStates() {},
+    },
+  });
+  try {
+    assertEquals(driver.term, 7);
+  } finally {
+    await wal.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

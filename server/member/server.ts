@@ -16,6 +16,7 @@
 import {
   type ConfState,
   type Message,
+  MessageType,
   NONE,
   type Snapshot,
   type SoftState,
@@ -81,6 +82,7 @@ import {
 } from "./leadership.ts";
 import { MemberLeases } from "./lease_backend.ts";
 import { Publication } from "./publication.ts";
+import { ClusterVersionMonitor, VERSION_NOT_DECIDED } from "./cluster_version.ts";
 import { V2Backend } from "./v2_backend.ts";
 import { Reconfiguration } from "./reconfig.ts";
 import { LeaderForwarder } from "./forward.ts";
@@ -92,6 +94,10 @@ import { keySpaceHash, stateHash } from "./hashes.ts";
 import { Auth } from "../auth/auth.ts";
 import { isReadOnlyTxn, isSerializableTxn } from "./txn_kind.ts";
 import { AuthStore } from "../auth/store.ts";
+import { MemberMetrics } from "../metrics/member_metrics.ts";
+
+/** Where a member's peer port answers with its versions, as etcd's does. */
+const PEER_VERSION_PATH = "/version";
 
 /** The etcd API version etcd-ts speaks and reports. */
 export const ETCD_VERSION = "3.5.0";
@@ -116,6 +122,8 @@ export interface EtcdServerDeps {
   peerTls?: PeerTls;
   /** What a new member's discovery reaches the outside world with (default: production's). */
   discovery?: DiscoveryDeps;
+  /** Where the member counts what `/metrics` reports (default: a registry of its own, unexposed). */
+  metrics?: MemberMetrics;
 }
 
 /** An etcd member's core: everything but the network listeners. */
@@ -144,6 +152,12 @@ export class EtcdServer implements LeaseBackend {
   /** Resolves with the reason when the member stops by itself (it was removed from the cluster). */
   readonly stopNotify: Promise<string>;
   readonly #stopItself = Promise.withResolvers<string>();
+  /**
+   * Resolves with the error when the member cannot go on (its Raft loop failed on a write that is not
+   * retried): the process should exit so that its supervisor restarts it, which recovers from the WAL.
+   */
+  readonly failedNotify: Promise<Error>;
+  readonly #failed = Promise.withResolvers<Error>();
   #removed = false;
   #forwarder: LeaderForwarder | undefined;
   /** A joining member: the running cluster's members when it joined. */
@@ -155,6 +169,7 @@ export class EtcdServer implements LeaseBackend {
   private readonly applyTarget: ApplyTarget;
   private readonly leadership: LeadershipDeps;
   private readonly publication: Publication;
+  private readonly clusterVersionMonitor: ClusterVersionMonitor;
   private sweeper = 0;
   private closed = false;
   private readonly electionTick: number;
@@ -167,6 +182,8 @@ export class EtcdServer implements LeaseBackend {
   private readonly historyFile: string;
   /** The cluster's active alarms (replicated state, see alarms.ts). */
   readonly alarms: AlarmStore;
+  /** What `/metrics` reports (see server/metrics/). */
+  readonly metrics: MemberMetrics;
   /** Users, roles, permissions and tokens (see server/auth/). */
   readonly auth: Auth;
 
@@ -179,7 +196,8 @@ export class EtcdServer implements LeaseBackend {
     this.mvcc = init.mvcc;
     this.leases = init.leases;
     this.watchHub = new WatchHub({ mvcc: this.mvcc });
-    this.applier = new Applier(this.mvcc, this.leases, this.wantsEvents);
+    this.metrics = deps.metrics ?? new MemberMetrics({ processMetrics: false });
+    this.applier = new Applier(this.mvcc, this.leases, this.wantsEvents, this.metrics.mvcc);
     this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
     this.historyFile = init.historyFile;
     this.alarms = alarmsRestoredWith(init.mvcc) ?? new AlarmStore();
@@ -215,12 +233,20 @@ export class EtcdServer implements LeaseBackend {
       snapshotIndex: init.appliedIndex,
       confState: init.confState,
       handler: {
-        applyEntries: (entries) => applyEntries(this.applyTarget, entries),
+        applyEntries: (entries) => {
+          const started = this.metrics.now();
+          applyEntries(this.applyTarget, entries);
+          this.metrics.observeApplyBatch(this.metrics.now() - started);
+        },
         restoreSnapshot: (snap) => this.restoreSnapshot(snap),
         captureSnapshot: (confState) => this.captureSnapshot(confState),
-        send: (messages) => this.peers.send(messages),
+        send: (messages) => {
+          if (this.driver.state === StateType.Leader) this.heartbeatsSent(messages);
+          this.peers.send(messages);
+        },
         onSoftState: (state, term) => this.onSoftState(state, term),
         onReadStates: (states) => this.reads.onReadStates(states),
+        onFatal: (err) => this.#failed.resolve(err),
       },
       views: this.snapshotViews,
     });
@@ -240,6 +266,7 @@ export class EtcdServer implements LeaseBackend {
     });
     this.v2.store = init.v2store;
     this.stopNotify = this.#stopItself.promise;
+    this.failedNotify = this.#failed.promise;
     this.remotes = init.remotes ?? [];
     this.reconfig = new Reconfiguration({
       memberId: this.memberId,
@@ -268,6 +295,16 @@ export class EtcdServer implements LeaseBackend {
       logger: this.logger,
       propose: (kind, payload, decoded) => this.propose(kind, payload, decoded),
       clock: this.clock,
+    });
+    this.clusterVersionMonitor = new ClusterVersionMonitor({
+      memberId: this.memberId,
+      serverVersion: ETCD_VERSION,
+      membership: this.membership,
+      isLeader: () => this.driver.state === StateType.Leader,
+      fetchVersion: (urls) => this.peerVersion(urls),
+      propose: (kind, payload, decoded) => this.propose(kind, payload, decoded),
+      clock: this.clock,
+      logger: this.logger,
     });
     this.leadership = {
       memberId: this.memberId,
@@ -322,7 +359,13 @@ export class EtcdServer implements LeaseBackend {
       clock: this.clock,
       version: { server: ETCD_VERSION, cluster: CLUSTER_VERSION },
       onMessage: (m) => this.receive(m),
-      httpHandlers: new Map([[MEMBERS_PATH, () => ({ status: 200, body: this.membersJson() })]]),
+      httpHandlers: new Map([
+        [MEMBERS_PATH, () => ({ status: 200, body: this.membersJson() })],
+        [
+          PEER_VERSION_PATH,
+          () => ({ status: 200, body: this.versionJson(), contentType: "application/json" }),
+        ],
+      ]),
       isRemoved: (id) => this.membership.removed.has(id),
       onRemovedFromCluster: () => this.onRemoved(),
       onUnreachable: (id) => {
@@ -337,8 +380,32 @@ export class EtcdServer implements LeaseBackend {
       // a snapshot is streamed from the view of its index, and received straight into its file
       snapshotStream: (m) => this.snapshotViews.open(m.to, m.snapshot?.metadata.index ?? 0),
       receiveSnapshot: (m, image) => this.driver.receiveSnapshot(m, image),
+      onRoundTrip: (id, ms) => this.metrics.observePeerRoundTrip(id, ms),
     });
     this.syncPeers();
+    init.wal.observeFsync({ now: this.metrics.now, observe: (ms) => this.metrics.observeWalFsync(ms) });
+    this.metrics.bind({
+      memberId: this.memberId,
+      serverVersion: ETCD_VERSION,
+      clusterVersion: () => this.membership.clusterVersion,
+      hasLeader: () => this.driver.lead !== NONE,
+      isLeader: () => this.driver.state === StateType.Leader,
+      isLearner: () => this.isLearner(),
+      committedIndex: () => this.driver.node.status().hardState.commit,
+      appliedIndex: () => this.driver.appliedIndex,
+      pendingProposals: () => this.proposer.pending,
+      dbSizeBytes: () => this.dbSize(),
+      dbSizeInUseBytes: () => this.dbSizeInUse(),
+      quotaBytes: () => this.quotaBytes,
+      keys: () => this.mvcc.keyCount(),
+      watchers: () => {
+        const w = this.watchHub.stats();
+        return w.synced + w.pending + w.blocked;
+      },
+      currentRevision: () => this.mvcc.currentRevision,
+      compactRevision: () => this.mvcc.compactRevision,
+      peerTraffic: () => this.peers.traffic(),
+    });
   }
 
   /** Opens (or creates) the member's data directory and starts Raft. */
@@ -383,10 +450,13 @@ export class EtcdServer implements LeaseBackend {
     this.campaignIfAlone();
     this.sweeper = this.clock.setInterval(() => this.sweep(), 100);
     this.v2.start();
+    this.clusterVersionMonitor.start();
   }
 
   /** Called by the driver after bootstrap entries are applied, and on every leader change. */
   private onSoftState(state: SoftState, term: number): void {
+    this.metrics.leaderIs(state.lead);
+    if (state.raftState !== StateType.Leader) this.metrics.resetHeartbeats();
     if (state.lead !== this.lastLead) {
       logLeaderChange(this.logger, this.memberId, this.lastLead, state.lead, term);
       this.lastLead = state.lead;
@@ -570,6 +640,31 @@ export class EtcdServer implements LeaseBackend {
     return resp;
   }
 
+  /** The cluster version the leader decided ("3.5.0"), or `not_decided`, as `/version` reports it. */
+  get clusterVersion(): string {
+    return this.membership.clusterVersion ?? VERSION_NOT_DECIDED;
+  }
+
+  /** `GET /version`'s body: this member's server version and the cluster version. */
+  versionJson(): string {
+    return JSON.stringify({ etcdserver: ETCD_VERSION, etcdcluster: this.clusterVersion });
+  }
+
+  /** A member's server version from its peer port's `/version`, or undefined if none answers in time. */
+  private async peerVersion(peerUrls: string[]): Promise<string | undefined> {
+    for (const url of peerUrls) {
+      try {
+        const a = await this.peers.request(url, PEER_VERSION_PATH, { timeoutMs: this.requestTimeoutMs });
+        if (a.status !== 200) continue;
+        const j = JSON.parse(a.body) as { etcdserver?: unknown };
+        if (typeof j.etcdserver === "string") return j.etcdserver;
+      } catch {
+        // unreachable on this URL: try the next
+      }
+    }
+    return undefined;
+  }
+
   memberList(): Member[] {
     return this.membership.list();
   }
@@ -649,10 +744,23 @@ export class EtcdServer implements LeaseBackend {
     this.knownPeers = new Set(want.keys());
   }
 
+  /** Metrics: the heartbeats a leader sends, for etcd's late-heartbeat count. */
+  private heartbeatsSent(messages: Message[]): void {
+    const now = this.clock.now();
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i];
+      if (m.type === MessageType.Heartbeat) {
+        this.metrics.heartbeatSent(m.to, now, this.config.heartbeatIntervalMs);
+      }
+    }
+  }
+
   /** Fails requests that waited longer than the request timeout; re-asks unanswered read batches. */
   private sweep(): void {
     const now = this.clock.now();
+    const waiting = this.proposer.pending;
     this.proposer.expire(now);
+    this.metrics.proposalsFailed += waiting - this.proposer.pending;
     this.reads.sweep(now);
   }
 
@@ -686,6 +794,9 @@ export class EtcdServer implements LeaseBackend {
     this.membership.members.clear();
     for (const member of state.membership.members.values()) this.membership.add(member);
     for (const r of state.membership.removed) this.membership.removed.add(r);
+    if (state.membership.clusterVersion !== undefined) {
+      this.membership.clusterVersion = state.membership.clusterVersion;
+    }
     const old = this.mvcc;
     this.mvcc = state.mvcc;
     this.watchHub.restore(this.mvcc);
@@ -694,7 +805,7 @@ export class EtcdServer implements LeaseBackend {
     this.v2.restore(state.v2store);
     this.alarms.replaceWith(state.alarms ?? new AlarmStore());
     this.auth.store = state.auth ?? new AuthStore();
-    this.applier = new Applier(this.mvcc, this.leases, this.wantsEvents);
+    this.applier = new Applier(this.mvcc, this.leases, this.wantsEvents, this.metrics.mvcc);
     this.rebuildLeaseKeys();
     this.lessor.recover(this.leases);
     this.syncPeers();
@@ -791,6 +902,7 @@ export class EtcdServer implements LeaseBackend {
     await handOverLeadership(this.leadership, 2 * this.config.electionTimeoutMs).catch(() => {});
     this.closed = true;
     this.publication.close(Errors.stopped());
+    this.clusterVersionMonitor.stop();
     this.reconfig.close(Errors.stopped());
     this.#forwarder?.close();
     this.clock.clearInterval(this.sweeper);

@@ -14,6 +14,7 @@ import type { PeerConn } from "./net.ts";
 import {
   type MessageCodec,
   type PeerLogger,
+  type PeerTraffic,
   type PeerTransportOptions,
   type PeerTransportStats,
   protobufCodec,
@@ -55,6 +56,8 @@ export class PeerContext {
   readonly backoffMaxMs: number;
   /** Set once by `stop`; nothing new starts afterwards. */
   stopped = false;
+  /** Stream bytes by peer, for metrics: one record per member ever talked to, bumped in place. */
+  readonly traffic = new Map<bigint, PeerTraffic>();
 
   private readonly tasks = new Set<Promise<void>>();
   private readonly unreachable = new Set<bigint>();
@@ -81,6 +84,13 @@ export class PeerContext {
     this.dialTimeoutMs = o.dialTimeoutMs ?? 5000;
     this.backoffMinMs = o.backoffMinMs ?? 100;
     this.backoffMaxMs = o.backoffMaxMs ?? 1000;
+  }
+
+  /** The traffic record of peer `id` (made on first use; callers keep it). */
+  trafficOf(id: bigint): PeerTraffic {
+    let t = this.traffic.get(id);
+    if (t === undefined) this.traffic.set(id, t = { sent: 0, received: 0 });
+    return t;
   }
 
   /** Keeps `task` in the set `stop` waits for until it settles. */

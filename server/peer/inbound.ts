@@ -286,6 +286,7 @@ export class InboundServer {
     );
     inb.lastWrite = ctx.clock.now();
     const fromHex = hexId(from);
+    const traffic = ctx.trafficOf(from);
     ctx.logger.debug("accepted TCP streaming connection from remote peer", {
       "local-member-id": ctx.idHex,
       "remote-peer-id": fromHex,
@@ -305,6 +306,7 @@ export class InboundServer {
         }
         const at = reader.start + FRAME_HEADER_BYTES;
         reader.start = at + len;
+        traffic.received += FRAME_HEADER_BYTES + len;
         if (len === 0) continue; // keepalive
         // a copy: decoded byte fields are views into their input, and the read buffer is reused
         const m = ctx.codec.decode(reader.buf.slice(at, at + len));

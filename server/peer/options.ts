@@ -135,6 +135,13 @@ export interface PeerTransportOptions {
    * this option the chunks are joined into `snapshot.data`.
    */
   receiveSnapshot?(m: Message, image: IncomingImage): Promise<Message>;
+  /**
+   * When given, every peer is probed every `probeIntervalMs` with a `GET /version` on a connection of its
+   * own (as etcd's prober asks `/raft/probing`), and this hears how long dial, request and answer took.
+   */
+  onRoundTrip?(id: bigint, ms: number): void;
+  /** How often each peer is probed for `onRoundTrip`. Default 4000 ms (etcd's prober interval). */
+  probeIntervalMs?: number;
   logger: PeerLogger;
   /**
    * Extra GET handlers on the peer port by path, e.g. "/members" → JSON (used when a member joins); more
@@ -165,6 +172,12 @@ export interface PeerTransportOptions {
   backoffMinMs?: number;
   /** Longest redial delay. Default 1000 ms. */
   backoffMaxMs?: number;
+}
+
+/** Bytes on the Raft streams of one peer: written to its outbound stream, read from its inbound ones. */
+export interface PeerTraffic {
+  sent: number;
+  received: number;
 }
 
 /** Counters of a transport's traffic. */

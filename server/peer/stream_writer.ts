@@ -14,6 +14,7 @@
 import type { Message } from "../../raft/types.ts";
 import { hexId } from "../logger.ts";
 import type { PeerContext } from "./context.ts";
+import type { PeerTraffic } from "./options.ts";
 import { ClusterIdMismatchError, errorText, PeerRefusedError, PeerTimeoutError } from "./errors.ts";
 import { MEMBER_REMOVED } from "./identity.ts";
 import {
@@ -90,6 +91,8 @@ export class StreamWriter {
   /** The reason last logged at warn level while dials keep failing. */
   private loggedError: string | undefined;
   private queueFullLogged = false;
+  /** Bytes sent to this member, for metrics. */
+  private readonly traffic: PeerTraffic;
 
   /**
    * @param ctx the transport's shared state.
@@ -98,6 +101,7 @@ export class StreamWriter {
    */
   constructor(private readonly ctx: PeerContext, readonly id: bigint, urls: URL[]) {
     this.hex = hexId(id);
+    this.traffic = ctx.trafficOf(id);
     this.urls = urls;
     this.backoff = ctx.backoffMinMs;
   }
@@ -223,6 +227,7 @@ export class StreamWriter {
         ctx.stats.writes++;
         ctx.stats.framesSent += this.queued;
         ctx.stats.bytesSent += this.len;
+        this.traffic.sent += this.len;
         const big = this.buf;
         this.buf = this.spare;
         this.spare = big;

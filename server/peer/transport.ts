@@ -42,6 +42,7 @@ import type {
   PeerAnswer,
   PeerHttpHandler,
   PeerRequestOptions,
+  PeerTraffic,
   PeerTransportOptions,
   PeerTransportStats,
 } from "./options.ts";
@@ -64,6 +65,7 @@ export {
   type PeerHttpResponse,
   type PeerLogger,
   type PeerRequestOptions,
+  type PeerTraffic,
   type PeerTransportOptions,
   type PeerTransportStats,
   protobufCodec,
@@ -84,6 +86,9 @@ export class PeerTransport {
   private readonly requests = new Set<() => void>();
   private ticker: number | undefined;
   private started = false;
+  /** When each peer was last probed for `onRoundTrip` (clock ms), and the probes in flight. */
+  private readonly probed = new Map<bigint, number>();
+  private readonly probing = new Set<bigint>();
 
   /** @param options see {@linkcode PeerTransportOptions}. */
   constructor(options: PeerTransportOptions) {
@@ -261,6 +266,11 @@ export class PeerTransport {
     }
   }
 
+  /** Bytes on the Raft streams by peer (for metrics); records stay after a peer is removed. */
+  traffic(): ReadonlyMap<bigint, PeerTraffic> {
+    return this.ctx.traffic;
+  }
+
   /** When (clock ms) the outbound stream to `id` became active; undefined while it is not. */
   activeSince(id: bigint): number | undefined {
     return this.peers.get(id)?.activeSince;
@@ -293,8 +303,34 @@ export class PeerTransport {
     const now = ctx.clock.now();
     for (const p of this.peers.values()) p.tick(now);
     this.server.tick(now);
+    if (ctx.o.onRoundTrip !== undefined) this.probe(now, ctx.o.onRoundTrip);
+  }
+
+  /** Starts a round-trip probe (`GET /version`) of every peer due for one and not being probed. */
+  private probe(now: number, observe: (id: bigint, ms: number) => void): void {
+    const ctx = this.ctx;
+    const every = ctx.o.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
+    for (const [id, p] of this.peers) {
+      const url = p.url;
+      if (url === undefined || this.probing.has(id) || now - (this.probed.get(id) ?? -Infinity) < every) {
+        continue;
+      }
+      this.probed.set(id, now);
+      this.probing.add(id);
+      ctx.track(
+        this.request(url, "/version", { timeoutMs: every }).then(
+          (answer) => {
+            if (answer.status === 200 && !ctx.stopped) observe(id, ctx.clock.now() - now);
+          },
+          () => {}, // an unreachable peer has no round trip; its stream reports it
+        ).finally(() => this.probing.delete(id)),
+      );
+    }
   }
 }
+
+/** etcd's prober interval (its connection read timeout less a second). */
+const DEFAULT_PROBE_INTERVAL_MS = 4000;
 
 /** An answer without a `Content-Length`: everything up to the end of the connection. */
 async function readToEnd(reader: ConnReader, max: number): Promise<Uint8Array> {

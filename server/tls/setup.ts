@@ -76,7 +76,10 @@ async function sideCredentials(
   deps: TlsSetupDeps,
 ): Promise<TlsCredentials | undefined> {
   const t: TlsConfig = side === "client" ? config.clientTls : config.peerTls;
-  const listen = side === "client" ? config.listenClientUrls : config.listenPeerUrls;
+  // https:// metrics URLs are served with the client side's certificate, as etcd serves them
+  const listen = side === "client"
+    ? [...config.listenClientUrls, ...config.listenMetricsUrls]
+    : config.listenPeerUrls;
   const advertised = side === "client" ? config.advertiseClientUrls : config.initialAdvertisePeerUrls;
   const secureUrls = listen.filter((u) => u.protocol === "https:");
   const hasFiles = t.certFile !== "" && t.keyFile !== "";
@@ -113,7 +116,9 @@ async function sideCredentials(
     });
     return await TlsCredentials.load(sideConfig, deps.reader ?? denoFiles);
   }
-  // validation refuses https without files or auto-TLS; this is the auto-TLS case
+  // validation refuses https client and peer URLs without files or auto-TLS; an https metrics URL
+  // without either has no certificate to serve with (startSecureMetricsListener says so, as etcd does)
+  if (!t.autoTls) return undefined;
   const hosts = [...new Set([...listen, ...advertised].map((u) => u.hostname.replace(/^\[|\]$/g, "")))];
   const made = await ensureSelfSignedCert({
     dir: join(config.dataDir, "fixtures", side),
