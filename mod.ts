@@ -16,6 +16,7 @@ import { type Config, ConfigError, defaultConfig, formatUrl, validateConfig } fr
 import { createLogger, type Logger } from "./server/logger.ts";
 import { EtcdServer } from "./server/member/server.ts";
 import type { Clock } from "./server/clock.ts";
+import type { FileSystem } from "./storage/fs.ts";
 import { type GrpcListener, type GrpcTransport, type HttpFallbackRequest } from "./server/transport/grpc.ts";
 import { listenTcp, serveDenoH2 } from "./server/transport/h2/transport.ts";
 import { registerKv } from "./server/api/kv.ts";
@@ -33,11 +34,19 @@ import { LearnerAwareRouter } from "./server/api/learner.ts";
 import { serveV2 } from "./server/v2/keys_api.ts";
 import { v2ApiOf } from "./server/v2/member_api.ts";
 import { composeHandlers, healthHandler, healthMemberOf, type HealthSurface } from "./server/http/health.ts";
-import { type MetricsListener, startMetricsListener } from "./server/http/metrics_listener.ts";
+import { accessControl, gatewayHandler } from "./server/http/gateway/mod.ts";
+import { uiHandler } from "./server/http/ui/mod.ts";
+import {
+  type MetricsListener,
+  startMetricsListener,
+  startSecureMetricsListener,
+} from "./server/http/metrics_listener.ts";
 import { systemClock } from "./server/clock.ts";
 import { CorruptionChecks } from "./server/member/corruption.ts";
+import { MemberMetrics } from "./server/metrics/member_metrics.ts";
+import { metricsHandler as serveMetrics } from "./server/http/metrics.ts";
 
-export type { Clock, Config, GrpcTransport, Logger };
+export type { Clock, Config, FileSystem, GrpcTransport, Logger };
 export { ConfigError, defaultConfig, EtcdServer, validateConfig };
 export { CLUSTER_VERSION, ETCD_VERSION } from "./server/member/server.ts";
 
@@ -60,6 +69,11 @@ export interface StartOptions {
   random?: () => number;
   /** The gRPC transport for cleartext client listeners. */
   transport?: GrpcTransport;
+  /**
+   * The file system of the data directory (WAL, snapshots, history file). Default: the real one; the
+   * executable passes one with failpoints when `ETCD_TS_FAILPOINTS` is set (storage/failpoints.ts).
+   */
+  fs?: FileSystem;
 }
 
 /** A running member. */
@@ -74,6 +88,8 @@ export interface Etcd {
    * caller then closes it, as etcd's process exits.
    */
   readonly stopNotify: Promise<string>;
+  /** Resolves when the member cannot go on (a failed write that is not retried): the process should exit. */
+  readonly failedNotify: Promise<Error>;
 }
 
 /** Starts an etcd member from a validated configuration. */
@@ -90,11 +106,15 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
   const refusals = (side: string) => (remote: string, reason: string): void =>
     logger.warn(`rejected connection on ${side} endpoint`, { "remote-addr": remote, error: reason });
   let server: EtcdServer;
+  // what /metrics reports, in a registry of this member's own
+  const metrics = new MemberMetrics({ level: config.metrics });
   try {
     server = await EtcdServer.start(config, {
+      metrics,
       logger,
       clock,
       random: options.random,
+      fs: options.fs,
       peerTls: tls.peer === undefined ? undefined : {
         credentials: tls.peer,
         checkPeerAddress: !config.peerSkipClientSanVerification,
@@ -109,6 +129,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
   const corruption = new CorruptionChecks(server, config, logger);
   // a learner answers only what etcd lets learners answer
   const router = new LearnerAwareRouter(() => server.isLearner());
+  router.observe(metrics.grpc);
   // every service checks its callers' permissions while auth is on
   const auth = new RequestAuth(server);
   registerKv(router, server, auth);
@@ -158,10 +179,17 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
       requestTimeoutMs: server.requestTimeoutMs,
       logger,
     });
-  const httpFallback = composeHandlers("client", [
-    health("client"),
-    v2 === undefined ? undefined : (req: HttpFallbackRequest) => serveV2(v2, req),
-  ]);
+  const httpFallback = accessControl(
+    composeHandlers("client", [
+      health("client"),
+      serveMetrics(metrics),
+      config.enableUi ? uiHandler() : undefined,
+      // etcd's JSON gateway (/v3/...), unless --enable-grpc-gateway=false
+      gatewayHandler(router, { enabled: config.enableGrpcGateway }),
+      v2 === undefined ? undefined : (req: HttpFallbackRequest) => serveV2(v2, req),
+    ]),
+    { cors: config.cors, hostWhitelist: config.hostWhitelist },
+  );
   const listeners: GrpcListener[] = [];
   const metricsListeners: MetricsListener[] = [];
   const clientUrls: URL[] = [];
@@ -186,9 +214,16 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
         });
       }
     }
-    // --listen-metrics-urls: the health endpoints on their own plain HTTP ports
+    // --listen-metrics-urls: the health endpoints on their own ports (https with the client TLS settings)
     for (const url of config.listenMetricsUrls) {
-      const m = startMetricsListener(url, composeHandlers("metrics", [health("metrics")]));
+      const metricsHandler = composeHandlers("metrics", [health("metrics"), serveMetrics(metrics)]);
+      const m = url.protocol === "https:"
+        ? await startSecureMetricsListener(url, metricsHandler, {
+          credentials: tls.client,
+          transport,
+          onRefused: refusals("client"),
+        })
+        : startMetricsListener(url, metricsHandler);
       metricsListeners.push(m);
       logger.info("serving metrics", { address: `${url.hostname}:${m.port}` });
     }
@@ -206,6 +241,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     server,
     clientUrls,
     stopNotify: server.stopNotify,
+    failedNotify: server.failedNotify,
     close(): Promise<void> {
       closing ??= (async () => {
         await Promise.all([...listeners.map((l) => l.close()), ...metricsListeners.map((m) => m.close())]);

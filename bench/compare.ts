@@ -1,0 +1,371 @@
+/**
+ * The side-by-side benchmark: the real etcd and etcd-ts, started with the same flags on the same machine,
+ * each driven through the same workloads; prints one row per workload (see README.md).
+ *
+ *     deno run -A bench/compare.ts [--members 1|3] [--seconds S] [--workloads "put1 put ..."] [--tls]
+ *     deno run -A bench/compare.ts --latency [--rate 500] [--seconds S] [--members 1|3] [--tls]
+ *
+ * `--host` (default 127.0.0.1) is the address every member listens on.
+ *
+ * etcd-ts is started as `$OTHER_CMD` (default: this Deno running `main.ts` with the flags of
+ * `deno task start`) followed by etcd's flags, from the repository root; the real etcd as `$ETCD_BIN`
+ * (default `etcd`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  type BenchTls,
+  type Kind,
+  makeCerts,
+  revision,
+  type RunningCluster,
+  sampleRss,
+  startCluster,
+} from "./servers.ts";
+
+const HERE = new URL(".", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** Every workload a table row can show, in the default order of the README. */
+export const ALL_WORKLOADS = [
+  "put1",
+  "put",
+  "put-h2",
+  "range-h2",
+  "range-lin",
+  "range-ser",
+  "txn",
+  "mixed",
+  "watch",
+  "lease",
+];
+const DEFAULT_WORKLOADS = "put1 put-h2 range-h2 put range-ser txn watch";
+
+/** What one workload run measured. */
+export interface RowResult {
+  opsPerS?: number;
+  p50?: number | null;
+  p99?: number | null;
+  p999?: number | null;
+  max?: number | null;
+  rssMiB?: number;
+  /** Why the row has no figure (server down, errors, an invalid h2load run). */
+  problem?: string;
+}
+
+interface LoadJson {
+  ops: number;
+  ops_per_s: number;
+  p50_ms: number | null;
+  p99_ms: number | null;
+  p999_ms: number | null;
+  max_ms: number | null;
+  errors: number;
+  error_kinds?: Record<string, number>;
+}
+
+/** Runs bench/load.mjs under Node with `args`; resolves to its JSON report. */
+async function load(args: string[], seconds: number, tls?: BenchTls): Promise<LoadJson> {
+  const tlsArgs = tls ? ["--cacert", tls.ca] : [];
+  const child = new Deno.Command("node", {
+    args: [`${HERE}load.mjs`, ...args, "--duration-s", String(seconds), "--json", ...tlsArgs],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), (seconds + 90) * 1000);
+  const out = await child.output();
+  clearTimeout(timer);
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  try {
+    return JSON.parse(lines[lines.length - 1]) as LoadJson;
+  } catch {
+    throw new Error(`load.mjs failed: ${new TextDecoder().decode(out.stderr).slice(0, 300)}`);
+  }
+}
+
+/** The load.mjs arguments of each generator row. */
+function loadArgs(workload: string): string[] {
+  const many = ["--clients", "100", "--conns", "10"];
+  switch (workload) {
+    case "put1":
+      return ["--workload", "put", "--clients", "1", "--conns", "1"];
+    case "watch":
+      return ["--workload", "watch", "--clients", "10", "--conns", "5", "--watchers", "100"];
+    default:
+      return ["--workload", workload, ...many];
+  }
+}
+
+async function generatorRow(
+  c: RunningCluster,
+  w: string,
+  seconds: number,
+  tls?: BenchTls,
+): Promise<RowResult> {
+  const r = await load(["--endpoints", c.endpoints.join(","), ...loadArgs(w)], seconds, tls);
+  if (r.errors > 0) {
+    return { problem: `ERRORS(${r.errors})`, p99: r.p99_ms, p50: r.p50_ms };
+  }
+  return { opsPerS: r.ops_per_s, p50: r.p50_ms, p99: r.p99_ms, p999: r.p999_ms, max: r.max_ms };
+}
+
+/**
+ * An h2load row: 10 connections × 10 streams sending one fixed gRPC request to the first member. h2load
+ * judges HTTP status only, so a put run counts only if the revision moved by as many puts as it saw
+ * succeed. Its latency figure is the mean (shown as p50; it gives no percentiles).
+ */
+async function h2Row(
+  c: RunningCluster,
+  w: string,
+  seconds: number,
+  dir: string,
+  tls?: BenchTls,
+): Promise<RowResult> {
+  const endpoint = c.endpoints[0];
+  const body = `${dir}/${w}.body`;
+  const key = w === "put-h2" ? "00000001" : "00000000"; // the range reads the key the prefill puts
+  const bodyArgs = w === "put-h2" ? ["put", key, "256"] : ["range-ser", key];
+  const made = await new Deno.Command("node", { args: [`${HERE}h2_body.mjs`, ...bodyArgs], stdout: "piped" })
+    .output();
+  await Deno.writeFile(body, made.stdout);
+  if (w === "range-h2") {
+    const l = await load(
+      ["--endpoints", endpoint, "--workload", "put", "--total", "1", "--key-size", "8", "--key-space", "1"],
+      5,
+      tls,
+    );
+    if (l.errors > 0) return { problem: "FAILED(prefill)" };
+  }
+  const before = await revision(endpoint, tls);
+  const method = w === "put-h2" ? "Put" : "Range";
+  const child = new Deno.Command("h2load", {
+    args: [
+      ...["-D", String(seconds), "-c", "10", "-m", "10"],
+      ...["-H", "content-type: application/grpc", "-H", "te: trailers", "-d", body],
+      `${tls ? "https" : "http"}://${endpoint}/etcdserverpb.KV/${method}`,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), (seconds + 30) * 1000);
+  const out = new TextDecoder().decode((await child.output()).stdout);
+  clearTimeout(timer);
+  const rps = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN);
+  const succeeded = Number(/(\d+) succeeded/.exec(out)?.[1] ?? NaN);
+  const mean = /time for request:\s+\S+\s+\S+\s+(\S+)/.exec(out)?.[1];
+  if (!Number.isFinite(rps)) return { problem: "FAILED(h2load)" };
+  if (w === "put-h2") {
+    const moved = (await revision(endpoint, tls)) - before;
+    if (moved < succeeded * 0.99) return { problem: `INVALID(rev+${moved}/${succeeded}ok)` };
+  }
+  return { opsPerS: Math.round(rps), p50: mean ? toMs(mean) : null, p99: null };
+}
+
+/** h2load's durations ("850us", "1.20ms", "2.1s") in milliseconds. */
+export function toMs(text: string): number | null {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(text);
+  if (!m) return null;
+  const v = Number(m[1]);
+  return Math.round((m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v) * 100) / 100;
+}
+
+const fmt = (v: number | null | undefined, digits = 2): string =>
+  v === null || v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(digits);
+
+/** The table of a run: one row per workload, etcd and etcd-ts side by side. */
+export function table(workloads: string[], rows: Record<Kind, Record<string, RowResult>>): string {
+  const head = ["workload", "etcd_ops/s", "ts_ops/s", "ratio", "etcd_p50", "etcd_p99", "ts_p50", "ts_p99"]
+    .concat(["etcd_MiB", "ts_MiB"]);
+  const widths = [10, 11, 11, 6, 9, 9, 9, 9, 9, 8];
+  const line = (cells: string[]) =>
+    cells.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join(" ");
+  const out = [line(head)];
+  for (const w of workloads) {
+    const e = rows.etcd[w] ?? { problem: "-" }, t = rows["etcd-ts"][w] ?? { problem: "-" };
+    const ratio = e.opsPerS && t.opsPerS ? (t.opsPerS / e.opsPerS).toFixed(2) : "-";
+    out.push(line([
+      w,
+      e.problem ?? String(e.opsPerS),
+      t.problem ?? String(t.opsPerS),
+      ratio,
+      fmt(e.p50),
+      fmt(e.p99),
+      fmt(t.p50),
+      fmt(t.p99),
+      fmt(e.rssMiB, 0),
+      fmt(t.rssMiB, 0),
+    ]));
+  }
+  return out.join("\n");
+}
+
+async function main(): Promise<number> {
+  const { values: a } = parseArgs({
+    args: Deno.args,
+    options: {
+      members: { type: "string", default: "1" },
+      seconds: { type: "string", default: "8" },
+      workloads: { type: "string", default: DEFAULT_WORKLOADS },
+      rate: { type: "string", default: "500" },
+      host: { type: "string", default: "127.0.0.1" },
+      tls: { type: "boolean", default: false },
+      latency: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (a.help) {
+    console.log(
+      'deno run -A bench/compare.ts [--members 1|3] [--seconds S] [--workloads "w ..."] [--tls]\n' +
+        "deno run -A bench/compare.ts --latency [--rate R] [--seconds S] [--members 1|3] [--tls]\n" +
+        "--host H: the address the members listen on (default 127.0.0.1)\n" +
+        `workloads: ${ALL_WORKLOADS.join(" ")}`,
+    );
+    return 0;
+  }
+  const members = Number(a.members);
+  const seconds = Number(a.seconds);
+  const workloads = String(a.workloads).split(/\s+/).filter((w) => w !== "");
+  const unknown = workloads.filter((w) => !ALL_WORKLOADS.includes(w));
+  if (![1, 3].includes(members) || !(seconds > 0) || unknown.length > 0) {
+    console.error(
+      `bad arguments${unknown.length ? `: unknown workload ${unknown.join(", ")}` : ""} (see --help)`,
+    );
+    return 2;
+  }
+  for (const tool of ["etcd", "etcdctl", "node", ...(a.tls ? ["openssl"] : []), "h2load"]) {
+    if (tool === "h2load" && (a.latency || !workloads.some((w) => w.endsWith("-h2")))) continue;
+    const bin = tool === "etcd" ? Deno.env.get("ETCD_BIN") ?? "etcd" : tool;
+    const found = await new Deno.Command("sh", { args: ["-c", `command -v "${bin}"`], stdout: "null" })
+      .output();
+    if (found.code !== 0) {
+      console.error(`needs ${bin}: see bench/README.md (etcd-server, etcd-client, nodejs, nghttp2-client)`);
+      return 2;
+    }
+  }
+  const dir = await Deno.makeTempDir({ prefix: "etcd-ts-bench-" });
+  const tls = a.tls ? await makeCerts(dir, a.host) : undefined;
+  const other = Deno.env.get("OTHER_CMD")?.split(/\s+/).filter((s) => s !== "") ??
+    [
+      Deno.execPath(),
+      "run",
+      "--allow-all",
+      "--v8-flags=--max-semi-space-size=1,--memory-saver-mode",
+      "main.ts",
+    ];
+  const plan = {
+    members,
+    commands: { etcd: [Deno.env.get("ETCD_BIN") ?? "etcd"], "etcd-ts": other },
+    cwd: ROOT,
+    dir,
+    tls,
+    host: a.host,
+  };
+  let running: RunningCluster | undefined;
+  const onSignal = () => {
+    running?.stop().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    if (a.latency) return await latency(plan, seconds, Number(a.rate), tls, (c) => running = c);
+    const rows: Record<Kind, Record<string, RowResult>> = { etcd: {}, "etcd-ts": {} };
+    for (const kind of ["etcd", "etcd-ts"] as Kind[]) {
+      try {
+        running = await startCluster(kind, plan);
+      } catch (err) {
+        console.error(String(err));
+        for (const w of workloads) rows[kind][w] = { problem: "DOWN" };
+        continue;
+      }
+      for (const w of workloads) {
+        const rss = sampleRss(running.pids);
+        try {
+          rows[kind][w] = w.endsWith("-h2")
+            ? await h2Row(running, w, seconds, dir, tls)
+            : await generatorRow(running, w, seconds, tls);
+        } catch (err) {
+          console.error(`${kind} ${w}: ${err}`);
+          rows[kind][w] = { problem: "FAILED" };
+        }
+        rows[kind][w].rssMiB = rss.stop();
+        console.error(`${kind} ${w}: ${JSON.stringify(rows[kind][w])}`);
+      }
+      await running.stop();
+      running = undefined;
+    }
+    console.log(table(workloads, rows));
+    console.log(
+      "(ops/s: higher is better; ratio = etcd-ts / etcd; latencies in ms; MiB: peak resident memory",
+    );
+    console.log(" of all members during the row; the -h2 rows show h2load's mean latency under p50)");
+    console.log(`members=${members} seconds=${seconds} tls=${tls ? 1 : 0}`);
+    return 0;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    await running?.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * The latency mode: on each server, one closed-loop client putting for `seconds`, then an open-loop load
+ * of `rate` puts per second for `seconds` (latency counted from when each put was due); prints p50, p99,
+ * p99.9 and max of both servers side by side.
+ */
+async function latency(
+  plan: Parameters<typeof startCluster>[1],
+  seconds: number,
+  rate: number,
+  tls: BenchTls | undefined,
+  track: (c: RunningCluster | undefined) => void,
+): Promise<number> {
+  const modes: [string, string[]][] = [
+    ["closed-1", ["--workload", "put", "--clients", "1", "--conns", "1"]],
+    [`open-${rate}/s`, ["--workload", "put", "--rate", String(rate), "--conns", "10"]],
+  ];
+  const res: Record<string, Record<Kind, RowResult>> = {};
+  for (const kind of ["etcd", "etcd-ts"] as Kind[]) {
+    const c = await startCluster(kind, plan);
+    track(c);
+    try {
+      for (const [name, args] of modes) {
+        const r = await load(["--endpoints", c.endpoints.join(","), ...args], seconds, tls);
+        res[name] ??= {} as Record<Kind, RowResult>;
+        res[name][kind] = r.errors > 0 ? { problem: `ERRORS(${r.errors})` } : {
+          opsPerS: r.ops_per_s,
+          p50: r.p50_ms,
+          p99: r.p99_ms,
+          p999: r.p999_ms,
+          max: r.max_ms,
+        };
+        console.error(`${kind} ${name}: ${JSON.stringify(res[name][kind])}`);
+      }
+    } finally {
+      await c.stop();
+      track(undefined);
+    }
+  }
+  const w = [12, 8, 9, 9, 9, 9, 9];
+  const line = (cells: string[]) => cells.map((c, i) => i < 2 ? c.padEnd(w[i]) : c.padStart(w[i])).join(" ");
+  console.log(line(["mode", "server", "ops/s", "p50_ms", "p99_ms", "p99.9_ms", "max_ms"]));
+  for (const [name] of modes) {
+    for (const kind of ["etcd", "etcd-ts"] as Kind[]) {
+      const r = res[name][kind];
+      console.log(line([
+        name,
+        kind,
+        r.problem ?? String(r.opsPerS),
+        fmt(r.p50),
+        fmt(r.p99),
+        fmt(r.p999),
+        fmt(r.max),
+      ]));
+    }
+  }
+  console.log(`members=${plan.members} seconds=${seconds} rate=${rate}/s tls=${tls ? 1 : 0}`);
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());
