@@ -284,10 +284,7 @@ class Load {
 
   /**
    * Stops using `endpoint` before its member is removed: new calls go to the others, and its client is
-   * closed (calls still running on it fail and stay pending). A client left connected to a member that
-   * shuts down receives its GOAWAY, and Deno's `node:http2` may then crash the whole test process
-   * inside nghttp2 (denoland/deno#36788: "Assertion `stream->closed_next == NULL' failed", or a
-   * segmentation fault).
+   * closed (calls still running on it fail and stay pending).
    */
   retire(endpoint: string): void {
     this.live = this.live.filter((e) => e !== endpoint);
