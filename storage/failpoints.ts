@@ -287,7 +287,17 @@ class FaultyFile implements FileHandle {
     this.#path = path;
     this.#write = kind === "dir" ? undefined : `${kind}.write`;
     this.#fsync = kind === "dir" ? "dir.fsync" : `${kind}.fsync`;
+    const syncDataSync = inner.syncDataSync?.bind(inner);
+    if (syncDataSync !== undefined) {
+      this.syncDataSync = () => {
+        points.beforeSync(points.hit(this.#fsync), this.#fsync, "fdatasync", path);
+        syncDataSync();
+      };
+    }
   }
+
+  /** fdatasync on this thread, where the file system below has it. */
+  readonly syncDataSync?: () => void;
 
   async write(p: Uint8Array): Promise<number> {
     const point = this.#write;

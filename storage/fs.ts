@@ -40,6 +40,11 @@ export interface FileHandle {
   sync(): Promise<void>;
   /** fdatasync: data durable (and the size, when it changed). */
   syncData(): Promise<void>;
+  /**
+   * fdatasync on the calling thread, which waits for it. Optional: a file system without it is only
+   * ever synced through {@link syncData}.
+   */
+  syncDataSync?(): void;
   truncate(len?: number): Promise<void>;
   /** An advisory lock on the whole file; false if someone else holds it. */
   tryLock(exclusive?: boolean): Promise<boolean>;

@@ -110,7 +110,17 @@ export interface WalOptions {
   randomU32?: () => number;
   /** Hears how long each fdatasync of a write took (see {@link Wal.observeFsync}). */
   fsyncObserver?: FsyncObserver;
+  /** Milliseconds, to time fdatasyncs for the choice between inline and pooled writes. Default `performance.now`. */
+  now?: () => number;
 }
+
+/**
+ * Writes up to this size are written and fdatasynced on the calling thread while the disk is fast (see
+ * `Wal.#write`).
+ */
+export const INLINE_WRITE_MAX_BYTES = 8 * 1024;
+/** An fdatasync slower than this sends the next writes through the thread pool until one is fast again. */
+export const FAST_FSYNC_MS = 2;
 
 /**
  * Told the duration of every fdatasync `sync()` makes (for metrics): `now()` is read right before and
@@ -656,6 +666,9 @@ export class Wal {
   #failure: Error | undefined;
   #closed = false;
   #fsyncObserver: FsyncObserver | undefined;
+  readonly #now: () => number;
+  /** The last fdatasync took at most {@link FAST_FSYNC_MS}. */
+  #diskFast = true;
 
   private constructor(init: {
     dir: string;
@@ -681,6 +694,7 @@ export class Wal {
     this.#appendedLast = this.#durableLast = init.last;
     this.#appendedHardState = this.#durableHardState = init.hardState;
     this.#fsyncObserver = init.options?.fsyncObserver;
+    this.#now = init.options?.now ?? (() => performance.now());
   }
 
   /** From now on, `observer` hears the duration of every fdatasync of a write (replacing any other). */
@@ -1116,10 +1130,23 @@ export class Wal {
     putU64(batch.view, FRAME, seq);
     batch.end(FRAME, 8);
     sealRecords(batch, tail.salt, 0);
-    await writeAll(tail.file, batch.bytes.subarray(0, batch.length));
+    const bytes = batch.bytes.subarray(0, batch.length);
+    // A small write on a fast disk is written and fdatasynced right here: the thread pool's two round
+    // trips (one for the write, one for the fdatasync) cost more than the wait, and the event loop waits
+    // at most FAST_FSYNC_MS or so. Bigger writes, and every write after a slow fdatasync, go through the
+    // pool so that the event loop goes on meanwhile.
+    const file = tail.file;
+    const inline = this.#diskFast && bytes.length <= INLINE_WRITE_MAX_BYTES &&
+      file.syncDataSync !== undefined;
+    if (inline) {
+      for (let off = 0; off < bytes.length;) off += file.writeSync(off === 0 ? bytes : bytes.subarray(off));
+    } else await writeAll(file, bytes);
     const observer = this.#fsyncObserver;
     const started = observer === undefined ? 0 : observer.now();
-    await tail.file.syncData();
+    const began = this.#now();
+    if (inline) file.syncDataSync!();
+    else await file.syncData();
+    this.#diskFast = this.#now() - began <= FAST_FSYNC_MS;
     if (observer !== undefined) observer.observe(observer.now() - started);
     tail.offset += batch.length;
     this.stats.syncs++;

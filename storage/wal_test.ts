@@ -410,6 +410,48 @@ Deno.test("wal: open writes the last segment back, byte for byte, and fsyncs it"
   });
 });
 
+Deno.test("wal: small writes are written and fdatasynced inline while the disk is fast, the rest through the pool", async () => {
+  await withWalDir(async (dir) => {
+    const calls: string[] = [];
+    // each fdatasync takes `fsyncMs` on this clock
+    let clock = 0;
+    let fsyncMs = 0;
+    const fs: FileSystem = {
+      ...denoFs,
+      open: async (p, o) => {
+        const f = await denoFs.open(p, o);
+        if (!p.includes(".wal")) return f;
+        return {
+          ...wrapHandle(f),
+          write: (b: Uint8Array) => (calls.push("write"), f.write(b)),
+          writeSync: (b: Uint8Array) => (calls.push("writeSync"), f.writeSync(b)),
+          syncData: () => (calls.push("syncData"), clock += fsyncMs, f.syncData()),
+          syncDataSync: () => (calls.push("syncDataSync"), clock += fsyncMs, f.syncDataSync!()),
+        };
+      },
+    };
+    const wal = await Wal.create(dir, META, { fs, now: () => clock });
+    const round = async (from: number, size: number): Promise<string[]> => {
+      calls.length = 0;
+      wal.append(ents(from, from, 1, size), { term: 1, vote: 0n, commit: from - 1 });
+      await wal.sync();
+      return [...calls];
+    };
+    assertEquals(await round(1, 100), ["writeSync", "syncDataSync"], "small, fast disk: inline");
+    assertEquals(await round(2, 20_000), ["write", "syncData"], "big: through the pool");
+    fsyncMs = 5;
+    assertEquals(await round(3, 100), ["writeSync", "syncDataSync"], "this fdatasync turns out slow");
+    assertEquals(await round(4, 100), ["write", "syncData"], "after a slow fdatasync: through the pool");
+    fsyncMs = 0.5;
+    assertEquals(await round(5, 100), ["write", "syncData"], "still pooled; this one is fast");
+    assertEquals(await round(6, 100), ["writeSync", "syncDataSync"], "fast again: inline");
+    await wal.close();
+    const r = await Wal.open(dir, ZERO_SNAP);
+    assertEntries(r.entries, [1, 2, 3, 4, 5, 6].flatMap((i) => ents(i, i, 1, i === 2 ? 20_000 : 100)));
+    await r.wal.close();
+  });
+});
+
 Deno.test("wal: concurrent syncs share one write and one fdatasync", async () => {
   await withWalDir(async (dir) => {
     const wal = await Wal.create(dir, META);
