@@ -3,6 +3,7 @@
  * each driven through the same workloads; prints one row per workload (see README.md).
  *
  *     deno run -A bench/compare.ts [--members 1|3] [--seconds S] [--workloads "put1 put ..."] [--tls]
+ *       [--rounds N]
  *     deno run -A bench/compare.ts --latency [--rate 500] [--seconds S] [--members 1|3] [--tls]
  *
  * `--host` (default 127.0.0.1) is the address every member listens on.
@@ -176,6 +177,47 @@ const fmt = (v: number | null | undefined, digits = 2): string =>
   v === null || v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(digits);
 
 /** The table of a run: one row per workload, etcd and etcd-ts side by side. */
+/** The middle value (the mean of the two middle ones for an even count); undefined for none. */
+function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/**
+ * One row from several rounds of the same workload: the median ops/s, p50 and p99, the highest memory;
+ * the first problem if any round had one (a round that failed is not averaged away).
+ */
+export function medianRow(rounds: RowResult[]): RowResult {
+  const problem = rounds.find((r) => r.problem !== undefined)?.problem;
+  if (problem !== undefined) return { problem };
+  const nums = (pick: (r: RowResult) => number | null | undefined) =>
+    rounds.map(pick).filter((x): x is number => typeof x === "number");
+  const ops = median(nums((r) => r.opsPerS));
+  const rss = nums((r) => r.rssMiB);
+  return {
+    opsPerS: ops === undefined ? undefined : Math.round(ops),
+    p50: median(nums((r) => r.p50)) ?? null,
+    p99: median(nums((r) => r.p99)) ?? null,
+    rssMiB: rss.length > 0 ? Math.max(...rss) : undefined,
+  };
+}
+
+/** The ratio etcd-ts / etcd of each round, per workload: the spread behind a median. */
+export function roundRatios(
+  workloads: string[],
+  rounds: Record<Kind, Record<string, RowResult>>[],
+): string {
+  return workloads.map((w) => {
+    const ratios = rounds.map((r) => {
+      const e = r.etcd[w]?.opsPerS, t = r["etcd-ts"][w]?.opsPerS;
+      return e && t ? (t / e).toFixed(2) : "-";
+    });
+    return `${w.padEnd(10)} ${ratios.join(" ")}`;
+  }).join("\n");
+}
+
 export function table(workloads: string[], rows: Record<Kind, Record<string, RowResult>>): string {
   const head = ["workload", "etcd_ops/s", "ts_ops/s", "ratio", "etcd_p50", "etcd_p99", "ts_p50", "ts_p99"]
     .concat(["etcd_MiB", "ts_MiB"]);
@@ -213,12 +255,13 @@ async function main(): Promise<number> {
       host: { type: "string", default: "127.0.0.1" },
       tls: { type: "boolean", default: false },
       latency: { type: "boolean", default: false },
+      rounds: { type: "string", default: "1" },
       help: { type: "boolean", default: false },
     },
   });
   if (a.help) {
     console.log(
-      'deno run -A bench/compare.ts [--members 1|3] [--seconds S] [--workloads "w ..."] [--tls]\n' +
+      'deno run -A bench/compare.ts [--members 1|3] [--seconds S] [--workloads "w ..."] [--tls] [--rounds N]\n' +
         "deno run -A bench/compare.ts --latency [--rate R] [--seconds S] [--members 1|3] [--tls]\n" +
         "--host H: the address the members listen on (default 127.0.0.1)\n" +
         `workloads: ${ALL_WORKLOADS.join(" ")}`,
@@ -227,9 +270,13 @@ async function main(): Promise<number> {
   }
   const members = Number(a.members);
   const seconds = Number(a.seconds);
+  const roundCount = Number(a.rounds);
   const workloads = String(a.workloads).split(/\s+/).filter((w) => w !== "");
   const unknown = workloads.filter((w) => !ALL_WORKLOADS.includes(w));
-  if (![1, 3].includes(members) || !(seconds > 0) || unknown.length > 0) {
+  if (
+    ![1, 3].includes(members) || !(seconds > 0) || !(Number.isInteger(roundCount) && roundCount >= 1) ||
+    unknown.length > 0
+  ) {
     console.error(
       `bad arguments${unknown.length ? `: unknown workload ${unknown.join(", ")}` : ""} (see --help)`,
     );
@@ -270,37 +317,52 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   try {
     if (a.latency) return await latency(plan, seconds, Number(a.rate), tls, (c) => running = c);
-    const rows: Record<Kind, Record<string, RowResult>> = { etcd: {}, "etcd-ts": {} };
-    for (const kind of ["etcd", "etcd-ts"] as Kind[]) {
-      try {
-        running = await startCluster(kind, plan);
-      } catch (err) {
-        console.error(String(err));
-        for (const w of workloads) rows[kind][w] = { problem: "DOWN" };
-        continue;
-      }
-      for (const w of workloads) {
-        const rss = sampleRss(running.pids);
+    // Each round runs every row on both servers, fresh ones each time; the first server alternates from
+    // round to round, so a machine that drifts (disk, other work) does not favour one side.
+    const rounds: Record<Kind, Record<string, RowResult>>[] = [];
+    for (let round = 0; round < roundCount; round++) {
+      const rows: Record<Kind, Record<string, RowResult>> = { etcd: {}, "etcd-ts": {} };
+      const order: Kind[] = round % 2 === 0 ? ["etcd", "etcd-ts"] : ["etcd-ts", "etcd"];
+      for (const kind of order) {
         try {
-          rows[kind][w] = w.endsWith("-h2")
-            ? await h2Row(running, w, seconds, dir, tls)
-            : await generatorRow(running, w, seconds, tls);
+          running = await startCluster(kind, plan);
         } catch (err) {
-          console.error(`${kind} ${w}: ${err}`);
-          rows[kind][w] = { problem: "FAILED" };
+          console.error(String(err));
+          for (const w of workloads) rows[kind][w] = { problem: "DOWN" };
+          continue;
         }
-        rows[kind][w].rssMiB = rss.stop();
-        console.error(`${kind} ${w}: ${JSON.stringify(rows[kind][w])}`);
+        for (const w of workloads) {
+          const rss = sampleRss(running.pids);
+          try {
+            rows[kind][w] = w.endsWith("-h2")
+              ? await h2Row(running, w, seconds, dir, tls)
+              : await generatorRow(running, w, seconds, tls);
+          } catch (err) {
+            console.error(`${kind} ${w}: ${err}`);
+            rows[kind][w] = { problem: "FAILED" };
+          }
+          rows[kind][w].rssMiB = rss.stop();
+          console.error(`round ${round + 1} ${kind} ${w}: ${JSON.stringify(rows[kind][w])}`);
+        }
+        await running.stop();
+        running = undefined;
       }
-      await running.stop();
-      running = undefined;
+      rounds.push(rows);
     }
-    console.log(table(workloads, rows));
+    const merged: Record<Kind, Record<string, RowResult>> = { etcd: {}, "etcd-ts": {} };
+    for (const kind of ["etcd", "etcd-ts"] as Kind[]) {
+      for (const w of workloads) merged[kind][w] = medianRow(rounds.map((r) => r[kind][w]));
+    }
+    console.log(table(workloads, merged));
+    if (roundCount > 1) {
+      console.log(`(medians of ${roundCount} rounds; the ratio of each round:)`);
+      console.log(roundRatios(workloads, rounds));
+    }
     console.log(
       "(ops/s: higher is better; ratio = etcd-ts / etcd; latencies in ms; MiB: peak resident memory",
     );
     console.log(" of all members during the row; the -h2 rows show h2load's mean latency under p50)");
-    console.log(`members=${members} seconds=${seconds} tls=${tls ? 1 : 0}`);
+    console.log(`members=${members} seconds=${seconds} tls=${tls ? 1 : 0} rounds=${roundCount}`);
     return 0;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);

@@ -1,5 +1,5 @@
 import { assertEquals } from "../tests/assert.ts";
-import { table, toMs } from "./compare.ts";
+import { medianRow, roundRatios, table, toMs } from "./compare.ts";
 
 Deno.test("h2load durations convert to milliseconds", () => {
   assertEquals(toMs("850us"), 0.85);
@@ -27,4 +27,22 @@ Deno.test("the table shows the ratio etcd-ts / etcd, latencies, memory, and word
     "81",
   ]);
   assertEquals(out[2].split(/\s+/), ["watch", "DOWN", "10", "-", "-", "-", "-", "-", "-", "-"]);
+});
+
+Deno.test("rounds: the median of each figure, the highest memory, a failed round shows; the ratio of each round", () => {
+  assertEquals(
+    medianRow([
+      { opsPerS: 900, p50: 0.5, p99: 4, rssMiB: 90 },
+      { opsPerS: 1500, p50: 0.3, p99: 2, rssMiB: 95 },
+      { opsPerS: 1100, p50: 0.4, p99: 9, rssMiB: 80 },
+    ]),
+    { opsPerS: 1100, p50: 0.4, p99: 4, rssMiB: 95 },
+  );
+  assertEquals(medianRow([{ opsPerS: 100, p50: 1, p99: 2 }, { opsPerS: 201, p50: 2, p99: 3 }]).opsPerS, 151);
+  assertEquals(medianRow([{ opsPerS: 900 }, { problem: "ERRORS(3)" }]), { problem: "ERRORS(3)" });
+  const round = (e: number, t: number) => ({
+    etcd: { put1: { opsPerS: e } },
+    "etcd-ts": { put1: { opsPerS: t } },
+  });
+  assertEquals(roundRatios(["put1"], [round(1000, 1200), round(800, 1000)]), "put1       1.20 1.25");
 });
