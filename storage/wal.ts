@@ -118,7 +118,7 @@ export interface WalOptions {
  * Writes up to this size are written and fdatasynced on the calling thread while the disk is fast (see
  * `Wal.#write`).
  */
-export const INLINE_WRITE_MAX_BYTES = 8 * 1024;
+export const INLINE_WRITE_MAX_BYTES = 1024;
 /** An fdatasync slower than this sends the next writes through the thread pool until one is fast again. */
 export const FAST_FSYNC_MS = 2;
 
