@@ -323,9 +323,12 @@ async function main(): Promise<number> {
     for (let round = 0; round < roundCount; round++) {
       const rows: Record<Kind, Record<string, RowResult>> = { etcd: {}, "etcd-ts": {} };
       const order: Kind[] = round % 2 === 0 ? ["etcd", "etcd-ts"] : ["etcd-ts", "etcd"];
+      // fresh data directories every round: a second round must not start from the first one's data
+      const roundPlan = { ...plan, dir: `${dir}/round-${round + 1}` };
+      await Deno.mkdir(roundPlan.dir);
       for (const kind of order) {
         try {
-          running = await startCluster(kind, plan);
+          running = await startCluster(kind, roundPlan);
         } catch (err) {
           console.error(String(err));
           for (const w of workloads) rows[kind][w] = { problem: "DOWN" };
@@ -348,6 +351,7 @@ async function main(): Promise<number> {
         running = undefined;
       }
       rounds.push(rows);
+      await Deno.remove(roundPlan.dir, { recursive: true });
     }
     const merged: Record<Kind, Record<string, RowResult>> = { etcd: {}, "etcd-ts": {} };
     for (const kind of ["etcd", "etcd-ts"] as Kind[]) {
