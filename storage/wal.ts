@@ -1132,9 +1132,9 @@ export class Wal {
     sealRecords(batch, tail.salt, 0);
     const bytes = batch.bytes.subarray(0, batch.length);
     // A small write on a fast disk is written and fdatasynced right here: the thread pool's two round
-    // trips (one for the write, one for the fdatasync) cost more than the wait, and the event loop waits
-    // at most FAST_FSYNC_MS or so. Bigger writes, and every write after a slow fdatasync, go through the
-    // pool so that the event loop goes on meanwhile.
+    // trips (one for the write, one for the fdatasync) cost more than the wait. Bigger writes, and every
+    // write after an fdatasync slower than FAST_FSYNC_MS, go through the pool so that the event loop goes
+    // on meanwhile; a disk that turns slow is thus waited for in full once.
     const file = tail.file;
     const inline = this.#diskFast && bytes.length <= INLINE_WRITE_MAX_BYTES &&
       file.syncDataSync !== undefined;
