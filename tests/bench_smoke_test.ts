@@ -180,11 +180,20 @@ Deno.test({
 
 Deno.test({
   name: CAN_COMPARE
-    ? "bench/compare.ts prints put1 and put-h2 rows for etcd and etcd-ts side by side (1 s per row)"
+    ? "bench/compare.ts prints put1 and put-h2 rows for etcd and etcd-ts side by side (2 rounds of 1 s per row)"
     : "bench/compare.ts side by side (skipped: needs node, h2load, the real etcd and etcdctl)",
   ignore: !CAN_COMPARE,
   fn: async () => {
-    const r = await compare(["--host", "127.0.2.73", "--seconds", "1", "--workloads", "put1 put-h2"]);
+    const r = await compare([
+      "--host",
+      "127.0.2.73",
+      "--seconds",
+      "1",
+      "--rounds",
+      "2",
+      "--workloads",
+      "put1 put-h2",
+    ]);
     assertEquals(r.code, 0, r.stderr);
     const lines = r.stdout.split("\n");
     assertEquals(lines[0].split(/\s+/).slice(0, 4), ["workload", "etcd_ops/s", "ts_ops/s", "ratio"]);
@@ -195,7 +204,13 @@ Deno.test({
       assertEquals(cells[3], (Number(cells[2]) / Number(cells[1])).toFixed(2));
       assert(/^\d+$/.test(cells[8]) && /^\d+$/.test(cells[9]), `resident memory: ${lines[i]}`);
     }
-    assert(lines.some((l) => l === "members=1 seconds=1 tls=0"), r.stdout);
+    // the spread: each round's ratio under the medians
+    const spread = lines.indexOf("(medians of 2 rounds; the ratio of each round:)");
+    assert(spread > 0, r.stdout);
+    for (const [k, w] of [[1, "put1"], [2, "put-h2"]] as const) {
+      assert(new RegExp(`^${w} +\\d+\\.\\d\\d \\d+\\.\\d\\d$`).test(lines[spread + k]), r.stdout);
+    }
+    assert(lines.some((l) => l === "members=1 seconds=1 tls=0 rounds=2"), r.stdout);
   },
 });
 
