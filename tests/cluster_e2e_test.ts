@@ -243,29 +243,8 @@ async function leaderCrash(impl: Impl, c: Cluster): Promise<void> {
   let stop = false;
   const writer = async (w: number) => {
     for (let i = 0; i < MAX_OPS_PER_WRITER && !stop; i++) {
-      const reg = `reg/${(w + i) % REGISTERS}`;
-      const value = `w${w}-${i}`;
-      switch (i % 3) {
-        case 0:
-          await history.run(w, { kind: "put", key: reg, value }, async () => {
-            await client.put(reg).value(value).options(deadline());
-            return {};
-          });
-          break;
-        case 1:
-          await history.run(w, { kind: "get", key: reg }, async () => ({
-            value: await client.get(reg).options(deadline()).string(),
-          }));
-          break;
-        default: {
-          const key = `acked/${w}/${i}`;
-          const out = await history.run(w, { kind: "put", key, value }, async () => {
-            await client.put(key).value(value).options(deadline());
-            return {};
-          });
-          if (out) acked.set(key, { value, at: performance.now() });
-        }
-      }
+      const done = await history.mixed(client, w, i, { prefix: "", registers: REGISTERS, deadline });
+      if (done !== undefined) acked.set(done[0], { value: done[1], at: performance.now() });
     }
   };
   let writers: Promise<void>[] = [];

@@ -414,25 +414,8 @@ async function slowFsync(): Promise<void> {
     try {
       const writer = async (w: number) => {
         for (let i = 0; performance.now() < until; i++) {
-          const reg = `slow/reg/${(w + i) % REGISTERS}`;
-          const value = `w${w}-${i}`;
-          if (i % 3 === 0) {
-            await history.run(w, { kind: "put", key: reg, value }, async () => {
-              await client.put(reg).value(value).options(deadline());
-              return {};
-            });
-          } else if (i % 3 === 1) {
-            await history.run(w, { kind: "get", key: reg }, async () => ({
-              value: await client.get(reg).options(deadline()).string(),
-            }));
-          } else {
-            const key = `slow/acked/${w}/${i}`;
-            const out = await history.run(w, { kind: "put", key, value }, async () => {
-              await client.put(key).value(value).options(deadline());
-              return {};
-            });
-            if (out) acked.set(key, value);
-          }
+          const done = await history.mixed(client, w, i, { prefix: "slow/", registers: REGISTERS, deadline });
+          if (done !== undefined) acked.set(...done);
         }
       };
       await Promise.all(Array.from({ length: WRITERS }, (_, w) => writer(w)));

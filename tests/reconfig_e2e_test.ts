@@ -254,29 +254,8 @@ class Load {
       for (let i = 0; i < MAX_OPS_PER_WRITER && !this.stopped; i++) {
         if (performance.now() - started > LOAD_LIMIT_MS) break;
         const client = this.client(this.live[(w + i) % this.live.length]);
-        const reg = `reg/${(w + i) % REGISTERS}`;
-        const value = `w${w}-${i}`;
-        switch (i % 3) {
-          case 0:
-            await this.history.run(w, { kind: "put", key: reg, value }, async () => {
-              await client.put(reg).value(value).options(deadline());
-              return {};
-            });
-            break;
-          case 1:
-            await this.history.run(w, { kind: "get", key: reg }, async () => ({
-              value: await client.get(reg).options(deadline()).string(),
-            }));
-            break;
-          default: {
-            const key = `acked/${w}/${i}`;
-            const out = await this.history.run(w, { kind: "put", key, value }, async () => {
-              await client.put(key).value(value).options(deadline());
-              return {};
-            });
-            if (out) this.acked.set(key, value);
-          }
-        }
+        const done = await this.history.mixed(client, w, i, { prefix: "", registers: REGISTERS, deadline });
+        if (done !== undefined) this.acked.set(...done);
         await sleep(50);
       }
     });

@@ -142,29 +142,8 @@ if (import.meta.main) {
   }));
   await Promise.all(clients.map(async (client, w) => {
     for (let i = 0; Date.now() < end && !stopped(args.stop); i++) {
-      const reg = `lab/reg/${(w + i) % registers}`;
-      const value = `c${w}-${i}`;
-      switch (i % 3) {
-        case 0:
-          await history.run(w, { kind: "put", key: reg, value }, async () => {
-            await client.put(reg).value(value).options(deadline());
-            return {};
-          });
-          break;
-        case 1:
-          await history.run(w, { kind: "get", key: reg }, async () => ({
-            value: await client.get(reg).options(deadline()).string(),
-          }));
-          break;
-        default: {
-          const key = `lab/acked/${w}/${i}`;
-          const out = await history.run(w, { kind: "put", key, value }, async () => {
-            await client.put(key).value(value).options(deadline());
-            return {};
-          });
-          if (out) acked[key] = value;
-        }
-      }
+      const done = await history.mixed(client, w, i, { prefix: "lab/", registers, deadline });
+      if (done !== undefined) acked[done[0]] = done[1];
       // a failed call (a cut-off member) is not retried at full speed
       if (history.ops.at(-1)?.return === undefined) await new Promise((r) => setTimeout(r, 100));
     }
