@@ -1004,6 +1004,20 @@ export class Wal {
   }
 
   /**
+   * Whether a sync() called now would write and fdatasync on the calling thread before returning: what is
+   * buffered fits an inline write (see `#write`), the disk is fast, and no write is in progress or has to
+   * start a new segment first. Work that should not wait for the disk (messages, replies) goes first.
+   */
+  get syncsInline(): boolean {
+    if (this.#failure || this.#closed || this.#flushing || this.#buf.length === 0) return false;
+    return this.#tail.offset < this.#segmentBytes && this.#fitsInline(this.#buf.length);
+  }
+
+  #fitsInline(bytes: number): boolean {
+    return this.#diskFast && bytes <= INLINE_WRITE_MAX_BYTES && this.#tail.file.syncDataSync !== undefined;
+  }
+
+  /**
    * Writes everything appended so far and fdatasyncs it; resolves once it is durable. While one write is
    * in flight, later calls wait for the next one, which carries everything appended until it starts: one
    * write and one fdatasync for any number of callers (group commit).
@@ -1136,8 +1150,7 @@ export class Wal {
     // write after an fdatasync slower than FAST_FSYNC_MS, go through the pool so that the event loop goes
     // on meanwhile; a disk that turns slow is thus waited for in full once.
     const file = tail.file;
-    const inline = this.#diskFast && bytes.length <= INLINE_WRITE_MAX_BYTES &&
-      file.syncDataSync !== undefined;
+    const inline = this.#fitsInline(bytes.length);
     if (inline) {
       for (let off = 0; off < bytes.length;) off += file.writeSync(off === 0 ? bytes : bytes.subarray(off));
     } else await writeAll(file, bytes);

@@ -434,9 +434,15 @@ Deno.test("wal: small writes are written and fdatasynced inline while the disk i
     const round = async (from: number, size: number): Promise<string[]> => {
       calls.length = 0;
       wal.append(ents(from, from, 1, size), { term: 1, vote: 0n, commit: from - 1 });
-      await wal.sync();
+      // what the log says of the write ahead of it is what the write then does
+      const predicted = wal.syncsInline;
+      const synced = wal.sync();
+      assertEquals(wal.syncsInline, false, "nothing is buffered while a write is made");
+      await synced;
+      assertEquals(predicted, calls.includes("syncDataSync"), `syncsInline before write ${from}`);
       return [...calls];
     };
+    assertEquals(wal.syncsInline, false, "nothing to write");
     assertEquals(await round(1, 100), ["writeSync", "syncDataSync"], "small, fast disk: inline");
     assertEquals(await round(2, 20_000), ["write", "syncData"], "big: through the pool");
     fsyncMs = 5;

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { setImmediate } from "node:timers";
 import { RawNode } from "../../raft/node.ts";
 import { MemoryStorage } from "../../raft/storage.ts";
 import {
@@ -144,6 +145,11 @@ export interface DriverOptions {
 export interface ReceivedImage {
   readonly size: number;
   chunks(): AsyncIterable<Uint8Array>;
+}
+
+/** Resolves once the tasks queued so far (and those they queue in turn) have run. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function snapKey(index: number, term: number): string {
@@ -333,19 +339,30 @@ export class RaftDriver {
     // entries only once they are durable (RawNode.advance), so followers can write in parallel with it.
     // Everything else (votes, acknowledgements) must wait until what it promises is on disk.
     let later = rd.messages;
+    let sentEarly = false;
     if (this.state === StateType.Leader && rd.messages.length > 0) {
       const early: Message[] = [];
       later = [];
       for (const m of rd.messages) (LEADER_EARLY.has(m.type) ? early : later).push(m);
       if (early.length > 0) this.o.handler.send(early);
+      sentEarly = early.length > 0;
     }
     // 1. persist
     const snapshot = rd.snapshot ? await this.persistSnapshot(rd.snapshot) : undefined;
     if (rd.entries.length > 0 || rd.hardState) wal.append(rd.entries, rd.hardState as HardState | undefined);
-    const synced = rd.mustSync ? wal.sync() : undefined;
-    // committed entries are durable already: apply them while the fsync of the new ones runs
-    if (snapshot) this.applySnapshot(snapshot);
-    if (rd.committedEntries.length > 0) this.apply(rd.committedEntries);
+    let synced: Promise<void> | undefined;
+    if (rd.mustSync && wal.syncsInline && (sentEarly || snapshot || rd.committedEntries.length > 0)) {
+      // This write will hold the thread until it is durable. The appends just sent and the replies of the
+      // committed entries (durable already) leave first: both go out in tasks queued now, so the write
+      // waits for them to run, and followers write in parallel with this member instead of after it.
+      this.applyCommitted(snapshot, rd.committedEntries);
+      await nextTurn();
+      synced = wal.sync();
+    } else {
+      synced = rd.mustSync ? wal.sync() : undefined;
+      // committed entries are durable already: apply them while the fsync of the new ones runs
+      this.applyCommitted(snapshot, rd.committedEntries);
+    }
     if (synced) await this.durable(synced);
     if (rd.hardState) storage.setHardState(rd.hardState);
     if (rd.entries.length > 0) storage.append(rd.entries);
@@ -420,6 +437,11 @@ export class RaftDriver {
         attempt = again();
       }
     }
+  }
+
+  private applyCommitted(snapshot: Snapshot | undefined, entries: Entry[]): void {
+    if (snapshot) this.applySnapshot(snapshot);
+    if (entries.length > 0) this.apply(entries);
   }
 
   private applySnapshot(snap: Snapshot): void {

@@ -1,8 +1,10 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { RawNode } from "../../raft/node.ts";
 import { decodeConfChange } from "../../raft/conf_change.ts";
-import { type ConfState, type Entry, EntryType } from "../../raft/types.ts";
+import { type ConfState, type Entry, EntryType, type Message, MessageType } from "../../raft/types.ts";
+import { makeMessage } from "../../raft/util.ts";
 import { Wal } from "../../storage/wal.ts";
+import { denoFs, type FileHandle, type FileSystem } from "../../storage/fs.ts";
 import { Snapshotter } from "../../storage/snapshot.ts";
 import { systemClock } from "../clock.ts";
 import { createLogger } from "../logger.ts";
@@ -144,6 +146,182 @@ Deno.test("raft driver: a restarted member starts at the term of its hard state 
     assertEquals(driver.term, 7);
   } finally {
     await wal.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The real file system, telling `hook` of every fdatasync made on the calling thread. */
+function hookedFs(hook: () => void): FileSystem {
+  return {
+    ...denoFs,
+    open: async (path, options) => {
+      const f = await denoFs.open(path, options) as Deno.FsFile;
+      return new Proxy(f, {
+        get(target, key) {
+          if (key === "syncDataSync") {
+            return () => {
+              target.syncDataSync();
+              hook();
+            };
+          }
+          const v = Reflect.get(target, key);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      }) as unknown as FileHandle;
+    },
+  };
+}
+
+/** A WAL whose every fdatasync counts as fast (so small writes always go inline), each one told to `hook`. */
+function inlineWal(dir: string, hook: () => void): Promise<Wal> {
+  return Wal.create(`${dir}/wal`, { memberId: 1n, clusterId: 2n }, {
+    preallocate: false,
+    fs: hookedFs(hook),
+    now: () => 0,
+  });
+}
+
+/** Records `what` after a few hops of the microtask queue, as a reply or a peer write does. */
+function later(events: string[], what: string): void {
+  Promise.resolve().then(() => {}).then(() => {}).then(() => events.push(what));
+}
+
+Deno.test("raft driver: the replies of committed entries leave before a write that holds the thread", async () => {
+  const dir = await Deno.makeTempDir();
+  const events: string[] = [];
+  let onSync = () => {};
+  const wal = await inlineWal(dir, () => {
+    events.push("fsync");
+    onSync();
+  });
+  const storage = new ServerStorage();
+  const node = singleNode(storage);
+  node.bootstrap([{ id: 1n, context: new Uint8Array(0) }]);
+  const driver: RaftDriver = new RaftDriver({
+    node,
+    ...quietOptions(dir, wal, storage),
+    snapshotCount: 1000,
+    handler: {
+      applyEntries(entries: Entry[]) {
+        for (const e of entries) {
+          if (e.type === EntryType.ConfChange) {
+            driver.confState = node.applyConfChange(decodeConfChange(e.data));
+          } else if (e.data.length > 0) {
+            events.push(`apply ${e.data[0]}`);
+            later(events, `reply ${e.data[0]}`);
+          }
+        }
+      },
+      restoreSnapshot() {},
+      captureSnapshot(): SnapshotCapture {
+        throw new Error("no snapshot here");
+      },
+      send() {},
+      onSoftState() {},
+      onReadStates() {},
+    },
+  });
+  try {
+    driver.start();
+    await driver.waitApplied(1);
+    node.campaign();
+    driver.kick();
+    while (driver.lead !== 1n) await new Promise((r) => setTimeout(r, 5));
+    await driver.waitApplied(node.status().hardState.commit);
+    events.length = 0;
+    // entry 2 is proposed while entry 1 is being written: the next Ready commits 1 and writes 2
+    onSync = () => {
+      onSync = () => {};
+      node.proposeBatch([new Uint8Array([2])]);
+    };
+    node.proposeBatch([new Uint8Array([1])]);
+    driver.kick();
+    const start = driver.appliedIndex;
+    await driver.waitApplied(start + 2);
+    await new Promise((r) => setTimeout(r, 10));
+    assertEquals(events, ["fsync", "apply 1", "reply 1", "fsync", "apply 2", "reply 2"]);
+  } finally {
+    await driver.stop();
+    await driver.closeStorage();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("raft driver: a leader's appends leave before its own write that holds the thread", async () => {
+  const dir = await Deno.makeTempDir();
+  const events: string[] = [];
+  const wal = await inlineWal(dir, () => events.push("fsync"));
+  const storage = new ServerStorage();
+  const node = new RawNode({
+    id: 1n,
+    electionTick: 10,
+    heartbeatTick: 1,
+    storage,
+    applied: 0,
+    checkQuorum: false,
+    preVote: false,
+    maxSizePerMsg: 1 << 20,
+    maxInflightMsgs: 256,
+    random: () => 0.5,
+  });
+  node.bootstrap([1n, 2n, 3n].map((id) => ({ id, context: new Uint8Array(0) })));
+  const sent: Message[] = [];
+  const driver: RaftDriver = new RaftDriver({
+    node,
+    ...quietOptions(dir, wal, storage),
+    snapshotCount: 1000,
+    tickMs: 60_000,
+    handler: {
+      applyEntries(entries: Entry[]) {
+        for (const e of entries) {
+          if (e.type === EntryType.ConfChange) {
+            driver.confState = node.applyConfChange(decodeConfChange(e.data));
+          }
+        }
+      },
+      restoreSnapshot() {},
+      captureSnapshot(): SnapshotCapture {
+        throw new Error("no snapshot here");
+      },
+      send(messages: Message[]) {
+        sent.push(...messages);
+        // the peer transport writes in a queued task too
+        for (const m of messages) {
+          if (m.type === MessageType.App && m.entries.some((e) => e.data.length > 0)) {
+            later(events, `append to ${m.to}`);
+          }
+        }
+      },
+      onSoftState() {},
+      onReadStates() {},
+    },
+  });
+  try {
+    driver.start();
+    await driver.waitApplied(3);
+    node.campaign();
+    driver.kick();
+    while (!sent.some((m) => m.type === MessageType.Vote)) await new Promise((r) => setTimeout(r, 5));
+    const term = node.status().hardState.term;
+    node.step(makeMessage({ type: MessageType.VoteResp, from: 2n, to: 1n, term }));
+    driver.kick();
+    while (driver.lead !== 1n) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 10));
+    // both followers take the leader's first entry, so that the next ones are sent without waiting
+    const index = storage.lastIndex();
+    for (const from of [2n, 3n]) {
+      node.step(makeMessage({ type: MessageType.AppResp, from, to: 1n, term, index }));
+    }
+    driver.kick();
+    await driver.waitApplied(index);
+    events.length = 0;
+    node.proposeBatch([new Uint8Array([7])]);
+    driver.kick();
+    while (events.length < 3) await new Promise((r) => setTimeout(r, 5));
+    assertEquals(events, ["append to 2", "append to 3", "fsync"]);
+  } finally {
+    await driver.stop();
+    await driver.closeStorage();
     await Deno.remove(dir, { recursive: true });
   }
 });
