@@ -12,7 +12,14 @@
  *
  * @module
  */
-import { gzipSync } from "node:zlib";
+
+/**
+ * `bytes` gzipped by `node:zlib`, which is loaded (synchronously, as rotation is) the first time a backup is
+ * compressed rather than by every member that logs.
+ */
+function gzip(bytes: Uint8Array): Uint8Array {
+  return process.getBuiltinModule("node:zlib").gzipSync(bytes);
+}
 
 /** The settings of `--log-rotation-config-json`. */
 export interface LogRotationConfig {
@@ -163,7 +170,7 @@ export class RotatingFile {
     const backup = this.backupName(this.#now());
     Deno.renameSync(this.#path, backup);
     if (this.config.compress) {
-      Deno.writeFileSync(`${backup}.gz`, gzipSync(Deno.readFileSync(backup)));
+      Deno.writeFileSync(`${backup}.gz`, gzip(Deno.readFileSync(backup)));
       Deno.removeSync(backup);
     }
     this.#open();

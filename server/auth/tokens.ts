@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { AuthInfo } from "./store.ts";
 import { parseDurationMs } from "../config/values.ts";
@@ -245,6 +245,8 @@ export class JwtTokens implements TokenProvider {
       const secret = new TextEncoder().encode(await read(file));
       return new JwtTokens(clock, opts, secret, secret, jose);
     }
+    // node:crypto reads the key files: loaded only by a member with JWT tokens
+    const { createPrivateKey, createPublicKey } = await import("node:crypto");
     let priv: KeyObject | undefined;
     let pub: KeyObject;
     try {

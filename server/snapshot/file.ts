@@ -10,7 +10,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { type AppState, restoreAppState } from "../member/app_state.ts";
 
 /** Bytes of the trailing digest. */
@@ -36,9 +35,12 @@ export class SnapshotFileError extends Error {
   }
 }
 
-/** SHA-256 of the chunks, computed as they go by. */
+/**
+ * SHA-256 of the chunks, computed as they go by, by `node:crypto`: loaded (synchronously) by the first
+ * backup or restore rather than by every member, as it costs a few MB of resident memory.
+ */
 export class Digest {
-  readonly #h = createHash("sha256");
+  readonly #h = process.getBuiltinModule("node:crypto").createHash("sha256");
   update(chunk: Uint8Array): void {
     this.#h.update(chunk);
   }

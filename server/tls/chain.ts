@@ -6,22 +6,24 @@
  *
  * @module
  */
-import * as x509 from "./x509.ts";
+import { loadX509, type X509, type X509Certificate } from "./x509.ts";
 
 /** How many intermediate certificates a chain may have. */
 const MAX_DEPTH = 8;
 
 /** The certificates of a PEM bundle (a CA file). */
-export function parseBundle(pem: string): x509.X509Certificate[] {
+export async function parseBundle(pem: string): Promise<X509Certificate[]> {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return [];
+  const x509 = await loadX509();
   return blocks.map((b) => new x509.X509Certificate(b));
 }
 
-function inForce(c: x509.X509Certificate, now: Date): boolean {
+function inForce(c: X509Certificate, now: Date): boolean {
   return c.notBefore.getTime() <= now.getTime() && now.getTime() <= c.notAfter.getTime();
 }
 
-async function signedBy(c: x509.X509Certificate, issuer: x509.X509Certificate): Promise<boolean> {
+async function signedBy(c: X509Certificate, issuer: X509Certificate): Promise<boolean> {
   if (c.issuer !== issuer.subject) return false;
   try {
     return await c.verify({ publicKey: issuer.publicKey, signatureOnly: true });
@@ -30,7 +32,7 @@ async function signedBy(c: x509.X509Certificate, issuer: x509.X509Certificate): 
   }
 }
 
-function isCa(c: x509.X509Certificate): boolean {
+function isCa(x509: X509, c: X509Certificate): boolean {
   return c.getExtension(x509.BasicConstraintsExtension)?.ca === true;
 }
 
@@ -41,10 +43,11 @@ function isCa(c: x509.X509Certificate): boolean {
 export async function chainError(
   leaf: Uint8Array,
   presented: Uint8Array[],
-  trusted: readonly x509.X509Certificate[],
+  trusted: readonly X509Certificate[],
   now: Date = new Date(),
 ): Promise<string | undefined> {
-  let current: x509.X509Certificate;
+  const x509 = await loadX509();
+  let current: X509Certificate;
   try {
     current = new x509.X509Certificate(new Uint8Array(leaf));
   } catch {
@@ -53,7 +56,7 @@ export async function chainError(
   const intermediates = presented.flatMap((der) => {
     try {
       const c = new x509.X509Certificate(new Uint8Array(der));
-      return isCa(c) ? [c] : [];
+      return isCa(x509, c) ? [c] : [];
     } catch {
       return [];
     }
@@ -65,7 +68,7 @@ export async function chainError(
         return inForce(ca, now) ? undefined : "x509: certificate has expired or is not yet valid";
       }
     }
-    let next: x509.X509Certificate | undefined;
+    let next: X509Certificate | undefined;
     for (const c of intermediates) {
       if (c !== current && await signedBy(current, c)) {
         next = c;

@@ -1,14 +1,15 @@
 import { assertEquals } from "../../tests/assert.ts";
 import { makeCerts } from "../transport/test_util.ts";
 import { chainError, parseBundle } from "./chain.ts";
-import * as x509 from "./x509.ts";
+import { loadX509 } from "./x509.ts";
 
-const der = (pem: string): Uint8Array => new Uint8Array(new x509.X509Certificate(pem).rawData);
+const { X509Certificate } = await loadX509();
+const der = (pem: string): Uint8Array => new Uint8Array(new X509Certificate(pem).rawData);
 
 Deno.test("chain: a certificate must chain to the CA file and be in force", async () => {
   const certs = await makeCerts();
   try {
-    const trusted = parseBundle(certs.ca);
+    const trusted = await parseBundle(certs.ca);
     assertEquals(trusted.length, 1);
     assertEquals(await chainError(der(certs.memberCert), [], trusted), undefined);
     assertEquals(
@@ -23,7 +24,7 @@ Deno.test("chain: a certificate must chain to the CA file and be in force", asyn
     );
     // trusting both CAs (a bundle) accepts both
     assertEquals(
-      await chainError(der(certs.strangerMemberCert), [], parseBundle(certs.ca + otherCa)),
+      await chainError(der(certs.strangerMemberCert), [], await parseBundle(certs.ca + otherCa)),
       undefined,
     );
     // outside its validity (checked at a given time)

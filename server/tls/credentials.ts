@@ -9,13 +9,8 @@
  *
  * @module
  */
-import {
-  type ConnectionOptions,
-  createSecureContext,
-  type SecureContextOptions,
-  type TlsOptions,
-} from "node:tls";
-import { type X509Certificate, X509Crl } from "./x509.ts";
+import type { ConnectionOptions, SecureContextOptions, TlsOptions } from "node:tls";
+import { loadX509, type X509Certificate } from "./x509.ts";
 import { parseBundle } from "./chain.ts";
 
 /** Where one side's files are, and what it asks of the other end. */
@@ -241,6 +236,7 @@ async function readMaterial(c: TlsSideConfig, reader: TlsFileReader): Promise<Ma
   const revoked = new Set<string>();
   if (c.crlFile !== "") {
     const text = await readPem(reader, c.crlFile, "CRL");
+    const { X509Crl } = await loadX509();
     try {
       for (const block of text.match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g) ?? []) {
         for (const entry of new X509Crl(block).entries) revoked.add(normalizeSerial(entry.serialNumber));
@@ -249,12 +245,14 @@ async function readMaterial(c: TlsSideConfig, reader: TlsFileReader): Promise<Ma
       throw new TlsFileError(`${c.crlFile}: cannot parse the revocation list: ${describe(err)}`);
     }
   }
-  usable(c.certFile, cert, key, ca);
-  if (c.clientCertFile !== "") usable(c.clientCertFile, clientCert, clientKey, ca);
+  // node:tls is loaded by the first side with TLS, not by every member
+  const { createSecureContext } = await import("node:tls");
+  usable(createSecureContext, c.certFile, cert, key, ca);
+  if (c.clientCertFile !== "") usable(createSecureContext, c.clientCertFile, clientCert, clientKey, ca);
   let trusted: X509Certificate[] = [];
   if (ca !== undefined) {
     try {
-      trusted = parseBundle(ca);
+      trusted = await parseBundle(ca);
     } catch (err) {
       throw new TlsFileError(`${c.trustedCaFile}: cannot parse the CA certificates: ${describe(err)}`);
     }
@@ -263,7 +261,13 @@ async function readMaterial(c: TlsSideConfig, reader: TlsFileReader): Promise<Ma
 }
 
 /** Throws when the TLS stack cannot use the pair (a key that does not match, a damaged certificate). */
-function usable(file: string, cert: string, key: string, ca: string | undefined): void {
+function usable(
+  createSecureContext: typeof import("node:tls").createSecureContext,
+  file: string,
+  cert: string,
+  key: string,
+  ca: string | undefined,
+): void {
   try {
     createSecureContext({ cert, key, ...(ca === undefined ? {} : { ca }) });
   } catch (err) {

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import tls from "node:tls";
+import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
 import type { TlsCredentials } from "./credentials.ts";
 import { chainError } from "./chain.ts";
 import {
@@ -47,7 +47,7 @@ function hostPort(address: string | undefined, port: number | undefined): string
 }
 
 /** Turns a connected TLS socket into a {@linkcode SecureConn}. */
-function adapt(sock: tls.TLSSocket): SecureConn {
+function adapt(sock: TLSSocket): SecureConn {
   const queue: Uint8Array[] = [];
   let queued = 0;
   let ended = false;
@@ -72,7 +72,7 @@ function adapt(sock: tls.TLSSocket): SecureConn {
   sock.on("close", end);
   sock.on("error", end);
   const raw = sock.getPeerCertificate?.(true) as
-    | (tls.DetailedPeerCertificate & PeerCertificateFacts)
+    | (DetailedPeerCertificate & PeerCertificateFacts)
     | undefined;
   const hasCert = raw !== undefined && raw !== null && Object.keys(raw).length > 0;
   return {
@@ -151,12 +151,13 @@ export interface SecureListener {
 
 /** Binds a TLS listener; a busy address fails in Go's words, as etcd reports it. */
 export async function listenTls(creds: TlsCredentials, o: TlsListenOptions): Promise<SecureListener> {
+  const { createServer } = await import("node:tls");
   const ready: SecureConn[] = [];
   let acceptor: { resolve(c: SecureConn): void; reject(e: Error): void } | undefined;
   let closed = false;
-  const server = tls.createServer(creds.serverOptions(o.alpn));
+  const server = createServer(creds.serverOptions(o.alpn));
   const unsubscribe = creds.onChange(() => server.setSecureContext(creds.secureContext()));
-  const refuse = (sock: tls.TLSSocket, reason: string): void => {
+  const refuse = (sock: TLSSocket, reason: string): void => {
     o.onRefused?.(hostPort(sock.remoteAddress, sock.remotePort), reason);
     const reply = o.refusalReply?.(reason);
     if (reply === undefined) {
@@ -170,7 +171,7 @@ export async function listenTls(creds: TlsCredentials, o: TlsListenOptions): Pro
     sock.on("error", () => {});
     sock.resume();
   };
-  const deliver = (sock: tls.TLSSocket): void => {
+  const deliver = (sock: TLSSocket): void => {
     const conn = adapt(sock);
     if (acceptor !== undefined) {
       const a = acceptor;
@@ -178,7 +179,7 @@ export async function listenTls(creds: TlsCredentials, o: TlsListenOptions): Pro
       a.resolve(conn);
     } else ready.push(conn);
   };
-  server.on("secureConnection", (sock: tls.TLSSocket) => {
+  server.on("secureConnection", (sock: TLSSocket) => {
     sock.setNoDelay(true);
     // nothing is read until the checks are done
     sock.pause();
@@ -188,9 +189,9 @@ export async function listenTls(creds: TlsCredentials, o: TlsListenOptions): Pro
       sock.resume();
     }, (err) => refuse(sock, `tls: ${err instanceof Error ? err.message : err}`));
   });
-  server.on("tlsClientError", (err: Error, sock: tls.TLSSocket) => {
+  server.on("tlsClientError", (err: Error, sock: TLSSocket) => {
     // after a failed handshake the address is known only to the TCP socket underneath
-    const tcp = (sock as tls.TLSSocket & { _parent?: { remoteAddress?: string; remotePort?: number } })
+    const tcp = (sock as TLSSocket & { _parent?: { remoteAddress?: string; remotePort?: number } })
       ?._parent;
     const address = sock?.remoteAddress ?? tcp?.remoteAddress;
     const port = sock?.remotePort ?? tcp?.remotePort;
@@ -234,8 +235,8 @@ export async function listenTls(creds: TlsCredentials, o: TlsListenOptions): Pro
 }
 
 /** The certificate the other end sent (DER) and the intermediates it sent with it. */
-function presentedChain(sock: tls.TLSSocket): { leaf?: Uint8Array; rest: Uint8Array[] } {
-  const first = sock.getPeerCertificate?.(true) as tls.DetailedPeerCertificate | undefined;
+function presentedChain(sock: TLSSocket): { leaf?: Uint8Array; rest: Uint8Array[] } {
+  const first = sock.getPeerCertificate?.(true) as DetailedPeerCertificate | undefined;
   if (first === undefined || first === null || first.raw === undefined) return { rest: [] };
   const rest: Uint8Array[] = [];
   let c = first.issuerCertificate;
@@ -249,7 +250,7 @@ function presentedChain(sock: tls.TLSSocket): { leaf?: Uint8Array; rest: Uint8Ar
 
 /** Why a connection that finished its handshake may not be served, or undefined. */
 async function admission(
-  sock: tls.TLSSocket,
+  sock: TLSSocket,
   creds: TlsCredentials,
   o: TlsListenOptions,
 ): Promise<string | undefined> {
@@ -291,10 +292,11 @@ export interface TlsDialOptions {
  * `hostname`; both are checked here, after the handshake, as the runtime's checks would also accept its
  * built-in public roots.
  */
-export function dialTls(creds: TlsCredentials, o: TlsDialOptions): Promise<SecureConn> {
-  return new Promise((resolve, reject) => {
+export async function dialTls(creds: TlsCredentials, o: TlsDialOptions): Promise<SecureConn> {
+  const { connect } = await import("node:tls");
+  return await new Promise((resolve, reject) => {
     if (o.signal.aborted) return reject(o.signal.reason ?? new Error("dial aborted"));
-    const sock = tls.connect({
+    const sock = connect({
       ...creds.clientOptions(),
       host: o.hostname,
       port: o.port,
@@ -334,7 +336,7 @@ export function dialTls(creds: TlsCredentials, o: TlsDialOptions): Promise<Secur
 
 /** Why the certificate of the member dialed at `hostname` is not to be trusted, or undefined. */
 async function serverRefusal(
-  sock: tls.TLSSocket,
+  sock: TLSSocket,
   creds: TlsCredentials,
   hostname: string,
 ): Promise<string | undefined> {

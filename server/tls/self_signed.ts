@@ -16,7 +16,8 @@
  * @module
  */
 import { join } from "node:path";
-import * as x509 from "./x509.ts";
+import { parseIp } from "./ip.ts";
+import { type Extension, loadX509, type X509Certificate } from "./x509.ts";
 
 /** What {@linkcode ensureSelfSignedCert} makes or checks. */
 export interface SelfSignedOptions {
@@ -144,7 +145,8 @@ async function inspect(
   } catch (err) {
     return { reason: err instanceof Deno.errors.NotFound ? "missing" : "unreadable" };
   }
-  let parsed: x509.X509Certificate;
+  const x509 = await loadX509();
+  let parsed: X509Certificate;
   let publicKey: CryptoKey;
   let privateKey: CryptoKey;
   try {
@@ -179,10 +181,11 @@ async function generate(
   years: number,
   now: Date,
 ): Promise<{ cert: string; key: string; notAfter: Date }> {
+  const x509 = await loadX509();
   const keys = await crypto.subtle.generateKey(ALGORITHM, true, ["sign", "verify"]);
   const notAfter = new Date(now);
   notAfter.setUTCFullYear(notAfter.getUTCFullYear() + years);
-  const extensions: x509.Extension[] = [
+  const extensions: Extension[] = [
     new x509.KeyUsagesExtension(
       x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
       true,
@@ -228,57 +231,6 @@ async function writePrivate(path: string, text: string): Promise<void> {
     await Deno.remove(tmp).catch(() => {});
     throw new SelfSignedCertError(`cannot write ${path}: ${messageOf(err)}`, { cause: err });
   }
-}
-
-/** The address's bytes: 4 for IPv4 and IPv4-mapped IPv6 (as Go encodes them), 16 for IPv6; else undefined. */
-function parseIp(s: string): Uint8Array | undefined {
-  const v4 = parseIpv4(s);
-  if (v4 !== undefined) return v4;
-  if (!s.includes(":")) return undefined;
-  let tail: number[] = [];
-  let text = s;
-  const lastColon = s.lastIndexOf(":");
-  if (s.slice(lastColon + 1).includes(".")) { // an IPv4 tail: ::ffff:1.2.3.4
-    const quad = parseIpv4(s.slice(lastColon + 1));
-    if (quad === undefined) return undefined;
-    tail = [(quad[0] << 8) | quad[1], (quad[2] << 8) | quad[3]];
-    text = s.slice(0, lastColon + 1) + "0:0"; // two placeholder groups, replaced below
-  }
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  const groups = (part: string): number[] | undefined => {
-    if (part === "") return [];
-    const out: number[] = [];
-    for (const g of part.split(":")) {
-      if (!/^[0-9a-f]{1,4}$/i.test(g)) return undefined;
-      out.push(parseInt(g, 16));
-    }
-    return out;
-  };
-  const head = groups(halves[0]);
-  const rest = halves.length === 2 ? groups(halves[1]) : [];
-  if (head === undefined || rest === undefined) return undefined;
-  let all: number[];
-  if (halves.length === 2) {
-    const fill = 8 - head.length - rest.length;
-    if (fill < 1) return undefined;
-    all = [...head, ...new Array<number>(fill).fill(0), ...rest];
-  } else {
-    all = head;
-  }
-  if (all.length !== 8) return undefined;
-  if (tail.length > 0) all.splice(6, 2, ...tail);
-  const bytes = new Uint8Array(all.flatMap((g) => [g >> 8, g & 0xff]));
-  const mapped = bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
-  return mapped ? bytes.slice(12) : bytes;
-}
-
-function parseIpv4(s: string): Uint8Array | undefined {
-  const parts = s.split(".");
-  if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255)) {
-    return undefined;
-  }
-  return new Uint8Array(parts.map(Number));
 }
 
 /** Dotted quad, or all eight IPv6 groups (the form @peculiar/x509's own parser reads correctly). */

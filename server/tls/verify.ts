@@ -7,9 +7,8 @@
  *
  * @module
  */
-import { lookup } from "node:dns/promises";
-import { isIP } from "node:net";
 import { normalizeSerial, type TlsCredentials } from "./credentials.ts";
+import { ipVersion } from "./ip.ts";
 
 /** The facts of one established connection that the checks look at. */
 export interface HandshakeFacts {
@@ -73,7 +72,7 @@ export function subjectAltNames(cert: PeerCertificateFacts | undefined): { dns: 
 
 function normalizeIp(ip: string): string {
   const s = ip.trim().replace(/^::ffff:(?=\d+\.)/i, "");
-  return isIP(s) === 6 ? expandV6(s) : s;
+  return ipVersion(s) === 6 ? expandV6(s) : s;
 }
 
 function expandV6(ip: string): string {
@@ -123,7 +122,9 @@ export function refusalOf(
     const { dns, ips } = subjectAltNames(cert);
     const ok = c.allowedHostname.some((h) => {
       const name = h.toLowerCase();
-      return isIP(name) ? ips.includes(normalizeIp(name)) : dns.some((d) => matchesDnsName(d, name));
+      return ipVersion(name) !== 0
+        ? ips.includes(normalizeIp(name))
+        : dns.some((d) => matchesDnsName(d, name));
     });
     if (!ok) {
       return `client certificate authentication failed: no SAN of the certificate is an allowed host name ` +
@@ -137,7 +138,7 @@ export function refusalOf(
 export function namesHost(cert: PeerCertificateFacts | undefined, host: string): boolean {
   const { dns, ips } = subjectAltNames(cert);
   const h = host.replace(/^\[|\]$/g, "").toLowerCase();
-  return isIP(h) ? ips.includes(normalizeIp(h)) : dns.some((d) => matchesDnsName(d, h));
+  return ipVersion(h) !== 0 ? ips.includes(normalizeIp(h)) : dns.some((d) => matchesDnsName(d, h));
 }
 
 /** A DNS SAN against a host name, with one leading `*.` label as a wildcard. */
@@ -161,6 +162,7 @@ export async function addressRefusal(
   const remote = normalizeIp(remoteAddress);
   const { dns, ips } = subjectAltNames(cert);
   if (ips.includes(remote)) return undefined;
+  const { lookup } = await import("node:dns/promises");
   for (const name of dns) {
     try {
       const found = await lookup(name, { all: true });

@@ -1,7 +1,8 @@
 /**
  * The built-in dashboard (beyond etcd, which has no UI): `GET /ui` and `/ui/` answer the page, `/ui/<file>`
- * its script, styles and uPlot (see {@link UI_ASSETS}); every file is embedded in the module graph
- * (`assets.ts`), so the executable serves it without a network or a file system.
+ * its script, styles and uPlot (see `UI_ASSETS`); every file is embedded in the module graph
+ * (`assets.ts`), so the executable serves it without a network or a file system. The files are loaded by
+ * the first request for one of them, so a member whose dashboard nobody opens does not hold them.
  *
  * The page is only a client: it reads and writes through the member's JSON gateway (`/v3/...`) and
  * `/metrics`, as any other client would, so it can do nothing the user's credentials do not allow.
@@ -15,7 +16,6 @@
  */
 import type { HttpFallbackRequest, HttpFallbackResponse } from "../../transport/grpc.ts";
 import type { PartialHttpHandler } from "../health.ts";
-import { INDEX_HTML, UI_ASSETS } from "./assets.ts";
 
 /** What {@link uiHandler} needs. */
 export interface UiOptions {
@@ -67,7 +67,8 @@ function attr(s: string): string {
 }
 
 /** Builds every file once: the page with its placeholders filled in, each asset with its ETag. */
-function build(options: UiOptions): Map<string, Served> {
+async function build(options: UiOptions): Promise<Map<string, Served>> {
+  const { INDEX_HTML, UI_ASSETS } = await import("./assets.ts");
   const files = new Map<string, Served>();
   const versions: Record<string, string> = {};
   for (const a of UI_ASSETS) {
@@ -117,18 +118,19 @@ function matches(ifNoneMatch: string | undefined, etag: string): boolean {
  * (an unknown file under `/ui/` too, which then gets the member's ordinary 404).
  */
 export function uiHandler(options: UiOptions = {}): PartialHttpHandler {
-  const files = build(options);
-  return (req: HttpFallbackRequest): Promise<HttpFallbackResponse | undefined> => {
+  let files: Promise<Map<string, Served>> | undefined;
+  return async (req: HttpFallbackRequest): Promise<HttpFallbackResponse | undefined> => {
     const q = req.path.indexOf("?");
     const path = q < 0 ? req.path : req.path.slice(0, q);
-    const file = files.get(path);
-    if (file === undefined) return Promise.resolve(undefined);
+    if (path !== "/ui" && !path.startsWith("/ui/")) return undefined;
+    const file = (await (files ??= build(options))).get(path);
+    if (file === undefined) return undefined;
     if (req.method !== "GET" && req.method !== "HEAD") {
-      return Promise.resolve({
+      return {
         status: 405,
         headers: { Allow: "GET, HEAD", "Content-Type": "text/plain; charset=utf-8" },
         body: "Method Not Allowed\n",
-      });
+      };
     }
     const headers: Record<string, string> = {
       ...file.extra,
@@ -136,9 +138,7 @@ export function uiHandler(options: UiOptions = {}): PartialHttpHandler {
       "Cache-Control": file.cacheControl,
       ETag: file.etag,
     };
-    if (matches(req.headers.get("if-none-match"), file.etag)) {
-      return Promise.resolve({ status: 304, headers, body: "" });
-    }
-    return Promise.resolve({ status: 200, headers, body: req.method === "HEAD" ? "" : file.body });
+    if (matches(req.headers.get("if-none-match"), file.etag)) return { status: 304, headers, body: "" };
+    return { status: 200, headers, body: req.method === "HEAD" ? "" : file.body };
   };
 }
