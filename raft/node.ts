@@ -205,6 +205,23 @@ export class RawNode {
     return r.log.hasNextCommittedEntries();
   }
 
+  /**
+   * Takes this node's proposals and read requests for the leader out of what the next Ready would send,
+   * to be sent now. They promise nothing about this node's log or state, so unlike the Ready's other
+   * messages they need not wait for its write (nor for the Ready in progress to end). Empty when there
+   * are none, as on a leader, which forwards nothing.
+   */
+  takeForwarded(): Message[] {
+    const r = this.raft;
+    let forwarded: Message[] | undefined;
+    for (const m of r.msgs) {
+      if (isForwarded(m)) (forwarded ??= []).push(m);
+    }
+    if (forwarded === undefined) return [];
+    r.msgs = r.msgs.filter((m) => !isForwarded(m));
+    return forwarded;
+  }
+
   /** Everything to do now; call {@linkcode advance} when done. */
   ready(): Ready {
     if (this.inFlight) throw new Error("ready() called again before advance()");
@@ -299,4 +316,9 @@ export class RawNode {
     }
     return s;
   }
+}
+
+/** A proposal or read request on its way to the leader: it travels as a local message (term 0). */
+function isForwarded(m: Message): boolean {
+  return m.term === 0 && (m.type === MessageType.Prop || m.type === MessageType.ReadIndex);
 }

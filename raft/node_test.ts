@@ -134,6 +134,37 @@ Deno.test("followers forward proposals; proposals without a leader are dropped",
   for (const n of nodes.values()) assertEquals(n.values(), ["from-3"]);
 });
 
+Deno.test("a follower's proposals and read requests for the leader can be taken ahead of its Ready", () => {
+  const nodes = cluster(3);
+  nodes.get(1n)!.node.campaign();
+  settle(nodes);
+  const follower = nodes.get(3n)!;
+  // the follower has an append to write (its Ready is being handled) when the proposal comes
+  nodes.get(1n)!.node.propose(enc.encode("first"));
+  for (const m of nodes.get(1n)!.handle()) if (m.to === 3n) follower.node.step(m);
+  const rd = follower.node.ready();
+  assert(rd.entries.length > 0, "the follower has entries to write");
+  follower.node.propose(enc.encode("from-3"));
+  follower.node.readIndex(enc.encode("read-3"));
+  const forwarded = follower.node.takeForwarded();
+  assertEquals(forwarded.map((m) => [m.type, m.to]), [[MessageType.Prop, 1n], [MessageType.ReadIndex, 1n]]);
+  assertEquals(follower.node.takeForwarded(), [], "taken once");
+  // the Ready in progress ends as usual; the next one no longer carries them
+  follower.storage.append(rd.entries);
+  if (rd.hardState) follower.storage.setHardState(rd.hardState);
+  follower.node.advance();
+  for (const m of rd.messages) nodes.get(m.to)!.node.step(m);
+  const next = follower.handle();
+  assertEquals(next.filter((m) => m.type === MessageType.Prop || m.type === MessageType.ReadIndex), []);
+  for (const m of [...forwarded, ...next]) nodes.get(m.to)!.node.step(m);
+  settle(nodes);
+  for (const n of nodes.values()) assertEquals(n.values(), ["first", "from-3"]);
+  assertEquals(follower.readStates.map((r) => r.ctx), ["read-3"]);
+  // a leader forwards nothing
+  nodes.get(1n)!.node.propose(enc.encode("at-leader"));
+  assertEquals(nodes.get(1n)!.node.takeForwarded(), []);
+});
+
 Deno.test("a batch of proposals is one append message per follower", () => {
   const nodes = cluster(3);
   nodes.get(1n)!.node.campaign();

@@ -258,8 +258,15 @@ export class RaftDriver {
     return this.failure;
   }
 
-  /** Schedules a pass of the Ready loop after the current task. */
+  /**
+   * Schedules a pass of the Ready loop after the current task. Proposals and read requests for the leader
+   * leave at once: they need not wait for a write in progress (see `RawNode.takeForwarded`).
+   */
   kick(): void {
+    if (!this.stopped && !this.failure) {
+      const forwarded = this.node.takeForwarded();
+      if (forwarded.length > 0) this.o.handler.send(forwarded);
+    }
     if (this.running) {
       this.again = true;
       return;

@@ -325,3 +325,113 @@ Deno.test("raft driver: a leader's appends leave before its own write that holds
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("raft driver: a follower forwards proposals at once, while its write is still in progress", async () => {
+  const dir = await Deno.makeTempDir();
+  // every fdatasync waits for the gate (and none is made inline): a write in progress as long as the test wants
+  let gate = Promise.withResolvers<void>();
+  let syncing = false;
+  const fs: FileSystem = {
+    ...denoFs,
+    open: async (path, options) => {
+      const f = await denoFs.open(path, options) as Deno.FsFile;
+      return new Proxy(f, {
+        get(target, key) {
+          if (key === "syncDataSync") return undefined;
+          if (key === "syncData") {
+            return async () => {
+              syncing = true;
+              await gate.promise;
+              syncing = false;
+              await target.syncData();
+            };
+          }
+          const v = Reflect.get(target, key);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      }) as unknown as FileHandle;
+    },
+  };
+  gate.resolve(); // open while the log is created
+  const wal = await Wal.create(`${dir}/wal`, { memberId: 1n, clusterId: 2n }, { preallocate: false, fs });
+  const storage = new ServerStorage();
+  const node = new RawNode({
+    id: 1n,
+    electionTick: 10,
+    heartbeatTick: 1,
+    storage,
+    applied: 0,
+    checkQuorum: false,
+    preVote: false,
+    maxSizePerMsg: 1 << 20,
+    maxInflightMsgs: 256,
+    random: () => 0.5,
+  });
+  node.bootstrap([1n, 2n, 3n].map((id) => ({ id, context: new Uint8Array(0) })));
+  const sent: Message[] = [];
+  const driver: RaftDriver = new RaftDriver({
+    node,
+    ...quietOptions(dir, wal, storage),
+    snapshotCount: 1000,
+    tickMs: 60_000,
+    handler: {
+      applyEntries(entries: Entry[]) {
+        for (const e of entries) {
+          if (e.type === EntryType.ConfChange) {
+            driver.confState = node.applyConfChange(decodeConfChange(e.data));
+          }
+        }
+      },
+      restoreSnapshot() {},
+      captureSnapshot(): SnapshotCapture {
+        throw new Error("no snapshot here");
+      },
+      send(messages: Message[]) {
+        sent.push(...messages);
+      },
+      onSoftState() {},
+      onReadStates() {},
+    },
+  });
+  try {
+    driver.start();
+    await driver.waitApplied(3);
+    // member 2 leads at term 2 and sends an entry: this member's write of it hangs at the gate
+    gate = Promise.withResolvers<void>();
+    const entry = { term: 2, index: 4, type: EntryType.Normal, data: new Uint8Array([1]) };
+    node.step(
+      makeMessage({
+        type: MessageType.App,
+        from: 2n,
+        to: 1n,
+        term: 2,
+        logTerm: 1,
+        index: 3,
+        entries: [entry],
+      }),
+    );
+    driver.kick();
+    while (!syncing) await new Promise((r) => setTimeout(r, 1));
+    node.proposeBatch([new Uint8Array([9])]);
+    driver.kick();
+    await new Promise((r) => setTimeout(r, 20));
+    assertEquals(
+      sent.filter((m) => m.type === MessageType.Prop).map((m) => m.to),
+      [2n],
+      "forwarded during the write",
+    );
+    assertEquals(
+      sent.filter((m) => m.type === MessageType.AppResp).length,
+      0,
+      "the write is not acknowledged yet",
+    );
+    gate.resolve();
+    while (!sent.some((m) => m.type === MessageType.AppResp)) await new Promise((r) => setTimeout(r, 1));
+    assertEquals(sent.filter((m) => m.type === MessageType.Prop).length, 1, "and forwarded once");
+  } finally {
+    gate.resolve();
+    await driver.stop();
+    await driver.closeStorage();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
