@@ -176,7 +176,6 @@ export function toMs(text: string): number | null {
 const fmt = (v: number | null | undefined, digits = 2): string =>
   v === null || v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(digits);
 
-/** The table of a run: one row per workload, etcd and etcd-ts side by side. */
 /** The middle value (the mean of the two middle ones for an even count); undefined for none. */
 function median(values: number[]): number | undefined {
   if (values.length === 0) return undefined;
@@ -218,6 +217,7 @@ export function roundRatios(
   }).join("\n");
 }
 
+/** The table of a run: one row per workload, etcd and etcd-ts side by side. */
 export function table(workloads: string[], rows: Record<Kind, Record<string, RowResult>>): string {
   const head = ["workload", "etcd_ops/s", "ts_ops/s", "ratio", "etcd_p50", "etcd_p99", "ts_p50", "ts_p99"]
     .concat(["etcd_MiB", "ts_MiB"]);
