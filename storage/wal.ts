@@ -110,7 +110,10 @@ export interface WalOptions {
   randomU32?: () => number;
   /** Hears how long each fdatasync of a write took (see {@link Wal.observeFsync}). */
   fsyncObserver?: FsyncObserver;
-  /** Milliseconds, to time fdatasyncs for the choice between inline and pooled writes. Default `performance.now`. */
+  /**
+   * Milliseconds, to time fdatasyncs (for the choice between inline and pooled writes, and for the
+   * {@link FsyncObserver}). Default `performance.now`.
+   */
   now?: () => number;
 }
 
@@ -123,11 +126,10 @@ export const INLINE_WRITE_MAX_BYTES = 1024;
 export const FAST_FSYNC_MS = 2;
 
 /**
- * Told the duration of every fdatasync `sync()` makes (for metrics): `now()` is read right before and
- * after the call, in milliseconds, and `observe` hears the difference.
+ * Told the duration of every fdatasync `sync()` makes (for metrics), in milliseconds of the log's clock
+ * (`WalOptions.now`): the same timing that chooses between inline and pooled writes.
  */
 export interface FsyncObserver {
-  now(): number;
   observe(ms: number): void;
 }
 
@@ -1154,13 +1156,12 @@ export class Wal {
     if (inline) {
       for (let off = 0; off < bytes.length;) off += file.writeSync(off === 0 ? bytes : bytes.subarray(off));
     } else await writeAll(file, bytes);
-    const observer = this.#fsyncObserver;
-    const started = observer === undefined ? 0 : observer.now();
     const began = this.#now();
     if (inline) file.syncDataSync!();
     else await file.syncData();
-    this.#diskFast = this.#now() - began <= FAST_FSYNC_MS;
-    if (observer !== undefined) observer.observe(observer.now() - started);
+    const took = this.#now() - began;
+    this.#diskFast = took <= FAST_FSYNC_MS;
+    this.#fsyncObserver?.observe(took);
     tail.offset += batch.length;
     this.stats.syncs++;
     this.stats.bytesWritten += batch.length;

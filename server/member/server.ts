@@ -383,7 +383,7 @@ export class EtcdServer implements LeaseBackend {
       onRoundTrip: (id, ms) => this.metrics.observePeerRoundTrip(id, ms),
     });
     this.syncPeers();
-    init.wal.observeFsync({ now: this.metrics.now, observe: (ms) => this.metrics.observeWalFsync(ms) });
+    init.wal.observeFsync({ observe: (ms) => this.metrics.observeWalFsync(ms) });
     this.metrics.bind({
       memberId: this.memberId,
       serverVersion: ETCD_VERSION,
