@@ -13,20 +13,39 @@ import type { SnapshotCapture } from "./snapshot_writer.ts";
 
 const EMPTY: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
 
+/** What every node of these tests is: member 1, with fixed timing and randomness. */
+const NODE = {
+  id: 1n,
+  electionTick: 10,
+  heartbeatTick: 1,
+  applied: 0,
+  maxSizePerMsg: 1 << 20,
+  maxInflightMsgs: 256,
+  random: () => 0.5,
+};
+
 /** A Raft node of a one-member cluster over `storage`. */
 function singleNode(storage: ServerStorage): RawNode {
-  return new RawNode({
-    id: 1n,
-    electionTick: 10,
-    heartbeatTick: 1,
-    storage,
-    applied: 0,
-    checkQuorum: true,
-    preVote: true,
-    maxSizePerMsg: 1 << 20,
-    maxInflightMsgs: 256,
-    random: () => 0.5,
-  });
+  return new RawNode({ ...NODE, storage, checkQuorum: true, preVote: true });
+}
+
+/**
+ * Member 1 of a new three-member cluster over `storage`; the other two exist only as the messages a test
+ * steps into it.
+ */
+function threeVoters(storage: ServerStorage): RawNode {
+  const node = new RawNode({ ...NODE, storage, checkQuorum: false, preVote: false });
+  node.bootstrap([1n, 2n, 3n].map((id) => ({ id, context: new Uint8Array(0) })));
+  return node;
+}
+
+/** Starts `driver` and makes its one-member cluster elect it. */
+async function leadAlone(driver: RaftDriver, node: RawNode): Promise<void> {
+  driver.start();
+  await driver.waitApplied(1); // the bootstrap configuration
+  node.campaign();
+  driver.kick();
+  while (driver.lead !== 1n) await new Promise((r) => setTimeout(r, 5));
 }
 
 /** The driver options the tests share: storage under `dir`, a silent logger, a snapshot every 5 entries. */
@@ -94,11 +113,7 @@ Deno.test("raft driver: snapshots are written off the loop, and stop waits for t
     },
   });
   try {
-    driver.start();
-    await driver.waitApplied(1); // the bootstrap configuration
-    node.campaign();
-    driver.kick();
-    while (driver.lead !== 1n) await new Promise((r) => setTimeout(r, 5));
+    await leadAlone(driver, node);
     // the loop goes on taking proposals while snapshots are written
     for (let i = 0; i < 30; i++) {
       node.proposeBatch([new Uint8Array([i])]);
@@ -150,20 +165,16 @@ Deno.test("raft driver: a restarted member starts at the term of its hard state 
   }
 });
 
-/** The real file system, telling `hook` of every fdatasync made on the calling thread. */
-function hookedFs(hook: () => void): FileSystem {
+/** The real file system, whose files answer with `overrides(file)` where it has the property asked for. */
+function fsWith(overrides: (file: Deno.FsFile) => Partial<FileHandle>): FileSystem {
   return {
     ...denoFs,
     open: async (path, options) => {
       const f = await denoFs.open(path, options) as Deno.FsFile;
+      const own: Record<PropertyKey, unknown> = overrides(f);
       return new Proxy(f, {
         get(target, key) {
-          if (key === "syncDataSync") {
-            return () => {
-              target.syncDataSync();
-              hook();
-            };
-          }
+          if (key in own) return own[key];
           const v = Reflect.get(target, key);
           return typeof v === "function" ? v.bind(target) : v;
         },
@@ -176,9 +187,50 @@ function hookedFs(hook: () => void): FileSystem {
 function inlineWal(dir: string, hook: () => void): Promise<Wal> {
   return Wal.create(`${dir}/wal`, { memberId: 1n, clusterId: 2n }, {
     preallocate: false,
-    fs: hookedFs(hook),
+    fs: fsWith((f) => ({
+      syncDataSync: () => {
+        f.syncDataSync();
+        hook();
+      },
+    })),
     now: () => 0,
   });
+}
+
+/**
+ * A driver of `node` that applies membership changes, hands every other entry with data to `apply`, and
+ * every message to `send`. It ticks only once a minute: the tests move Raft themselves.
+ */
+function driverOf(
+  node: RawNode,
+  dir: string,
+  wal: Wal,
+  storage: ServerStorage,
+  io: { apply?: (e: Entry) => void; send?: (messages: Message[]) => void },
+): RaftDriver {
+  const driver: RaftDriver = new RaftDriver({
+    node,
+    ...quietOptions(dir, wal, storage),
+    snapshotCount: 1000,
+    tickMs: 60_000,
+    handler: {
+      applyEntries(entries: Entry[]) {
+        for (const e of entries) {
+          if (e.type === EntryType.ConfChange) {
+            driver.confState = node.applyConfChange(decodeConfChange(e.data));
+          } else if (e.data.length > 0) io.apply?.(e);
+        }
+      },
+      restoreSnapshot() {},
+      captureSnapshot(): SnapshotCapture {
+        throw new Error("no snapshot here");
+      },
+      send: io.send ?? (() => {}),
+      onSoftState() {},
+      onReadStates() {},
+    },
+  });
+  return driver;
 }
 
 /** Records `what` after a few hops of the microtask queue, as a reply or a peer write does. */
@@ -197,36 +249,14 @@ Deno.test("raft driver: the replies of committed entries leave before a write th
   const storage = new ServerStorage();
   const node = singleNode(storage);
   node.bootstrap([{ id: 1n, context: new Uint8Array(0) }]);
-  const driver: RaftDriver = new RaftDriver({
-    node,
-    ...quietOptions(dir, wal, storage),
-    snapshotCount: 1000,
-    handler: {
-      applyEntries(entries: Entry[]) {
-        for (const e of entries) {
-          if (e.type === EntryType.ConfChange) {
-            driver.confState = node.applyConfChange(decodeConfChange(e.data));
-          } else if (e.data.length > 0) {
-            events.push(`apply ${e.data[0]}`);
-            later(events, `reply ${e.data[0]}`);
-          }
-        }
-      },
-      restoreSnapshot() {},
-      captureSnapshot(): SnapshotCapture {
-        throw new Error("no snapshot here");
-      },
-      send() {},
-      onSoftState() {},
-      onReadStates() {},
+  const driver = driverOf(node, dir, wal, storage, {
+    apply(e) {
+      events.push(`apply ${e.data[0]}`);
+      later(events, `reply ${e.data[0]}`);
     },
   });
   try {
-    driver.start();
-    await driver.waitApplied(1);
-    node.campaign();
-    driver.kick();
-    while (driver.lead !== 1n) await new Promise((r) => setTimeout(r, 5));
+    await leadAlone(driver, node);
     await driver.waitApplied(node.status().hardState.commit);
     events.length = 0;
     // entry 2 is proposed while entry 1 is being written: the next Ready commits 1 and writes 2
@@ -252,48 +282,17 @@ Deno.test("raft driver: a leader's appends leave before its own write that holds
   const events: string[] = [];
   const wal = await inlineWal(dir, () => events.push("fsync"));
   const storage = new ServerStorage();
-  const node = new RawNode({
-    id: 1n,
-    electionTick: 10,
-    heartbeatTick: 1,
-    storage,
-    applied: 0,
-    checkQuorum: false,
-    preVote: false,
-    maxSizePerMsg: 1 << 20,
-    maxInflightMsgs: 256,
-    random: () => 0.5,
-  });
-  node.bootstrap([1n, 2n, 3n].map((id) => ({ id, context: new Uint8Array(0) })));
+  const node = threeVoters(storage);
   const sent: Message[] = [];
-  const driver: RaftDriver = new RaftDriver({
-    node,
-    ...quietOptions(dir, wal, storage),
-    snapshotCount: 1000,
-    tickMs: 60_000,
-    handler: {
-      applyEntries(entries: Entry[]) {
-        for (const e of entries) {
-          if (e.type === EntryType.ConfChange) {
-            driver.confState = node.applyConfChange(decodeConfChange(e.data));
-          }
+  const driver = driverOf(node, dir, wal, storage, {
+    send(messages) {
+      sent.push(...messages);
+      // the peer transport writes in a queued task too
+      for (const m of messages) {
+        if (m.type === MessageType.App && m.entries.some((e) => e.data.length > 0)) {
+          later(events, `append to ${m.to}`);
         }
-      },
-      restoreSnapshot() {},
-      captureSnapshot(): SnapshotCapture {
-        throw new Error("no snapshot here");
-      },
-      send(messages: Message[]) {
-        sent.push(...messages);
-        // the peer transport writes in a queued task too
-        for (const m of messages) {
-          if (m.type === MessageType.App && m.entries.some((e) => e.data.length > 0)) {
-            later(events, `append to ${m.to}`);
-          }
-        }
-      },
-      onSoftState() {},
-      onReadStates() {},
+      }
     },
   });
   try {
@@ -331,68 +330,21 @@ Deno.test("raft driver: a follower forwards proposals at once, while its write i
   // every fdatasync waits for the gate (and none is made inline): a write in progress as long as the test wants
   let gate = Promise.withResolvers<void>();
   let syncing = false;
-  const fs: FileSystem = {
-    ...denoFs,
-    open: async (path, options) => {
-      const f = await denoFs.open(path, options) as Deno.FsFile;
-      return new Proxy(f, {
-        get(target, key) {
-          if (key === "syncDataSync") return undefined;
-          if (key === "syncData") {
-            return async () => {
-              syncing = true;
-              await gate.promise;
-              syncing = false;
-              await target.syncData();
-            };
-          }
-          const v = Reflect.get(target, key);
-          return typeof v === "function" ? v.bind(target) : v;
-        },
-      }) as unknown as FileHandle;
+  const fs = fsWith((f) => ({
+    syncDataSync: undefined,
+    syncData: async () => {
+      syncing = true;
+      await gate.promise;
+      syncing = false;
+      await f.syncData();
     },
-  };
+  }));
   gate.resolve(); // open while the log is created
   const wal = await Wal.create(`${dir}/wal`, { memberId: 1n, clusterId: 2n }, { preallocate: false, fs });
   const storage = new ServerStorage();
-  const node = new RawNode({
-    id: 1n,
-    electionTick: 10,
-    heartbeatTick: 1,
-    storage,
-    applied: 0,
-    checkQuorum: false,
-    preVote: false,
-    maxSizePerMsg: 1 << 20,
-    maxInflightMsgs: 256,
-    random: () => 0.5,
-  });
-  node.bootstrap([1n, 2n, 3n].map((id) => ({ id, context: new Uint8Array(0) })));
+  const node = threeVoters(storage);
   const sent: Message[] = [];
-  const driver: RaftDriver = new RaftDriver({
-    node,
-    ...quietOptions(dir, wal, storage),
-    snapshotCount: 1000,
-    tickMs: 60_000,
-    handler: {
-      applyEntries(entries: Entry[]) {
-        for (const e of entries) {
-          if (e.type === EntryType.ConfChange) {
-            driver.confState = node.applyConfChange(decodeConfChange(e.data));
-          }
-        }
-      },
-      restoreSnapshot() {},
-      captureSnapshot(): SnapshotCapture {
-        throw new Error("no snapshot here");
-      },
-      send(messages: Message[]) {
-        sent.push(...messages);
-      },
-      onSoftState() {},
-      onReadStates() {},
-    },
-  });
+  const driver = driverOf(node, dir, wal, storage, { send: (messages) => sent.push(...messages) });
   try {
     driver.start();
     await driver.waitApplied(3);
