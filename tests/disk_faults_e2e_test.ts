@@ -536,15 +536,16 @@ async function withSnapshots(s: Solo): Promise<{ keys: [string, string][]; newes
       keys.push([`cut/${String(i).padStart(3, "0")}`, `value-${i}`]);
       await client.put(keys[i][0]).value(keys[i][1]);
     }
-    if (s.impl === "etcd-ts") {
-      // the snapshot of the last writes is saved in the background: wait for it and the purge before it
-      // is logged, so that one file is left
-      const saved = () =>
+    // Both save the snapshot of the last writes in the background: wait until it is whole before the
+    // kill, or the newest file may be one cut short by the kill itself (for etcd-ts, also until the purge
+    // before the log line has left one file)
+    const saved = s.impl === "etcd-ts"
+      ? () =>
         logEntries(m.logs.join("")).some((e) =>
           e.msg === "saved snapshot" && Number(e["snapshot-index"]) >= 30
-        );
-      await waitUntil(saved, 10_000, () => m.logs.join(""));
-    }
+        )
+      : () => [...m.logs.join("").matchAll(/saved snapshot at index (\d+)/g)].some((x) => Number(x[1]) >= 30);
+    await waitUntil(saved, 10_000, () => m.logs.join(""));
   } finally {
     client.close();
     await m.stop("SIGKILL");
