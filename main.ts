@@ -1,5 +1,5 @@
 /**
- * The etcd-ts executable: etcd's flags, ETCD_* variables or a config file → Config → a running member.
+ * The etcd-ts executable: etcd's flags, ETCD_* variables or a config file -> Config -> a running member.
  *
  * @module
  */

@@ -18,7 +18,7 @@ export interface DiscoverySettings {
   name: string;
   /** `--initial-advertise-peer-urls`, as etcd writes URLs. */
   advertisePeerUrls: string[];
-  /** `--initial-cluster`: name → peer URLs; empty when discovery decides. */
+  /** `--initial-cluster`: name -> peer URLs; empty when discovery decides. */
   initialCluster: Map<string, string[]>;
   initialClusterToken: string;
   /** `--discovery` and `--discovery-proxy`. */
@@ -103,7 +103,7 @@ export async function discoverInitialCluster(
 }
 
 /**
- * `name=url,name=url` (etcd's URLsMap string) as name → URLs in the order given; a URL listed twice is
+ * `name=url,name=url` (etcd's URLsMap string) as name -> URLs in the order given; a URL listed twice is
  * refused in etcd's words.
  */
 export function parseClusterString(text: string): Map<string, string[]> {

@@ -147,7 +147,7 @@ export function registrationValue(name: string, peerUrls: string[]): string {
 
 /**
  * Registers this member in the v3 discovery registry of `opts.token` and waits for the cluster to fill.
- * Returns the initial cluster: name → peer URLs (as etcd writes them), names in registration order.
+ * Returns the initial cluster: name -> peer URLs (as etcd writes them), names in registration order.
  *
  * Throws a {@link DiscoveryError} in etcd's words (`discovery: cluster is full`, `discovery: size key
  * not found`, `discovery: size key is bad`, `discovery: invalid peer URL`, `discovery: too many retries:
@@ -495,7 +495,7 @@ function classify(err: unknown): Error {
   return new Transient(e.message);
 }
 
-/** The first `size` registrations as name → URLs, checked as etcd checks an initial cluster. */
+/** The first `size` registrations as name -> URLs, checked as etcd checks an initial cluster. */
 function toCluster(members: Registration[], size: number): Map<string, string[]> {
   const cluster = new Map<string, string[]>();
   const registrations = members.slice(0, size);

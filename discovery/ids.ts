@@ -77,7 +77,7 @@ function compareUtf8(a: string, b: string): number {
 
 /**
  * A member's ID: SHA-1 over its peer URLs (sorted, concatenated without separator), then the cluster token,
- * then — for a member added at run time (`member add`) — the Unix time in seconds as decimal digits.
+ * then, for a member added at run time (`member add`), the Unix time in seconds as decimal digits.
  * Members bootstrapped from `--initial-cluster` (state `new` or `existing`) are computed without a time.
  *
  * `peerUrls` are written as etcd writes URLs: `http://127.0.0.1:2380`, no trailing slash.

@@ -113,13 +113,13 @@ export interface SrvClusterOptions {
 }
 
 /**
- * The initial cluster from SRV records: name → peer URLs as etcd writes them (sorted per member, one URL
+ * The initial cluster from SRV records: name -> peer URLs as etcd writes them (sorted per member, one URL
  * per record), this member under `name`. Throws {@link BootstrapError} when the records cannot describe
  * a cluster this member belongs to.
  */
 export async function srvInitialCluster(opts: SrvClusterOptions): Promise<Map<string, string[]>> {
   const { name, domain, resolver } = opts;
-  // address and port → this member's advertised URL; a later URL wins, as in etcd's map
+  // address and port -> this member's advertised URL; a later URL wins, as in etcd's map
   const mine = new Map<string, URL>();
   for (const u of opts.advertisePeerUrls) {
     const host = bare(u.hostname);

@@ -34,7 +34,7 @@ export class BootstrapError extends Error {
 
 /**
  * The initial members, this member's ID and the cluster ID for `name` in `initialCluster`
- * (name → peer URLs as etcd writes them, e.g. `http://10.0.0.1:2380`, from `--initial-cluster`).
+ * (name -> peer URLs as etcd writes them, e.g. `http://10.0.0.1:2380`, from `--initial-cluster`).
  */
 export function staticBootstrap(
   name: string,

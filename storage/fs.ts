@@ -3,7 +3,7 @@
  * file make, and nothing more. Production passes {@link denoFs}, which hands out `Deno.FsFile` handles
  * unwrapped (a `Deno.FsFile` already is a {@link FileHandle}), so the WAL's write + fdatasync path costs
  * no extra call, copy or promise. The simulator passes a file system of its own whose writes take
- * virtual time, whose fsync can fail, and whose unsynced data a crash loses — which is why everything
+ * virtual time, whose fsync can fail, and whose unsynced data a crash loses, which is why everything
  * that touches a disk goes through this interface.
  *
  * Errors follow Deno's: a missing path throws `Deno.errors.NotFound`, an existing one where none may be

@@ -6,7 +6,7 @@
  * @module
  */
 
-/** Go's name of a TLS 1.2 suite → the name `TLSSocket.getCipher()` reports. */
+/** Go's name of a TLS 1.2 suite -> the name `TLSSocket.getCipher()` reports. */
 export const TLS12_CIPHER_SUITES: ReadonlyMap<string, string> = new Map([
   ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256"],
   ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256"],

@@ -2,7 +2,7 @@
  * The shape of one flag record and what its kind means. A flag in the table (`flags.ts`) is data: its
  * name, kind, default, usage and the {@link Config} field it fills. The kind alone decides how the value
  * is read from the command line or an `ETCD_*` variable (Go's flag syntax), how it is read from etcd's YAML
- * config file (YAML decoded as etcd's JSON → Go struct step does), how it is stored in the Config and how it
+ * config file (YAML decoded as etcd's JSON -> Go struct step does), how it is stored in the Config and how it
  * is read back from one. So a new flag of a known kind needs no code.
  *
  * @module
@@ -246,7 +246,7 @@ export function parseFlagText(f: FlagDef, text: string): FlagValue {
 }
 
 /**
- * A config-file value converted to the flag's type, as etcd's YAML → JSON → Go struct decoding does;
+ * A config-file value converted to the flag's type, as etcd's YAML -> JSON -> Go struct decoding does;
  * throws {@link ConfigError} naming the key and the file.
  */
 export function parseFileValue(f: FlagDef, key: string, raw: unknown, path: string): FlagValue {

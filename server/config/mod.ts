@@ -1,6 +1,6 @@
 /**
  * The member's configuration: the {@link Config} type, etcd's defaults, validation, and the command line
- * shell around it — etcd 3.5's server flags (in the forms Go's `flag` package accepts), the matching
+ * shell around it: etcd 3.5's server flags (in the forms Go's `flag` package accepts), the matching
  * `ETCD_*` environment variables, and etcd's YAML configuration file (`--config-file`).
  *
  * ```ts

@@ -37,7 +37,7 @@ export interface Config {
   advertiseClientUrls: URL[];
   listenPeerUrls: URL[];
   initialAdvertisePeerUrls: URL[];
-  /** Member name → its peer URLs; empty when the cluster comes from discovery. */
+  /** Member name -> its peer URLs; empty when the cluster comes from discovery. */
   initialCluster: Map<string, URL[]>;
   initialClusterState: "new" | "existing";
   initialClusterToken: string;

@@ -20,7 +20,7 @@ export const SETTINGS_WITHOUT_EFFECT_YET: readonly string[] = [
 /**
  * Flags (names without dashes, as on etcd's command line; `client-cert-allowed-cn` is the config file's
  * `client-transport-security.allowed-cn`) that etcd accepts but etcd-ts does not implement yet. Setting one
- * to anything but its default — by flag, `ETCD_*` variable or config-file key — makes etcd-ts refuse to
+ * to anything but its default (by flag, `ETCD_*` variable or config-file key) makes etcd-ts refuse to
  * start. Remove a name here when its feature lands; this set is the only switch.
  */
 export const NOT_YET_IMPLEMENTED: ReadonlySet<string> = new Set([

@@ -19,6 +19,9 @@ Deno.test("config: parseDurationMs reads Go durations", () => {
   assertEquals(parseDurationMs("1.5s"), 1500);
   assertEquals(parseDurationMs("-2m"), -120000);
   assertEquals(parseDurationMs("100us"), 0.1);
+  // both micro signs Go accepts: U+00B5 and the Greek mu U+03BC
+  assertEquals(parseDurationMs("100µs"), 0.1);
+  assertEquals(parseDurationMs("100μs"), 0.1);
   assertEquals(parseDurationMs(".5h"), 1800000);
   assertThrows(() => parseDurationMs("5"), Error, 'time: missing unit in duration "5"');
   assertThrows(() => parseDurationMs("5q"), Error, 'time: unknown unit "q" in duration "5q"');

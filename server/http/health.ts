@@ -13,7 +13,7 @@
  *   `serializable_read`, `linearizable_read` and `non_learner`. `?exclude=check` leaves checks out, and
  *   each check also has its own path (`/readyz/linearizable_read`). etcd lists the checks in Go map order,
  *   which varies; here they come in the order above, one of the orders etcd prints.
- * - `GET /version` (client port only): `{"etcdserver":"…","etcdcluster":"…"}`.
+ * - `GET /version` (client port only): `{"etcdserver":"...","etcdcluster":"..."}`.
  *
  * Any other method is 405 with `Allow: GET`; any other path is left to the next handler (see
  * {@link composeHandlers}), in the end 404 as Go's `ServeMux` answers. On the client port every answer

@@ -25,13 +25,13 @@ export const MIN_CLUSTER_VERSION = "3.0.0";
 export const MONITOR_INTERVAL_MS = 4000;
 const UNDECIDED_INTERVAL_MS = 500;
 
-/** major.minor of a version string ("3.5.2" → [3, 5]); undefined if it is not one. */
+/** major.minor of a version string ("3.5.2" -> [3, 5]); undefined if it is not one. */
 export function majorMinor(version: string): [number, number] | undefined {
   const m = /^(\d+)\.(\d+)(?:\.\d+)?(?:[-+].*)?$/.exec(version.trim());
   return m === null ? undefined : [Number(m[1]), Number(m[2])];
 }
 
-/** The cluster version for a server version: "3.5.2" → "3.5.0". */
+/** The cluster version for a server version: "3.5.2" -> "3.5.0". */
 export function clusterVersionOf(version: string): string | undefined {
   const mm = majorMinor(version);
   return mm === undefined ? undefined : `${mm[0]}.${mm[1]}.0`;

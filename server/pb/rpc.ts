@@ -15,8 +15,8 @@
  * input.
  *
  * Conventions:
- * - Field names are the camelCase of the proto names (`range_end` → `rangeEnd`, `ID` stays `ID`,
- *   `remaining_TTL` → `remainingTTL`).
+ * - Field names are the camelCase of the proto names (`range_end` -> `rangeEnd`, `ID` stays `ID`,
+ *   `remaining_TTL` -> `remainingTTL`).
  * - `decodeX` returns every scalar and repeated field, with proto3 defaults for absent ones. Message
  *   fields that etcd always sets (`header`, `Event.kv`) are always present too; other message fields and
  *   oneof members are optional properties, present only when they were on the wire.

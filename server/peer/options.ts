@@ -144,7 +144,7 @@ export interface PeerTransportOptions {
   probeIntervalMs?: number;
   logger: PeerLogger;
   /**
-   * Extra GET handlers on the peer port by path, e.g. "/members" → JSON (used when a member joins); more
+   * Extra GET handlers on the peer port by path, e.g. "/members" -> JSON (used when a member joins); more
    * can be registered later with `PeerTransport.handle`.
    */
   httpHandlers?: Map<string, PeerHttpHandler>;

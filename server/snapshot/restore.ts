@@ -22,7 +22,7 @@ import { decodeImage, imageOf, SnapshotFileError } from "./file.ts";
 export interface RestoreOptions {
   file: string;
   name: string;
-  /** Member name → peer URLs, as etcd writes them. */
+  /** Member name -> peer URLs, as etcd writes them. */
   initialCluster: Map<string, string[]>;
   initialClusterToken: string;
   dataDir: string;

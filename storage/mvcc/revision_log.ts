@@ -1,6 +1,6 @@
 /**
  * The revision log: every retained change of the key space, one entry per (main, sub) revision, in
- * revision order — the in-memory counterpart of etcd's `key` bucket.
+ * revision order: the in-memory counterpart of etcd's `key` bucket.
  *
  * Entries are stored column-wise in typed arrays: no object per revision, nothing for the garbage
  * collector to trace. Revisions and versions are 32-bit until a value needs more (then that column

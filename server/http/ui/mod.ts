@@ -8,7 +8,7 @@
  * `/metrics`, as any other client would, so it can do nothing the user's credentials do not allow.
  *
  * Caching: the page is `no-cache` (revalidated each time, by its `ETag`), and it names each file with its
- * `ETag` in the query (`/ui/app.js?v=…`), so a new version is fetched at once while an unchanged one is
+ * `ETag` in the query (`/ui/app.js?v=...`), so a new version is fetched at once while an unchanged one is
  * served from the browser's cache for a day. `If-None-Match` gets `304 Not Modified`. `HEAD` answers the
  * headers of `GET`; any other method is 405. Paths outside `/ui` are left to the next handler.
  *

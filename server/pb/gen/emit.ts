@@ -44,8 +44,8 @@ const MODULE_DOC = `/**
  * input.
  *
  * Conventions:
- * - Field names are the camelCase of the proto names (\`range_end\` → \`rangeEnd\`, \`ID\` stays \`ID\`,
- *   \`remaining_TTL\` → \`remainingTTL\`).
+ * - Field names are the camelCase of the proto names (\`range_end\` -> \`rangeEnd\`, \`ID\` stays \`ID\`,
+ *   \`remaining_TTL\` -> \`remainingTTL\`).
  * - \`decodeX\` returns every scalar and repeated field, with proto3 defaults for absent ones. Message
  *   fields that etcd always sets (\`header\`, \`Event.kv\`) are always present too; other message fields and
  *   oneof members are optional properties, present only when they were on the wire.
@@ -61,7 +61,7 @@ const MODULE_DOC = `/**
  * @module
  */`;
 
-/** `PutRequest` → `PUT_REQUEST`, `HashKVResponse` → `HASH_KV_RESPONSE`, `peerURLs` → `PEER_URLS`. */
+/** `PutRequest` -> `PUT_REQUEST`, `HashKVResponse` -> `HASH_KV_RESPONSE`, `peerURLs` -> `PEER_URLS`. */
 export function constName(name: string): string {
   return name
     .replace(/([a-z0-9])([A-Z])/g, "$1_$2")

@@ -11,8 +11,8 @@ import type { EnumModel, MessageModel, Schema } from "./schema.ts";
 import type { EmitSource } from "./emit.ts";
 
 /**
- * The JSON name protoc derives from a proto field name (lowerCamel): `range_end` → `rangeEnd`,
- * `cluster_id` → `clusterId`, `ID` stays.
+ * The JSON name protoc derives from a proto field name (lowerCamel): `range_end` -> `rangeEnd`,
+ * `cluster_id` -> `clusterId`, `ID` stays.
  */
 export function jsonName(protoName: string): string {
   let out = "";
@@ -30,7 +30,7 @@ export function jsonName(protoName: string): string {
 
 /**
  * Go's name of a protobuf type, as gogo/golang protobuf error messages print it: the package, a dot,
- * then the nested names joined by `_` (`etcdserverpb.RangeRequest.SortOrder` →
+ * then the nested names joined by `_` (`etcdserverpb.RangeRequest.SortOrder` ->
  * `etcdserverpb.RangeRequest_SortOrder`).
  */
 export function goTypeName(fullName: string, packages: readonly string[]): string {

@@ -64,7 +64,7 @@ export interface EnumModel {
 /** A field of a generated message. */
 export interface FieldModel {
   protoName: string;
-  /** TypeScript property name: the camelCase of the proto name (`range_end` → `rangeEnd`). */
+  /** TypeScript property name: the camelCase of the proto name (`range_end` -> `rangeEnd`). */
   name: string;
   number: number;
   /** A scalar kind, or `message`. */
@@ -94,7 +94,7 @@ export interface SelectedOneof {
   by: string;
   /** The enum's TypeScript name. */
   enumName: string;
-  /** Enum value name (as emitted) → member field's TypeScript name, in enum order. */
+  /** Enum value name (as emitted) -> member field's TypeScript name, in enum order. */
   cases: [string, string][];
 }
 
@@ -122,12 +122,12 @@ export interface Schema {
   enums: EnumModel[];
 }
 
-/** `remaining_TTL` → `remainingTTL`, `range_end` → `rangeEnd`, `ID` stays. */
+/** `remaining_TTL` -> `remainingTTL`, `range_end` -> `rangeEnd`, `ID` stays. */
 export function camelCase(name: string): string {
   return name.replace(/_([A-Za-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
-/** `NotEqual` → `NOT_EQUAL`, `Noput` → `NOPUT`. */
+/** `NotEqual` -> `NOT_EQUAL`, `Noput` -> `NOPUT`. */
 export function upperSnake(name: string): string {
   return name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
 }

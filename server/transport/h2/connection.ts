@@ -1,6 +1,6 @@
 /**
  * One server-side HTTP/2 connection (RFC 9113) serving gRPC calls, independent of the socket: bytes
- * come in through `receive`, frames go out through an {@linkcode H2Socket} in batches — everything
+ * come in through `receive`, frames go out through an {@linkcode H2Socket} in batches: everything
  * produced during one turn of the event loop leaves in a single write.
  *
  * Covered: the connection preface, SETTINGS and their ACK, HEADERS + CONTINUATION with HPACK, DATA with

@@ -350,7 +350,7 @@ const MAX_INDEXED_VALUE = 96;
 /** Encodes header blocks for one connection. Strings go out as raw (non-Huffman) literals. */
 export class HpackEncoder {
   readonly #table: DynamicTable;
-  /** "name\0value" → insertion number of the newest entry with that pair. */
+  /** "name\0value" -> insertion number of the newest entry with that pair. */
   readonly #full = new Map<string, number>();
   readonly #byName = new Map<string, number>();
   /** Insertions so far; the entry with insertion number k is at dynamic index inserted - 1 - k. */

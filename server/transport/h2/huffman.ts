@@ -1,6 +1,6 @@
 /**
- * The HPACK Huffman code (RFC 7541, Appendix B). The code is canonical — codes of one length are
- * consecutive and ordered by symbol — so the table is kept as the 257 code lengths and the codes are
+ * The HPACK Huffman code (RFC 7541, Appendix B). The code is canonical (codes of one length are
+ * consecutive and ordered by symbol), so the table is kept as the 257 code lengths and the codes are
  * derived from them.
  *
  * @module
@@ -48,7 +48,7 @@ const FIRST = new Int32Array(MAX_LEN + 1);
 const COUNT = new Int32Array(MAX_LEN + 1);
 const OFFSET = new Int32Array(MAX_LEN + 1);
 const SORTED = new Uint16Array(257);
-/** For codes of at most 8 bits: byte prefix → (symbol << 4) | length; 0 when the code is longer. */
+/** For codes of at most 8 bits: byte prefix -> (symbol << 4) | length; 0 when the code is longer. */
 const FAST = new Uint16Array(256);
 
 (function build(): void {

@@ -1,6 +1,6 @@
 /**
  * Frames in: bytes from the socket are cut into frames (a frame split across reads waits for the rest)
- * and each frame is handled here — the connection preface, SETTINGS, HEADERS + CONTINUATION decoded with
+ * and each frame is handled here: the connection preface, SETTINGS, HEADERS + CONTINUATION decoded with
  * HPACK into new streams (gRPC calls or plain HTTP requests), DATA with our receive windows and
  * WINDOW_UPDATE, PING, RST_STREAM, GOAWAY, PRIORITY (parsed and ignored), and the peer's WINDOW_UPDATE
  * that lets queued output go on. A stream error resets that stream; a connection error sends GOAWAY and

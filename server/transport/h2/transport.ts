@@ -1,5 +1,5 @@
 /**
- * `serveDenoH2`: gRPC on our own HTTP/2 framing, over `Deno.listen` for cleartext (prior knowledge — what
+ * `serveDenoH2`: gRPC on our own HTTP/2 framing, over `Deno.listen` for cleartext (prior knowledge: what
  * etcdctl and gRPC clients speak to http:// endpoints) and over the TLS listener of `server/tls/` for
  * https:// endpoints (ALPN h2 or http/1.1; it can ask for client certificates). Either way, a connection
  * that does not open with the HTTP/2 preface is served as HTTP/1.1 by {@linkcode Http1Connection} (health
