@@ -158,9 +158,47 @@ class DynamicTable {
   }
 }
 
+/** Literals longer than this (encoded) are decoded every time, never cached. */
+const MAX_CACHED_LITERAL = 64;
+/** Slots of a {@link LiteralCache}; a power of two. */
+const LITERAL_SLOTS = 32;
+
+/**
+ * Strings decoded from header literals, by their encoded bytes. nghttp2-based clients (grpc-js, h2load,
+ * curl) never index `:path`, so each request of theirs carries the method path again as a Huffman
+ * literal; decoding it again cost a string per character. A hit costs a hash and a compare of the
+ * encoded bytes instead. One slot per hash: a literal that collides replaces the one there.
+ */
+class LiteralCache {
+  readonly #encoded: (Uint8Array | undefined)[] = new Array(LITERAL_SLOTS);
+  readonly #decoded: string[] = new Array(LITERAL_SLOTS);
+  /** The slot of the last {@link find}, where {@link keep} puts what it missed. */
+  #slot = 0;
+
+  /** The string of the literal encoded in `buf[from, end)` (its length prefix included), if known. */
+  find(buf: Uint8Array, from: number, end: number): string | undefined {
+    if (end - from > MAX_CACHED_LITERAL) return undefined;
+    let h = 0x811c9dc5;
+    for (let i = from; i < end; i++) h = Math.imul(h ^ buf[i], 0x01000193);
+    const slot = this.#slot = (h >>> 0) & (LITERAL_SLOTS - 1);
+    const known = this.#encoded[slot];
+    if (known === undefined || known.length !== end - from) return undefined;
+    for (let i = 0; i < known.length; i++) if (known[i] !== buf[from + i]) return undefined;
+    return this.#decoded[slot];
+  }
+
+  /** Remembers `value` for the literal {@link find} just missed. */
+  keep(buf: Uint8Array, from: number, end: number, value: string): void {
+    if (end - from > MAX_CACHED_LITERAL) return;
+    this.#encoded[this.#slot] = buf.slice(from, end);
+    this.#decoded[this.#slot] = value;
+  }
+}
+
 /** Decodes header blocks of one connection (the decoder keeps state from block to block). */
 export class HpackDecoder {
   readonly #table: DynamicTable;
+  readonly #literals = new LiteralCache();
   /** The most we allow the peer's table size updates to ask for (our SETTINGS_HEADER_TABLE_SIZE). */
   #limit: number;
 
@@ -212,7 +250,7 @@ export class HpackDecoder {
         const [index, next] = readInt(block, pos, incremental ? 6 : 4);
         pos = next;
         if (index === 0) {
-          const [s, after] = readString(block, pos);
+          const [s, after] = readString(block, pos, this.#literals);
           name = s;
           pos = after;
         } else if (index <= STATIC_LEN) {
@@ -222,7 +260,7 @@ export class HpackDecoder {
           if (d >= t.length) throw new HpackError(`index ${index} out of range`);
           name = t.name(d);
         }
-        const [v, after] = readString(block, pos);
+        const [v, after] = readString(block, pos, this.#literals);
         value = v;
         pos = after;
         if (incremental) t.add(name, value);
@@ -254,20 +292,26 @@ export function readInt(buf: Uint8Array, pos: number, prefixBits: number): [numb
   return [v, pos];
 }
 
-function readString(buf: Uint8Array, pos: number): [string, number] {
+function readString(buf: Uint8Array, pos: number, cache: LiteralCache): [string, number] {
   if (pos >= buf.length) throw new HpackError("truncated string");
   const huffman = (buf[pos] & 0x80) !== 0;
   const [len, start] = readInt(buf, pos, 7);
   const end = start + len;
   if (end > buf.length) throw new HpackError("truncated string");
-  if (huffman) {
+  // the cache key starts at the prefix, whose first bit tells a Huffman string from a raw one
+  const known = cache.find(buf, pos, end);
+  if (known !== undefined) return [known, end];
+  let value: string;
+  if (!huffman) value = latin1(buf, start, end);
+  else {
     try {
-      return [decodeHuffman(buf, start, end), end];
+      value = decodeHuffman(buf, start, end);
     } catch (err) {
       throw new HpackError((err as Error).message);
     }
   }
-  return [latin1(buf, start, end), end];
+  cache.keep(buf, pos, end, value);
+  return [value, end];
 }
 
 function latin1(buf: Uint8Array, start: number, end: number): string {

@@ -196,3 +196,33 @@ Deno.test("hpack encoder: indexes repeated fields; roundtrips through the decode
     assertEquals(o, [...response, ...ok]);
   }
 });
+
+/** A `:path` field as nghttp2 sends it: a literal without indexing, the value Huffman-coded or raw. */
+function pathLiteral(value: Uint8Array, huffman: boolean): Uint8Array {
+  return new Uint8Array([0x04, (huffman ? 0x80 : 0) | value.length, ...value]);
+}
+
+Deno.test("hpack decoder: a literal that repeats decodes the same; the cache tells apart what only looks alike", () => {
+  const d = new HpackDecoder();
+  const put = pathLiteral(encodeHuffman("/etcdserverpb.KV/Put"), true);
+  for (let i = 0; i < 3; i++) assertEquals(decode(d, put), [[":path", "/etcdserverpb.KV/Put"]]);
+  // the same bytes sent raw are another string
+  const bytes = encodeHuffman("/etcdserverpb.KV/Put");
+  assertEquals(decode(d, pathLiteral(bytes, false)), [[":path", String.fromCharCode(...bytes)]]);
+  assertEquals(decode(d, put), [[":path", "/etcdserverpb.KV/Put"]]);
+  // many more literals than the cache has slots, each decoded twice in a row and once more later
+  const paths = Array.from({ length: 200 }, (_, i) => `/svc/M${i}`);
+  for (const p of paths) {
+    const block = pathLiteral(encodeHuffman(p), true);
+    assertEquals(decode(d, block), [[":path", p]]);
+    assertEquals(decode(d, block), [[":path", p]]);
+  }
+  for (const p of paths) assertEquals(decode(d, pathLiteral(encodeHuffman(p), true)), [[":path", p]]);
+  // a long value is decoded every time, and right
+  const long = "/" + "x".repeat(200);
+  const big = encodeHuffman(long);
+  assert(big.length >= 0x7f && big.length - 0x7f < 0x80);
+  const block = new Uint8Array([0x04, 0x80 | 0x7f, big.length - 0x7f, ...big]);
+  assertEquals(decode(d, block), [[":path", long]]);
+  assertEquals(decode(d, block), [[":path", long]]);
+});
