@@ -233,6 +233,13 @@ function driverOf(
   return driver;
 }
 
+/** Stops `driver`, closes its WAL and removes the test's directory. */
+async function shutDown(driver: RaftDriver, dir: string): Promise<void> {
+  await driver.stop();
+  await driver.closeStorage();
+  await Deno.remove(dir, { recursive: true });
+}
+
 /** Records `what` after a few hops of the microtask queue, as a reply or a peer write does. */
 function later(events: string[], what: string): void {
   Promise.resolve().then(() => {}).then(() => {}).then(() => events.push(what));
@@ -271,9 +278,7 @@ Deno.test("raft driver: the replies of committed entries leave before a write th
     await new Promise((r) => setTimeout(r, 10));
     assertEquals(events, ["fsync", "apply 1", "reply 1", "fsync", "apply 2", "reply 2"]);
   } finally {
-    await driver.stop();
-    await driver.closeStorage();
-    await Deno.remove(dir, { recursive: true });
+    await shutDown(driver, dir);
   }
 });
 
@@ -319,9 +324,7 @@ Deno.test("raft driver: a leader's appends leave before its own write that holds
     while (events.length < 3) await new Promise((r) => setTimeout(r, 5));
     assertEquals(events, ["append to 2", "append to 3", "fsync"]);
   } finally {
-    await driver.stop();
-    await driver.closeStorage();
-    await Deno.remove(dir, { recursive: true });
+    await shutDown(driver, dir);
   }
 });
 
@@ -382,8 +385,6 @@ Deno.test("raft driver: a follower forwards proposals at once, while its write i
     assertEquals(sent.filter((m) => m.type === MessageType.Prop).length, 1, "and forwarded once");
   } finally {
     gate.resolve();
-    await driver.stop();
-    await driver.closeStorage();
-    await Deno.remove(dir, { recursive: true });
+    await shutDown(driver, dir);
   }
 });
