@@ -9,8 +9,12 @@
  * still serves) gets a file of its own.
  *
  * Appends go to a write buffer that is written out in large chunks; reads are served from that buffer
- * while it still holds the bytes, else from a read-ahead block, else with `seekSync` + `readSync`. Freed
- * bytes are only counted; the owner decides when to {@link HistoryFile.reset} or rewrite the file.
+ * while it still holds the bytes, else from a read-ahead block, else with `seekSync` + `readSync`. The
+ * block is filled only where reads go forward through the file, as a snapshot image does in a file
+ * rewritten or restored in revision order; a read that lands far from the one before (an image of values
+ * in the order they were demoted, which is not revision order) reads just its own bytes, since filling
+ * the block would cost as much again as the read and nothing after it would use the block. Freed bytes are only
+ * counted; the owner decides when to {@link HistoryFile.reset} or rewrite the file.
  *
  * @module
  */
@@ -20,6 +24,8 @@ import { denoFs, type FileHandle, type FileSystem } from "../fs.ts";
 export const DEFAULT_BUFFER_BYTES = 256 * 1024;
 /** Size of the read-ahead block. */
 const READ_BLOCK = 64 * 1024;
+/** A read that starts at most this far past the end of the one before fills the read-ahead block. */
+const READ_GAP = 4 * 1024;
 
 /** Append-only value storage in an unlinked file. */
 export class HistoryFile {
@@ -31,6 +37,8 @@ export class HistoryFile {
   private readonly block = new Uint8Array(READ_BLOCK);
   private blockStart = 0;
   private blockLen = 0;
+  /** Where the last read from the file ended (-1: none yet). */
+  private lastEnd = -1;
   /** Bytes of values appended and not yet freed. */
   liveBytes = 0;
 
@@ -101,9 +109,12 @@ export class HistoryFile {
     if (pos >= this.blockStart && pos + len <= this.blockStart + this.blockLen) {
       const at = pos - this.blockStart;
       dst.set(this.block.subarray(at, at + len), dstOff);
+      this.lastEnd = pos + len;
       return;
     }
-    if (len > READ_BLOCK) {
+    const ahead = this.lastEnd >= 0 && pos >= this.lastEnd && pos - this.lastEnd <= READ_GAP;
+    this.lastEnd = pos + len;
+    if (len > READ_BLOCK || !ahead) {
       this.readAt(pos, dst.subarray(dstOff, dstOff + len));
       return;
     }
@@ -126,6 +137,7 @@ export class HistoryFile {
     this.flushed = 0;
     this.bufLen = 0;
     this.blockLen = 0;
+    this.lastEnd = -1;
     this.liveBytes = 0;
   }
 
