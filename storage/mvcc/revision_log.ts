@@ -35,6 +35,8 @@ export class RevisionLog {
   version: WideColumn = new Uint32Array(MIN_CAPACITY);
   /** Lease id (int64), 0 for none; null while no entry has had a lease (see {@link leaseAt}). */
   lease: BigInt64Array | null = null;
+  /** A {@link frozenCopy} still reading some columns of the log it was taken from. */
+  private sharesColumns = false;
   /** Value location: arena slab id (-1: empty value), offset and length. */
   slab: Int32Array = new Int32Array(MIN_CAPACITY);
   /** Offset of the value in its slab. */
@@ -130,56 +132,47 @@ export class RevisionLog {
   }
 
   /**
-   * A copy of the entries as they are now, each column cut to `length`: what a snapshot written in the
-   * background reads while this log goes on taking writes and compactions (which move entries in place).
-   * Costs one memory copy of the columns, about 36 bytes per entry, into one buffer that lives as long
-   * as the copy (keeping it for the next copy would save the page faults of fresh memory, at the price of
-   * holding that much memory between snapshots).
+   * A copy of the entries as they are now, for a snapshot written in the background while this log goes
+   * on taking writes. Appends land past the copy's length and growing reallocates, so the columns that
+   * only a compaction rewrites are shared with this log rather than copied; the value locations, which a
+   * demotion or a defragmentation repoints, are copied (8 bytes per entry, where a copy of every column
+   * took 36: fresh memory costs a page fault per 4 KiB, about 40 ms for 300k entries here). Call
+   * {@link own} on the copy before this log compacts.
    */
   frozenCopy(): RevisionLog {
     const n = this.length;
-    const cols: (WideColumn | Int32Array | BigInt64Array)[] = [
-      this.main,
-      this.create,
-      this.version,
-      this.sub,
-      this.key,
-      this.prev,
-      this.slab,
-      this.off,
-      this.len,
-    ];
-    if (this.lease !== null) cols.push(this.lease);
-    let bytes = 0;
-    for (const c of cols) bytes += Math.ceil((n * c.BYTES_PER_ELEMENT) / 8) * 8;
-    const buf = new ArrayBuffer(bytes);
-    let at = 0;
-    const copies = cols.map((c) => {
-      const copy = c instanceof Uint32Array
-        ? new Uint32Array(buf, at, n)
-        : c instanceof Float64Array
-        ? new Float64Array(buf, at, n)
-        : c instanceof BigInt64Array
-        ? new BigInt64Array(buf, at, n)
-        : new Int32Array(buf, at, n);
-      // deno-lint-ignore no-explicit-any
-      (copy as any).set((c as any).subarray(0, n));
-      at += Math.ceil((n * c.BYTES_PER_ELEMENT) / 8) * 8;
-      return copy;
-    });
     const copy = new RevisionLog();
     copy.length = n;
-    copy.main = copies[0] as WideColumn;
-    copy.create = copies[1] as WideColumn;
-    copy.version = copies[2] as WideColumn;
-    copy.sub = copies[3] as Int32Array;
-    copy.key = copies[4] as Int32Array;
-    copy.prev = copies[5] as Int32Array;
-    copy.slab = copies[6] as Int32Array;
-    copy.off = copies[7] as Int32Array;
-    copy.len = copies[8] as Int32Array;
-    copy.lease = this.lease === null ? null : copies[9] as BigInt64Array;
+    copy.main = this.main;
+    copy.create = this.create;
+    copy.version = this.version;
+    copy.sub = this.sub;
+    copy.key = this.key;
+    copy.prev = this.prev;
+    copy.len = this.len;
+    copy.lease = this.lease;
+    const locations = new ArrayBuffer(n * 8);
+    copy.slab = new Int32Array(locations, 0, n);
+    copy.slab.set(this.slab.subarray(0, n));
+    copy.off = new Int32Array(locations, n * 4, n);
+    copy.off.set(this.off.subarray(0, n));
+    copy.sharesColumns = true;
     return copy;
+  }
+
+  /** Gives a {@link frozenCopy} columns of its own, so the log it was taken from may rewrite its entries. */
+  own(): void {
+    if (!this.sharesColumns) return;
+    this.sharesColumns = false;
+    const n = this.length;
+    this.main = this.main.slice(0, n);
+    this.create = this.create.slice(0, n);
+    this.version = this.version.slice(0, n);
+    this.sub = this.sub.slice(0, n);
+    this.key = this.key.slice(0, n);
+    this.prev = this.prev.slice(0, n);
+    this.len = this.len.slice(0, n);
+    this.lease = this.lease === null ? null : this.lease.slice(0, n);
   }
 
   /** First index whose main revision is >= `rev` (`length` if none). */

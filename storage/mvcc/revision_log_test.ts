@@ -68,3 +68,27 @@ Deno.test("revision log: the lease column appears with the first lease and follo
   log.resize(1000);
   assertEquals(rows(log).map((r) => r[4]), [0x7fff_ffff_ffff_fff0n, 0n]);
 });
+
+Deno.test("revision log: a frozen copy keeps its moment through appends, repointed values, growth and moves", () => {
+  const log = new RevisionLog();
+  for (let i = 0; i < 10; i++) log.append(i + 2, 0, i, -1, 2, 1, 0n, 0, i * 8, 8);
+  const frozen = log.frozenCopy();
+  const before = rows(frozen);
+  const locations = () => Array.from({ length: frozen.length }, (_, e) => [frozen.slab[e], frozen.off[e]]);
+  const where = locations();
+  // the live log takes writes (growing past its capacity), and a value is repointed (demoted)
+  for (let i = 10; i < 5000; i++) log.append(i + 2, 0, i, -1, 2, 1, 7n, 0, i * 8, 8);
+  log.slab[3] = -5;
+  log.off[3] = 12345;
+  assertEquals(rows(frozen), before);
+  assertEquals(locations(), where);
+  // a compaction moves entries in place: the copy takes columns of its own first
+  const other = log.frozenCopy();
+  other.own();
+  frozen.own();
+  log.move(9, 0);
+  log.shiftDown(20, 1);
+  assertEquals(rows(frozen), before);
+  assertEquals(other.main[0], 2);
+  assertEquals(other.length, 5000);
+});

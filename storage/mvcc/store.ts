@@ -275,6 +275,8 @@ class Core {
   chunks = new ChunkAllocator();
   /** Open snapshot views (see {@link view}); while there is one, no value they may read goes away. */
   private views = 0;
+  /** The entry columns of the open views; they share columns with {@link log} until it compacts. */
+  private readonly frozenLogs = new Set<RevisionLog>();
   /** A history file trim put off while a view was open. */
   private trimPending = false;
   /** A close put off while a view was open. */
@@ -489,6 +491,8 @@ class Core {
     const n = log.length;
     const b = log.lowerBound(rev + 1); // entries [0, b) are at or below rev
     if (b === 0) return;
+    // entries move in place from here on: open views stop sharing the columns
+    for (const frozen of this.frozenLogs) frozen.own();
     // superseded[e]: a newer entry of the same key is also at or below rev
     const superseded = new Uint8Array(b);
     const prev = log.prev;
@@ -774,6 +778,7 @@ class Core {
     // are not: arena slabs are reached through a copy of the slab table and never overwritten while
     // pinned, history file positions stay valid because trims wait for the view.
     const log = this.log.frozenCopy();
+    this.frozenLogs.add(log);
     const slabs = this.arena.slabs.slice();
     const history = this.history;
     const copyValue = (e: number, dst: Uint8Array, dstOff: number): void => {
@@ -797,6 +802,7 @@ class Core {
       release: () => {
         if (!open) return;
         open = false;
+        this.frozenLogs.delete(log);
         this.views--;
         this.arena.unpin();
         if (this.views > 0) return;
