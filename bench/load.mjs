@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { CANCELLED, Connection } from "./grpc_h2.mjs";
 import {
@@ -46,6 +47,7 @@ const { values: opt } = parseArgs({
     "val-size": { type: "string", default: "256" },
     "key-space": { type: "string", default: "10000" },
     watchers: { type: "string", default: "100" },
+    trace: { type: "string" },
     cacert: { type: "string" },
     cert: { type: "string" },
     key: { type: "string" },
@@ -85,6 +87,8 @@ function keyOf(n) {
 const randomKey = () => keyOf(Math.floor(Math.random() * keySpace));
 
 const hist = new Histogram();
+/** With `--trace`: one [start ms since the run began, latency ms, client] per answered request. */
+const trace = opt.trace ? [] : null;
 let ops = 0;
 let errors = 0;
 let firstRevision = 0n;
@@ -114,7 +118,9 @@ async function closedLoop(op) {
       const t0 = performance.now();
       try {
         noteRevision(await op(ch));
-        hist.recordMs(performance.now() - t0);
+        const ms = performance.now() - t0;
+        hist.recordMs(ms);
+        trace?.push([t0 - start, ms, c]);
         ops++;
       } catch (err) {
         noteError(err);
@@ -142,11 +148,14 @@ async function openLoop(op) {
     // every request whose time has come goes out now, late ones included
     while ((total === 0 || issued < total) && start + issued * interval <= now) {
       const due = start + issued * interval;
-      const ch = channels[issued % conns];
+      const client = issued % conns;
+      const ch = channels[client];
       issued++;
       const p = op(ch).then((res) => {
         noteRevision(res);
-        hist.recordMs(performance.now() - due);
+        const ms = performance.now() - due;
+        hist.recordMs(ms);
+        trace?.push([due - start, ms, client]);
         ops++;
       }, noteError).finally(() => pending.delete(p));
       pending.add(p);
@@ -264,6 +273,9 @@ try {
   noteError(err);
 }
 for (const ch of channels) ch.close();
+if (trace) {
+  writeFileSync(opt.trace, JSON.stringify(trace.map(([t, ms, c]) => [+t.toFixed(3), +ms.toFixed(3), c])));
+}
 const result = {
   workload: opt.workload,
   clients,

@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { ctlOk, HAVE_ETCDCTL, implementations, Member } from "./helpers.ts";
+import { analyze, type TraceRecord } from "../bench/tail.ts";
 
 const LOAD = new URL("../bench/load.mjs", import.meta.url).pathname;
 const H2_BODY = new URL("../bench/h2_body.mjs", import.meta.url).pathname;
@@ -109,6 +110,38 @@ Deno.test({
         assertEquals(await revision(m.endpoint) - before, 200);
         assertEquals(r.last_revision, before + 200);
         assertOrderedLatencies(r);
+      });
+      await t.step("--trace keeps every answered request, and bench/tail.ts reads it", async () => {
+        const file = await Deno.makeTempFile({ suffix: ".json" });
+        try {
+          const r = await load(m.endpoint, [
+            "--workload",
+            "put",
+            "--total",
+            "100",
+            "--clients",
+            "4",
+            "--conns",
+            "2",
+            "--trace",
+            file,
+          ]);
+          const trace: TraceRecord[] = JSON.parse(await Deno.readTextFile(file));
+          assertEquals(trace.length, r.ops);
+          assertEquals(new Set(trace.map((x) => x[2])), new Set([0, 1, 2, 3]));
+          for (const c of [0, 1, 2, 3]) {
+            // one client's requests follow each other: each starts after the one before was answered
+            const mine = trace.filter((x) => x[2] === c);
+            for (let i = 1; i < mine.length; i++) {
+              assert(mine[i][0] >= mine[i - 1][0] + mine[i - 1][1] - 0.01, `client ${c}, request ${i}`);
+            }
+          }
+          const report = analyze(trace);
+          assertEquals(report.ops, 100);
+          assertEquals(report.buckets.reduce((n, b) => n + b.answered, 0), 100);
+        } finally {
+          await Deno.remove(file);
+        }
       });
       await t.step("an open loop of 60 puts at 100/s does 60 puts", async () => {
         const before = await revision(m.endpoint);
