@@ -760,12 +760,14 @@ Deno.test("wal: a full disk when a new segment is needed keeps the write buffere
       ...denoFs,
       open: async (path, options) => {
         const f = await denoFs.open(path, options);
-        if (!path.endsWith(".tmp") || !full) return f;
+        // the next segment cannot be filled ahead (no room for it), so the cut has to make one itself
+        const ahead = path.endsWith("next.wal.tmp");
+        if (!path.endsWith(".tmp") || (!full && !ahead)) return f;
         // a segment started while the disk is full cannot be written
         return {
           ...wrapHandle(f),
           write: (p) =>
-            full ? Promise.reject(new Error("No space left on device (os error 28)")) : f.write(p),
+            full || ahead ? Promise.reject(new Error("No space left on device (os error 28)")) : f.write(p),
         };
       },
     };
