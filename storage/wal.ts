@@ -1078,9 +1078,7 @@ export class Wal {
     }
     this.#closed = true;
     this.#tail.file.close();
-    const next = this.#next;
-    this.#next = undefined;
-    const filled = next === undefined ? undefined : await next;
+    const filled = await this.#takeNext();
     if (filled !== undefined) {
       filled.close();
       await this.#io.fs.remove(join(this.#dir, NEXT_SEGMENT)).catch(() => {});
@@ -1217,6 +1215,13 @@ export class Wal {
     }
   }
 
+  /** The next segment's file once its filling ends (undefined if none was started or it failed). */
+  async #takeNext(): Promise<FileHandle | undefined> {
+    const next = this.#next;
+    this.#next = undefined;
+    return next === undefined ? undefined : await next;
+  }
+
   /** Seals the current segment (drops its zero tail) and starts the next one. */
   async #cut(): Promise<void> {
     const old = this.#tail;
@@ -1225,9 +1230,7 @@ export class Wal {
     const ref: SegmentRef = { seq: old.ref.seq + 1, firstIndex: this.#durableLast + 1, name: "" };
     ref.name = segmentName(ref.seq, ref.firstIndex);
     const prealloc = this.#prealloc ? this.#segmentBytes : 0;
-    const next = this.#next;
-    this.#next = undefined;
-    const filled = next === undefined ? undefined : await next;
+    const filled = await this.#takeNext();
     const tail = await createSegment(
       this.#io,
       this.#dir,
