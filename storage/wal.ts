@@ -274,6 +274,12 @@ const SEGMENT_NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
 const NEXT_SEGMENT = "next.wal.tmp";
 /** The next segment is zero-filled in steps of this size, each made durable before the next is written. */
 const NEXT_FILL_STEP = 4 * 1024 * 1024;
+/**
+ * The share of the last segment written when the next one starts being filled: late enough that a log
+ * which stops short of a cut seldom fills a segment for nothing, early enough that the 16 MiB left of a
+ * default segment outlast the fill (64 MiB at disk speed) at any write rate this server reaches.
+ */
+const FILL_AT = 0.75;
 const EMPTY_HARD_STATE: WalHardState = { term: 0, vote: 0n, commit: 0 };
 
 function pad8(n: number): number {
@@ -1181,7 +1187,7 @@ export class Wal {
     this.#diskFast = took <= FAST_FSYNC_MS;
     this.#fsyncObserver?.observe(took);
     tail.offset += batch.length;
-    if (this.#prealloc && this.#next === undefined && tail.offset >= this.#segmentBytes / 2) {
+    if (this.#prealloc && this.#next === undefined && tail.offset >= this.#segmentBytes * FILL_AT) {
       this.#next = this.#fillNext();
     }
     this.stats.syncs++;
@@ -1189,10 +1195,10 @@ export class Wal {
   }
 
   /**
-   * Zero-fills the next segment's file in the background, once the tail is half full, so that the cut
-   * does not hold every write while a whole segment is written and flushed (about 60 ms for 64 MiB
-   * here). Resolves undefined if that fails: the cut then builds the segment itself and reports what
-   * goes wrong there.
+   * Zero-fills the next segment's file in the background, once the tail is {@link FILL_AT} full, so
+   * that the cut does not hold every write while a whole segment is written and flushed (about 60 ms for
+   * 64 MiB here). Resolves undefined if that fails: the cut then builds the segment itself and reports
+   * what goes wrong there.
    */
   async #fillNext(): Promise<FileHandle | undefined> {
     const fs = this.#io.fs;

@@ -847,8 +847,8 @@ Deno.test("wal: the next segment is zero-filled ahead, so a cut writes only its 
     const wal = await Wal.create(dir, META, { segmentBytes, fs });
     const all: WalEntry[] = [];
     let next = 1;
-    // past half of the first segment: the next one is being filled in the background
-    for (; next <= 40; next++) {
+    // past three quarters of the first segment: the next one is being filled in the background
+    for (; next <= 52; next++) {
       const batch = ents(next, next, 1, 1000);
       all.push(...batch);
       wal.append(batch, { term: 1, vote: 1n, commit: next });
