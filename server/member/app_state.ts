@@ -102,13 +102,6 @@ export interface AppState {
 }
 
 /**
- * Bytes per chunk of a captured image. Making one may read every value back from the history file, a
- * few microseconds each, and the snapshot writer holds the thread while it makes a chunk: 1 MiB chunks
- * held it for 35 ms each and stalled every client for the length of the image; 64 KiB take about 2 ms.
- */
-const IMAGE_CHUNK = 64 * 1024;
-
-/**
  * The image of the applied state as it is now, readable later: the JSON part is encoded at once, the
  * key space is a view of the store that stays valid while the store takes writes and compactions.
  * Costs a copy of the store's entry columns and the key table, no value bytes.
@@ -124,7 +117,7 @@ export function captureAppState(state: AppState): SnapshotCapture {
   if (state.auth && (state.auth.users.size > 0 || state.auth.roles.size > 0 || state.auth.revision > 1)) {
     meta.auth = state.auth.toJSON();
   }
-  const view = state.mvcc.snapshotView(IMAGE_CHUNK);
+  const view = state.mvcc.snapshotView();
   try {
     return { data: encodeAppState(meta, view.image), release: () => view.release() };
   } catch (err) {

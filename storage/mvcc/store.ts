@@ -178,8 +178,13 @@ const EMPTY: Uint8Array = new Uint8Array(0);
 const KEY_BUCKET = new TextEncoder().encode("key");
 const SNAPSHOT_MAGIC = [0x4d, 0x56, 0x43, 0x43]; // "MVCC"
 const SNAPSHOT_VERSION = 1;
-/** Chunk size of snapshot images written out (see {@link MvccStore.snapshotImage}). */
-const IMAGE_CHUNK = 1 << 20;
+/**
+ * Chunk size of snapshot images written out (see {@link MvccStore.snapshotImage}). Making a chunk may
+ * read every value back from the history file, a few microseconds each, and whoever streams the image
+ * holds the thread while a chunk is made: 1 MiB chunks held it for 35 ms each and stalled every client
+ * for the length of a background snapshot; 64 KiB take about 2 ms.
+ */
+const IMAGE_CHUNK = 64 * 1024;
 const MIN_IMAGE_CHUNK = 4096;
 /** Room for an entry's fixed fields: six varints of at most 8 bytes and the kind byte. */
 const ENTRY_HEAD_MAX = 64;
@@ -273,9 +278,10 @@ class Core {
   dataBytes = 0;
   txn: Txn | null = null;
   chunks = new ChunkAllocator();
-  /** Open snapshot views (see {@link view}); while there is one, no value they may read goes away. */
-  private views = 0;
-  /** The entry columns of the open views; they share columns with {@link log} until it compacts. */
+  /**
+   * The entry columns of the open snapshot views (see {@link view}), one per view: they share columns
+   * with {@link log} until it compacts. While there is one, no value a view may read goes away.
+   */
   private readonly frozenLogs = new Set<RevisionLog>();
   /** A history file trim put off while a view was open. */
   private trimPending = false;
@@ -344,7 +350,7 @@ class Core {
   private trimHistory(): void {
     const history = this.history;
     if (history === null || history.garbageBytes === 0) return;
-    if (this.views > 0) {
+    if (this.frozenLogs.size > 0) {
       // an open view may read any position of this file: emptying or replacing it waits for the view
       this.trimPending = true;
       return;
@@ -778,7 +784,6 @@ class Core {
     // are not: arena slabs are reached through a copy of the slab table and never overwritten while
     // pinned, history file positions stay valid because trims wait for the view.
     const log = this.log.frozenCopy();
-    this.frozenLogs.add(log);
     const slabs = this.arena.slabs.slice();
     const history = this.history;
     const copyValue = (e: number, dst: Uint8Array, dstOff: number): void => {
@@ -788,7 +793,7 @@ class Core {
       else history!.read(filePos(slab, log.off[e]), len, dst, dstOff);
     };
     const src = this.imageSource(log, copyValue);
-    this.views++;
+    this.frozenLogs.add(log);
     this.arena.pin();
     let open = true;
     return {
@@ -803,9 +808,8 @@ class Core {
         if (!open) return;
         open = false;
         this.frozenLogs.delete(log);
-        this.views--;
         this.arena.unpin();
-        if (this.views > 0) return;
+        if (this.frozenLogs.size > 0) return;
         if (this.closePending) {
           this.history?.close();
           return;
@@ -820,7 +824,7 @@ class Core {
 
   /** Releases the history file, or marks it to be released once the last open view is. */
   close(): void {
-    if (this.views > 0) this.closePending = true;
+    if (this.frozenLogs.size > 0) this.closePending = true;
     else this.history?.close();
   }
 
@@ -1387,9 +1391,10 @@ export class MvccStore {
 
   /**
    * The image {@link snapshotImage} would give now, readable later while the store goes on taking writes
-   * and compactions: for writing a snapshot in the background. Taking it copies the entry columns (about
-   * 36 bytes per retained revision) and builds the key table, but no value; until it is released, the
-   * store keeps every value it may read (freed arena slabs stay referenced, history file trims wait).
+   * and compactions: for writing a snapshot in the background. Taking it copies the value locations (8
+   * bytes per retained revision; the other entry columns are shared until a compaction) and builds the key
+   * table, but no value; until it is released, the store keeps every value it may read (freed arena slabs
+   * stay referenced, history file trims wait).
    * Release it when done, written or not. Throws {@link ErrTxnState} while a write transaction is open.
    */
   snapshotView(chunkSize: number = IMAGE_CHUNK): MvccSnapshotView {
