@@ -37,6 +37,7 @@
  */
 import { parseArgs } from "node:util";
 import { etcdctl, type Kind, type RunningCluster, startCluster } from "./servers.ts";
+import { quantile } from "./stats.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -367,13 +368,6 @@ export function breakdown(
   }
   const n = Math.max(0, starts.length - skip - 1);
   return { puts, unmatched, callsPerPut: n > 0 ? leaderCalls / n : 0 };
-}
-
-/** The q-quantile (0..1) of `xs`, nearest rank; NaN when empty. */
-export function quantile(xs: number[], q: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
 }
 
 /** What one server's run measured. */

@@ -6,11 +6,11 @@ import {
   markdownTable,
   mergeThreads,
   parseTrace,
-  quantile,
   socketPorts,
   STEPS_1,
   STEPS_3,
 } from "./put_breakdown.ts";
+import { quantile } from "./stats.ts";
 
 /** Asserts `actual` is within 1 ns (in ms) of `expected`. */
 function assertAlmostEquals(actual: number, expected: number, what: string): void {

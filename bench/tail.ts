@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { quantileOfSorted } from "./stats.ts";
 
 /** One answered request: when it started (ms since the run began), how long it took, which client. */
 export type TraceRecord = [startMs: number, latencyMs: number, client: number];
@@ -36,10 +37,10 @@ export interface TailReport {
   buckets: { answered: number; slow: number; max: number }[];
 }
 
+/** p50, p99, p99.9 and max of `sorted` (ascending); zeros when empty. */
 function percentiles(sorted: number[]): { p50: number; p99: number; p999: number; max: number } {
-  const at = (q: number) =>
-    sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-  return { p50: at(0.5), p99: at(0.99), p999: at(0.999), max: sorted.length ? sorted[sorted.length - 1] : 0 };
+  const at = (q: number) => sorted.length === 0 ? 0 : quantileOfSorted(sorted, q);
+  return { p50: at(0.5), p99: at(0.99), p999: at(0.999), max: at(1) };
 }
 
 /** The tail of one trace; `skipMs` of warm-up left out of `steady`, buckets of `bucketMs`. */
