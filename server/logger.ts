@@ -67,6 +67,19 @@ export function hexId(id: bigint): string {
   return BigInt.asUintN(64, id).toString(16);
 }
 
+/** A duration as Go prints it (`1s`, `1.5s`, `250ms`, `1m30s`), for etcd's log fields. */
+export function goDuration(ms: number): string {
+  if (ms === 0) return "0s";
+  if (ms < 1000) return `${ms}ms`;
+  let rest = ms;
+  const h = Math.floor(rest / 3_600_000);
+  rest -= h * 3_600_000;
+  const m = Math.floor(rest / 60_000);
+  rest -= m * 60_000;
+  const s = (rest / 1000).toFixed(3).replace(/\.?0+$/, "");
+  return (h > 0 ? `${h}h` : "") + (h > 0 || m > 0 ? `${m}m` : "") + `${s}s`;
+}
+
 /** Formats one entry exactly as the loggers of this module print it (without the newline). */
 export function formatLogLine(
   level: LogLevel,

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
-import { createLogger, formatLogLine, hexId, type LogLevel } from "./logger.ts";
+import { createLogger, formatLogLine, goDuration, hexId, type LogLevel } from "./logger.ts";
 
 const NOW = new Date("2026-11-25T04:00:00.000Z");
 
@@ -169,4 +169,11 @@ Deno.test("logger: the default output is a synchronous stderr write", async () =
   assertEquals(JSON.parse(err[0]).msg, "to stderr");
   assertEquals(JSON.parse(err[0]).caller, "t");
   assertEquals(std.map((l) => JSON.parse(l).msg), ["to stdout"]);
+});
+
+Deno.test("goDuration prints durations as Go does", () => {
+  assertEquals(
+    [0, 250, 1000, 1500, 7000, 60_000, 90_000, 3_600_000, 3_723_500].map(goDuration),
+    ["0s", "250ms", "1s", "1.5s", "7s", "1m0s", "1m30s", "1h0m0s", "1h2m3.5s"],
+  );
 });

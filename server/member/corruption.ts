@@ -30,7 +30,7 @@ import { StateType } from "../../raft/types.ts";
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config/mod.ts";
 import { Errors } from "../errors.ts";
-import { hexId, type Logger } from "../logger.ts";
+import { goDuration, hexId, type Logger } from "../logger.ts";
 import type { PeerHttpHandler, PeerTransport } from "../peer/transport.ts";
 import {
   AlarmAction,
@@ -456,17 +456,4 @@ export class CorruptionChecks {
   stop(): void {
     this.monitor?.stop();
   }
-}
-
-/** A duration as Go prints it (`1s`, `1.5s`, `250ms`, `1m30s`), for etcd's log fields. */
-export function goDuration(ms: number): string {
-  if (ms === 0) return "0s";
-  if (ms < 1000) return `${ms}ms`;
-  let rest = ms;
-  const h = Math.floor(rest / 3_600_000);
-  rest -= h * 3_600_000;
-  const m = Math.floor(rest / 60_000);
-  rest -= m * 60_000;
-  const s = (rest / 1000).toFixed(3).replace(/\.?0+$/, "");
-  return (h > 0 ? `${h}h` : "") + (h > 0 || m > 0 ? `${m}m` : "") + `${s}s`;
 }

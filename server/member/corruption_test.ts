@@ -16,7 +16,6 @@ import {
   CorruptionMonitor,
   DataInconsistencyError,
   fetchPeerHashKV,
-  goDuration,
   hashKVHandler,
   type KvHash,
   PEER_HASHKV_PATH,
@@ -386,13 +385,6 @@ Deno.test("periodic check: checks never overlap, and stop ends them without an a
   assertEquals(w.clock.pending, 0);
   await w.clock.advance(5000);
   assertEquals(w.asked.length, 2);
-});
-
-Deno.test("goDuration prints durations as Go does", () => {
-  assertEquals(
-    [0, 250, 1000, 1500, 7000, 60_000, 90_000, 3_600_000, 3_723_500].map(goDuration),
-    ["0s", "250ms", "1s", "1.5s", "7s", "1m0s", "1m30s", "1h0m0s", "1h2m3.5s"],
-  );
 });
 
 // ---- /members/hashkv between two real peer transports -----------------------------------------

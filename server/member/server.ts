@@ -26,7 +26,7 @@ import type { MvccStore } from "../../storage/mvcc/store.ts";
 import type { LeaseStore } from "../../storage/lease.ts";
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../logger.ts";
-import { hexId } from "../logger.ts";
+import { goDuration, hexId } from "../logger.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { Applier } from "./apply.ts";
 import { Errors } from "../errors.ts";
@@ -744,13 +744,28 @@ export class EtcdServer implements LeaseBackend {
     this.knownPeers = new Set(want.keys());
   }
 
-  /** Metrics: the heartbeats a leader sends, for etcd's late-heartbeat count. */
+  /**
+   * The heartbeats a leader sends: one sent more than twice the interval after the previous one to the
+   * same peer counts in etcd's late-heartbeat metric and is logged in etcd's words (its followers may
+   * be about to start an election).
+   */
   private heartbeatsSent(messages: Message[]): void {
     const now = this.clock.now();
+    const interval = this.config.heartbeatIntervalMs;
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i];
-      if (m.type === MessageType.Heartbeat) {
-        this.metrics.heartbeatSent(m.to, now, this.config.heartbeatIntervalMs);
+      if (m.type !== MessageType.Heartbeat) continue;
+      const exceeded = this.metrics.heartbeatSent(m.to, now, interval);
+      if (exceeded > 0) {
+        this.logger.warn(
+          "leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk",
+          {
+            to: hexId(m.to),
+            "heartbeat-interval": goDuration(interval),
+            "expected-duration": goDuration(2 * interval),
+            "exceeded-duration": goDuration(Math.round(exceeded)),
+          },
+        );
       }
     }
   }

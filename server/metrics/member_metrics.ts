@@ -327,11 +327,15 @@ export class MemberMetrics {
   /**
    * A leader sent a heartbeat to `to` at `now` (ms): one sent more than twice `intervalMs` after the
    * previous one to the same peer counts as a heartbeat send failure, as etcd's timeout detector counts.
+   * Returns by how many ms such a late heartbeat exceeded twice the interval, 0 for one on time.
    */
-  heartbeatSent(to: bigint, now: number, intervalMs: number): void {
+  heartbeatSent(to: bigint, now: number, intervalMs: number): number {
     const last = this.#lastHeartbeat.get(to);
-    if (last !== undefined && now - last > 2 * intervalMs) this.heartbeatSendFailures++;
     this.#lastHeartbeat.set(to, now);
+    const exceeded = last === undefined ? 0 : now - last - 2 * intervalMs;
+    if (exceeded <= 0) return 0;
+    this.heartbeatSendFailures++;
+    return exceeded;
   }
 
   /** This member stopped leading: the next heartbeats start afresh. */

@@ -97,11 +97,11 @@ Deno.test("metrics: leader changes count new leaders only; late heartbeats count
   m.leaderIs(0n); // lost the leader: not a change yet
   m.leaderIs(2n);
   assertEquals(sample(await m.text(), "etcd_server_leader_changes_seen_total"), 2);
-  m.heartbeatSent(5n, 1000, 100);
-  m.heartbeatSent(5n, 1150, 100); // 150 ms after: on time for 100 ms heartbeats
-  m.heartbeatSent(5n, 1400, 100); // 250 ms after: late
+  assertEquals(m.heartbeatSent(5n, 1000, 100), 0);
+  assertEquals(m.heartbeatSent(5n, 1150, 100), 0); // 150 ms after: on time for 100 ms heartbeats
+  assertEquals(m.heartbeatSent(5n, 1400, 100), 50); // 250 ms after: late by 50 ms past twice the interval
   m.resetHeartbeats();
-  m.heartbeatSent(5n, 9000, 100); // first after a new term of leadership
+  assertEquals(m.heartbeatSent(5n, 9000, 100), 0); // first after a new term of leadership
   assertEquals(sample(await m.text(), "etcd_server_heartbeat_send_failures_total"), 1);
 });
 
