@@ -8,6 +8,7 @@ import { createLogger } from "./server/logger.ts";
 import { parseLogRotationConfig } from "./server/log_rotation.ts";
 import { ETCD_VERSION, type FileSystem, MemberRemovedError, startEtcd } from "./mod.ts";
 import { denoFs } from "./storage/fs.ts";
+import { reexecWithIoPolling } from "./server/io_polling.ts";
 
 /** etcd-ts's own release. */
 export const VERSION = "0.1.0";
@@ -47,6 +48,9 @@ async function main(): Promise<number> {
     return parsed.code;
   }
   const { config } = parsed;
+  // the event loop must poll the network after every turn (server/io_polling.ts): unless the variable
+  // says so already, this process now becomes the same command with it set, and starts over
+  reexecWithIoPolling();
   // storage faults on purpose (etcd's gofail): only a member started with the variable loads the module
   // and gets the wrapped file system; every other member uses the real one, unchanged
   let failpoints: { fs: FileSystem; active: string } | undefined;

@@ -42,6 +42,7 @@ import {
   startSecureMetricsListener,
 } from "./server/http/metrics_listener.ts";
 import { systemClock } from "./server/clock.ts";
+import { processIoPollingAdvice } from "./server/io_polling.ts";
 import { CorruptionChecks } from "./server/member/corruption.ts";
 import { MemberMetrics } from "./server/metrics/member_metrics.ts";
 import { metricsHandler as serveMetrics } from "./server/http/metrics.ts";
@@ -96,6 +97,8 @@ export interface Etcd {
 export async function startEtcd(config: Config, options: StartOptions = {}): Promise<Etcd> {
   validateConfig(config);
   const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const ioPolling = processIoPollingAdvice();
+  if (ioPolling !== undefined) logger.warn(ioPolling);
   // like etcd, fail on a busy client port before touching the data directory
   for (const url of config.listenClientUrls) {
     const { hostname, port } = listenAddress(url);

@@ -15,6 +15,8 @@
  *     deno task test tests/kv_e2e_test.ts  # some files (or folders)
  */
 
+import { IO_POLLING_VALUE, IO_POLLING_VARIABLE } from "../server/io_polling.ts";
+
 /** What every `deno test` (and the type check, without `--allow-all`) is given. */
 export const FLAGS = ["--allow-all", "--import-map=test_imports.json", "--lock=deno.test.lock"];
 const SKIP_DIRS = new Set(["node_modules", "dist", ".git"]);
@@ -63,11 +65,9 @@ export function parseSummary(text: string): Omit<FileResult, "file" | "output"> 
 async function runFile(file: string): Promise<FileResult> {
   const cmd = new Deno.Command(Deno.execPath(), {
     args: ["test", ...FLAGS, "--no-check", file],
-    // Tests that run several members inside the test process (tests/in_process.ts) have Deno's event loop
-    // poll the sockets after every turn: by default tokio looks at them only every 61st run of a busy
-    // task, and three members' snapshot writes and Raft work then delay every socket read by up to a
-    // quarter of a second, past the tests' election timeouts (README, "Embedding").
-    env: { NO_COLOR: "1", DENO_TOKIO_EVENT_INTERVAL: "1" },
+    // members started inside a test process (tests/in_process.ts) need the event-loop setting the
+    // executable gives itself (server/io_polling.ts); members started as processes set it themselves
+    env: { NO_COLOR: "1", [IO_POLLING_VARIABLE]: IO_POLLING_VALUE },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -1,0 +1,40 @@
+import { assert, assertEquals } from "../tests/assert.ts";
+import {
+  environmentWithIoPolling,
+  IO_POLLING_VALUE,
+  IO_POLLING_VARIABLE,
+  ioPollingAdvice,
+  parseCommandLine,
+} from "./io_polling.ts";
+
+Deno.test("io polling: a command line is read back from /proc's NUL-separated form, spaces and empty arguments kept", () => {
+  const bytes = new TextEncoder().encode("deno\0run\0--allow-all\0main.ts\0--name\0a b\0\0");
+  assertEquals(parseCommandLine(bytes), ["deno", "run", "--allow-all", "main.ts", "--name", "a b", ""]);
+  assertEquals(parseCommandLine(new TextEncoder().encode("/usr/bin/etcd-ts\0")), ["/usr/bin/etcd-ts"]);
+});
+
+Deno.test("io polling: the new environment is the old one byte for byte, with the variable set once, to etcd-ts's value", () => {
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  const latin1 = new Uint8Array([...enc.encode("LABEL="), 0xe9, 0]); // not UTF-8: must pass unchanged
+  const environ = new Uint8Array([
+    ...enc.encode(`PATH=/bin\0${IO_POLLING_VARIABLE}=61\0ETCD_NAME=a=b\0`),
+    ...latin1,
+    ...enc.encode(`${IO_POLLING_VARIABLE}X=2\0`),
+  ]);
+  const out = environmentWithIoPolling(environ);
+  assertEquals(out.map((e) => dec.decode(e)).filter((e) => !e.startsWith("LABEL=")), [
+    "PATH=/bin",
+    "ETCD_NAME=a=b",
+    `${IO_POLLING_VARIABLE}X=2`,
+    `${IO_POLLING_VARIABLE}=${IO_POLLING_VALUE}`,
+  ]);
+  assertEquals(out[2], latin1.subarray(0, latin1.length - 1));
+});
+
+Deno.test("io polling: a warning only when the variable is unset; any value the user chose is left alone", () => {
+  const advice = ioPollingAdvice(() => undefined);
+  assert(advice !== undefined && advice.includes(`${IO_POLLING_VARIABLE}=${IO_POLLING_VALUE}`), advice);
+  assertEquals(ioPollingAdvice((n) => n === IO_POLLING_VARIABLE ? "1" : undefined), undefined);
+  assertEquals(ioPollingAdvice((n) => n === IO_POLLING_VARIABLE ? "8" : undefined), undefined);
+});
