@@ -7,15 +7,15 @@
  * tokio polls the sockets only once every `event_interval` task runs, 61 by default. With a few
  * milliseconds of work per turn, a member then reads nothing from its peers and clients for hundreds of
  * milliseconds while its timers still fire: three members in one process, each writing a 100 MB
- * snapshot under load, went 245 ms without a single socket read and their followers started elections
- * (tests/snapshot_load_e2e_test.ts). With `DENO_TOKIO_EVENT_INTERVAL=1` the longest gap there was under
- * 60 ms, and docs/benchmarks.md has what it does to throughput and latency.
+ * snapshot under load, went up to 281 ms without a single socket read and their followers started
+ * elections (tests/snapshot_load_e2e_test.ts). With `DENO_TOKIO_EVENT_INTERVAL=1` the longest gap there
+ * was under 60 ms, and docs/benchmarks.md has what it does to throughput and latency.
  *
  * tokio reads the variable once, when the runtime is built, before any JavaScript runs; neither the
  * program nor `deno compile`'s embedded variables can set it in time. So the executable, when started
  * without it, replaces itself (`execve` of `/proc/self/exe` with its own command line and environment,
- * byte for byte, keeping its process id) by the same program with the variable set. Where that cannot be done (no FFI permission, not
- * Linux), it runs on as it is, and `startEtcd` says so.
+ * byte for byte, keeping its process id) by the same program with the variable set. Where that cannot
+ * be done (no FFI permission, not Linux), it runs on as it is, and `startEtcd` says so.
  *
  * @module
  */
