@@ -70,6 +70,10 @@ export interface MemberOptions {
   /** Extra flags appended after the standard ones. */
   args?: string[];
   env?: Record<string, string>;
+  /** etcd-ts only: the process gets `env` alone instead of this one's environment with `env` on top. */
+  clearEnv?: boolean;
+  /** etcd-ts only: Deno's permission flags instead of `--allow-all`. */
+  permissions?: string[];
   /** Replaces the standard flags entirely. */
   rawArgs?: string[];
 }
@@ -86,6 +90,8 @@ export class Member {
     readonly dataDir: string,
     readonly child: Deno.ChildProcess,
     readonly options: MemberOptions,
+    /** The command line it was started with, program first. */
+    readonly command: string[],
   ) {
     this.exited = child.status;
     this.drained = this.drain(child.stderr);
@@ -119,7 +125,9 @@ export class Member {
       `${name}=${peer}`,
       ...(o.args ?? []),
     ];
-    const m = new Member(o.impl, `${host}:${clientPort}`, dataDir, spawn(o.impl, args, o.env), o);
+    const child = spawn(o.impl, args, o.env, o);
+    const command = serverCommand(o.impl, args, o.permissions);
+    const m = new Member(o.impl, `${host}:${clientPort}`, dataDir, child, o, command);
     try {
       await m.waitReady();
     } catch (err) {
@@ -177,19 +185,29 @@ export class Member {
   }
 }
 
-/** Spawns a server process without waiting for it. */
-export function spawn(impl: Impl, args: string[], env?: Record<string, string>): Deno.ChildProcess {
-  const cmd = impl === "etcd"
-    ? new Deno.Command("etcd", { args, env, stdin: "null", stdout: "piped", stderr: "piped" })
-    : new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", "--quiet", join(ROOT, "main.ts"), ...args],
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      cwd: ROOT,
-    });
-  return cmd.spawn();
+/** The command line that starts a server with `args`, program first. */
+export function serverCommand(impl: Impl, args: string[], permissions = ["--allow-all"]): string[] {
+  if (impl === "etcd") return ["etcd", ...args];
+  return [Deno.execPath(), "run", ...permissions, "--quiet", join(ROOT, "main.ts"), ...args];
+}
+
+/** Spawns a server process without waiting for it (`clearEnv` and `permissions` as in {@link MemberOptions}). */
+export function spawn(
+  impl: Impl,
+  args: string[],
+  env?: Record<string, string>,
+  o: { clearEnv?: boolean; permissions?: string[] } = {},
+): Deno.ChildProcess {
+  const command = serverCommand(impl, args, o.permissions);
+  return new Deno.Command(command[0], {
+    args: command.slice(1),
+    env,
+    clearEnv: o.clearEnv,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    cwd: impl === "etcd" ? undefined : ROOT,
+  }).spawn();
 }
 
 /** Runs a server command to completion (for flag errors, --version, ...). */
