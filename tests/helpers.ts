@@ -125,8 +125,8 @@ export class Member {
       `${name}=${peer}`,
       ...(o.args ?? []),
     ];
-    const child = spawn(o.impl, args, o.env, o);
     const command = serverCommand(o.impl, args, o.permissions);
+    const child = spawnCommand(o.impl, command, o.env, o.clearEnv);
     const m = new Member(o.impl, `${host}:${clientPort}`, dataDir, child, o, command);
     try {
       await m.waitReady();
@@ -191,18 +191,22 @@ export function serverCommand(impl: Impl, args: string[], permissions = ["--allo
   return [Deno.execPath(), "run", ...permissions, "--quiet", join(ROOT, "main.ts"), ...args];
 }
 
-/** Spawns a server process without waiting for it (`clearEnv` and `permissions` as in {@link MemberOptions}). */
-export function spawn(
+/** Spawns a server process without waiting for it. */
+export function spawn(impl: Impl, args: string[], env?: Record<string, string>): Deno.ChildProcess {
+  return spawnCommand(impl, serverCommand(impl, args), env);
+}
+
+/** Spawns `command` (from {@link serverCommand}); with `clearEnv`, the process gets `env` alone. */
+function spawnCommand(
   impl: Impl,
-  args: string[],
+  command: string[],
   env?: Record<string, string>,
-  o: { clearEnv?: boolean; permissions?: string[] } = {},
+  clearEnv?: boolean,
 ): Deno.ChildProcess {
-  const command = serverCommand(impl, args, o.permissions);
   return new Deno.Command(command[0], {
     args: command.slice(1),
     env,
-    clearEnv: o.clearEnv,
+    clearEnv,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
