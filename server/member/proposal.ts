@@ -75,6 +75,12 @@ export function decodeProposal(data: Uint8Array): Proposal {
   };
 }
 
+/** The proposer tag of entry data, read without decoding the rest; undefined when too short for one. */
+export function proposalTag(data: Uint8Array): number | undefined {
+  if (data.length < PROPOSAL_HEADER_BYTES) return undefined;
+  return ((data[1] << 24) | (data[2] << 16) | (data[3] << 8) | data[4]) >>> 0;
+}
+
 const AUTHORIZED_HEADER_BYTES = 9;
 
 /**

@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
-import { decodeProposal, encodeProposal, ProposalKind } from "./proposal.ts";
+import { decodeProposal, encodeProposal, ProposalKind, proposalTag } from "./proposal.ts";
 import { allocBytes } from "../slab.ts";
 
 Deno.test("proposal: encode and decode", () => {
@@ -9,6 +9,12 @@ Deno.test("proposal: encode and decode", () => {
   assertEquals(p.tag, 0xdeadbeef);
   assertEquals(p.seq, 2 ** 40 + 7);
   assertEquals([...p.payload], [...payload]);
+});
+
+Deno.test("proposal: the proposer's tag is read without decoding the rest", () => {
+  const data = encodeProposal(ProposalKind.Put, 0xdeadbeef, 9, new Uint8Array([1]));
+  assertEquals(proposalTag(data), 0xdeadbeef);
+  assertEquals(proposalTag(data.subarray(0, 12)), undefined, "shorter than a header");
 });
 
 Deno.test("proposal: entry data is packed in slabs of its own, apart from request and response bytes", () => {

@@ -8,11 +8,11 @@
  * @module
  */
 import { ErrProposalDropped } from "../../raft/node.ts";
-import { NONE } from "../../raft/types.ts";
+import { type Entry, EntryType, NONE } from "../../raft/types.ts";
 import type { Clock } from "../clock.ts";
 import { Errors } from "../errors.ts";
 import { GrpcError, Status } from "../transport/status.ts";
-import { encodeProposal, type ProposalKind } from "./proposal.ts";
+import { encodeProposal, type ProposalKind, proposalTag } from "./proposal.ts";
 import type { RaftDriver } from "./raft_driver.ts";
 
 /** A client waiting for its proposal to be applied. */
@@ -84,6 +84,19 @@ export class Proposer {
     const w = this.waiters.get(seq);
     if (w) this.waiters.delete(seq);
     return w;
+  }
+
+  /**
+   * Whether every one of `entries` was proposed by this member (entries without data, such as a new
+   * leader's empty entry, count as such: nobody waits for them). Membership changes do not.
+   */
+  proposedHere(entries: Entry[]): boolean {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      if (e.type !== EntryType.Normal) return false;
+      if (e.data.length > 0 && proposalTag(e.data) !== this.o.tag) return false;
+    }
+    return true;
   }
 
   /** Fails the waiters whose request timeout has passed (they are kept in deadline order). */

@@ -107,6 +107,12 @@ export interface DriverHandler {
   captureSnapshot(confState: ConfState): SnapshotCapture;
   /** Sends messages to peers (never called with messages for this node). */
   send(messages: Message[]): void;
+  /**
+   * Whether every one of these committed entries was proposed by this member, so that only its own
+   * clients wait for their results. A leader then writes those replies before it tells the followers
+   * of the commit. Without it, the followers are told first.
+   */
+  proposedHere?(entries: Entry[]): boolean;
   onSoftState(state: SoftState, term: number): void;
   onReadStates(states: ReadState[]): void;
   /** The disk is full (this member's writes wait and new proposals are refused), or has room again. */
@@ -181,6 +187,8 @@ export class RaftDriver {
   /** Snapshots from the leader already in their files (key: index/term), by index. */
   private readonly received = new Map<string, number>();
   private readonly views: SnapshotViews;
+  /** Commit indexes for the followers, held until the replies of the entries they commit are written. */
+  private heldCommits: Message[] = [];
 
   constructor(private readonly o: DriverOptions) {
     this.node = o.node;
@@ -265,7 +273,7 @@ export class RaftDriver {
   kick(): void {
     if (!this.stopped && !this.failure) {
       const forwarded = this.node.takeForwarded();
-      if (forwarded.length > 0) this.o.handler.send(forwarded);
+      if (forwarded.length > 0) this.send(forwarded);
     }
     if (this.running) {
       this.again = true;
@@ -297,6 +305,29 @@ export class RaftDriver {
     } finally {
       this.running = false;
     }
+  }
+
+  /** Sends messages to peers, after any held before them (each peer gets its messages in order). */
+  private send(messages: Message[]): void {
+    this.releaseCommits();
+    this.o.handler.send(messages);
+  }
+
+  /**
+   * Sends `commits` once the replies queued now are written: they go out in tasks queued by the apply
+   * (the waiting request's promise chain), and a later task of the event loop runs after all of those.
+   */
+  private holdUntilReplied(commits: Message[]): void {
+    const first = this.heldCommits.length === 0;
+    for (const m of commits) this.heldCommits.push(m);
+    if (first) setImmediate(() => this.releaseCommits());
+  }
+
+  private releaseCommits(): void {
+    if (this.heldCommits.length === 0) return;
+    const held = this.heldCommits;
+    this.heldCommits = [];
+    this.o.handler.send(held);
   }
 
   /** Stops the loop for good: after a failed write nothing more may be acknowledged. */
@@ -345,14 +376,24 @@ export class RaftDriver {
     // A leader's appends and heartbeats may leave before its own write: it counts its own copy of new
     // entries only once they are durable (RawNode.advance), so followers can write in parallel with it.
     // Everything else (votes, acknowledgements) must wait until what it promises is on disk.
+    // A leader whose own clients alone wait for the entries this Ready commits writes their replies
+    // first, then sends the followers the new commit index (appends without entries): they need it only
+    // to apply, and no client of theirs waits for it.
     let later = rd.messages;
     let sentEarly = false;
     if (this.state === StateType.Leader && rd.messages.length > 0) {
       const early: Message[] = [];
+      const commits: Message[] = [];
+      const hold = rd.committedEntries.length > 0 &&
+        this.o.handler.proposedHere?.(rd.committedEntries) === true;
       later = [];
-      for (const m of rd.messages) (LEADER_EARLY.has(m.type) ? early : later).push(m);
-      if (early.length > 0) this.o.handler.send(early);
+      for (const m of rd.messages) {
+        if (hold && m.type === MessageType.App && m.entries.length === 0) commits.push(m);
+        else (LEADER_EARLY.has(m.type) ? early : later).push(m);
+      }
+      if (early.length > 0) this.send(early);
       sentEarly = early.length > 0;
+      if (commits.length > 0) this.holdUntilReplied(commits);
     }
     // 1. persist
     const snapshot = rd.snapshot ? await this.persistSnapshot(rd.snapshot) : undefined;
@@ -374,7 +415,7 @@ export class RaftDriver {
     if (rd.hardState) storage.setHardState(rd.hardState);
     if (rd.entries.length > 0) storage.append(rd.entries);
     // 2. send, now that what the messages promise is durable
-    if (later.length > 0) this.o.handler.send(later);
+    if (later.length > 0) this.send(later);
     this.node.advance();
     this.maybeSnapshot();
   }

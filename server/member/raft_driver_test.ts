@@ -206,7 +206,11 @@ function driverOf(
   dir: string,
   wal: Wal,
   storage: ServerStorage,
-  io: { apply?: (e: Entry) => void; send?: (messages: Message[]) => void },
+  io: {
+    apply?: (e: Entry) => void;
+    send?: (messages: Message[]) => void;
+    proposedHere?: (entries: Entry[]) => boolean;
+  },
 ): RaftDriver {
   const driver: RaftDriver = new RaftDriver({
     node,
@@ -226,11 +230,37 @@ function driverOf(
         throw new Error("no snapshot here");
       },
       send: io.send ?? (() => {}),
+      proposedHere: io.proposedHere,
       onSoftState() {},
       onReadStates() {},
     },
   });
   return driver;
+}
+
+/**
+ * Starts `driver` over member 1 of {@link threeVoters} and makes it lead at term 2, with both followers
+ * holding every entry so far (so that new entries go to them without waiting). `sent` is where the
+ * driver's `send` records messages. Returns the term.
+ */
+async function leadThree(driver: RaftDriver, node: RawNode, storage: ServerStorage, sent: Message[]) {
+  driver.start();
+  await driver.waitApplied(3);
+  node.campaign();
+  driver.kick();
+  while (!sent.some((m) => m.type === MessageType.Vote)) await new Promise((r) => setTimeout(r, 5));
+  const term = node.status().hardState.term;
+  node.step(makeMessage({ type: MessageType.VoteResp, from: 2n, to: 1n, term }));
+  driver.kick();
+  while (driver.lead !== 1n) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 10));
+  const index = storage.lastIndex();
+  for (const from of [2n, 3n]) {
+    node.step(makeMessage({ type: MessageType.AppResp, from, to: 1n, term, index }));
+  }
+  driver.kick();
+  await driver.waitApplied(index);
+  return term;
 }
 
 /** Stops `driver`, closes its WAL and removes the test's directory. */
@@ -240,9 +270,11 @@ async function shutDown(driver: RaftDriver, dir: string): Promise<void> {
   await Deno.remove(dir, { recursive: true });
 }
 
-/** Records `what` after a few hops of the microtask queue, as a reply or a peer write does. */
-function later(events: string[], what: string): void {
-  Promise.resolve().then(() => {}).then(() => {}).then(() => events.push(what));
+/** Records `what` after `hops` turns of the microtask queue, as a reply or a peer write does. */
+function later(events: string[], what: string, hops = 3): void {
+  let p = Promise.resolve();
+  for (let i = 1; i < hops; i++) p = p.then(() => {});
+  p.then(() => events.push(what));
 }
 
 Deno.test("raft driver: the replies of committed entries leave before a write that holds the thread", async () => {
@@ -301,23 +333,7 @@ Deno.test("raft driver: a leader's appends leave before its own write that holds
     },
   });
   try {
-    driver.start();
-    await driver.waitApplied(3);
-    node.campaign();
-    driver.kick();
-    while (!sent.some((m) => m.type === MessageType.Vote)) await new Promise((r) => setTimeout(r, 5));
-    const term = node.status().hardState.term;
-    node.step(makeMessage({ type: MessageType.VoteResp, from: 2n, to: 1n, term }));
-    driver.kick();
-    while (driver.lead !== 1n) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 10));
-    // both followers take the leader's first entry, so that the next ones are sent without waiting
-    const index = storage.lastIndex();
-    for (const from of [2n, 3n]) {
-      node.step(makeMessage({ type: MessageType.AppResp, from, to: 1n, term, index }));
-    }
-    driver.kick();
-    await driver.waitApplied(index);
+    await leadThree(driver, node, storage, sent);
     events.length = 0;
     node.proposeBatch([new Uint8Array([7])]);
     driver.kick();
@@ -387,4 +403,58 @@ Deno.test("raft driver: a follower forwards proposals at once, while its write i
     gate.resolve();
     await shutDown(driver, dir);
   }
+});
+
+/**
+ * Member 1 leads three and commits one entry proposed with `data`: `proposedHere` says whether the
+ * entries are its own (entries whose first byte is 9 are another member's). Returns the order in which
+ * the entry's reply and the followers' commit index went out.
+ */
+async function replyAndCommitOrder(data: number): Promise<string[]> {
+  const dir = await Deno.makeTempDir();
+  const events: string[] = [];
+  const wal = await inlineWal(dir, () => {});
+  const storage = new ServerStorage();
+  const node = threeVoters(storage);
+  const sent: Message[] = [];
+  let watched = 0;
+  const driver = driverOf(node, dir, wal, storage, {
+    apply(e) {
+      // a reply's promise chain may be long: the commit index waits for all of it
+      if (e.index === watched) later(events, "reply", 20);
+    },
+    send(messages) {
+      sent.push(...messages);
+      // the peer transport writes in a queued task, as the reply does
+      for (const m of messages) {
+        if (watched > 0 && m.type === MessageType.App && m.entries.length === 0 && m.commit >= watched) {
+          later(events, `commit to ${m.to}`);
+        }
+      }
+    },
+    proposedHere: (entries) => entries.every((e) => e.data.length === 0 || e.data[0] !== 9),
+  });
+  try {
+    const term = await leadThree(driver, node, storage, sent);
+    node.proposeBatch([new Uint8Array([data])]);
+    watched = storage.lastIndex() + 1;
+    driver.kick();
+    while (storage.lastIndex() < watched) await new Promise((r) => setTimeout(r, 1));
+    // one follower acknowledges: the entry is committed, applied and answered, and both are told
+    node.step(makeMessage({ type: MessageType.AppResp, from: 2n, to: 1n, term, index: watched }));
+    driver.kick();
+    await driver.waitApplied(watched);
+    while (events.length < 3) await new Promise((r) => setTimeout(r, 1));
+    return events;
+  } finally {
+    await shutDown(driver, dir);
+  }
+}
+
+Deno.test("raft driver: a leader answers its own clients before it tells the followers of the commit", async () => {
+  assertEquals(await replyAndCommitOrder(7), ["reply", "commit to 2", "commit to 3"]);
+});
+
+Deno.test("raft driver: a leader tells the followers first of a commit that a follower's client waits for", async () => {
+  assertEquals(await replyAndCommitOrder(9), ["commit to 2", "commit to 3", "reply"]);
 });

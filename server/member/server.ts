@@ -244,6 +244,7 @@ export class EtcdServer implements LeaseBackend {
           if (this.driver.state === StateType.Leader) this.heartbeatsSent(messages);
           this.peers.send(messages);
         },
+        proposedHere: (entries) => this.proposer.proposedHere(entries),
         onSoftState: (state, term) => this.onSoftState(state, term),
         onReadStates: (states) => this.reads.onReadStates(states),
         onFatal: (err) => this.#failed.resolve(err),
