@@ -52,12 +52,6 @@ export function splitNulTerminated(bytes: Uint8Array): Uint8Array[] {
   return out;
 }
 
-/** A `/proc/<pid>/cmdline` as the argument list it holds. */
-export function parseCommandLine(bytes: Uint8Array): string[] {
-  const dec = new TextDecoder();
-  return splitNulTerminated(bytes).map((b) => dec.decode(b));
-}
-
 /**
  * The environment for the new program, from this one's as `/proc/self/environ` holds it (byte for byte,
  * whatever the encoding): every `NAME=value` but the variable's, then the variable with etcd-ts's value.

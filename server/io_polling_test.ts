@@ -4,13 +4,19 @@ import {
   IO_POLLING_VALUE,
   IO_POLLING_VARIABLE,
   ioPollingAdvice,
-  parseCommandLine,
+  splitNulTerminated,
 } from "./io_polling.ts";
+
+/** NUL-terminated strings as text. */
+function strings(bytes: Uint8Array): string[] {
+  const dec = new TextDecoder();
+  return splitNulTerminated(bytes).map((b) => dec.decode(b));
+}
 
 Deno.test("io polling: a command line is read back from /proc's NUL-separated form, spaces and empty arguments kept", () => {
   const bytes = new TextEncoder().encode("deno\0run\0--allow-all\0main.ts\0--name\0a b\0\0");
-  assertEquals(parseCommandLine(bytes), ["deno", "run", "--allow-all", "main.ts", "--name", "a b", ""]);
-  assertEquals(parseCommandLine(new TextEncoder().encode("/usr/bin/etcd-ts\0")), ["/usr/bin/etcd-ts"]);
+  assertEquals(strings(bytes), ["deno", "run", "--allow-all", "main.ts", "--name", "a b", ""]);
+  assertEquals(strings(new TextEncoder().encode("/usr/bin/etcd-ts\0")), ["/usr/bin/etcd-ts"]);
 });
 
 Deno.test("io polling: the new environment is the old one byte for byte, with the variable set once, to etcd-ts's value", () => {

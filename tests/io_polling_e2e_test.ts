@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { ctlOk, HAVE_ETCDCTL, Member, waitUntil } from "./helpers.ts";
-import { IO_POLLING_VALUE, IO_POLLING_VARIABLE, parseCommandLine } from "../server/io_polling.ts";
+import { IO_POLLING_VALUE, IO_POLLING_VARIABLE, splitNulTerminated } from "../server/io_polling.ts";
 
 const WARNING = `${IO_POLLING_VARIABLE} is not set`;
 
@@ -19,8 +19,10 @@ function start(host: string, permissions: string[]): Promise<Member> {
   return Member.start({ impl: "etcd-ts", host, name: "io polling", env, clearEnv: true, permissions });
 }
 
-function environOf(pid: number): string[] {
-  return parseCommandLine(Deno.readFileSync(`/proc/${pid}/environ`));
+/** The NUL-terminated strings of `/proc/<pid>/<file>`, as text. */
+function procStrings(pid: number, file: "cmdline" | "environ"): string[] {
+  const dec = new TextDecoder();
+  return splitNulTerminated(Deno.readFileSync(`/proc/${pid}/${file}`)).map((b) => dec.decode(b));
 }
 
 Deno.test({
@@ -29,9 +31,9 @@ Deno.test({
   async fn() {
     const m = await start("127.0.2.102", ["--allow-all"]);
     try {
-      const environ = environOf(m.child.pid);
+      const environ = procStrings(m.child.pid, "environ");
       assert(environ.includes(`${IO_POLLING_VARIABLE}=${IO_POLLING_VALUE}`), "the variable is set");
-      assertEquals(parseCommandLine(Deno.readFileSync(`/proc/${m.child.pid}/cmdline`)), m.command);
+      assertEquals(procStrings(m.child.pid, "cmdline"), m.command);
       await ctlOk(m.endpoint, ["put", "k", "v"]);
       assertEquals((await ctlOk(m.endpoint, ["get", "k", "--print-value-only"])).trim(), "v");
       assert(!m.logs.join("").includes(WARNING), `no warning:\n${m.logs.join("")}`);
@@ -53,7 +55,10 @@ Deno.test({
       "--allow-sys",
     ]);
     try {
-      assert(!environOf(m.child.pid).some((e) => e.startsWith(`${IO_POLLING_VARIABLE}=`)), "not set");
+      assert(
+        !procStrings(m.child.pid, "environ").some((e) => e.startsWith(`${IO_POLLING_VARIABLE}=`)),
+        "not set",
+      );
       await ctlOk(m.endpoint, ["put", "k", "v"]);
       await waitUntil(
         () => m.logs.join("").includes(WARNING),
