@@ -69,7 +69,7 @@ export function decodeProposal(data: Uint8Array): Proposal {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   return {
     kind: data[0],
-    tag: view.getUint32(1),
+    tag: tagOf(data),
     seq: view.getFloat64(5),
     payload: data.subarray(PROPOSAL_HEADER_BYTES),
   };
@@ -77,7 +77,11 @@ export function decodeProposal(data: Uint8Array): Proposal {
 
 /** The proposer tag of entry data, read without decoding the rest; undefined when too short for one. */
 export function proposalTag(data: Uint8Array): number | undefined {
-  if (data.length < PROPOSAL_HEADER_BYTES) return undefined;
+  return data.length < PROPOSAL_HEADER_BYTES ? undefined : tagOf(data);
+}
+
+/** The tag of a header: big-endian uint32 after the kind byte. */
+function tagOf(data: Uint8Array): number {
   return ((data[1] << 24) | (data[2] << 16) | (data[3] << 8) | data[4]) >>> 0;
 }
 
