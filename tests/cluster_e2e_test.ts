@@ -346,14 +346,19 @@ async function leaderCrash(impl: Impl, c: Cluster): Promise<void> {
   }
 }
 
-/** `read()`, again while it fails with "No connection established" (UNAVAILABLE), for up to 10 s. */
+/**
+ * `read()`, again while it fails to reach a member, for up to 10 s: "No connection established"
+ * (UNAVAILABLE), or the etcd3 client's circuit breaker, which it opens after failures to the killed
+ * member and refuses calls through until it half-opens again.
+ */
 async function whenConnected<T>(read: () => Promise<T>): Promise<T> {
   const until = performance.now() + 10_000;
   for (;;) {
     try {
       return await read();
     } catch (err) {
-      if (!/No connection established/.test(String(err)) || performance.now() > until) throw err;
+      const unreachable = /No connection established|circuit breaker is open/.test(String(err));
+      if (!unreachable || performance.now() > until) throw err;
       await sleep(200);
     }
   }
