@@ -22,8 +22,15 @@
  * ```
  *
  * Kinds: 1 segment header (metadata + salt, always the first record), 2 entries (one per `append`),
- * 3 hard state, 4 snapshot mark, 5 batch (the first record of every write, carrying a sequence number
- * that grows by one per write within the segment).
+ * 3 hard state, 4 snapshot mark, 5 batch, 6 end of write.
+ *
+ * Every write (one per `sync()`) is framed: it starts with a batch record (a sequence number that grows
+ * by one per write within the segment, and the write's length in bytes) and ends with an end record (the
+ * same sequence number). An end record's kind byte is never zero, so the last bytes of a write always
+ * tell whether they reached the disk. The records a new segment starts with (header, hard state,
+ * snapshot marks) come before the first write and are fsynced before the segment gets its name.
+ * Segments of format version 1 (before writes had an end record) are still read; a log whose last
+ * segment has version 1 continues in a new segment when it is opened.
  *
  * Checksums are per record, not chained. The header checksum guards the length, so a damaged length is
  * recognised without trusting it; because it is seeded with a random per-segment salt, bytes inside entry
@@ -35,13 +42,23 @@
  * ## Recovery rules
  *
  * Each `sync()` is one write followed by fdatasync, and the next write starts only after that, so at
- * most the last write can be incomplete after a crash. An incomplete write shows as the file ending in
- * the middle of a record, or as zero-filled 512-byte sectors (never-written blocks of a zero-filled file).
- * So, in the last segment, a record that fails to verify is a torn tail, truncated away with
- * `repaired: true`, when (a) the file ends inside it, or (b) part of it lies in an all-zero sector and
- * no valid batch record with a higher sequence number follows it (a later batch proves the damaged bytes
- * had been synced). Everything else is a {@link WalCorruptError}: non-zero garbage, damage in any segment
- * but the last, damage followed by later synced batches. Nothing is skipped silently.
+ * most the last write can be incomplete after a crash. An incomplete write is dropped whole (replay hands
+ * out a write's records only once its end record is read), and it shows in one of three ways:
+ *
+ * - its end record is not there: the file ends before it, or its bytes are all zero. A write that was
+ *   cut into two `write` calls (a short write) and lost the second one looks like this, whichever
+ *   bytes the first one left;
+ * - its batch record is incomplete and nothing but zeros follows it;
+ * - the end is there but some record fails to verify, and part of that record lies in an all-zero
+ *   512-byte sector (never-written blocks of a zero-filled file, as an unsynced write's pages can reach
+ *   the disk in any order), or the file ends inside it.
+ *
+ * In the last segment, and when no valid batch record with a higher sequence number follows (a later
+ * batch proves the write had been synced), such a write is a torn tail, truncated away with
+ * `repaired: true`. Everything else is a {@link WalCorruptError}: non-zero garbage, an end record that
+ * does not match its batch, damage in any segment but the last, damage followed by later synced batches.
+ * Nothing is skipped silently. A version-1 segment has no end records; there only the last rule applies,
+ * and the valid records before the damaged one are kept.
  *
  * What replay reads is not necessarily durable: a process that died between a write and its fdatasync
  * leaves the write in the page cache, where the next process reads it (a vote, say, that it then acts
@@ -258,10 +275,20 @@ const KIND_ENTRIES = 2;
 const KIND_HARD_STATE = 3;
 const KIND_SNAPSHOT = 4;
 const KIND_BATCH = 5;
+const KIND_END = 6;
 const MAGIC = 0x57535445; // "ETSW"
-const VERSION = 1;
+/** The format new segments are written in: writes framed by a batch record and an end record. */
+const VERSION = 2;
+/** The format before writes had an end record (batch records hold only the sequence number). */
+const VERSION_UNFRAMED = 1;
 const HEADER_BODY = 56;
-const BATCH_RECORD = FRAME + 8;
+/** Payload of a batch record: sequence number and write length (version 1: the sequence number). */
+const BATCH_BODY = 16;
+const BATCH_BODY_UNFRAMED = 8;
+const BATCH_RECORD = FRAME + BATCH_BODY;
+/** An end record: its payload is the write's sequence number. */
+const END_BODY = 8;
+const END_RECORD = FRAME + END_BODY;
 const ENTRY_FIXED = 24;
 const TWO32 = 4294967296;
 /** Write buffers larger than this are dropped after use instead of being kept for reuse. */
@@ -337,7 +364,7 @@ function encodeHeader(rb: RecordBuffer, h: SegmentHeader): void {
   const p = rb.begin(KIND_HEADER, HEADER_BODY);
   const v = rb.view;
   v.setUint32(p, MAGIC, true);
-  v.setUint32(p + 4, VERSION, true);
+  v.setUint32(p + 4, h.version, true);
   putU64(v, p + 8, h.seq);
   putU64(v, p + 16, h.firstIndex);
   v.setBigUint64(p + 24, h.memberId, true);
@@ -374,6 +401,8 @@ function sealRecords(rb: RecordBuffer, salt: number, from: number): void {
 }
 
 interface SegmentHeader {
+  /** Format version: {@link VERSION} or {@link VERSION_UNFRAMED}. */
+  version: number;
   seq: number;
   firstIndex: number;
   memberId: bigint;
@@ -444,7 +473,14 @@ async function createSegment(
 ): Promise<Tail> {
   const salt = io.randomU32() >>> 0;
   const rb = new RecordBuffer(256);
-  encodeHeader(rb, { seq: ref.seq, firstIndex: ref.firstIndex, ...metadata, salt, prealloc });
+  encodeHeader(rb, {
+    version: VERSION,
+    seq: ref.seq,
+    firstIndex: ref.firstIndex,
+    ...metadata,
+    salt,
+    prealloc,
+  });
   encodeHardState(rb, hardState);
   for (const m of marks) encodeMark(rb, m);
   sealRecords(rb, salt, 0);
@@ -510,11 +546,21 @@ function touchesZeroSector(b: Uint8Array, off: number, end: number): boolean {
   return false;
 }
 
-/** Offset of a valid batch record after `from` with a sequence number above `seq`, or -1. */
-function findLaterBatch(b: Uint8Array, v: DataView, from: number, salt: number, seq: number): number {
+/**
+ * Offset of a valid batch record (payload `body` bytes) after `from` with a sequence number above `seq`,
+ * or -1.
+ */
+function findLaterBatch(
+  b: Uint8Array,
+  v: DataView,
+  from: number,
+  salt: number,
+  seq: number,
+  body: number,
+): number {
   const out = { next: 0 };
-  for (let p = pad8(from); p + BATCH_RECORD <= b.length; p += 8) {
-    if (b[p] !== 8 || b[p + 4] !== KIND_BATCH || v.getUint32(p, true) !== 8) continue;
+  for (let p = pad8(from); p + FRAME + body <= b.length; p += 8) {
+    if (b[p + 4] !== KIND_BATCH || v.getUint32(p, true) !== body) continue;
     if (checkRecord(b, v, p, salt, out) === OK && getU64(v, p + FRAME) > seq) return p;
   }
   return -1;
@@ -550,10 +596,12 @@ function scanSegment(
     crc32c(0, b, FRAME, FRAME + HEADER_BODY) !== v.getUint32(8, true) ||
     v.getUint32(FRAME, true) !== MAGIC
   ) throw corrupt(0, "missing or damaged segment header");
-  if (v.getUint32(FRAME + 4, true) !== VERSION) {
-    throw corrupt(0, `unsupported format version ${v.getUint32(FRAME + 4, true)}`);
+  const version = v.getUint32(FRAME + 4, true);
+  if (version !== VERSION && version !== VERSION_UNFRAMED) {
+    throw corrupt(0, `unsupported format version ${version}`);
   }
   const header: SegmentHeader = {
+    version,
     seq: getU64(v, FRAME + 8),
     firstIndex: getU64(v, FRAME + 16),
     memberId: v.getBigUint64(FRAME + 24, true),
@@ -568,32 +616,69 @@ function scanSegment(
       `header says sequence ${header.seq} first index ${header.firstIndex}, not the file name`,
     );
   }
+  const framed = version === VERSION;
+  const batchBody = framed ? BATCH_BODY : BATCH_BODY_UNFRAMED;
   const out = { next: 0 };
   let off = FRAME + HEADER_BODY;
   let batchSeq = 0;
+  // The write being read (framed segments): where it starts and ends, and its records, which are visited
+  // once its end record has been read.
+  let writeStart = -1;
+  let writeEnd = -1;
+  const pending: number[] = [];
+  /** The write being read never landed in full: it goes, and the log ends where it started. */
+  const dropWrite = (): SegmentScan => ({ header, end: writeStart, batchSeq: batchSeq - 1, repair: true });
   while (off < b.length) {
     const status = checkRecord(b, v, off, header.salt, out);
     if (status === OK) {
       const kind = b[off + 4];
       const len = v.getUint32(off, true);
+      if (b[off + 5] | b[off + 6] | b[off + 7]) throw corrupt(off, `unexpected record kind ${kind}`);
       if (kind === KIND_BATCH) {
-        const seq = len === 8 ? getU64(v, off + FRAME) : -1;
+        const seq = len === batchBody ? getU64(v, off + FRAME) : -1;
         if (seq !== batchSeq + 1) throw corrupt(off, `batch ${seq} follows batch ${batchSeq}`);
+        if (framed) {
+          if (writeStart >= 0) throw corrupt(off, `batch ${seq} starts before write ${batchSeq} ended`);
+          const size = getU64(v, off + FRAME + 8);
+          if (size < BATCH_RECORD + END_RECORD || size % 8 !== 0) {
+            throw corrupt(off, `batch ${seq} gives its write a length of ${size} bytes`);
+          }
+          writeStart = off;
+          writeEnd = off + size;
+        }
         batchSeq = seq;
-      } else if (kind === KIND_HEADER || kind > KIND_BATCH || b[off + 5] | b[off + 6] | b[off + 7]) {
+      } else if (kind === KIND_END && framed) {
+        const seq = len === END_BODY ? getU64(v, off + FRAME) : -1;
+        if (writeStart < 0 || out.next !== writeEnd || seq !== batchSeq) {
+          throw corrupt(off, `end of write ${seq} does not match batch ${batchSeq}`);
+        }
+        for (const p of pending) visit(b[p + 4], p + FRAME, v.getUint32(p, true), p);
+        pending.length = 0;
+        writeStart = writeEnd = -1;
+      } else if (kind < KIND_ENTRIES || kind > KIND_SNAPSHOT) {
         throw corrupt(off, `unexpected record kind ${kind}`);
+      } else if (writeStart >= 0) {
+        if (out.next > writeEnd - END_RECORD) {
+          throw corrupt(off, `record runs past the end of write ${batchSeq}`);
+        }
+        pending.push(off);
+      } else if (framed && batchSeq > 0) {
+        throw corrupt(off, `record outside a write, after write ${batchSeq}`);
       } else {
         visit(kind, off + FRAME, len, off);
       }
       off = out.next;
       continue;
     }
-    if (status === ZERO && isAllZero(b, off, b.length)) {
+    const zeroTail = status === ZERO && isAllZero(b, off, b.length);
+    if (zeroTail && writeStart < 0) {
       if (!isLast) throw corrupt(off, "zero-filled space in a segment that is not the last");
       // The normal end of a preallocated segment; anything else here is a torn write that never landed.
       return { header, end: off, batchSeq, repair: b.length !== Math.max(header.prealloc, off) };
     }
-    const what = status === TRUNCATED
+    const what = zeroTail
+      ? `write ${batchSeq} ends early, in zero-filled space`
+      : status === TRUNCATED
       ? "record cut short by the end of the file"
       : status === ZERO
       ? "zero-filled record header before non-zero data"
@@ -601,10 +686,17 @@ function scanSegment(
       ? "record header checksum mismatch"
       : "record payload checksum mismatch";
     if (!isLast) throw corrupt(off, `${what} in a segment that is not the last`);
+    if (framed && writeStart >= 0) {
+      // the write's last bytes never reached the disk (whatever its first ones did)
+      if (writeEnd > b.length || isAllZero(b, writeEnd - END_RECORD, writeEnd)) return dropWrite();
+    } else if (framed && isAllZero(b, Math.min(off + BATCH_RECORD, b.length), b.length)) {
+      // at most part of a batch record, then nothing: the write's end never landed
+      return { header, end: off, batchSeq, repair: true };
+    }
     if (status !== TRUNCATED) {
       const extent = status === BAD_PAYLOAD ? off + FRAME + pad8(v.getUint32(off, true)) : off + FRAME;
       if (!touchesZeroSector(b, off, extent)) throw corrupt(off, `${what} (not an incomplete write)`);
-      const later = findLaterBatch(b, v, off + 8, header.salt, batchSeq);
+      const later = findLaterBatch(b, v, off + 8, header.salt, batchSeq, batchBody);
       if (later >= 0) {
         throw corrupt(
           off,
@@ -612,7 +704,11 @@ function scanSegment(
         );
       }
     }
-    return { header, end: off, batchSeq, repair: true };
+    return writeStart >= 0 ? dropWrite() : { header, end: off, batchSeq, repair: true };
+  }
+  if (writeStart >= 0) {
+    if (!isLast) throw corrupt(off, `segment ends inside write ${batchSeq}, and it is not the last`);
+    return dropWrite();
   }
   return { header, end: off, batchSeq, repair: false };
 }
@@ -943,6 +1039,15 @@ export class Wal {
       last,
       hardState,
     });
+    if (s.header.version !== VERSION) {
+      // written before writes were framed: new writes go to a segment of the current format
+      try {
+        await wal.#cut();
+      } catch (err) {
+        file.close();
+        throw err;
+      }
+    }
     return { wal, metadata: metadata!, hardState, entries, repaired: s.repair };
   }
 
@@ -1012,7 +1117,7 @@ export class Wal {
    */
   get syncsInline(): boolean {
     if (this.#failure || this.#closed || this.#flushing || this.#buf.length === 0) return false;
-    return this.#tail.offset < this.#segmentBytes && this.#fitsInline(this.#buf.length);
+    return this.#tail.offset < this.#segmentBytes && this.#fitsInline(this.#buf.length + END_RECORD);
   }
 
   #fitsInline(bytes: number): boolean {
@@ -1082,7 +1187,8 @@ export class Wal {
   /** The write buffer, with the batch record every write starts with reserved if it is empty. */
   #buffer(): RecordBuffer {
     const rb = this.#buf;
-    if (rb.length === 0) rb.begin(KIND_BATCH, 8); // sequence number and checksums filled in at write time
+    // sequence number, length and checksums are filled in at write time, with the end record
+    if (rb.length === 0) rb.begin(KIND_BATCH, BATCH_BODY);
     return rb;
   }
 
@@ -1143,8 +1249,12 @@ export class Wal {
   async #write(batch: RecordBuffer): Promise<void> {
     const tail = this.#tail;
     const seq = ++tail.batchSeq;
+    const end = batch.begin(KIND_END, END_BODY);
+    putU64(batch.view, end, seq);
+    batch.end(end, END_BODY);
     putU64(batch.view, FRAME, seq);
-    batch.end(FRAME, 8);
+    putU64(batch.view, FRAME + 8, batch.length);
+    batch.end(FRAME, BATCH_BODY);
     sealRecords(batch, tail.salt, 0);
     const bytes = batch.bytes.subarray(0, batch.length);
     // A small write on a fast disk is written and fdatasynced right here: the thread pool's two round

@@ -33,6 +33,11 @@ function wrapHandle(f: FileHandle): FileHandle {
   };
 }
 
+/** Sizes of the records that frame every write, and of a hard state record (format version 2). */
+const BATCH_RECORD = 32;
+const END_RECORD = 24;
+const HARD_STATE_RECORD = 40;
+
 const META = { memberId: 0x8e9e05c52164694dn, clusterId: 0xcdf818194e3a8c32n };
 const ZERO_SNAP = { index: 0, term: 0 };
 
@@ -527,7 +532,8 @@ Deno.test("wal: torn tails are truncated and reported", async (t) => {
     await withWalDir(async (dir) => {
       const { path, ends } = await writeBatches(dir, batches, { preallocate: false });
       assertEquals((await Deno.stat(path)).size, ends[2]);
-      await Deno.truncate(path, ends[2] - 40 - 5); // the last records: entries, then hard state (40 bytes)
+      // the last write's records: entries, hard state, end
+      await Deno.truncate(path, ends[2] - END_RECORD - HARD_STATE_RECORD - 5);
       await expectRepair(dir, firstTwo, ends[1]);
     });
   });
@@ -574,6 +580,41 @@ Deno.test("wal: torn tails are truncated and reported", async (t) => {
       await expectRepair(dir, firstTwo, ends[1]);
     });
   });
+
+  // A write returned short and the process died before writing the rest: the first part ends in the
+  // middle of a sector that also holds earlier data, so no sector of the lost part is all zero.
+  await t.step("preallocated: a short write whose second part was lost, mid-sector", async () => {
+    await withWalDir(async (dir) => {
+      const { path, ends } = await writeBatches(dir, batches, { segmentBytes: 64 * 1024 });
+      const cut = ends[2] - END_RECORD - HARD_STATE_RECORD - 8; // inside the entries record
+      assert(
+        cut % 512 > 0 && Math.floor(cut / 512) === Math.floor((ends[2] - 1) / 512),
+        `the lost part (${cut}-${ends[2]}) lies in one sector, after written bytes`,
+      );
+      await patch(path, (b) => b.fill(0, cut, ends[2]));
+      await expectRepair(dir, firstTwo, ends[1]);
+    });
+  });
+
+  await t.step("preallocated: a short write that left part of its batch record only", async () => {
+    await withWalDir(async (dir) => {
+      const { path, ends } = await writeBatches(dir, batches, { segmentBytes: 64 * 1024 });
+      await patch(path, (b) => b.fill(0, ends[1] + 5, ends[2]));
+      await expectRepair(dir, firstTwo, ends[1]);
+    });
+  });
+
+  await t.step("a write is dropped whole: its entries landed, its hard state and end did not", async () => {
+    await withWalDir(async (dir) => {
+      const { path, ends } = await writeBatches(dir, batches, { segmentBytes: 64 * 1024 });
+      await patch(path, (b) => b.fill(0, ends[2] - END_RECORD - HARD_STATE_RECORD, ends[2]));
+      const r = await Wal.open(dir, ZERO_SNAP);
+      await r.wal.close();
+      assertEquals(r.repaired, true);
+      assertEntries(r.entries, firstTwo);
+      assertEquals(r.hardState.commit, batches[1][0].index, "the hard state of the second write");
+    });
+  });
 });
 
 Deno.test("wal: damage that is not a torn tail is reported with file and offset", async (t) => {
@@ -582,30 +623,41 @@ Deno.test("wal: damage that is not a torn tail is reported with file and offset"
   await t.step("flipped byte in a middle record", async () => {
     await withWalDir(async (dir) => {
       const { path, ends } = await writeBatches(dir, batches, { segmentBytes: 64 * 1024 });
-      await patch(path, (b) => void (b[ends[0] + 24 + 16 + 300] ^= 0x10));
+      await patch(path, (b) => void (b[ends[0] + BATCH_RECORD + 16 + 300] ^= 0x10));
       const err = await rejects(() => Wal.open(dir, ZERO_SNAP), WalCorruptError);
       assertEquals(err.code, "WAL_CORRUPT");
       assertEquals(err.file, path);
-      assertEquals(err.offset, ends[0] + 24, "offset of the entries record of batch 2");
-      assert(err.message.includes(path) && err.message.includes(String(ends[0] + 24)), err.message);
+      assertEquals(err.offset, ends[0] + BATCH_RECORD, "offset of the entries record of batch 2");
+      assert(err.message.includes(path) && err.message.includes(String(ends[0] + BATCH_RECORD)), err.message);
     });
   });
 
   await t.step("flipped byte in the last record is not mistaken for a torn write", async () => {
     await withWalDir(async (dir) => {
       const { path, ends } = await writeBatches(dir, batches, { segmentBytes: 64 * 1024 });
-      await patch(path, (b) => void (b[ends[2] - 60] ^= 0x01)); // in the entries, before the hard state
+      // in the entries, before the hard state and the end record
+      await patch(path, (b) => void (b[ends[2] - END_RECORD - HARD_STATE_RECORD - 20] ^= 0x01));
       const err = await rejects(() => Wal.open(dir, ZERO_SNAP), WalCorruptError);
-      assertEquals(err.offset, ends[1] + 24);
+      assertEquals(err.offset, ends[1] + BATCH_RECORD);
+    });
+  });
+
+  await t.step("a damaged end record with every other record intact", async () => {
+    await withWalDir(async (dir) => {
+      const { path, ends } = await writeBatches(dir, batches, { segmentBytes: 64 * 1024 });
+      await patch(path, (b) => void (b[ends[2] - 3] ^= 0x40)); // the sequence number it repeats
+      const err = await rejects(() => Wal.open(dir, ZERO_SNAP), WalCorruptError, "not an incomplete write");
+      assertEquals(err.offset, ends[2] - END_RECORD);
     });
   });
 
   await t.step("garbage length in a record header", async () => {
     await withWalDir(async (dir) => {
       const { path, ends } = await writeBatches(dir, batches, { preallocate: false });
-      await patch(path, (b) => void (b[ends[0] + 24 + 2] = 0x7f)); // length now points past the end
+      // the entries record's length now points past the end
+      await patch(path, (b) => void (b[ends[0] + BATCH_RECORD + 2] = 0x7f));
       const err = await rejects(() => Wal.open(dir, ZERO_SNAP), WalCorruptError, "header checksum");
-      assertEquals(err.offset, ends[0] + 24);
+      assertEquals(err.offset, ends[0] + BATCH_RECORD);
     });
   });
 
@@ -616,7 +668,7 @@ Deno.test("wal: damage that is not a torn tail is reported with file and offset"
       assert(s + 512 < ends[1]);
       await patch(path, (b) => b.fill(0, s, s + 512));
       const err = await rejects(() => Wal.open(dir, ZERO_SNAP), WalCorruptError, "had been synced");
-      assertEquals(err.offset, ends[0] + 24);
+      assertEquals(err.offset, ends[0] + BATCH_RECORD);
     });
   });
 
@@ -786,5 +838,67 @@ Deno.test("wal: a full disk when a new segment is needed keeps the write buffere
     const r = await Wal.open(dir, ZERO_SNAP, { fs: denoFs });
     assertEntries(r.entries, ents(1, 30, 1, 300));
     await r.wal.close();
+  });
+});
+
+Deno.test("wal: a log of format version 1 is read, and continued in a segment of the current format", async (t) => {
+  // storage/testdata/wal_v1: written by the version-1 writer with 4 KiB segments, ten writes of six
+  // entries (term 2, 100 bytes each, as `ents` makes them), each with hard state term 2, vote 3,
+  // commit first index + 2.
+  const fixture = new URL("./testdata/wal_v1/", import.meta.url).pathname;
+  const written = ents(1, 60, 2, 100);
+  const copy = async (dir: string) => {
+    await Deno.mkdir(dir, { recursive: true });
+    for await (const e of Deno.readDir(fixture)) {
+      await Deno.copyFile(join(fixture, e.name), join(dir, e.name));
+    }
+  };
+  const versionOf = async (path: string) =>
+    new DataView((await Deno.readFile(path)).buffer).getUint32(20, true);
+
+  await t.step("read as it is, then new writes go to a new segment", async () => {
+    await withWalDir(async (dir) => {
+      await copy(dir);
+      const before = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+      assertEquals(await versionOf(join(dir, before[before.length - 1])), 1);
+      const r = await Wal.open(dir, ZERO_SNAP);
+      try {
+        assertEquals(r.repaired, false);
+        assertEntries(r.entries, written);
+        assertEquals(r.hardState, { term: 2, vote: 3n, commit: 57 });
+        const names = r.wal.segmentNames;
+        assertEquals(names.slice(0, before.length), before);
+        assertEquals(names.length, before.length + 1);
+        assertEquals(names[names.length - 1], "0000000000000002-000000000000003d.wal");
+        assertEquals(await versionOf(join(dir, names[names.length - 1])), 2);
+        r.wal.append(ents(61, 70, 3, 100), { term: 3, vote: 1n, commit: 65 });
+        await r.wal.sync();
+      } finally {
+        await r.wal.close();
+      }
+      const again = await Wal.open(dir, ZERO_SNAP);
+      await again.wal.close();
+      assertEquals(again.repaired, false);
+      assertEntries(again.entries, [...written, ...ents(61, 70, 3, 100)]);
+      assertEquals(again.hardState, { term: 3, vote: 1n, commit: 65 });
+      assertEquals(again.wal.segmentNames.length, before.length + 1, "no further segment once current");
+    });
+  });
+
+  // Version 1 has no end record, so it cannot tell a write that lost its second part from damage:
+  // what the end record changes, shown on the same cut.
+  await t.step("a short write's lost second part is reported as damage in version 1", async () => {
+    await withWalDir(async (dir) => {
+      await copy(dir);
+      const last = [...Deno.readDirSync(dir)].map((e) => e.name).sort().pop()!;
+      const path = join(dir, last);
+      const size = (await Deno.stat(path)).size;
+      // the last write ends with its entries (six of 124 bytes) and a hard state record (40 bytes): cut
+      // 32 bytes before the entries end, in the file's last sector, which keeps written bytes before it
+      const cut = size - 40 - 32;
+      assert(cut % 512 > 0 && Math.floor(cut / 512) === Math.floor((size - 1) / 512));
+      await patch(path, (b) => b.fill(0, cut));
+      await rejects(() => Wal.open(dir, ZERO_SNAP), WalCorruptError, "not an incomplete write");
+    });
   });
 });
