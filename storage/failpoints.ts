@@ -18,7 +18,9 @@
  *
  * - `wal.write`, `wal.fsync`: write and fsync/fdatasync of WAL segments (`*.wal`, `*.wal.tmp`). Every
  *   call counts, also those that create a segment: its header, then its zero fill in calls of 1 MiB (64
- *   for the default 64 MiB), and on start-up the rewrite of the last segment.
+ *   for the default 64 MiB), and on start-up the rewrite of the last segment. The segments after the
+ *   first are zero-filled ahead of time, in the background once the last one is three quarters full,
+ *   with an fdatasync every 4 MiB; the cut then writes only the header.
  * - `snapshot.write`, `snapshot.fsync`: write and fsync of snapshot files (`*.snap` and their temporary
  *   files, also those received from the leader).
  * - `dir.fsync`: fsync of a directory (made after creating, renaming or removing files in it).

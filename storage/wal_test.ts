@@ -812,12 +812,14 @@ Deno.test("wal: a full disk when a new segment is needed keeps the write buffere
       ...denoFs,
       open: async (path, options) => {
         const f = await denoFs.open(path, options);
-        if (!path.endsWith(".tmp") || !full) return f;
+        // the next segment cannot be filled ahead (no room for it), so the cut has to make one itself
+        const ahead = path.endsWith("next.wal.tmp");
+        if (!path.endsWith(".tmp") || (!full && !ahead)) return f;
         // a segment started while the disk is full cannot be written
         return {
           ...wrapHandle(f),
           write: (p) =>
-            full ? Promise.reject(new Error("No space left on device (os error 28)")) : f.write(p),
+            full || ahead ? Promise.reject(new Error("No space left on device (os error 28)")) : f.write(p),
         };
       },
     };
@@ -900,5 +902,111 @@ Deno.test("wal: a log of format version 1 is read, and continued in a segment of
       await patch(path, (b) => b.fill(0, cut));
       await rejects(() => Wal.open(dir, ZERO_SNAP), WalCorruptError, "not an incomplete write");
     });
+  });
+});
+
+/** The real file system, counting bytes written per file name, and failing writes to `failing`. */
+function writeCountingFs(
+  failing?: string,
+): FileSystem & { written: Map<string, number>; syncs: Map<string, number> } {
+  const written = new Map<string, number>();
+  const syncs = new Map<string, number>();
+  const open = (path: string, f: FileHandle): FileHandle => {
+    const name = path.slice(path.lastIndexOf("/") + 1);
+    const count = (n: number) => written.set(name, (written.get(name) ?? 0) + n);
+    return {
+      ...wrapHandle(f),
+      write: async (b: Uint8Array) => {
+        if (name === failing) throw new Deno.errors.PermissionDenied(`writes to ${name} fail here`);
+        const n = await f.write(b);
+        count(n);
+        return n;
+      },
+      writeSync: (b: Uint8Array) => {
+        const n = f.writeSync(b);
+        count(n);
+        return n;
+      },
+      sync: async () => {
+        await f.sync();
+        syncs.set(name, (syncs.get(name) ?? 0) + 1);
+      },
+    };
+  };
+  return {
+    ...denoFs,
+    written,
+    syncs,
+    open: async (path, options) => open(path, await denoFs.open(path, options)),
+    openSync: (path, options) => open(path, denoFs.openSync(path, options)),
+  };
+}
+
+/** Appends 1 KB entries from `next`, one sync each, until the log has `segments` segments. */
+async function fillUntil(wal: Wal, next: number, segments: number, all: WalEntry[]): Promise<number> {
+  while (wal.segmentNames.length < segments) {
+    const batch = ents(next, next, 1, 1000);
+    all.push(...batch);
+    wal.append(batch, { term: 1, vote: 1n, commit: next });
+    await wal.sync();
+    next++;
+  }
+  return next;
+}
+
+Deno.test("wal: the next segment is zero-filled ahead, so a cut writes only its first records", async () => {
+  await withWalDir(async (dir) => {
+    const segmentBytes = 64 * 1024;
+    const fs = writeCountingFs();
+    const wal = await Wal.create(dir, META, { segmentBytes, fs });
+    const all: WalEntry[] = [];
+    let next = 1;
+    // past three quarters of the first segment: the next one is being filled in the background
+    for (; next <= 52; next++) {
+      const batch = ents(next, next, 1, 1000);
+      all.push(...batch);
+      wal.append(batch, { term: 1, vote: 1n, commit: next });
+      await wal.sync();
+    }
+    for (let i = 0; i < 200 && (fs.syncs.get("next.wal.tmp") ?? 0) === 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assertEquals(fs.written.get("next.wal.tmp"), segmentBytes);
+    const before = [...fs.written.values()].reduce((a, b) => a + b, 0);
+    // the first segment's handle was opened under its temporary name
+    const first = `${wal.segmentNames[0]}.tmp`;
+    const onlyWal = fs.written.get(first)!;
+    next = await fillUntil(wal, next, 2, all);
+    const during = [...fs.written.values()].reduce((a, b) => a + b, 0) - before;
+    const walWrites = fs.written.get(first)! - onlyWal;
+    // the entries written meanwhile, the new segment's first records, and no zero fill
+    assert(
+      during - walWrites < 4096,
+      `${during - walWrites} bytes written beside the entries around the cut`,
+    );
+    await wal.close();
+    const onDisk = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+    assertEquals(onDisk.length, 2);
+    assertEquals((await Deno.stat(join(dir, onDisk[1]))).size, segmentBytes);
+    const r = await Wal.open(dir, ZERO_SNAP, { segmentBytes });
+    assertEntries(r.entries, all);
+    await r.wal.close();
+  });
+});
+
+Deno.test("wal: a next segment that cannot be filled ahead is made by the cut; a leftover is removed", async () => {
+  await withWalDir(async (dir) => {
+    const segmentBytes = 64 * 1024;
+    const wal = await Wal.create(dir, META, { segmentBytes, fs: writeCountingFs("next.wal.tmp") });
+    const all: WalEntry[] = [];
+    await fillUntil(wal, 1, 3, all);
+    await wal.close();
+    // a crash while the next segment was being filled leaves it behind
+    await Deno.writeFile(join(dir, "next.wal.tmp"), new Uint8Array(100));
+    const r = await Wal.open(dir, ZERO_SNAP, { segmentBytes });
+    assertEntries(r.entries, all);
+    await r.wal.close();
+    const onDisk = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
+    assertEquals(onDisk.length, 3, onDisk.join(", "));
   });
 });
