@@ -26,11 +26,17 @@ import { ETCD_VERSION } from "../mod.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-/** Standard flags for a one-member cluster on free loopback ports. */
+/**
+ * The loopback address this file's members listen on. On 127.0.0.1 a free port could be taken meanwhile
+ * as the source port of another test file's outgoing connection (seen once: "address already in use").
+ */
+const HOST = "127.0.2.118";
+
+/** Standard flags for a one-member cluster on free ports of {@link HOST}. */
 function memberFlags(name: string, dataDir: string): { args: string[]; client: string; clientPort: number } {
-  const clientPort = freePort();
-  const client = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${freePort()}`;
+  const clientPort = freePort(HOST);
+  const client = `http://${HOST}:${clientPort}`;
+  const peer = `http://${HOST}:${freePort(HOST)}`;
   const args = [
     `--name=${name}`,
     `--data-dir=${dataDir}`,
@@ -201,7 +207,7 @@ for (const impl of implementations()) {
   Deno.test(`[${impl}] a name missing from --initial-cluster exits 1 with etcd's words`, async () => {
     await withTempDir(async (dir) => {
       const { args } = memberFlags("x", join(dir, "data"));
-      const peer = `http://127.0.0.1:${freePort()}`;
+      const peer = `http://${HOST}:${freePort(HOST)}`;
       const r = await runServer(impl, [
         ...args,
         `--initial-cluster=y=${peer}`,
@@ -322,6 +328,7 @@ for (const impl of implementations()) {
         const peer = peerFlags[0].split("=")[1];
         const m = await Member.start({
           impl,
+          host: HOST,
           clientPort,
           dataDir,
           rawArgs: peerFlags,
@@ -351,9 +358,9 @@ for (const impl of implementations()) {
     fn: async () => {
       await withTempDir(async (dir) => {
         const dataDir = join(dir, "from-file");
-        const clientPort = freePort();
-        const client = `http://127.0.0.1:${clientPort}`;
-        const peer = `http://127.0.0.1:${freePort()}`;
+        const clientPort = freePort(HOST);
+        const client = `http://${HOST}:${clientPort}`;
+        const peer = `http://${HOST}:${freePort(HOST)}`;
         const file = join(dir, "etcd.conf.yml");
         await Deno.writeTextFile(
           file,
@@ -374,6 +381,7 @@ for (const impl of implementations()) {
         const ignoredDir = join(dir, "ignored");
         const m = await Member.start({
           impl,
+          host: HOST,
           clientPort,
           dataDir,
           // Without the file, these would clash (flag and variable both set) and name another directory.
@@ -406,11 +414,11 @@ for (const impl of implementations()) {
       await t.step(target, async () => {
         await withTempDir(async (dir) => {
           // The client port is taken, so the member logs why it cannot start and exits.
-          const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+          const busy = Deno.listen({ hostname: HOST, port: 0 });
           try {
             const port = (busy.addr as Deno.NetAddr).port;
             const { args } = memberFlags("default", join(dir, "data"));
-            const client = `http://127.0.0.1:${port}`;
+            const client = `http://${HOST}:${port}`;
             const logFile = join(dir, "etcd.log");
             const r = await runServer(impl, [
               ...args,
@@ -428,7 +436,7 @@ for (const impl of implementations()) {
             }
             const failure = jsonLogLines(log).find((e) => e.level === "error" || e.level === "fatal");
             assert(failure, `no error logged:\n${log}`);
-            assertMatch(String(failure.error), new RegExp(`127\\.0\\.0\\.1:${port}`));
+            assertMatch(String(failure.error), new RegExp(`${HOST.replaceAll(".", "\\.")}:${port}`));
             assertMatch(String(failure.error), /address already in use/);
           } finally {
             busy.close();
