@@ -21,8 +21,9 @@
  *   for the default 64 MiB), and on start-up the rewrite of the last segment. The segments after the
  *   first are zero-filled ahead of time, in the background once the last one is three quarters full,
  *   with an fdatasync every 4 MiB; the cut then writes only the header.
- * - `snapshot.write`, `snapshot.fsync`: write and fsync of snapshot files (`*.snap` and their temporary
- *   files, also those received from the leader).
+ * - `snapshot.write`, `snapshot.fsync`: write and fsync/fdatasync of snapshot files (`*.snap` and their
+ *   temporary files, also those received from the leader). An image is fdatasynced every 8 MiB on the
+ *   way, then fsynced.
  * - `dir.fsync`: fsync of a directory (made after creating, renaming or removing files in it).
  * - `rename`: every rename storage makes (a new WAL segment, a new WAL directory, a new snapshot).
  *

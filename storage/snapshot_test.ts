@@ -1,7 +1,8 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../tests/assert.ts";
 import { join } from "node:path";
 import { type ByteStream, streamOf } from "./byte_stream.ts";
-import { SnapshotCorruptError, type SnapshotFile, Snapshotter } from "./snapshot.ts";
+import { SNAPSHOT_FLUSH_BYTES, SnapshotCorruptError, type SnapshotFile, Snapshotter } from "./snapshot.ts";
+import { denoFs, type FileSystem } from "./fs.ts";
 
 async function withSnapDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const root = await Deno.makeTempDir({ prefix: "snapshot_test_" });
@@ -77,6 +78,49 @@ Deno.test("snapshot: a streamed image is written chunk by chunk, checksummed in 
     );
     assertEquals((await s.loadNewest())?.index, 600);
     assertEquals((await names(dir)).length, 2);
+  });
+});
+
+Deno.test("snapshot: a large image is flushed every SNAPSHOT_FLUSH_BYTES on the way, then fsynced", async () => {
+  await withSnapDir(async (dir) => {
+    // what reaches the temporary file, in order: bytes written since the last flush, then the flush
+    const events: string[] = [];
+    let pending = 0;
+    const fs: FileSystem = {
+      ...denoFs,
+      open: async (path, options) => {
+        const f = await denoFs.open(path, options);
+        if (!path.endsWith(".tmp")) return f;
+        return Object.assign(Object.create(f), {
+          write: async (p: Uint8Array) => {
+            const n = await f.write(p);
+            pending += n;
+            return n;
+          },
+          syncData: async () => {
+            await f.syncData();
+            events.push(`${pending} then syncData`);
+            pending = 0;
+          },
+          sync: async () => {
+            await f.sync();
+            events.push(`${pending} then sync`);
+            pending = 0;
+          },
+          close: () => f.close(),
+        });
+      },
+    };
+    const s = new Snapshotter(dir, { fs });
+    const size = 2 * SNAPSHOT_FLUSH_BYTES + 100_000;
+    const want = snap(800, 5, size);
+    await s.save({ index: 800, term: 5, data: reusedBuffer(want.data, 64 * 1024) });
+    assertEquals(events, [
+      `${32 + SNAPSHOT_FLUSH_BYTES} then syncData`,
+      `${SNAPSHOT_FLUSH_BYTES} then syncData`,
+      `${100_000 + 4} then sync`,
+    ]);
+    assertEquals(await new Snapshotter(dir).loadNewest(), want);
   });
 });
 
