@@ -12,6 +12,7 @@ import {
   WalNoSpaceError,
   WalNotFoundError,
   type WalOptions,
+  type WalReadResult,
   WalSnapshotNotFoundError,
 } from "./wal.ts";
 import { denoFs, type FileHandle, type FileSystem } from "./fs.ts";
@@ -106,6 +107,29 @@ function headerBytes(b: Uint8Array): number {
     if (b[off + 4] === 5 || len === 0) return off; // the first batch record, or the end
     off += 16 + ((len + 7) & ~7);
   }
+}
+
+/**
+ * Runs `check` on the log `r` just opened from `dir`, appends `more` (with `hardState`) through it, closes
+ * it, and opens the log again; returns what that second open read (its log already closed).
+ */
+async function extendAndReopen(
+  dir: string,
+  r: WalReadResult,
+  check: () => void | Promise<void>,
+  more: WalEntry[],
+  hardState?: WalHardState,
+): Promise<WalReadResult> {
+  try {
+    await check();
+    r.wal.append(more, hardState);
+    await r.wal.sync();
+  } finally {
+    await r.wal.close();
+  }
+  const again = await Wal.open(dir, ZERO_SNAP);
+  await again.wal.close();
+  return again;
 }
 
 /** Like assertRejects, typed by the error class it expects. */
@@ -504,17 +528,11 @@ Deno.test("wal: torn tails are truncated and reported", async (t) => {
     repaired = true,
   ): Promise<void> {
     const r = await Wal.open(dir, ZERO_SNAP);
-    try {
+    // writing after the repair lands where the torn record was, and reads back
+    const again = await extendAndReopen(dir, r, () => {
       assertEquals(r.repaired, repaired);
       assertEntries(r.entries, expected);
-      // writing after the repair lands where the torn record was, and reads back
-      r.wal.append(ents(expected.length + 1, expected.length + 3, 9));
-      await r.wal.sync();
-    } finally {
-      await r.wal.close();
-    }
-    const again = await Wal.open(dir, ZERO_SNAP);
-    await again.wal.close();
+    }, ents(expected.length + 1, expected.length + 3, 9));
     assertEquals(again.repaired, false);
     assertEntries(again.entries, [...expected, ...ents(expected.length + 1, expected.length + 3, 9)]);
     assert(size >= 0);
@@ -864,22 +882,22 @@ Deno.test("wal: a log of format version 1 is read, and continued in a segment of
       const before = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
       assertEquals(await versionOf(join(dir, before[before.length - 1])), 1);
       const r = await Wal.open(dir, ZERO_SNAP);
-      try {
-        assertEquals(r.repaired, false);
-        assertEntries(r.entries, written);
-        assertEquals(r.hardState, { term: 2, vote: 3n, commit: 57 });
-        const names = r.wal.segmentNames;
-        assertEquals(names.slice(0, before.length), before);
-        assertEquals(names.length, before.length + 1);
-        assertEquals(names[names.length - 1], "0000000000000002-000000000000003d.wal");
-        assertEquals(await versionOf(join(dir, names[names.length - 1])), 2);
-        r.wal.append(ents(61, 70, 3, 100), { term: 3, vote: 1n, commit: 65 });
-        await r.wal.sync();
-      } finally {
-        await r.wal.close();
-      }
-      const again = await Wal.open(dir, ZERO_SNAP);
-      await again.wal.close();
+      const again = await extendAndReopen(
+        dir,
+        r,
+        async () => {
+          assertEquals(r.repaired, false);
+          assertEntries(r.entries, written);
+          assertEquals(r.hardState, { term: 2, vote: 3n, commit: 57 });
+          const names = r.wal.segmentNames;
+          assertEquals(names.slice(0, before.length), before);
+          assertEquals(names.length, before.length + 1);
+          assertEquals(names[names.length - 1], "0000000000000002-000000000000003d.wal");
+          assertEquals(await versionOf(join(dir, names[names.length - 1])), 2);
+        },
+        ents(61, 70, 3, 100),
+        { term: 3, vote: 1n, commit: 65 },
+      );
       assertEquals(again.repaired, false);
       assertEntries(again.entries, [...written, ...ents(61, 70, 3, 100)]);
       assertEquals(again.hardState, { term: 3, vote: 1n, commit: 65 });
