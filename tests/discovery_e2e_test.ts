@@ -7,7 +7,16 @@
 import { assert, assertEquals } from "./assert.ts";
 import { Cluster, ClusterMember, idOf, parseCtlJson } from "./cluster.ts";
 import { memberId } from "../discovery/ids.ts";
-import { ctlOk, freePort, HAVE_ETCDCTL, type Impl, implementations, Member, sleep } from "./helpers.ts";
+import {
+  ctlOk,
+  freePort,
+  freePorts,
+  HAVE_ETCDCTL,
+  type Impl,
+  implementations,
+  Member,
+  sleep,
+} from "./helpers.ts";
 
 const HAVE_DISCOVERY_SERVER = (() => {
   try {
@@ -67,8 +76,9 @@ async function loneMember(
   discovery: string[],
 ): Promise<ClusterMember> {
   const dir = await Deno.makeTempDir({ prefix: "etcd-ts-lone-" });
-  const peer = `http://${host}:${freePort(host)}`;
-  const client = `http://${host}:${freePort(host)}`;
+  const [peerPort, clientPort] = freePorts(host, 2);
+  const peer = `http://${host}:${peerPort}`;
+  const client = `http://${host}:${clientPort}`;
   return new ClusterMember(impl, name, host, client.slice(7), client, peer, dir, [
     "--name",
     name,

@@ -14,7 +14,7 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   ctlOk,
   etcdctl,
-  freePort,
+  freePorts,
   HAVE_ETCDCTL,
   type Impl,
   implementations,
@@ -111,8 +111,16 @@ for (const impl of implementations()) {
     ignore: !HAVE_ETCDCTL,
     fn: async () => {
       const host = HOSTS[impl].single;
-      const metrics = `http://${host}:${freePort(host)}`;
-      const m = await Member.start({ impl, host, args: ["--listen-metrics-urls", metrics, "--enable-v2"] });
+      // chosen together: a port chosen alone and released could come back as the client's or peer's
+      const [clientPort, peerPort, metricsPort] = freePorts(host, 3);
+      const metrics = `http://${host}:${metricsPort}`;
+      const m = await Member.start({
+        impl,
+        host,
+        clientPort,
+        peerPort,
+        args: ["--listen-metrics-urls", metrics, "--enable-v2"],
+      });
       const client = `http://${m.endpoint}`;
       try {
         const h = await curl(`${client}/health`);
@@ -238,10 +246,14 @@ for (const impl of implementations()) {
     ignore: !HAVE_ETCDCTL,
     fn: async () => {
       const host = HOSTS[impl].single;
-      const metrics = `http://${host}:${freePort(host)}`;
+      // chosen together: a port chosen alone and released could come back as the client's or peer's
+      const [clientPort, peerPort, metricsPort] = freePorts(host, 3);
+      const metrics = `http://${host}:${metricsPort}`;
       const m = await Member.start({
         impl,
         host,
+        clientPort,
+        peerPort,
         args: ["--quota-backend-bytes", String(QUOTA), "--listen-metrics-urls", metrics],
       });
       const client = `http://${m.endpoint}`;
