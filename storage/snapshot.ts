@@ -10,12 +10,12 @@
  * ```
  *
  * A file is written under a temporary name, fsynced, renamed into place, and the directory fsynced, so a
- * crash leaves either the whole snapshot or none. The data is also flushed every
- * {@link SNAPSHOT_FLUSH_BYTES} on the way, so that its flush reaches the disk in steps the WAL's own
- * fdatasyncs can pass between. The data is written and checksummed chunk by chunk and
+ * crash leaves either the whole snapshot or none. The data is written and checksummed chunk by chunk and
  * is never needed whole in memory: from a stream the member produces (`save`), or as it arrives from a
- * peer (`saveStream`, where a cut upload leaves no file). A damaged newest snapshot is an error, never a reason
- * to fall back to an older one silently: the WAL may already have been released up to it.
+ * peer (`saveStream`, where a cut upload leaves no file). On the way it is flushed every
+ * {@link SNAPSHOT_FLUSH_BYTES}, so that it reaches the disk in steps the WAL's own fdatasyncs can pass
+ * between, not in one flush at the end. A damaged newest snapshot is an error, never a reason to fall back
+ * to an older one silently: the WAL may already have been released up to it.
  *
  * @module
  */
