@@ -49,14 +49,34 @@ export function freePort(hostname = "127.0.0.1"): number {
   return freePorts(hostname, 1)[0];
 }
 
+/** Ports this process has handed out already (on any address); none is handed out twice. */
+const handedOut = new Set<number>();
+
 /**
- * `n` distinct free ports on `hostname`: each stays bound until all are chosen, so a member's client and
- * peer ports can never be the same one (the system may hand a just-released port out again).
+ * `n` distinct free ports on `hostname`, never one this process handed out before. The system may hand a
+ * just-released port out again, so without the record a port chosen for one use (a metrics URL, say) and
+ * released could come back as a member's client port. `listen` is the binding to ask (for tests).
  */
-export function freePorts(hostname: string, n: number): number[] {
-  const held = Array.from({ length: n }, () => Deno.listen({ hostname, port: 0 }));
-  const ports = held.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of held) l.close();
+export function freePorts(
+  hostname: string,
+  n: number,
+  listen: (o: { hostname: string; port: number }) => { addr: Deno.Addr; close(): void } = Deno.listen,
+): number[] {
+  const held: { close(): void }[] = [];
+  const ports: number[] = [];
+  try {
+    for (let attempt = 0; ports.length < n; attempt++) {
+      if (attempt === n + 1000) throw new Error(`freePorts: no ${n} fresh ports on ${hostname}`);
+      const l = listen({ hostname, port: 0 });
+      held.push(l); // kept bound until all are chosen, so the system offers another port next
+      const port = (l.addr as Deno.NetAddr).port;
+      if (handedOut.has(port)) continue;
+      handedOut.add(port);
+      ports.push(port);
+    }
+  } finally {
+    for (const l of held) l.close();
+  }
   return ports;
 }
 
