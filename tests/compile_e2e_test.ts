@@ -8,7 +8,7 @@
  * @module
  */
 import { assertEquals, assertMatch } from "./assert.ts";
-import { ctlOk, freePorts, HAVE_ETCDCTL, sleep } from "./helpers.ts";
+import { ctlOk, freePort, HAVE_ETCDCTL, sleep } from "./helpers.ts";
 
 const denort = Deno.env.get("DENORT_BIN");
 const HAVE_DENORT = denort !== undefined && (() => {
@@ -49,9 +49,8 @@ Deno.test({
         /^etcd-ts Version: .*\netcd Version: 3\.5\.\d+\n/,
       );
 
-      const [clientPort, peerPort] = freePorts("127.0.0.1", 2);
-      const client = `127.0.0.1:${clientPort}`;
-      const peer = `http://127.0.0.1:${peerPort}`;
+      const client = `127.0.0.1:${freePort("127.0.0.1")}`;
+      const peer = `http://127.0.0.1:${freePort("127.0.0.1")}`;
       const child = new Deno.Command(exe, {
         args: [
           "--data-dir",

@@ -7,16 +7,7 @@
 import { assert, assertEquals } from "./assert.ts";
 import { Cluster, ClusterMember, idOf, parseCtlJson } from "./cluster.ts";
 import { memberId } from "../discovery/ids.ts";
-import {
-  ctlOk,
-  freePort,
-  freePorts,
-  HAVE_ETCDCTL,
-  type Impl,
-  implementations,
-  Member,
-  sleep,
-} from "./helpers.ts";
+import { ctlOk, freePort, HAVE_ETCDCTL, type Impl, implementations, Member, sleep } from "./helpers.ts";
 
 const HAVE_DISCOVERY_SERVER = (() => {
   try {
@@ -76,9 +67,8 @@ async function loneMember(
   discovery: string[],
 ): Promise<ClusterMember> {
   const dir = await Deno.makeTempDir({ prefix: "etcd-ts-lone-" });
-  const [peerPort, clientPort] = freePorts(host, 2);
-  const peer = `http://${host}:${peerPort}`;
-  const client = `http://${host}:${clientPort}`;
+  const peer = `http://${host}:${freePort(host)}`;
+  const client = `http://${host}:${freePort(host)}`;
   return new ClusterMember(impl, name, host, client.slice(7), client, peer, dir, [
     "--name",
     name,

@@ -14,7 +14,7 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   ctlOk,
   etcdctl,
-  freePorts,
+  freePort,
   HAVE_ETCDCTL,
   type Impl,
   implementations,
@@ -111,16 +111,8 @@ for (const impl of implementations()) {
     ignore: !HAVE_ETCDCTL,
     fn: async () => {
       const host = HOSTS[impl].single;
-      // chosen together: a port chosen alone and released could come back as the client's or peer's
-      const [clientPort, peerPort, metricsPort] = freePorts(host, 3);
-      const metrics = `http://${host}:${metricsPort}`;
-      const m = await Member.start({
-        impl,
-        host,
-        clientPort,
-        peerPort,
-        args: ["--listen-metrics-urls", metrics, "--enable-v2"],
-      });
+      const metrics = `http://${host}:${freePort(host)}`;
+      const m = await Member.start({ impl, host, args: ["--listen-metrics-urls", metrics, "--enable-v2"] });
       const client = `http://${m.endpoint}`;
       try {
         const h = await curl(`${client}/health`);
@@ -246,14 +238,10 @@ for (const impl of implementations()) {
     ignore: !HAVE_ETCDCTL,
     fn: async () => {
       const host = HOSTS[impl].single;
-      // chosen together: a port chosen alone and released could come back as the client's or peer's
-      const [clientPort, peerPort, metricsPort] = freePorts(host, 3);
-      const metrics = `http://${host}:${metricsPort}`;
+      const metrics = `http://${host}:${freePort(host)}`;
       const m = await Member.start({
         impl,
         host,
-        clientPort,
-        peerPort,
         args: ["--quota-backend-bytes", String(QUOTA), "--listen-metrics-urls", metrics],
       });
       const client = `http://${m.endpoint}`;

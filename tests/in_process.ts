@@ -8,7 +8,7 @@
 import { type Config, defaultConfig, type Etcd, startEtcd } from "../mod.ts";
 import { createLogger } from "../server/logger.ts";
 import { encodePutRequest, type PutRequest } from "../server/pb/rpc.ts";
-import { freePorts } from "./helpers.ts";
+import { freePort } from "./helpers.ts";
 
 /** One member: its configuration, the running server (undefined while stopped) and its log lines. */
 export interface InProcessMember {
@@ -24,7 +24,7 @@ export interface InProcessMember {
  */
 export function clusterMembers(dir: string, tune: (c: Config) => void): InProcessMember[] {
   const names = ["s0", "s1", "s2"];
-  const peerUrls = freePorts("127.0.0.1", names.length).map((port) => new URL(`http://127.0.0.1:${port}`));
+  const peerUrls = names.map(() => new URL(`http://127.0.0.1:${freePort()}`));
   const initialCluster = new Map(names.map((n, i) => [n, [peerUrls[i]]]));
   return names.map((name, i) => {
     const config = defaultConfig();

@@ -4,7 +4,7 @@
  * a certificate. Run against etcd-ts and the real etcd.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { freePorts, HAVE_ETCDCTL, type Impl, implementations, Member, runServer } from "./helpers.ts";
+import { freePort, HAVE_ETCDCTL, type Impl, implementations, Member, runServer } from "./helpers.ts";
 import { Pki } from "./pki.ts";
 
 const HOSTS: Record<Impl, string> = { "etcd-ts": "127.0.2.106", etcd: "127.0.2.107" };
@@ -25,14 +25,10 @@ for (const impl of implementations()) {
       try {
         const server = await pki.member("infra0", host);
         const client = await pki.client("root");
-        // chosen together, for both starts: a port chosen alone and released could be handed out again
-        const [clientPort, peerPort, metricsPort, peerAgain, clientAgain] = freePorts(host, 5);
-        const metricsUrl = `https://${host}:${metricsPort}`;
+        const metricsUrl = `https://${host}:${freePort(host)}`;
         const m = await Member.start({
           impl,
           host,
-          clientPort,
-          peerPort,
           args: [
             "--cert-file",
             server.cert,
@@ -69,12 +65,12 @@ for (const impl of implementations()) {
         // without a client certificate the member does not start, in etcd's words
         const dataDir = await Deno.makeTempDir({ prefix: "etcd-ts-metrics-tls-" });
         try {
-          const peer = `http://${host}:${peerAgain}`;
+          const peer = `http://${host}:${freePort(host)}`;
           const r = await runServer(impl, [
             "--data-dir",
             dataDir,
             "--listen-client-urls",
-            `http://${host}:${clientAgain}`,
+            `http://${host}:${freePort(host)}`,
             "--advertise-client-urls",
             `http://${host}:2379`,
             "--listen-peer-urls",

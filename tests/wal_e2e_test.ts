@@ -17,7 +17,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { ctlOk, freePorts, HAVE_ETCDCTL, Member, runServer } from "./helpers.ts";
+import { ctlOk, freePort, HAVE_ETCDCTL, Member, runServer } from "./helpers.ts";
 
 /** Record framing of storage/wal.ts: 16-byte header (u32 length, u8 kind, ...), payload padded to 8. */
 const FRAME = 16;
@@ -67,9 +67,9 @@ async function filesIn(dir: string, suffix: string): Promise<string[]> {
 
 /** Flags for a one-member cluster on free loopback ports (reused as they are for every restart). */
 function memberArgs(dataDir: string, extra: string[]): { args: string[]; clientPort: number } {
-  const [clientPort, peerPort] = freePorts("127.0.0.1", 2);
+  const clientPort = freePort();
   const client = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
+  const peer = `http://127.0.0.1:${freePort()}`;
   return {
     clientPort,
     args: [
