@@ -43,6 +43,7 @@ import {
 } from "./server/http/metrics_listener.ts";
 import { systemClock } from "./server/clock.ts";
 import { processIoPollingAdvice } from "./server/io_polling.ts";
+import { glibcMallocTrim, IdleTrim } from "./server/memory/idle_trim.ts";
 import { CorruptionChecks } from "./server/member/corruption.ts";
 import { MemberMetrics } from "./server/metrics/member_metrics.ts";
 import { metricsHandler as serveMetrics } from "./server/http/metrics.ts";
@@ -170,6 +171,15 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     throw err;
   }
   corruption.start();
+  // after a burst, a quiet member gives the memory it freed back to the system
+  const mallocTrim = glibcMallocTrim();
+  const idleTrim = mallocTrim === undefined ? undefined : new IdleTrim({
+    trim: mallocTrim,
+    activity: () => metrics.grpc.receivedTotal() + server.driver.appliedIndex,
+    clock,
+    logger,
+  });
+  idleTrim?.start();
   const transport = options.transport ?? serveDenoH2;
   // the v2 API etcd discovery needs, as etcd 3.4 serves it with --enable-v2
   const v2 = config.enableV2 ? v2ApiOf(server) : undefined;
@@ -234,6 +244,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     for (const l of listeners) await l.close();
     for (const m of metricsListeners) await m.close();
     corruption.stop();
+    idleTrim?.stop();
     await server.close();
     tls.close();
     throw err;
@@ -249,6 +260,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
       closing ??= (async () => {
         await Promise.all([...listeners.map((l) => l.close()), ...metricsListeners.map((m) => m.close())]);
         corruption.stop();
+        idleTrim?.stop();
         await server.close();
         tls.close();
       })();

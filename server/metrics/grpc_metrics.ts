@@ -137,6 +137,13 @@ export class GrpcMetrics implements GrpcObserver {
     }
   }
 
+  /** Messages received over every method so far. */
+  receivedTotal(): number {
+    let n = 0;
+    for (const m of this.#methods.values()) n += m.received;
+    return n;
+  }
+
   /** The counters of `path`, made once per method (a router asks when the method is registered). */
   method(path: string, streaming: boolean): GrpcMethodCounters {
     const known = this.#methods.get(path);

@@ -154,6 +154,7 @@ Deno.test("metrics: gRPC calls count by method and code; a failed call counts it
   assertEquals(sample(text, "grpc_server_msg_received_total", w), 2);
   assertEquals(sample(text, "grpc_server_msg_sent_total", w), 2);
   assertEquals(sample(text, "grpc_server_handled_total", { ...w, grpc_code: "Canceled" }), 1);
+  assertEquals(m.grpc.receivedTotal(), 5, "messages received over every method");
   // every code of every method is listed, as go-grpc-prometheus initialises them
   const handled = text.split("\n").filter((l) => l.startsWith("grpc_server_handled_total{"));
   assertEquals(handled.length, 2 * GRPC_CODE_NAMES.length);
