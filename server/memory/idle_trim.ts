@@ -25,9 +25,16 @@ export const CHECK_MS = 1000;
 
 /**
  * glibc's `malloc_trim(0)`: gives freed heap memory back to the system, and says whether any was.
- * Undefined where it cannot be called.
+ * Undefined where it cannot be called. The library is opened once per process.
  */
 export function glibcMallocTrim(): (() => boolean) | undefined {
+  if (mallocTrim === null) mallocTrim = openMallocTrim();
+  return mallocTrim;
+}
+
+let mallocTrim: (() => boolean) | undefined | null = null;
+
+function openMallocTrim(): (() => boolean) | undefined {
   if (Deno.build.os !== "linux") return undefined;
   try {
     // asked first, so that a process started without the permission is not prompted for it
