@@ -69,7 +69,7 @@ export class IdleTrim {
   #last: number;
   #since: number;
   #trimmed = false;
-  /** Trims made, for tests and logs. */
+  /** Trims made so far. */
   trims = 0;
 
   constructor(private readonly o: IdleTrimOptions) {
