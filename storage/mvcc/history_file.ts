@@ -10,10 +10,10 @@
  *
  * Appends go to a write buffer that is written out in large chunks; reads are served from that buffer
  * while it still holds the bytes, else from a read-ahead block, else with `seekSync` + `readSync`. The
- * block is filled only where reads go forward through the file, as a snapshot image does in a file
- * rewritten or restored in revision order; a read that lands far from the one before (an image of values
- * in the order they were demoted, which is not revision order) reads just its own bytes, since filling
- * the block would cost as much again as the read and nothing after it would use the block. Freed bytes are only
+ * block is filled only where reads go forward through the file, as a snapshot image does (it reads the
+ * values in the order they lie in the file); a read that lands far from the one before (an old revision
+ * read by a client) reads just its own bytes, since filling the block would cost as much again as the read
+ * and nothing after it would use the block. Freed bytes are only
  * counted; the owner decides when to {@link HistoryFile.reset} or rewrite the file.
  *
  * @module

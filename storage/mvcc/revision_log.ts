@@ -12,7 +12,71 @@
  */
 
 const MIN_CAPACITY = 256;
+
 const MAX_U32 = 0xffffffff;
+
+/**
+ * File addresses in the log's `slab`/`off` columns: slab -1 is an empty value, slabs >= 0 are arena
+ * slabs, and slab `-2 - hi` with offset `lo` is file position `hi * FILE_SPAN + lo`.
+ */
+export const FILE_SPAN = 2 ** 30;
+/** The `slab` column value of file position `pos`. */
+export function fileSlab(pos: number): number {
+  return -2 - Math.floor(pos / FILE_SPAN);
+}
+/** File position of a value whose `slab` column is <= -2. */
+export function filePos(slab: number, off: number): number {
+  return (-2 - slab) * FILE_SPAN + off;
+}
+
+/** Whether entry `e` of `log` holds a value in the history file. */
+export function inHistoryFile(log: RevisionLog, e: number): boolean {
+  return log.slab[e] <= -2 && log.create[e] !== 0;
+}
+
+/** Position in the history file of the value of entry `e`; only where {@link inHistoryFile}. */
+function valuePos(log: RevisionLog, e: number): number {
+  return filePos(log.slab[e], log.off[e]);
+}
+
+/** Smallest stretch of the history file whose entries {@link inFileOrder} sorts together. */
+const FILE_ORDER_BUCKET = 64 * 1024;
+
+/**
+ * The entries of `log` whose values are in the history file, in the order the values lie in it: what
+ * reads them all (a snapshot image, a rewrite of the file) reads the file forward instead of seeking for
+ * each value, since a value is demoted when its key is next written, not in revision order.
+ *
+ * A counting sort on stretches of at least 64 KiB of the file, in three passes over the log; each
+ * stretch, a few dozen entries, is sorted when it is reached.
+ */
+export function* inFileOrder(log: RevisionLog): Generator<number> {
+  let count = 0;
+  let end = 0;
+  for (let e = 0; e < log.length; e++) {
+    if (!inHistoryFile(log, e)) continue;
+    count++;
+    end = Math.max(end, valuePos(log, e) + 1);
+  }
+  if (count === 0) return;
+  const span = Math.max(FILE_ORDER_BUCKET, Math.ceil(end / count));
+  const buckets = Math.ceil(end / span);
+  const starts = new Int32Array(buckets + 1);
+  for (let e = 0; e < log.length; e++) {
+    if (inHistoryFile(log, e)) starts[Math.floor(valuePos(log, e) / span) + 1]++;
+  }
+  for (let b = 0; b < buckets; b++) starts[b + 1] += starts[b];
+  const entries = new Int32Array(count);
+  const next = starts.slice(0, buckets);
+  for (let e = 0; e < log.length; e++) {
+    if (inHistoryFile(log, e)) entries[next[Math.floor(valuePos(log, e) / span)]++] = e;
+  }
+  for (let b = 0; b < buckets; b++) {
+    const bucket = entries.subarray(starts[b], starts[b + 1]);
+    if (bucket.length > 1) bucket.sort((x, y) => valuePos(log, x) - valuePos(log, y));
+    yield* bucket;
+  }
+}
 
 /** An unsigned column: 32-bit while every value fits, float64 after. */
 export type WideColumn = Uint32Array | Float64Array;

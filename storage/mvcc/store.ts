@@ -22,14 +22,15 @@
  *
  * @module
  */
-import { isFromKey, latin1, writeLatin1 } from "./bytes.ts";
-import { ByteReader, ByteWriter, ErrSnapshotCorrupt, varintSize } from "./byte_codec.ts";
+import { isFromKey, latin1 } from "./bytes.ts";
+import { ErrSnapshotCorrupt } from "./byte_codec.ts";
 import { crc32c } from "../crc32c.ts";
 import { type ByteStream, collectBytes } from "../byte_stream.ts";
 import { HistoryFile } from "./history_file.ts";
 import type { FileSystem } from "../fs.ts";
 import { KeyIndex } from "./key_index.ts";
-import { RevisionLog } from "./revision_log.ts";
+import { FILE_SPAN, filePos, fileSlab, inFileOrder, inHistoryFile, RevisionLog } from "./revision_log.ts";
+import { imageChunks, imageSource, loadImage } from "./image.ts";
 import { ValueArena } from "./value_arena.ts";
 
 export { ErrSnapshotCorrupt };
@@ -176,18 +177,13 @@ export interface WriteTxn {
 
 const EMPTY: Uint8Array = new Uint8Array(0);
 const KEY_BUCKET = new TextEncoder().encode("key");
-const SNAPSHOT_MAGIC = [0x4d, 0x56, 0x43, 0x43]; // "MVCC"
-const SNAPSHOT_VERSION = 1;
 /**
- * Chunk size of snapshot images written out (see {@link MvccStore.snapshotImage}). Making a chunk may
- * read every value back from the history file, a few microseconds each, and whoever streams the image
- * holds the thread while a chunk is made: 1 MiB chunks held it for 35 ms each and stalled every client
- * for the length of a background snapshot; 64 KiB take about 2 ms.
+ * Chunk size of snapshot images written out (see {@link MvccStore.snapshotImage}). Whoever streams the
+ * image holds the thread while a chunk is made: 1 MiB chunks, each reading its values back from the
+ * history file one by one, held it for 35 ms each and stalled every client for the length of a background
+ * snapshot; 64 KiB took about 2 ms then, and less since values are read in file order.
  */
 const IMAGE_CHUNK = 64 * 1024;
-const MIN_IMAGE_CHUNK = 4096;
-/** Room for an entry's fixed fields: six varints of at most 8 bytes and the kind byte. */
-const ENTRY_HEAD_MAX = 64;
 /** Freed arena bytes that make a repack worth it (see {@link Core.repackIfSparse}). */
 const REPACK_MIN_GARBAGE = 4 << 20;
 /** Freed bytes allowed above the live ones: at least one slab, so a repack never follows a repack. */
@@ -195,19 +191,6 @@ const REPACK_SLACK = 1 << 20;
 /** Rough per-entry cost of a revision in etcd's bbolt (revision key, protobuf header, page slot). */
 const ENTRY_OVERHEAD = 40;
 
-/**
- * File addresses in the log's `slab`/`off` columns: slab -1 is an empty value, slabs >= 0 are arena
- * slabs, and slab `-2 - hi` with offset `lo` is file position `hi * FILE_SPAN + lo`.
- */
-const FILE_SPAN = 2 ** 30;
-/** The `slab` column value of file position `pos`. */
-function fileSlab(pos: number): number {
-  return -2 - Math.floor(pos / FILE_SPAN);
-}
-/** File position of a value whose `slab` column is <= -2. */
-function filePos(slab: number, off: number): number {
-  return (-2 - slab) * FILE_SPAN + off;
-}
 /** Default file size from which a history file with more garbage than live bytes is rewritten. */
 const DEFAULT_REWRITE_BYTES = 16 * 1024 * 1024;
 
@@ -365,16 +348,15 @@ class Core {
     if (!force && (history.size < threshold || history.garbageBytes * 2 <= history.size)) return;
     const fresh = new HistoryFile(history.path, history.bufferBytes, history.fs);
     const log = this.log;
-    // copy first, repoint the entries only once every value made it: an I/O error changes nothing
+    // copy first, repoint the entries only once every value made it: an I/O error changes nothing. The
+    // values are copied in the order they lie in the old file, which is then read forward.
     const moved = new Float64Array(log.length);
     try {
       let tmp = new Uint8Array(4096);
-      for (let e = 0; e < log.length; e++) {
-        const slab = log.slab[e];
-        if (slab > -2) continue;
+      for (const e of inFileOrder(log)) {
         const len = log.len[e];
         if (len > tmp.length) tmp = new Uint8Array(len * 2);
-        history.read(filePos(slab, log.off[e]), len, tmp, 0);
+        history.read(filePos(log.slab[e], log.off[e]), len, tmp, 0);
         moved[e] = fresh.append(tmp, 0, len);
       }
     } catch (err) {
@@ -382,7 +364,7 @@ class Core {
       throw err;
     }
     for (let e = 0; e < log.length; e++) {
-      if (log.slab[e] > -2) continue;
+      if (!inHistoryFile(log, e)) continue;
       log.slab[e] = fileSlab(moved[e]);
       log.off[e] = moved[e] % FILE_SPAN;
     }
@@ -772,8 +754,14 @@ class Core {
   /** See {@link MvccStore.snapshotImage}. */
   image(chunkSize: number): ByteStream {
     if (this.txn !== null) throw new ErrTxnState("snapshot during a write transaction");
-    const src = this.imageSource(this.log, (e, dst, off) => this.copyValue(e, dst, off));
-    return { size: src.size, chunks: () => imageChunks(src, Math.max(chunkSize, MIN_IMAGE_CHUNK)) };
+    const src = imageSource(
+      this.index,
+      this.log,
+      this.currentRev,
+      this.compactRev,
+      (e, dst, off) => this.copyValue(e, dst, off),
+    );
+    return { size: src.size, chunks: () => imageChunks(src, chunkSize) };
   }
 
   /** See {@link MvccStore.snapshotView}. */
@@ -792,7 +780,7 @@ class Core {
       if (slab >= 0) dst.set(slabs[slab]!.subarray(log.off[e], log.off[e] + len), dstOff);
       else history!.read(filePos(slab, log.off[e]), len, dst, dstOff);
     };
-    const src = this.imageSource(log, copyValue);
+    const src = imageSource(this.index, log, this.currentRev, this.compactRev, copyValue);
     this.frozenLogs.add(log);
     this.arena.pin();
     let open = true;
@@ -801,7 +789,7 @@ class Core {
         size: src.size,
         chunks: () => {
           if (!open) throw new ErrTxnState("snapshot view read after release");
-          return imageChunks(src, Math.max(chunkSize, MIN_IMAGE_CHUNK));
+          return imageChunks(src, chunkSize);
         },
       },
       release: () => {
@@ -828,218 +816,17 @@ class Core {
     else this.history?.close();
   }
 
-  /** The key table and size of an image of `log` (the live log or a frozen copy of it). */
-  private imageSource(
-    log: RevisionLog,
-    copyValue: (e: number, dst: Uint8Array, dstOff: number) => void,
-  ): ImageSource {
-    const index = this.index;
-    // key table in byte order; entries refer to keys by their position in it
-    const pos = new Int32Array(index.idLimit);
-    const keys: string[] = [];
-    index.sorted.scan("", undefined, (id, k) => {
-      pos[id] = keys.length;
-      keys.push(k);
-    });
-    let size = SNAPSHOT_MAGIC.length + 1 + varintSize(this.currentRev) + varintSize(this.compactRev) +
-      varintSize(keys.length) + varintSize(log.length);
-    for (const k of keys) size += varintSize(k.length) + k.length;
-    let lastMain = 0;
-    for (let e = 0; e < log.length; e++) {
-      const m = log.main[e];
-      size += varintSize(m - lastMain) + varintSize(log.sub[e]) + varintSize(pos[log.key[e]]) + 1;
-      lastMain = m;
-      if (log.create[e] === 0) continue;
-      size += varintSize(m - log.create[e]) + varintSize(log.version[e]) + varintSize(log.len[e]) +
-        log.len[e];
-      if (log.leaseAt(e) !== 0n) size += 8;
-    }
-    return { currentRev: this.currentRev, compactRev: this.compactRev, keys, pos, size, log, copyValue };
-  }
-
   /** See {@link MvccStore.decodeSnapshot}. */
   static decode(data: Uint8Array, options: MvccStoreOptions): Core {
     const core = new Core(options);
     try {
-      Core.load(core, data);
+      loadImage(core, data);
     } catch (err) {
       core.history?.close();
       throw err;
     }
     return core;
   }
-
-  /** Fills an empty core from snapshot bytes. */
-  private static load(core: Core, data: Uint8Array): void {
-    const r = new ByteReader(data);
-    for (const c of SNAPSHOT_MAGIC) {
-      if (r.byte() !== c) throw new ErrSnapshotCorrupt("bad magic");
-    }
-    const version = r.byte();
-    if (version !== SNAPSHOT_VERSION) throw new ErrSnapshotCorrupt(`unknown version ${version}`);
-    core.currentRev = r.varint();
-    core.compactRev = r.varint();
-    if (core.currentRev < 1 || core.compactRev > core.currentRev) {
-      throw new ErrSnapshotCorrupt("bad revisions");
-    }
-    const nKeys = r.varint();
-    if (nKeys > data.length) throw new ErrSnapshotCorrupt("bad key count");
-    const keys: string[] = new Array(nKeys);
-    for (let i = 0; i < nKeys; i++) {
-      keys[i] = latin1(r.bytes(r.varint()));
-      if (i > 0 && !(keys[i - 1] < keys[i])) throw new ErrSnapshotCorrupt("keys out of order");
-    }
-    const nEntries = r.varint();
-    if (nEntries > data.length) throw new ErrSnapshotCorrupt("bad entry count");
-    const log = core.log;
-    log.reserve(nEntries);
-    // where each value starts in `data`: values are stored once the newest entry of each key is known
-    const valueAt = new Float64Array(nEntries);
-    const heads = new Int32Array(nKeys).fill(-1);
-    let main = 0;
-    let sub = -1;
-    let live = 0;
-    let dataBytes = 0;
-    for (let i = 0; i < nEntries; i++) {
-      const d = r.varint();
-      const s = r.varint();
-      main += d;
-      if (main < 1 || main > core.currentRev || (d === 0 && s <= sub)) {
-        throw new ErrSnapshotCorrupt("entries out of order");
-      }
-      sub = s;
-      const k = r.varint();
-      if (k >= nKeys) throw new ErrSnapshotCorrupt("bad key reference");
-      const kind = r.byte();
-      const prev = heads[k];
-      if (prev >= 0 && log.create[prev] !== 0) live--;
-      if (kind === 0) {
-        heads[k] = log.append(main, s, k, prev, 0, 0, 0n, -1, 0, 0);
-        dataBytes += keys[k].length;
-        continue;
-      }
-      if (kind !== 1 && kind !== 2) throw new ErrSnapshotCorrupt("bad entry kind");
-      const create = main - r.varint();
-      const ver = r.varint();
-      const vl = r.varint();
-      const at = r.pos;
-      r.bytes(vl);
-      const lease = kind === 2 ? r.int64() : 0n;
-      if (create < 1 || ver < 1) throw new ErrSnapshotCorrupt("bad entry");
-      heads[k] = log.append(main, s, k, prev, create, ver, lease, -1, 0, vl);
-      valueAt[heads[k]] = at;
-      dataBytes += keys[k].length + vl;
-      live++;
-    }
-    if (r.pos !== data.length) throw new ErrSnapshotCorrupt("trailing bytes");
-    for (let k = 0; k < nKeys; k++) {
-      if (heads[k] < 0) throw new ErrSnapshotCorrupt("key without history");
-    }
-    const history = core.history;
-    for (let e = 0; e < nEntries; e++) {
-      const vl = log.len[e];
-      if (vl === 0) continue;
-      if (history !== null && heads[log.key[e]] !== e) {
-        const pos = history.append(data, valueAt[e], vl);
-        log.slab[e] = fileSlab(pos);
-        log.off[e] = pos % FILE_SPAN;
-      } else {
-        log.slab[e] = core.arena.alloc(data.subarray(valueAt[e], valueAt[e] + vl));
-        log.off[e] = core.arena.lastOffset;
-      }
-    }
-    core.index = KeyIndex.fromSorted(keys, heads);
-    core.liveKeys = live;
-    core.dataBytes = dataBytes;
-  }
-}
-
-/** What an image is written from: the key table, the entries, and where their values are read. */
-interface ImageSource {
-  currentRev: number;
-  compactRev: number;
-  /** Indexed keys in byte order. */
-  keys: string[];
-  /** Key id -> position in `keys`. */
-  pos: Int32Array;
-  /** Bytes of the whole image. */
-  size: number;
-  log: RevisionLog;
-  copyValue: (e: number, dst: Uint8Array, dstOff: number) => void;
-}
-
-/**
- * The image of `src`, one buffer of `chunkSize` refilled over and over; keys and values larger than a
- * chunk come in buffers of their own. What `src` reads must not change until the last chunk is taken.
- */
-function* imageChunks(src: ImageSource, chunkSize: number): Generator<Uint8Array> {
-  const { keys, pos, size, log, copyValue } = src;
-  const buf = new Uint8Array(chunkSize);
-  const view = new DataView(buf.buffer);
-  const w = new ByteWriter(buf);
-  let total = 0;
-  // hands out the bytes so far and, for a payload larger than the buffer, a buffer of its own
-  function* flush(payload: number, fill: (dst: Uint8Array, off: number) => void): Generator<Uint8Array> {
-    total += w.pos;
-    yield buf.subarray(0, w.pos);
-    w.pos = 0;
-    if (payload <= buf.length) {
-      fill(buf, 0);
-      w.pos = payload;
-      return;
-    }
-    const own = new Uint8Array(payload);
-    fill(own, 0);
-    total += payload;
-    yield own;
-  }
-  for (const c of SNAPSHOT_MAGIC) w.byte(c);
-  w.byte(SNAPSHOT_VERSION);
-  w.varint(src.currentRev);
-  w.varint(src.compactRev);
-  w.varint(keys.length);
-  for (const k of keys) {
-    if (buf.length - w.pos < ENTRY_HEAD_MAX) yield* flush(0, () => {});
-    w.varint(k.length);
-    if (buf.length - w.pos >= k.length) w.latin1(k);
-    else yield* flush(k.length, (dst, off) => writeLatin1(k, dst, off));
-  }
-  if (buf.length - w.pos < ENTRY_HEAD_MAX) yield* flush(0, () => {});
-  w.varint(log.length);
-  let lastMain = 0;
-  for (let e = 0; e < log.length; e++) {
-    if (buf.length - w.pos < ENTRY_HEAD_MAX) yield* flush(0, () => {});
-    const m = log.main[e];
-    w.varint(m - lastMain);
-    lastMain = m;
-    w.varint(log.sub[e]);
-    w.varint(pos[log.key[e]]);
-    if (log.create[e] === 0) {
-      w.byte(0);
-      continue;
-    }
-    const lease = log.leaseAt(e);
-    w.byte(lease === 0n ? 1 : 2);
-    w.varint(m - log.create[e]);
-    w.varint(log.version[e]);
-    const vl = log.len[e];
-    w.varint(vl);
-    if (vl > 0) {
-      if (buf.length - w.pos >= vl) {
-        copyValue(e, buf, w.pos);
-        w.pos += vl;
-      } else {
-        yield* flush(vl, (dst, off) => copyValue(e, dst, off));
-      }
-    }
-    if (lease !== 0n) {
-      if (buf.length - w.pos < 8) yield* flush(0, () => {});
-      w.int64(lease, view);
-    }
-  }
-  total += w.pos;
-  if (total !== size) throw new Error(`mvcc: snapshot size mismatch ${total} != ${size}`);
-  if (w.pos > 0) yield buf.subarray(0, w.pos);
 }
 
 function putVarint(buf: Uint8Array, pos: number, v: number): number {
