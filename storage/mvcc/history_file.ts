@@ -13,8 +13,8 @@
  * block is filled only where reads go forward through the file, as a snapshot image does (it reads the
  * values in the order they lie in the file); a read that lands far from the one before (an old revision
  * read by a client) reads just its own bytes, since filling the block would cost as much again as the read
- * and nothing after it would use the block. Freed bytes are only
- * counted; the owner decides when to {@link HistoryFile.reset} or rewrite the file.
+ * and nothing after it would use the block. Freed bytes are only counted; the owner decides when to
+ * {@link HistoryFile.reset} or rewrite the file.
  *
  * @module
  */

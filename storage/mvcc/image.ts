@@ -236,15 +236,13 @@ export function* imageChunks(src: ImageSource, chunkSize: number): Generator<Uin
     total += payload;
     yield own;
   }
-  // the `vl` bytes of entry `e`'s value, in the buffer or, when they do not fit, a buffer of their own
-  function* value(e: number, vl: number): Generator<Uint8Array> {
-    if (buf.length - w.pos >= vl) {
-      copyValue(e, buf, w.pos);
-      w.pos += vl;
-    } else {
-      yield* flush(vl, (dst, off) => copyValue(e, dst, off));
-    }
-  }
+  // copies the `vl` bytes of entry `e`'s value into the buffer if they fit there; else `flush` must
+  const copied = (e: number, vl: number): boolean => {
+    if (buf.length - w.pos < vl) return false;
+    copyValue(e, buf, w.pos);
+    w.pos += vl;
+    return true;
+  };
   for (const c of SNAPSHOT_MAGIC) w.byte(c);
   w.byte(SNAPSHOT_VERSION);
   w.varint(src.currentRev);
@@ -277,7 +275,7 @@ export function* imageChunks(src: ImageSource, chunkSize: number): Generator<Uin
     w.varint(log.version[e]);
     const vl = log.len[e];
     w.varint(vl);
-    if (vl > 0 && !inFile) yield* value(e, vl);
+    if (vl > 0 && !inFile && !copied(e, vl)) yield* flush(vl, (dst, off) => copyValue(e, dst, off));
     if (lease !== 0n) {
       if (buf.length - w.pos < 8) yield* flush(0, () => {});
       w.int64(lease, view);
@@ -288,7 +286,8 @@ export function* imageChunks(src: ImageSource, chunkSize: number): Generator<Uin
   for (const e of inFileOrder(log)) {
     if (buf.length - w.pos < ENTRY_HEAD_MAX) yield* flush(0, () => {});
     w.varint(e);
-    yield* value(e, log.len[e]);
+    const vl = log.len[e];
+    if (!copied(e, vl)) yield* flush(vl, (dst, off) => copyValue(e, dst, off));
   }
   total += w.pos;
   if (total !== size) throw new Error(`mvcc: snapshot size mismatch ${total} != ${size}`);

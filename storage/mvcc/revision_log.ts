@@ -12,7 +12,6 @@
  */
 
 const MIN_CAPACITY = 256;
-
 const MAX_U32 = 0xffffffff;
 
 /**
