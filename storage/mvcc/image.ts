@@ -179,16 +179,22 @@ export function loadImage(core: ImageTarget, data: Uint8Array): void {
   }
   const history = core.history;
   for (let e = 0; e < nEntries; e++) {
+    if (history !== null) {
+      // a superseded value goes to the file as the entry that supersedes it is reached: the order a
+      // running store demotes values in, so that compactions free the file's segments whole
+      const p = log.prev[e];
+      const pl = p >= 0 ? log.len[p] : 0;
+      if (pl !== 0) {
+        const pos = history.append(data, valueAt[p], pl);
+        log.slab[p] = fileSlab(pos);
+        log.off[p] = pos % FILE_SPAN;
+      }
+      if (heads[log.key[e]] !== e) continue;
+    }
     const vl = log.len[e];
     if (vl === 0) continue;
-    if (history !== null && heads[log.key[e]] !== e) {
-      const pos = history.append(data, valueAt[e], vl);
-      log.slab[e] = fileSlab(pos);
-      log.off[e] = pos % FILE_SPAN;
-    } else {
-      log.slab[e] = core.arena.alloc(data.subarray(valueAt[e], valueAt[e] + vl));
-      log.off[e] = core.arena.lastOffset;
-    }
+    log.slab[e] = core.arena.alloc(data.subarray(valueAt[e], valueAt[e] + vl));
+    log.off[e] = core.arena.lastOffset;
   }
   core.index = KeyIndex.fromSorted(keys, heads);
   core.liveKeys = live;

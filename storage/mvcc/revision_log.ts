@@ -51,24 +51,28 @@ const FILE_ORDER_BUCKET = 64 * 1024;
  */
 export function* inFileOrder(log: RevisionLog): Generator<number> {
   let count = 0;
+  let lo = Infinity;
   let end = 0;
   for (let e = 0; e < log.length; e++) {
     if (!inHistoryFile(log, e)) continue;
     count++;
-    end = Math.max(end, valuePos(log, e) + 1);
+    const pos = valuePos(log, e);
+    lo = Math.min(lo, pos);
+    end = Math.max(end, pos + 1);
   }
   if (count === 0) return;
-  const span = Math.max(FILE_ORDER_BUCKET, Math.ceil(end / count));
-  const buckets = Math.ceil(end / span);
+  // positions start where the file's oldest segment still held begins
+  const span = Math.max(FILE_ORDER_BUCKET, Math.ceil((end - lo) / count));
+  const buckets = Math.ceil((end - lo) / span);
   const starts = new Int32Array(buckets + 1);
   for (let e = 0; e < log.length; e++) {
-    if (inHistoryFile(log, e)) starts[Math.floor(valuePos(log, e) / span) + 1]++;
+    if (inHistoryFile(log, e)) starts[Math.floor((valuePos(log, e) - lo) / span) + 1]++;
   }
   for (let b = 0; b < buckets; b++) starts[b + 1] += starts[b];
   const entries = new Int32Array(count);
   const next = starts.slice(0, buckets);
   for (let e = 0; e < log.length; e++) {
-    if (inHistoryFile(log, e)) entries[next[Math.floor(valuePos(log, e) / span)]++] = e;
+    if (inHistoryFile(log, e)) entries[next[Math.floor((valuePos(log, e) - lo) / span)]++] = e;
   }
   for (let b = 0; b < buckets; b++) {
     const bucket = entries.subarray(starts[b], starts[b + 1]);

@@ -191,9 +191,6 @@ const REPACK_SLACK = 1 << 20;
 /** Rough per-entry cost of a revision in etcd's bbolt (revision key, protobuf header, page slot). */
 const ENTRY_OVERHEAD = 40;
 
-/** Default file size from which a history file with more garbage than live bytes is rewritten. */
-const DEFAULT_REWRITE_BYTES = 16 * 1024 * 1024;
-
 /** Options of {@link MvccStore}. */
 export interface MvccStoreOptions {
   /**
@@ -208,11 +205,10 @@ export interface MvccStoreOptions {
   /** The file system of the history file (default: the real one). */
   fs?: FileSystem;
   /**
-   * After a compaction, the history file is rewritten with only its live values when it is at least this
-   * large and more than half of it is freed values (default 16 MiB). A file whose values are all freed is
-   * emptied whatever its size.
+   * Smallest segment of the history file (default 16 MiB; see {@link HistoryFile}). A compaction gives
+   * back the segments whose values it freed, whole; segments grow to a quarter of the file.
    */
-  historyRewriteBytes?: number;
+  historySegmentBytes?: number;
 }
 
 /** Chunk size for the bytes of handed-out kvs. */
@@ -281,9 +277,12 @@ class Core {
 
   constructor(options: MvccStoreOptions) {
     this.historyOptions = options;
-    this.history = options.historyFile === undefined
-      ? null
-      : new HistoryFile(options.historyFile, options.historyBufferBytes, options.fs);
+    this.history = options.historyFile === undefined ? null : new HistoryFile(
+      options.historyFile,
+      options.historyBufferBytes,
+      options.fs,
+      options.historySegmentBytes,
+    );
   }
 
   /** Copies the value of entry `e` (length > 0) into `dst` at `dstOff`, from the arena or the file. */
@@ -294,10 +293,10 @@ class Core {
     else this.history!.read(filePos(slab, log.off[e]), log.len[e], dst, dstOff);
   }
 
-  /** Releases the value bytes at (`slab`, `len`), wherever they are. */
-  freeValue(slab: number, len: number): void {
+  /** Releases the value bytes at (`slab`, `off`, `len`), wherever they are. */
+  freeValue(slab: number, off: number, len: number): void {
     if (slab >= 0) this.arena.free(slab, len);
-    else if (slab <= -2) this.history!.free(len);
+    else if (slab <= -2) this.history!.free(filePos(slab, off), len);
   }
 
   /** Moves the value of entry `e`, just superseded, to the history file (if there is one). */
@@ -320,36 +319,34 @@ class Core {
     if (slab > -2) return;
     const len = log.len[e];
     const value = new Uint8Array(len);
-    this.history!.read(filePos(slab, log.off[e]), len, value, 0);
-    this.history!.free(len);
+    const pos = filePos(slab, log.off[e]);
+    this.history!.read(pos, len, value, 0);
+    this.history!.free(pos, len);
     log.slab[e] = this.arena.alloc(value);
     log.off[e] = this.arena.lastOffset;
   }
 
   /**
-   * After a compaction: empties the history file when none of its values is left, or rewrites it with
-   * the remaining ones when it is large and mostly garbage.
+   * After a compaction: gives back the history file's segments whose values are all freed (everything,
+   * when none is live). A defragmentation also rewrites the file with only its live values.
    */
   private trimHistory(): void {
     const history = this.history;
     if (history === null || history.garbageBytes === 0) return;
     if (this.frozenLogs.size > 0) {
-      // an open view may read any position of this file: emptying or replacing it waits for the view
+      // an open view may read any position of these files: closing or replacing them waits for the view
       this.trimPending = true;
       return;
     }
     const force = this.forceTrim;
     this.forceTrim = false;
-    if (history.liveBytes === 0) {
-      history.reset();
-      return;
-    }
-    const threshold = this.historyOptions.historyRewriteBytes ?? DEFAULT_REWRITE_BYTES;
-    if (!force && (history.size < threshold || history.garbageBytes * 2 <= history.size)) return;
-    const fresh = new HistoryFile(history.path, history.bufferBytes, history.fs);
+    history.releaseFreed();
+    if (!force || history.garbageBytes === 0) return;
+    const fresh = new HistoryFile(history.path, history.bufferBytes, history.fs, history.segmentBytes);
     const log = this.log;
     // copy first, repoint the entries only once every value made it: an I/O error changes nothing. The
-    // values are copied in the order they lie in the old file, which is then read forward.
+    // values are copied in the order they lie in the old file, which is then read forward, and which
+    // keeps them in the order they were superseded in (so later compactions free whole segments).
     const moved = new Float64Array(log.length);
     try {
       let tmp = new Uint8Array(4096);
@@ -495,7 +492,7 @@ class Core {
       const keep = superseded[e] === 0 && log.create[e] !== 0;
       const id = log.key[e];
       if (!keep) {
-        this.freeValue(log.slab[e], log.len[e]);
+        this.freeValue(log.slab[e], log.off[e], log.len[e]);
         this.dataBytes -= index.key(id).length + log.len[e];
         remap[e] = -1;
         // a tombstone that is the key's newest entry: nothing of the key remains
@@ -998,7 +995,7 @@ class Txn implements WriteTxn {
     const heads = core.index.heads;
     for (let e = log.length - 1; e >= this.start; e--) {
       heads[log.key[e]] = log.prev[e];
-      core.freeValue(log.slab[e], log.len[e]);
+      core.freeValue(log.slab[e], log.off[e], log.len[e]);
     }
     // entries that are newest again get their values back in memory
     for (let e = this.start; e < log.length; e++) {

@@ -5,38 +5,22 @@
  */
 import { MvccStore } from "./store.ts";
 import { assert, assertEquals } from "../../tests/assert.ts";
-import { dump, put } from "./test_util.ts";
+import { dump, heldFileBytes, put } from "./test_util.ts";
 
 function tmpPath(): string {
   return Deno.realPathSync(Deno.makeTempFileSync({ prefix: "mvcc_defrag_test_" }));
 }
 
-/** The size of the (unlinked) file `path` that this process holds open, or -1. */
-function openFileSize(path: string): number {
-  for (const entry of Deno.readDirSync("/proc/self/fd")) {
-    let target: string;
-    try {
-      target = Deno.readLinkSync(`/proc/self/fd/${entry.name}`);
-    } catch {
-      continue;
-    }
-    if (target === path || target === `${path} (deleted)`) {
-      return Deno.statSync(`/proc/self/fd/${entry.name}`).size;
-    }
-  }
-  return -1;
-}
-
 Deno.test("footprint: compaction lowers the size in use, only defragmentation the footprint", () => {
   const path = tmpPath();
-  // a small write buffer so that history reaches the file, and no automatic rewrite
-  const store = new MvccStore({ historyFile: path, historyBufferBytes: 4096, historyRewriteBytes: 2 ** 40 });
+  // a small write buffer so that history reaches the file (one segment: a compaction gives back none)
+  const store = new MvccStore({ historyFile: path, historyBufferBytes: 4096 });
   try {
     const big = "v".repeat(1000);
     for (let i = 0; i < 200; i++) put(store, `k${i % 10}`, `${big}${i}`);
     const before = store.approximateBytes();
     assertEquals(store.footprintBytes(), before);
-    const fileBefore = openFileSize(path);
+    const fileBefore = heldFileBytes(path);
     assert(fileBefore > 150_000, `history file of ${fileBefore} bytes`);
 
     const rev = store.currentRevision;
@@ -48,8 +32,8 @@ Deno.test("footprint: compaction lowers the size in use, only defragmentation th
     store.defragment();
     assertEquals(store.footprintBytes(), store.approximateBytes());
     assert(store.footprintBytes() < before / 5);
-    const fileAfter = openFileSize(path);
-    assert(fileAfter >= 0 && fileAfter < fileBefore / 5, `history file ${fileBefore} -> ${fileAfter} bytes`);
+    const fileAfter = heldFileBytes(path);
+    assert(fileAfter < fileBefore / 5, `history file ${fileBefore} -> ${fileAfter} bytes`);
     // nothing readable changed, old revisions above the compaction included
     assertEquals(dump(store), expected);
     for (let r = rev - 5; r <= rev; r++) assertEquals(dump(store, r).length, 10);
@@ -64,16 +48,16 @@ Deno.test("footprint: compaction lowers the size in use, only defragmentation th
 
 Deno.test("defragmentation while a snapshot view is open rewrites the history file once it is released", () => {
   const path = tmpPath();
-  const store = new MvccStore({ historyFile: path, historyBufferBytes: 4096, historyRewriteBytes: 2 ** 40 });
+  const store = new MvccStore({ historyFile: path, historyBufferBytes: 4096 });
   try {
     for (let i = 0; i < 100; i++) put(store, `k${i % 4}`, "x".repeat(2000));
     store.compact(store.currentRevision - 2);
     const view = store.snapshotView();
     const image = store.encodeSnapshot();
-    const fileBefore = openFileSize(path);
+    const fileBefore = heldFileBytes(path);
     store.defragment();
     assertEquals(store.footprintBytes(), store.approximateBytes());
-    assertEquals(openFileSize(path), fileBefore, "the view may still read any position of the file");
+    assertEquals(heldFileBytes(path), fileBefore, "the view may still read any position of the file");
     const read = new Uint8Array(view.image.size);
     let at = 0;
     for (const c of view.image.chunks()) {
@@ -82,7 +66,7 @@ Deno.test("defragmentation while a snapshot view is open rewrites the history fi
     }
     assertEquals(read, image);
     view.release();
-    assert(openFileSize(path) < fileBefore / 5, "rewritten once the view is gone");
+    assert(heldFileBytes(path) < fileBefore / 5, "rewritten once the view is gone");
     assertEquals(dump(store, store.currentRevision - 2).length, 4);
   } finally {
     store.close();

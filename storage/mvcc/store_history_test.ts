@@ -11,7 +11,7 @@ import {
   type WriteTxn,
 } from "./store.ts";
 import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
-import { b, prng, put, s } from "./test_util.ts";
+import { b, heldFileBytes, prng, put, s } from "./test_util.ts";
 import { denoFs, type FileSystem } from "../fs.ts";
 
 /**
@@ -162,9 +162,9 @@ function runSeed(seed: number, steps: number, options: MvccStoreOptions): void {
 }
 
 Deno.test("a store with a history file answers exactly as one without", async (t) => {
-  await t.step("small buffers, rewrites on every compaction", () => {
+  await t.step("small buffers, a segment of the file for nearly every value", () => {
     const path = tmpPath();
-    const options = { historyFile: path, historyBufferBytes: 1024, historyRewriteBytes: 1 };
+    const options = { historyFile: path, historyBufferBytes: 1024, historySegmentBytes: 1 };
     for (const seed of [1, 2, 3]) runSeed(seed, 400, options);
   });
   await t.step("default buffers", () => {
@@ -361,29 +361,72 @@ Deno.test("an image reads superseded values in the order they lie in the history
   }
 });
 
-Deno.test("a compaction rewrites the history file reading it forward", () => {
+Deno.test("a compaction gives back the history file's freed segments whole, reading nothing", () => {
   const counted = countingFs();
-  const st = new MvccStore({ historyFile: tmpPath(), fs: counted.fs, historyRewriteBytes: 0 });
+  const path = tmpPath();
+  const st = new MvccStore({
+    historyFile: path,
+    fs: counted.fs,
+    historyBufferBytes: 4096,
+    historySegmentBytes: 64 * 1024,
+  });
   const plain = new MvccStore();
   try {
     putsInRandomOrder(st, plain);
-    const before = st.historyBytes();
+    const before = heldFileBytes(path);
+    assert(before > 1700 * 1024, `${before} bytes held`);
     counted.reads = 0;
-    // more than half the superseded values go: the file is rewritten with the rest
+    // the values superseded up to revision 1300 go: the segments they fill are closed, no value is copied
     st.compact(1300);
     plain.compact(1300);
-    const reads = counted.reads;
-    const after = st.historyBytes();
-    assert(after > 0 && after * 2 < before, `${before} -> ${after} bytes`);
-    // the rewrite read what it kept, one 64 KiB block at a time, not one value at a time
-    assert(reads >= Math.floor(after / 65536), `the file was not rewritten: ${reads} reads`);
-    assert(reads <= Math.ceil(before / 65536) + 10, `${reads} reads for ${after} bytes kept of ${before}`);
+    assertEquals(counted.reads, 0, "the compaction read the history file");
+    const after = heldFileBytes(path);
+    const live = st.historyBytes();
+    assert(after * 2 < before, `${before} -> ${after} bytes held, ${live} live`);
+    // what is still held beside the live values: part of the segment where revision 1300 fell
+    assert(after - live < before / 4, `${after - live} bytes of garbage held, ${live} live`);
     assertEquals(inlineImage(st.encodeSnapshot()), plain.encodeSnapshot());
     const all = new Uint8Array([0]);
     assertEquals(
       fmtEvents(st.eventsBetween(all, all, 1300, 2001)),
       fmtEvents(plain.eventsBetween(all, all, 1300, 2001)),
     );
+    // nothing live: every segment goes
+    st.compact(st.currentRevision);
+    assertEquals(heldFileBytes(path), 0);
+    put(st, "k1", "after");
+    put(st, "k1", "again");
+    assertEquals(s(st.range(b("k1"), undefined, { revision: st.currentRevision - 1 }).kvs[0].value), "after");
+  } finally {
+    st.close();
+  }
+  assertEquals(heldFileBytes(path), 0, "closed with the store");
+});
+
+Deno.test("a store decoded from an image lays its history out as it was superseded", () => {
+  const plain = new MvccStore();
+  // keys r0..r49 are written among the others and rewritten only at the end: in revision order their
+  // first values lie all through the history; in the order they were superseded, at its end
+  const big = (i: number) => String(i).padStart(1024, "x");
+  for (let i = 0; i < 2000; i++) {
+    put(plain, `k${i % 10}`, big(i));
+    if (i % 40 === 0) put(plain, `r${i / 40}`, big(i));
+  }
+  const rev = plain.currentRevision;
+  for (let j = 0; j < 50; j++) put(plain, `r${j}`, big(j));
+  const path = tmpPath();
+  const st = MvccStore.decodeSnapshot(plain.encodeSnapshot(), {
+    historyFile: path,
+    historySegmentBytes: 64 * 1024,
+  });
+  try {
+    const before = heldFileBytes(path);
+    assert(before > 1900 * 1024, `${before} bytes held`);
+    st.compact(rev);
+    plain.compact(rev);
+    const after = heldFileBytes(path);
+    assert(after * 4 < before, `${before} -> ${after} bytes held, ${st.historyBytes()} live`);
+    assertEquals(inlineImage(st.encodeSnapshot()), plain.encodeSnapshot());
   } finally {
     st.close();
   }

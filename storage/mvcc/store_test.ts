@@ -641,7 +641,7 @@ Deno.test("snapshot view: the image of its moment while the store moves on", asy
   try {
     for (const history of [false, true]) {
       await t.step(history ? "with a history file" : "in memory", () => {
-        const st = new MvccStore(history ? { historyFile: `${dir}/history`, historyRewriteBytes: 1 } : {});
+        const st = new MvccStore(history ? { historyFile: `${dir}/history`, historySegmentBytes: 1 } : {});
         try {
           for (let i = 0; i < 400; i++) put(st, `k/${i % 50}`, `v${i}-`.repeat(1 + (i % 40)));
           put(st, "big", "B".repeat(200_000));

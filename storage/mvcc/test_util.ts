@@ -71,3 +71,23 @@ export function prng(seed: number): () => number {
   const p = new Prng(seed);
   return () => p.float();
 }
+
+/**
+ * Bytes of the unlinked files that were opened at `path` and that this process still holds open (a
+ * history file's segments), from /proc/self/fd; 0 when none is open.
+ */
+export function heldFileBytes(path: string): number {
+  let total = 0;
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    let target: string;
+    try {
+      target = Deno.readLinkSync(`/proc/self/fd/${entry.name}`);
+    } catch {
+      continue;
+    }
+    if (target === path || target === `${path} (deleted)`) {
+      total += Deno.statSync(`/proc/self/fd/${entry.name}`).size;
+    }
+  }
+  return total;
+}
