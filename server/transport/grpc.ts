@@ -49,7 +49,31 @@ export interface CallContext {
  * Serves one unary call. Throw a {@linkcode GrpcError} for a non-OK status; anything else thrown becomes
  * UNKNOWN with the error's message.
  */
-export type UnaryHandler = (request: Uint8Array, ctx: CallContext) => Uint8Array | Promise<Uint8Array>;
+export type UnaryHandler = (
+  request: Uint8Array,
+  ctx: CallContext,
+) => Uint8Array | MessageParts | Promise<Uint8Array | MessageParts>;
+
+/**
+ * One response message handed over in parts, which the transport sends one after the other without
+ * joining them: a long range answer is tens of megabytes, and a copy of it costs the member's one thread
+ * a turn of its own (first touching fresh memory is the slow part).
+ */
+export class MessageParts {
+  /** `length` is the sum of the parts' lengths. */
+  constructor(readonly parts: readonly Uint8Array[], readonly length: number) {}
+
+  /** The parts joined into one array (for callers that need the message whole). */
+  join(): Uint8Array {
+    const out = new Uint8Array(this.length);
+    let at = 0;
+    for (const p of this.parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+}
 
 /** The sending half of a streaming call. */
 export interface ServerStream {
@@ -260,6 +284,13 @@ export const HIGH_WATER_MARK = 1 << 20;
 /** grpc-go's UNAVAILABLE text when the server goes away under a call. */
 export const TRANSPORT_CLOSING = "transport is closing";
 
+/** The 5-byte gRPC prefix of an uncompressed message of `length` bytes. */
+export function messagePrefix(length: number): Uint8Array {
+  const prefix = new Uint8Array(5);
+  new DataView(prefix.buffer).setUint32(1, length);
+  return prefix;
+}
+
 /** Writes the 5-byte gRPC message prefix and the message into one new buffer. */
 export function frameMessage(message: Uint8Array): Uint8Array {
   const n = message.length;
@@ -343,6 +374,10 @@ export abstract class GrpcCall implements CallContext, ServerStream {
   protected abstract writeMessage(message: Uint8Array): void;
   /** Sends headers, one message and OK trailers: a whole unary response. */
   protected abstract writeUnary(message: Uint8Array): void;
+  /** {@link writeUnary} of a message in parts; transports that can send them as they are override it. */
+  protected writeUnaryParts(message: MessageParts): void {
+    this.writeUnary(message.join());
+  }
   /** Ends the response with trailers, or a trailers-only response if no headers went out yet. */
   protected abstract writeStatus(status: StatusCode, encodedMessage: string): void;
   /** Bytes queued for this stream and not yet written to the socket. */
@@ -570,19 +605,19 @@ export abstract class GrpcCall implements CallContext, ServerStream {
 
   #runUnary(message: Uint8Array): void {
     this.#mode = MODE_UNARY_RUN;
-    let result: Uint8Array | Promise<Uint8Array>;
+    let result: Uint8Array | MessageParts | Promise<Uint8Array | MessageParts>;
     try {
       result = this.#unary!(message, this);
     } catch (err) {
       this.#unaryError(err);
       return;
     }
-    if (result instanceof Uint8Array) this.#unaryReply(result);
+    if (result instanceof Uint8Array || result instanceof MessageParts) this.#unaryReply(result);
     else void this.#awaitUnary(result);
   }
 
-  async #awaitUnary(pending: Promise<Uint8Array>): Promise<void> {
-    let result: Uint8Array;
+  async #awaitUnary(pending: Promise<Uint8Array | MessageParts>): Promise<void> {
+    let result: Uint8Array | MessageParts;
     try {
       result = await pending;
     } catch (err) {
@@ -592,7 +627,7 @@ export abstract class GrpcCall implements CallContext, ServerStream {
     this.#unaryReply(result);
   }
 
-  #unaryReply(result: Uint8Array): void {
+  #unaryReply(result: Uint8Array | MessageParts): void {
     if (this.closed) return;
     this.closed = true;
     this.#stop();
@@ -600,7 +635,8 @@ export abstract class GrpcCall implements CallContext, ServerStream {
       this.#counters.sent++;
       this.#ended(Status.OK);
     }
-    this.writeUnary(result instanceof Uint8Array ? result : EMPTY);
+    if (result instanceof MessageParts) this.writeUnaryParts(result);
+    else this.writeUnary(result instanceof Uint8Array ? result : EMPTY);
   }
 
   #unaryError(err: unknown): void {

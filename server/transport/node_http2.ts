@@ -23,6 +23,8 @@ import {
   HIGH_WATER_MARK,
   type HttpFallbackRequest,
   type HttpFallbackResponse,
+  type MessageParts,
+  messagePrefix,
   type ServeOptions,
   START_PROTOCOL_ERROR,
   TRANSPORT_CLOSING,
@@ -104,6 +106,17 @@ class NodeCall extends GrpcCall {
     this.#headersSent = true;
     s.respond(this.#responseHeaders, { waitForTrailers: true });
     s.end(frameMessage(message));
+  }
+
+  protected override writeUnaryParts(message: MessageParts): void {
+    const s = this.#stream;
+    if (s.destroyed) return;
+    this.#headersSent = true;
+    s.respond(this.#responseHeaders, { waitForTrailers: true });
+    // the prefix, then the parts as they are: node:http2 queues what flow control holds back
+    s.write(messagePrefix(message.length));
+    for (const p of message.parts) s.write(p);
+    s.end();
   }
 
   protected writeStatus(status: StatusCode, encodedMessage: string): void {

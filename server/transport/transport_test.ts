@@ -7,7 +7,7 @@
 // deno-lint-ignore no-import-prefix
 import * as grpc from "npm:@grpc/grpc-js@1.14.7";
 import http2 from "node:http2";
-import { GrpcRouter, type GrpcTransport, HIGH_WATER_MARK, type ServerStream } from "./grpc.ts";
+import { GrpcRouter, type GrpcTransport, HIGH_WATER_MARK, MessageParts, type ServerStream } from "./grpc.ts";
 import { GrpcError, Status } from "./status.ts";
 import { serveNodeHttp2 } from "./node_http2.ts";
 import { serveDenoH2 } from "./h2/transport.ts";
@@ -80,6 +80,12 @@ function collect(call: grpc.ClientReadableStream<Buffer> | grpc.ClientDuplexStre
 function testRouter(): GrpcRouter {
   return new GrpcRouter()
     .unary("/test.Echo/Echo", (req) => req)
+    .unary("/test.Echo/Parts", (req) => {
+      // "N|M": one message in N parts of M bytes, byte i of the message being i % 251
+      const [n, m] = str(req).split("|").map(Number);
+      const parts = Array.from({ length: n }, (_, p) => new Uint8Array(m).map((_, i) => (p * m + i) % 251));
+      return Promise.resolve(new MessageParts(parts, n * m));
+    })
     .unary("/test.Echo/Fail", (req) => {
       const [code, message] = str(req).split("|");
       throw new GrpcError(Number(code) as 5, message);
@@ -144,6 +150,19 @@ for (const [name, transport] of TRANSPORTS) {
         const r = await unary(client, "/test.Echo/Echo", big);
         assertEquals(r.value?.length, big.length);
         assert(r.value!.every((b, i) => b === big[i]), "large body intact");
+      });
+      await t.step("a message handed over in parts arrives whole, past flow control too", async () => {
+        for (const [n, m] of [[1, 10], [3, 1000], [40, 100_000]]) {
+          const r = await unary(client, "/test.Echo/Parts", `${n}|${m}`);
+          assertEquals(r.value?.length, n * m);
+          assert(r.value!.every((b, i) => b === i % 251), `${n} parts of ${m} bytes intact`);
+        }
+        // calls on the same connection are answered while a large one drains
+        const [large, small] = await Promise.all([
+          unary(client, "/test.Echo/Parts", "40|100000"),
+          unary(client, "/test.Echo/Echo", "meanwhile"),
+        ]);
+        assertEquals([large.value?.length, str(small.value!)], [4_000_000, "meanwhile"]);
       });
       await t.step("many concurrent calls on one connection", async () => {
         const all = await Promise.all(

@@ -11,13 +11,14 @@
  *
  * @module
  */
-import type {
-  CallContext,
-  GrpcRouter,
-  HttpFallbackRequest,
-  HttpFallbackResponse,
-  ServerStream,
-  StreamCallbacks,
+import {
+  type CallContext,
+  type GrpcRouter,
+  type HttpFallbackRequest,
+  type HttpFallbackResponse,
+  MessageParts,
+  type ServerStream,
+  type StreamCallbacks,
 } from "../../transport/grpc.ts";
 import { GrpcError, Status, toGrpcError } from "../../transport/status.ts";
 import type { HttpHandler, PartialHttpHandler } from "../health.ts";
@@ -175,7 +176,8 @@ async function serveUnary(
     signal: callSignal(req, done),
   };
   try {
-    const reply = await handler.unary(request, ctx);
+    const answer = await handler.unary(request, ctx);
+    const reply = answer instanceof MessageParts ? answer.join() : answer;
     return { status: 200, headers: { ...OK_HEADERS }, body: protoToJson(route.response, reply) };
   } catch (err) {
     const e = toGrpcError(err);

@@ -19,7 +19,7 @@ import { type GrpcRouter, type ServeOptions, TRANSPORT_CLOSING } from "../grpc.t
 import { Status } from "../status.ts";
 import { DEFAULT_WINDOW, ErrorCode, FrameType, Setting, writeFrameHeader, writeUint32 } from "./frames.ts";
 import { receive } from "./inbound.ts";
-import { abortStream } from "./outbound.ts";
+import { abortStream, drainBlocked } from "./outbound.ts";
 import { CONNECTION_WINDOW, H2Session, READ_PAUSE_BYTES, STREAM_WINDOW } from "./session.ts";
 
 /** Where a connection writes. */
@@ -52,6 +52,7 @@ export class H2Connection {
   ) {
     const c = this.#c = new H2Session(sock, ctx, peer);
     c.peerCertificate = peerCertificate;
+    c.afterWrite = () => drainBlocked(c);
     this.closed = c.closed;
     // Our SETTINGS, then a connection window far above the 64 KiB default.
     const w = c.out;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { HIGH_WATER_MARK } from "../grpc.ts";
+import { HIGH_WATER_MARK, MessageParts, messagePrefix } from "../grpc.ts";
 import { Status, type StatusCode } from "../status.ts";
 import { ErrorCode, Flag, FrameType, writeFrameHeader, writeUint32 } from "./frames.ts";
 import type { H2Session } from "./session.ts";
@@ -29,11 +29,12 @@ export function sendMessage(c: H2Session, s: H2Stream, message: Uint8Array): voi
 }
 
 /** A whole unary response: headers, the message, OK trailers. */
-export function sendUnary(c: H2Session, s: H2Stream, message: Uint8Array): void {
+export function sendUnary(c: H2Session, s: H2Stream, message: Uint8Array | MessageParts): void {
   if (c.streams.get(s.id) !== s) return;
   s.headersSent = true;
   writeHeaders(c, s.id, s.responseHeaders, false, s.responseKey);
-  sendGrpcData(c, s, message);
+  if (message instanceof MessageParts) sendGrpcParts(c, s, message);
+  else sendGrpcData(c, s, message);
   sendTrailers(c, s, OK_TRAILERS, "t0");
   c.scheduleFlush();
 }
@@ -96,6 +97,12 @@ function sendTrailers(c: H2Session, s: H2Stream, list: string[], key?: string): 
 }
 
 /** Writes a gRPC message (5-byte prefix + bytes) as DATA frames, or queues it behind the windows. */
+/**
+ * A message from this size on, blocked by flow control, is queued without a copy: its encoder handed it
+ * over (small messages may be views into buffers reused later, and are copied).
+ */
+const LARGE_MESSAGE = 1 << 20;
+
 function sendGrpcData(c: H2Session, s: H2Stream, message: Uint8Array): void {
   const n = message.length;
   const total = n + 5;
@@ -126,13 +133,26 @@ function sendGrpcData(c: H2Session, s: H2Stream, message: Uint8Array): void {
     }
     return;
   }
-  const framed = new Uint8Array(total);
-  framed[1] = n >>> 24;
-  framed[2] = (n >>> 16) & 0xff;
-  framed[3] = (n >>> 8) & 0xff;
-  framed[4] = n & 0xff;
-  framed.set(message, 5);
-  queue(c, s, framed);
+  const prefix = new Uint8Array(n >= LARGE_MESSAGE ? 5 : total);
+  prefix[1] = n >>> 24;
+  prefix[2] = (n >>> 16) & 0xff;
+  prefix[3] = (n >>> 8) & 0xff;
+  prefix[4] = n & 0xff;
+  if (n >= LARGE_MESSAGE) {
+    // queued as it is: a copy of many megabytes would take one turn
+    queue(c, s, prefix);
+    queue(c, s, message);
+  } else {
+    prefix.set(message, 5);
+    queue(c, s, prefix);
+  }
+  drainStream(c, s);
+}
+
+/** One gRPC message given in parts: its length prefix, then the parts queued as they are. */
+function sendGrpcParts(c: H2Session, s: H2Stream, message: MessageParts): void {
+  queue(c, s, messagePrefix(message.length));
+  for (const p of message.parts) if (p.length > 0) queue(c, s, p);
   drainStream(c, s);
 }
 
@@ -145,13 +165,21 @@ export function queue(c: H2Session, s: H2Stream, bytes: Uint8Array): void {
   c.blocked.add(s);
 }
 
+/**
+ * Bytes of DATA moved into the connection's output per turn; the rest follows once the socket has taken
+ * them. A client that opens a window of many megabytes would otherwise have all of it copied in one turn
+ * (and the output buffer grown for it), holding every other request on the connection's member.
+ */
+const DRAIN_SLICE = 192 * 1024;
+
 /** Sends what the windows allow of a stream's queue, then its trailers or final empty DATA. */
 export function drainStream(c: H2Session, s: H2Stream): void {
   const w = c.out;
   const q = s.pending;
   while (s.pendingBytes > 0 && q !== undefined) {
     const allow = Math.min(s.sendWindow, c.sendWindow, c.peerMaxFrame);
-    if (allow <= 0) {
+    if (allow <= 0 || w.len >= DRAIN_SLICE) {
+      // a full slice is drained again after the write (see H2Session.afterWrite)
       c.scheduleFlush();
       return;
     }

@@ -70,6 +70,8 @@ export class H2Session {
   readonly streams = new Map<number, H2Stream>();
   /** Streams with output waiting for flow-control window. */
   readonly blocked = new Set<H2Stream>();
+  /** Drains the blocked streams again once a write is done (they stop at a slice of output per turn). */
+  afterWrite: (() => void) | undefined = undefined;
   /** Streams with callers waiting in `waitDrain`. */
   readonly drainWatch = new Set<H2Stream>();
   lastStreamId = 0;
@@ -222,6 +224,7 @@ export class H2Session {
       this.inflight = 0;
       if (w.buf.length > KEEP_BUFFER_BYTES) this.spare = new ByteWriter(64 * 1024);
       else w.reset();
+      if (this.blocked.size > 0 && this.sendWindow > 0) this.afterWrite?.();
       this.notifyDrain();
       if (this.resumeReading !== undefined && this.backlog < READ_PAUSE_BYTES) {
         const r = this.resumeReading;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { GrpcCall } from "../grpc.ts";
+import { GrpcCall, type MessageParts } from "../grpc.ts";
 import type { StatusCode } from "../status.ts";
 import type { FallbackRequest } from "./fallback.ts";
 import { sendMessage, sendStatus, sendUnary, waitDrain } from "./outbound.ts";
@@ -68,6 +68,10 @@ export class H2Call extends GrpcCall {
   }
 
   protected writeUnary(message: Uint8Array): void {
+    sendUnary(this.conn, this.stream, message);
+  }
+
+  protected override writeUnaryParts(message: MessageParts): void {
     sendUnary(this.conn, this.stream, message);
   }
 
