@@ -14,7 +14,6 @@ import {
   encodeCompactionResponse,
   encodeDeleteRangeResponse,
   encodePutResponse,
-  encodeRangeResponse,
   encodeTxnResponse,
 } from "../pb/rpc.ts";
 import { checkDeleteRequest, checkPutRequest, checkRangeRequest, checkTxnRequest } from "./validate.ts";
@@ -29,7 +28,7 @@ export function registerKv(router: GrpcRouter, server: EtcdServer, auth: Request
       const r = decodeOrFail(decodeRangeRequest, raw);
       checkRangeRequest(r);
       if (auth.enabled) await auth.range(ctx, r);
-      return encodeRangeResponse(await server.range(r));
+      return await server.rangeEncoded(r);
     })
     .unary("/etcdserverpb.KV/Put", async (raw, ctx) => {
       const r = decodeOrFail(decodePutRequest, raw);

@@ -31,7 +31,7 @@ import { type Clock, systemClock } from "../clock.ts";
 import { Applier } from "./apply.ts";
 import { Errors } from "../errors.ts";
 import { GrpcError, Status } from "../transport/status.ts";
-import type { CallContext } from "../transport/grpc.ts";
+import type { CallContext, MessageParts } from "../transport/grpc.ts";
 import { ProposalKind, wrapAuthorized } from "./proposal.ts";
 import { type Member, type Membership, memberToJson } from "./membership.ts";
 import { RaftDriver } from "./raft_driver.ts";
@@ -89,6 +89,8 @@ import { LeaderForwarder } from "./forward.ts";
 import { MEMBERS_PATH, type MembersJson } from "./join.ts";
 import type { SnapshotCapture } from "./snapshot_writer.ts";
 import { SnapshotViews } from "./snapshot_views.ts";
+import { encodedRange, type RangePagesSource } from "./range_pages.ts";
+import { setImmediate } from "node:timers";
 import { AlarmStore } from "./alarms.ts";
 import { keySpaceHash, stateHash } from "./hashes.ts";
 import { Auth } from "../auth/auth.ts";
@@ -592,11 +594,29 @@ export class EtcdServer implements LeaseBackend {
     return { clusterId: this.clusterId, memberId: this.memberId, revision, raftTerm: this.driver.term };
   }
 
+  /** What long range reads page through (see range_pages.ts). */
+  private readonly rangePages: RangePagesSource = {
+    store: () => this.mvcc,
+    rangeAtOnce: (r) => {
+      const resp = this.applier.range(r);
+      resp.header = this.header(resp.header?.revision ?? this.mvcc.currentRevision);
+      return resp;
+    },
+    header: (revision) => this.header(revision),
+    nextTurn: () => new Promise((resolve) => setImmediate(resolve)),
+  };
+
   async range(r: RangeRequest): Promise<RangeResponse> {
     if (!r.serializable) await this.linearizableReadNotify();
     const resp = this.applier.range(r);
     resp.header = this.header(resp.header?.revision ?? this.mvcc.currentRevision);
     return resp;
+  }
+
+  /** {@link range}, encoded: a long range is read page by page (see range_pages.ts). */
+  async rangeEncoded(r: RangeRequest): Promise<Uint8Array | MessageParts> {
+    if (!r.serializable) await this.linearizableReadNotify();
+    return await encodedRange(this.rangePages, r);
   }
 
   /** `authRevision`: the auth revision the request was checked at, while auth is on (see proposal.ts). */

@@ -75,6 +75,11 @@ export interface RangeOptions {
   countOnly?: boolean;
   /** Return kvs with empty values. */
   keysOnly?: boolean;
+  /**
+   * Stop at `limit` kvs instead of counting every match: `count` is then the number of kvs returned. For
+   * reading a long range page by page.
+   */
+  noCount?: boolean;
 }
 
 /** Result of a range read. */
@@ -455,11 +460,13 @@ class Core {
     const withValue = o?.keysOnly !== true;
     const entries: number[] = [];
     let count = 0;
+    const stopAtLimit = limit > 0 && o?.noCount === true;
     this.scanIds(key, rangeEnd, (id) => {
       const e = this.resolve(id, rev);
       if (e < 0) return;
       count++;
       if (!countOnly && (limit === 0 || entries.length < limit)) entries.push(e);
+      if (stopAtLimit && count === limit) return false;
     });
     return { kvs: countOnly ? [] : this.materialize(entries, withValue), count, revision: rev };
   }

@@ -121,6 +121,14 @@ Deno.test("range options", async (t) => {
     assertEquals(keys(st.range(b("a"), ALL, { limit: 0 })).length, 7);
     assertEquals(keys(st.range(b("a"), ALL, { limit: 100 })).length, 7);
   });
+  await t.step("noCount stops at the limit", () => {
+    const r = st.range(b("a"), ALL, { limit: 3, noCount: true });
+    assertEquals([keys(r), r.count], [["a", "ab", "abc"], 3]);
+    const rest = st.range(b("abc\0"), ALL, { limit: 10, noCount: true });
+    assertEquals([keys(rest), rest.count], [["abd", "b", "ba", "c"], 4]);
+    // without a limit it changes nothing
+    assertEquals(st.range(b("a"), ALL, { noCount: true }).count, 7);
+  });
   await t.step("countOnly", () => {
     const r = st.range(b("ab"), b("b"), { countOnly: true });
     assertEquals(r.kvs, []);

@@ -1,0 +1,130 @@
+/**
+ * Long range reads answered page by page, so that one client reading many keys does not hold every other
+ * client for the whole read.
+ *
+ * A member serves everything on one thread. `etcdctl get "" --prefix` over 63,000 keys of 1 KiB took the
+ * store about 400 ms to copy out and the codec 700 ms to encode, in one turn: every other request waited
+ * 1.2 s. Read here, such a range goes in pages of about {@link PAGE_BYTES} at the revision of its first
+ * page, each page encoded at once and the event loop let go in between. The answer is the same message:
+ * the header, every kv in key order, `more` and `count`, handed to the transport in parts (joining them
+ * would be one more copy of the whole answer, in one turn).
+ *
+ * Only what the store returns in key order without filters is paged (no sort but ascending by key, no
+ * revision filters, not `count_only`); a range whose first page holds all of it is answered in one go as
+ * before. Between two pages the state may move on. Writes do not matter (the pages read at one revision);
+ * a compaction past that revision, or a snapshot from the leader that replaces the store, does: the range
+ * is then read again in one go, at the newest revision (or refused as compacted, when the client asked
+ * for that revision itself).
+ *
+ * @module
+ */
+import type { KeyValue, MvccStore } from "../../storage/mvcc/store.ts";
+import {
+  encodeRangeResponse,
+  type RangeRequest,
+  type RangeResponse,
+  type ResponseHeader,
+  SortOrder,
+  SortTarget,
+} from "../pb/rpc.ts";
+import { MessageParts } from "../transport/grpc.ts";
+
+/** For the parts encoded without the header (the codec leaves out an absent one). */
+const NO_HEADER = undefined as unknown as ResponseHeader;
+
+/** Kvs of the first page: a range of at most this many is read in one go. */
+export const FIRST_PAGE_KVS = 256;
+/** Bytes of keys and values aimed at per later page. */
+export const PAGE_BYTES = 128 * 1024;
+
+/** What a paged range reads from and answers with. */
+export interface RangePagesSource {
+  /** The store now (a snapshot from the leader may replace it between two pages). */
+  store(): MvccStore;
+  /** The range read in one go, as the applier answers it (errors in the API's terms). */
+  rangeAtOnce(r: RangeRequest): RangeResponse;
+  /** The response header at `revision`. */
+  header(revision: number): ResponseHeader;
+  /** Resolves on a later turn of the event loop, after pending I/O. */
+  nextTurn(): Promise<void>;
+}
+
+/** Whether the store hands out `r`'s kvs as the answer lists them: in key order, unfiltered. */
+export function pageable(r: RangeRequest): boolean {
+  if (r.countOnly || r.rangeEnd.length === 0) return false;
+  if (
+    r.minModRevision !== 0 || r.maxModRevision !== 0 || r.minCreateRevision !== 0 || r.maxCreateRevision !== 0
+  ) {
+    return false;
+  }
+  if (r.sortTarget !== SortTarget.KEY) return false;
+  return r.sortOrder === SortOrder.NONE || r.sortOrder === SortOrder.ASCEND;
+}
+
+/** The encoded RangeResponse of `r`, read page by page when it is long. */
+export async function encodedRange(
+  src: RangePagesSource,
+  r: RangeRequest,
+): Promise<Uint8Array | MessageParts> {
+  if (!pageable(r) || (r.limit > 0 && r.limit <= FIRST_PAGE_KVS)) {
+    return encodeRangeResponse(src.rangeAtOnce(r));
+  }
+  const store = src.store();
+  const first = src.rangeAtOnce({ ...r, limit: FIRST_PAGE_KVS });
+  // all of it: the same answer as with the client's own limit, which is above what there is
+  if (!first.more) return encodeRangeResponse(first);
+  // every later page reads at the revision of the first one
+  const rev = r.revision > 0 ? r.revision : first.header!.revision;
+  const wanted = r.limit > 0 ? Math.min(r.limit, first.count) : first.count;
+  const pages: Uint8Array[] = [encodeKvs(first.kvs)];
+  let sent = first.kvs.length;
+  let last = first.kvs[first.kvs.length - 1];
+  let perKv = Math.max(1, pageBytes(first.kvs) / first.kvs.length);
+  while (sent < wanted) {
+    await src.nextTurn();
+    if (src.store() !== store || store.compactRevision > rev) return encodeRangeResponse(src.rangeAtOnce(r));
+    const n = Math.min(wanted - sent, Math.max(16, Math.floor(PAGE_BYTES / perKv)));
+    const page = store.range(after(last.key), r.rangeEnd, {
+      revision: rev,
+      limit: n,
+      keysOnly: r.keysOnly,
+      noCount: true,
+    })
+      .kvs;
+    if (page.length === 0) break;
+    pages.push(encodeKvs(page));
+    sent += page.length;
+    last = page[page.length - 1];
+    perKv = Math.max(1, pageBytes(page) / page.length);
+  }
+  const head = encodeRangeResponse({
+    header: src.header(first.header!.revision),
+    kvs: [],
+    more: false,
+    count: 0,
+  });
+  const more = r.limit > 0 && first.count > r.limit;
+  const tail = encodeRangeResponse({ header: NO_HEADER, kvs: [], more, count: first.count });
+  const parts = [head, ...pages, tail];
+  let total = 0;
+  for (const p of parts) total += p.length;
+  return new MessageParts(parts, total);
+}
+
+/** The kvs as RangeResponse's repeated `kvs` field, and nothing else. */
+function encodeKvs(kvs: KeyValue[]): Uint8Array {
+  return encodeRangeResponse({ header: NO_HEADER, kvs, more: false, count: 0 });
+}
+
+function pageBytes(kvs: KeyValue[]): number {
+  let n = 0;
+  for (const kv of kvs) n += kv.key.length + kv.value.length;
+  return n;
+}
+
+/** The smallest key after `key`. */
+function after(key: Uint8Array): Uint8Array {
+  const next = new Uint8Array(key.length + 1);
+  next.set(key);
+  return next;
+}
