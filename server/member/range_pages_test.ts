@@ -11,6 +11,7 @@ import { Applier } from "./apply.ts";
 import { LeaseStore } from "../../storage/lease.ts";
 import { encodedRange, FIRST_PAGE_KVS, PAGE_BYTES, type RangePagesSource } from "./range_pages.ts";
 import { GrpcError } from "../transport/status.ts";
+import { rangeRequest } from "../api/lock.ts";
 import { MessageParts } from "../transport/grpc.ts";
 
 const te = new TextEncoder();
@@ -32,22 +33,7 @@ function filled(): MvccStore {
 }
 
 function request(over: Partial<RangeRequest>): RangeRequest {
-  return {
-    key: te.encode("k/"),
-    rangeEnd: te.encode("k0"),
-    limit: 0,
-    revision: 0,
-    sortOrder: SortOrder.NONE,
-    sortTarget: SortTarget.KEY,
-    serializable: false,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-    ...over,
-  };
+  return rangeRequest({ key: te.encode("k/"), rangeEnd: te.encode("k0"), ...over });
 }
 
 /** Fails with the first byte where `got` and `want` differ (a diff of megabytes would take minutes). */
