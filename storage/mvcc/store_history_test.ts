@@ -11,7 +11,7 @@ import {
   type WriteTxn,
 } from "./store.ts";
 import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
-import { b, heldFileBytes, prng, put, s } from "./test_util.ts";
+import { b, descriptorsOn, heldFileBytes, prng, put, s } from "./test_util.ts";
 import { denoFs, type FileSystem } from "../fs.ts";
 
 /**
@@ -264,39 +264,20 @@ Deno.test("decodeSnapshot with a history file keeps only the newest values in me
   }
 });
 
-/**
- * How many descriptors of this process are open on `path` (once unlinked, its links read
- * "<path> (deleted)"). Only the store's own file counts, whatever else the process (other test files run
- * in parallel) opens and closes meanwhile.
- */
-function descriptorsOn(path: string): number {
-  let n = 0;
-  for (const entry of Deno.readDirSync("/proc/self/fd")) {
-    let target: string;
-    try {
-      target = Deno.readLinkSync(`/proc/self/fd/${entry.name}`);
-    } catch {
-      continue; // closed since the listing, by someone else
-    }
-    if (target === path || target === `${path} (deleted)`) n++;
-  }
-  return n;
-}
-
 Deno.test("a corrupt snapshot leaves no history file open", () => {
   const snap = new MvccStore().encodeSnapshot();
   const path = tmpPath();
   // the count sees a store's history file while the store is open, and none once it is closed
   const store = MvccStore.decodeSnapshot(snap, { historyFile: path });
-  assertEquals(descriptorsOn(path), 1);
+  assertEquals(descriptorsOn(path).length, 1);
   store.close();
-  assertEquals(descriptorsOn(path), 0);
+  assertEquals(descriptorsOn(path).length, 0);
   // decoding opens the file before it reads the snapshot: a refused snapshot must close it again
   assertThrows(
     () => MvccStore.decodeSnapshot(snap.subarray(0, snap.length - 1), { historyFile: path }),
     ErrSnapshotCorrupt,
   );
-  assertEquals(descriptorsOn(path), 0);
+  assertEquals(descriptorsOn(path).length, 0);
 });
 
 function existsSync(path: string): boolean {

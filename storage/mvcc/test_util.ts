@@ -73,21 +73,27 @@ export function prng(seed: number): () => number {
 }
 
 /**
- * Bytes of the unlinked files that were opened at `path` and that this process still holds open (a
- * history file's segments), from /proc/self/fd; 0 when none is open.
+ * The descriptors of this process open on `path` (once unlinked, their links read "<path> (deleted)"), as
+ * /proc/self/fd paths. Only that file counts, whatever else the process (other test files run in
+ * parallel) opens and closes meanwhile.
  */
-export function heldFileBytes(path: string): number {
-  let total = 0;
+export function descriptorsOn(path: string): string[] {
+  const found: string[] = [];
   for (const entry of Deno.readDirSync("/proc/self/fd")) {
     let target: string;
     try {
       target = Deno.readLinkSync(`/proc/self/fd/${entry.name}`);
     } catch {
-      continue;
+      continue; // closed since the listing, by someone else
     }
-    if (target === path || target === `${path} (deleted)`) {
-      total += Deno.statSync(`/proc/self/fd/${entry.name}`).size;
-    }
+    if (target === path || target === `${path} (deleted)`) found.push(`/proc/self/fd/${entry.name}`);
   }
+  return found;
+}
+
+/** Bytes of the files opened at `path` that this process holds open (a history file's segments). */
+export function heldFileBytes(path: string): number {
+  let total = 0;
+  for (const fd of descriptorsOn(path)) total += Deno.statSync(fd).size;
   return total;
 }
