@@ -28,7 +28,7 @@ export function registerKv(router: GrpcRouter, server: EtcdServer, auth: Request
       const r = decodeOrFail(decodeRangeRequest, raw);
       checkRangeRequest(r);
       if (auth.enabled) await auth.range(ctx, r);
-      return await server.rangeEncoded(r);
+      return await server.rangeEncoded(r, ctx);
     })
     .unary("/etcdserverpb.KV/Put", async (raw, ctx) => {
       const r = decodeOrFail(decodePutRequest, raw);

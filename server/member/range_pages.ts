@@ -61,10 +61,14 @@ export function pageable(r: RangeRequest): boolean {
   return r.sortOrder === SortOrder.NONE || r.sortOrder === SortOrder.ASCEND;
 }
 
-/** The encoded RangeResponse of `r`, read page by page when it is long. */
+/**
+ * The encoded RangeResponse of `r`, read page by page when it is long. `call`'s signal, read only once a
+ * range turns out long, stops the pages when the client is gone.
+ */
 export async function encodedRange(
   src: RangePagesSource,
   r: RangeRequest,
+  call?: { readonly signal: AbortSignal },
 ): Promise<Uint8Array | MessageParts> {
   if (!pageable(r) || (r.limit > 0 && r.limit <= FIRST_PAGE_KVS)) {
     return encodeRangeResponse(src.rangeAtOnce(r));
@@ -80,8 +84,11 @@ export async function encodedRange(
   let sent = first.kvs.length;
   let last = first.kvs[first.kvs.length - 1];
   let perKv = Math.max(1, pageBytes(first.kvs) / first.kvs.length);
+  // a client gone (cancelled, deadline passed, connection closed) stops the pages: nobody reads them
+  const signal = call?.signal;
   while (sent < wanted) {
     await src.nextTurn();
+    signal?.throwIfAborted();
     if (src.store() !== store || store.compactRevision > rev) return encodeRangeResponse(src.rangeAtOnce(r));
     const n = Math.min(wanted - sent, Math.max(16, Math.floor(PAGE_BYTES / perKv)));
     const page = store.range(after(last.key), r.rangeEnd, {

@@ -10,7 +10,7 @@ import {
 import { Applier } from "./apply.ts";
 import { LeaseStore } from "../../storage/lease.ts";
 import { encodedRange, FIRST_PAGE_KVS, PAGE_BYTES, type RangePagesSource } from "./range_pages.ts";
-import { GrpcError } from "../transport/status.ts";
+import { GrpcError, Status } from "../transport/status.ts";
 import { rangeRequest } from "../api/lock.ts";
 import { MessageParts } from "../transport/grpc.ts";
 
@@ -121,6 +121,16 @@ Deno.test("range pages: writes between the pages do not show, the answer is of i
   });
   assertSameBytes(await encodedRange(src, request({})), expected);
   assert(src.turns > 2);
+});
+
+Deno.test("range pages: a client gone stops the pages", async () => {
+  const holder = { store: filled() };
+  const call = new AbortController();
+  const src = source(holder, (turn) => {
+    if (turn === 2) call.abort(new GrpcError(Status.CANCELLED, "context canceled"));
+  });
+  const err = await assertRejects(() => encodedRange(src, request({}), call), GrpcError);
+  assertEquals([(err as GrpcError).status, src.turns], [Status.CANCELLED, 2]);
 });
 
 Deno.test("range pages: compacted past its revision or replaced, the store is read again in one go", async (t) => {

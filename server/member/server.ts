@@ -614,9 +614,9 @@ export class EtcdServer implements LeaseBackend {
   }
 
   /** {@link range}, encoded: a long range is read page by page (see range_pages.ts). */
-  async rangeEncoded(r: RangeRequest): Promise<Uint8Array | MessageParts> {
+  async rangeEncoded(r: RangeRequest, call?: CallContext): Promise<Uint8Array | MessageParts> {
     if (!r.serializable) await this.linearizableReadNotify();
-    return await encodedRange(this.rangePages, r);
+    return await encodedRange(this.rangePages, r, call);
   }
 
   /** `authRevision`: the auth revision the request was checked at, while auth is on (see proposal.ts). */
