@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { HIGH_WATER_MARK, MessageParts, messagePrefix } from "../grpc.ts";
+import { frameMessage, HIGH_WATER_MARK, MessageParts, messagePrefix } from "../grpc.ts";
 import { Status, type StatusCode } from "../status.ts";
 import { ErrorCode, Flag, FrameType, writeFrameHeader, writeUint32 } from "./frames.ts";
 import type { H2Session } from "./session.ts";
@@ -133,18 +133,12 @@ function sendGrpcData(c: H2Session, s: H2Stream, message: Uint8Array): void {
     }
     return;
   }
-  const prefix = new Uint8Array(n >= LARGE_MESSAGE ? 5 : total);
-  prefix[1] = n >>> 24;
-  prefix[2] = (n >>> 16) & 0xff;
-  prefix[3] = (n >>> 8) & 0xff;
-  prefix[4] = n & 0xff;
-  if (n >= LARGE_MESSAGE) {
-    // queued as it is: a copy of many megabytes would take one turn
-    queue(c, s, prefix);
-    queue(c, s, message);
+  if (n < LARGE_MESSAGE) {
+    queue(c, s, frameMessage(message));
   } else {
-    prefix.set(message, 5);
-    queue(c, s, prefix);
+    // queued as it is: a copy of many megabytes would take one turn
+    queue(c, s, messagePrefix(n));
+    queue(c, s, message);
   }
   drainStream(c, s);
 }
