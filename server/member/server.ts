@@ -608,9 +608,7 @@ export class EtcdServer implements LeaseBackend {
 
   async range(r: RangeRequest): Promise<RangeResponse> {
     if (!r.serializable) await this.linearizableReadNotify();
-    const resp = this.applier.range(r);
-    resp.header = this.header(resp.header?.revision ?? this.mvcc.currentRevision);
-    return resp;
+    return this.rangePages.rangeAtOnce(r);
   }
 
   /** {@link range}, encoded: a long range is read page by page (see range_pages.ts). */

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { allocBytes, copyBytes } from "../slab.ts";
+import { allocBytes, concatBytes, copyBytes } from "../slab.ts";
 import {
   encodeGrpcMessage,
   GrpcError,
@@ -65,13 +65,7 @@ export class MessageParts {
 
   /** The parts joined into one array (for callers that need the message whole). */
   join(): Uint8Array {
-    const out = new Uint8Array(this.length);
-    let at = 0;
-    for (const p of this.parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    return concatBytes(this.parts);
   }
 }
 
