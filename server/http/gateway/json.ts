@@ -335,9 +335,7 @@ export function decodeBase64(s: string): Uint8Array {
 
 /** Standard base64 with padding. */
 export function encodeBase64(b: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
-  return btoa(s);
+  return b.toBase64();
 }
 
 const INT_GO_TYPE: Record<string, string> = {
@@ -561,56 +559,55 @@ function readScalar(r: Reader, kind: string): bigint | number | boolean | string
 }
 
 type Out = bigint | number | boolean | string | Uint8Array | OutMessage;
+/** A message read off the wire: its values by position in its type's field table (a list if repeated). */
 interface OutMessage {
-  fields: Map<JsonField, Out | Out[]>;
   type: string;
+  values: (Out | Out[] | undefined)[];
+}
+
+/** Each message type's field positions (in its table) by field number, built once per type. */
+const POSITIONS = new Map<string, Map<number, number>>();
+
+function positionsByNumber(type: string): Map<number, number> {
+  let byNumber = POSITIONS.get(type);
+  if (byNumber === undefined) {
+    byNumber = new Map(JSON_MESSAGES[type].map((f, i) => [f.number, i]));
+    POSITIONS.set(type, byNumber);
+  }
+  return byNumber;
 }
 
 function readMessage(r: Reader, type: string): OutMessage {
-  const fields = JSON_MESSAGES[type];
-  const byNumber = new Map(fields.map((f) => [f.number, f]));
-  const out: OutMessage = { fields: new Map(), type };
+  const byNumber = positionsByNumber(type);
+  const table = JSON_MESSAGES[type];
+  const values: (Out | Out[] | undefined)[] = new Array(table.length);
   while (r.pos < r.end) {
     const tag = r.tag();
-    const f = byNumber.get(tag >>> 3);
+    const i = byNumber.get(tag >>> 3);
     const wt = tag & 7;
-    if (f === undefined) {
+    if (i === undefined) {
       r.skipType(wt);
       continue;
     }
-    const put = (v: Out): void => {
-      if (f.repeated) {
-        const list = (out.fields.get(f) as Out[] | undefined) ?? [];
-        list.push(v);
-        out.fields.set(f, list);
-      } else out.fields.set(f, v);
-    };
+    const f = table[i];
+    if (f.repeated && f.kind !== "message" && wt === 2 && wireType(f.kind) !== 2) {
+      // packed repeated scalars
+      const list = (values[i] ??= []) as Out[];
+      const outer = r.enter();
+      while (r.pos < r.end) list.push(readScalar(r, f.kind));
+      r.leave(outer);
+      continue;
+    }
+    let v: Out;
     if (f.kind === "message") {
       const outer = r.enter();
-      put(readMessage(r, f.type!));
+      v = readMessage(r, f.type!);
       r.leave(outer);
-    } else if (wt === 2 && wireType(f.kind) !== 2) {
-      // packed repeated scalars
-      const outer = r.enter();
-      while (r.pos < r.end) put(readScalar(r, f.kind));
-      r.leave(outer);
-    } else put(readScalar(r, f.kind));
+    } else v = readScalar(r, f.kind);
+    if (f.repeated) ((values[i] ??= []) as Out[]).push(v);
+    else values[i] = v;
   }
-  return out;
-}
-
-function scalarJson(f: JsonField, v: Out): string {
-  if (typeof v === "bigint") return `"${v}"`;
-  if (typeof v === "number") {
-    if (f.kind === "enum") {
-      const name = JSON_ENUMS[f.type!].values.find(([, n]) => n === v)?.[0];
-      return name === undefined ? String(v) : `"${name}"`;
-    }
-    return String(v);
-  }
-  if (typeof v === "boolean") return v ? "true" : "false";
-  if (typeof v === "string") return goString(v);
-  return `"${encodeBase64(v as Uint8Array)}"`;
+  return { type, values };
 }
 
 function isDefaultOut(v: Out): boolean {
@@ -630,28 +627,228 @@ export function goString(s: string): string {
   );
 }
 
-function messageJson(m: OutMessage): string {
-  const parts: string[] = [];
-  for (const f of JSON_MESSAGES[m.type]) {
-    const v = m.fields.get(f);
+const textEncoder = new TextEncoder();
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+
+/**
+ * JSON text written straight into bytes: no string per value to build and then encode again, which for a
+ * long answer was most of the work and of the garbage.
+ */
+class JsonBytes {
+  buf: Uint8Array;
+  len = 0;
+
+  /** `wire` is the length of the protobuf bytes it is written from: base64 makes values a third longer. */
+  constructor(wire: number) {
+    this.buf = new Uint8Array(Math.ceil(wire * 1.4) + 256);
+  }
+
+  private room(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+  }
+
+  byte(c: number): void {
+    this.room(1);
+    this.buf[this.len++] = c;
+  }
+
+  /** Text known to be ASCII (names, numbers, base64). */
+  ascii(s: string): void {
+    this.room(s.length);
+    if (s.length > 64) {
+      this.len += textEncoder.encodeInto(s, this.buf.subarray(this.len)).written;
+      return;
+    }
+    const buf = this.buf;
+    let at = this.len;
+    for (let i = 0; i < s.length; i++) buf[at++] = s.charCodeAt(i);
+    this.len = at;
+  }
+
+  /** Any text, as UTF-8. */
+  text(s: string): void {
+    this.room(s.length * 3);
+    this.len += textEncoder.encodeInto(s, this.buf.subarray(this.len)).written;
+  }
+
+  bytes(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+}
+
+/** `"name":` of each field, as bytes. */
+const FIELD_NAMES = new Map<JsonField, string>();
+
+function writeName(w: JsonBytes, f: JsonField): void {
+  let name = FIELD_NAMES.get(f);
+  if (name === undefined) {
+    name = `"${f.name}":`;
+    FIELD_NAMES.set(f, name);
+  }
+  w.ascii(name);
+}
+
+function writeValue(w: JsonBytes, f: JsonField, v: Out): void {
+  switch (typeof v) {
+    case "bigint":
+      w.byte(QUOTE);
+      w.ascii(v.toString());
+      w.byte(QUOTE);
+      return;
+    case "number":
+      if (f.kind === "enum") {
+        const name = JSON_ENUMS[f.type!].values.find(([, n]) => n === v)?.[0];
+        if (name !== undefined) {
+          w.text(`"${name}"`);
+          return;
+        }
+      }
+      w.ascii(String(v));
+      return;
+    case "boolean":
+      w.ascii(v ? "true" : "false");
+      return;
+    case "string":
+      w.text(goString(v));
+      return;
+  }
+  if (v instanceof Uint8Array) {
+    w.byte(QUOTE);
+    w.ascii(v.toBase64());
+    w.byte(QUOTE);
+  } else writeObject(w, v);
+}
+
+/** Where a message's JSON stands: whether a field is written, and the repeated field whose list is open. */
+interface Written {
+  any: boolean;
+  open: JsonField | undefined;
+}
+
+function closeList(w: JsonBytes, at: Written): void {
+  if (at.open === undefined) return;
+  w.byte(0x5d); // ]
+  at.open = undefined;
+}
+
+/**
+ * Writes the fields of `m` in table order, going on from `at`: a list `at` left open takes this message's
+ * elements of the same field; the last list written is left open.
+ */
+function writeFields(w: JsonBytes, m: OutMessage, at: Written): void {
+  const table = JSON_MESSAGES[m.type];
+  for (let i = 0; i < table.length; i++) {
+    const v = m.values[i];
     if (v === undefined) continue;
+    const f = table[i];
     if (f.repeated) {
       const list = v as Out[];
       if (list.length === 0) continue;
-      const items = list.map((x) => f.kind === "message" ? messageJson(x as OutMessage) : scalarJson(f, x));
-      parts.push(`"${f.name}":[${items.join(",")}]`);
-    } else if (f.kind === "message") {
-      parts.push(`"${f.name}":${messageJson(v as OutMessage)}`);
+      let k = 0;
+      if (f !== at.open) {
+        closeList(w, at);
+        if (at.any) w.byte(COMMA);
+        writeName(w, f);
+        w.byte(0x5b); // [
+        writeValue(w, f, list[0]);
+        k = 1;
+        at.open = f;
+      }
+      for (; k < list.length; k++) {
+        w.byte(COMMA);
+        writeValue(w, f, list[k]);
+      }
     } else {
-      if (f.oneof === undefined && isDefaultOut(v as Out)) continue;
-      parts.push(`"${f.name}":${scalarJson(f, v as Out)}`);
+      if (f.kind !== "message" && f.oneof === undefined && isDefaultOut(v as Out)) continue;
+      closeList(w, at);
+      if (at.any) w.byte(COMMA);
+      writeName(w, f);
+      writeValue(w, f, v as Out);
     }
+    at.any = true;
   }
-  return `{${parts.join(",")}}`;
+}
+
+function writeObject(w: JsonBytes, m: OutMessage): void {
+  w.byte(0x7b); // {
+  const at: Written = { any: false, open: undefined };
+  writeFields(w, m, at);
+  closeList(w, at);
+  w.byte(0x7d); // }
+}
+
+/** The JSON etcd's gateway writes for protobuf bytes of message `type`, as UTF-8, between `before` and `after`. */
+export function protoToJsonBytes(type: string, bytes: Uint8Array, before = "", after = ""): Uint8Array {
+  if (JSON_MESSAGES[type] === undefined) throw new Error(`no JSON mapping for ${type}`);
+  const w = new JsonBytes(bytes.length);
+  w.text(before);
+  writeObject(w, readMessage(new Reader(bytes), type));
+  w.text(after);
+  return w.bytes();
 }
 
 /** The JSON etcd's gateway writes for protobuf bytes of message `type`. */
 export function protoToJson(type: string, bytes: Uint8Array): string {
-  if (JSON_MESSAGES[type] === undefined) throw new Error(`no JSON mapping for ${type}`);
-  return messageJson(readMessage(new Reader(bytes), type));
+  return new TextDecoder().decode(protoToJsonBytes(type, bytes));
+}
+
+/**
+ * The positions in `type`'s field table of the top-level fields on the wire in `bytes` (unknown fields
+ * left out); values are skipped, not read.
+ */
+function fieldPositions(type: string, bytes: Uint8Array): number[] {
+  const byNumber = positionsByNumber(type);
+  const r = new Reader(bytes);
+  const out: number[] = [];
+  while (r.pos < r.end) {
+    const tag = r.tag();
+    const i = byNumber.get(tag >>> 3);
+    r.skipType(tag & 7);
+    if (i !== undefined) out.push(i);
+  }
+  return out;
+}
+
+/**
+ * The JSON of a message handed over in parts (protobuf's concatenation: each part encodes some of its
+ * fields, and a repeated field's elements may run on over several parts, as the range pager hands a long
+ * range over), as UTF-8, one piece per part: together the same bytes as {@link protoToJsonBytes} of the
+ * parts joined, but converted a part at a time, so a caller can let other work run between two pieces and
+ * never holds the whole text.
+ *
+ * That needs the parts in the field table's order: no part holds a field that comes before one of an
+ * earlier part, and only a repeated field runs on from one part into the next. Otherwise (or for a type
+ * without a mapping) the answer is undefined, and the caller converts the parts joined.
+ */
+export function partsToJson(type: string, parts: readonly Uint8Array[]): Iterable<Uint8Array> | undefined {
+  const table = JSON_MESSAGES[type];
+  if (table === undefined) return undefined;
+  let last = -1;
+  for (const part of parts) {
+    const positions = fieldPositions(type, part);
+    if (positions.length === 0) continue;
+    const first = positions.reduce((a, b) => Math.min(a, b));
+    if (first < last || (first === last && !table[first].repeated)) return undefined;
+    last = positions.reduce((a, b) => Math.max(a, b));
+  }
+  return jsonPieces(type, parts);
+}
+
+function* jsonPieces(type: string, parts: readonly Uint8Array[]): Generator<Uint8Array> {
+  const at: Written = { any: false, open: undefined };
+  for (let i = 0; i < parts.length; i++) {
+    const w = new JsonBytes(parts[i].length);
+    if (i === 0) w.byte(0x7b); // {
+    writeFields(w, readMessage(new Reader(parts[i]), type), at);
+    if (i === parts.length - 1) {
+      closeList(w, at);
+      w.byte(0x7d); // }
+    }
+    yield w.bytes();
+  }
+  if (parts.length === 0) yield textEncoder.encode("{}");
 }

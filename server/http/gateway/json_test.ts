@@ -8,7 +8,17 @@ import {
   encodeRangeResponse,
   encodeWatchResponse,
 } from "../../pb/rpc.ts";
-import { decodeBase64, JsonRequestError, parseJson, protoToJson, requestToProto, splitJson } from "./json.ts";
+import { Prng } from "../../../tests/sim/prng.ts";
+import { concatBytes } from "../../slab.ts";
+import {
+  decodeBase64,
+  JsonRequestError,
+  parseJson,
+  partsToJson,
+  protoToJson,
+  requestToProto,
+  splitJson,
+} from "./json.ts";
 
 const te = new TextEncoder();
 const b = (s: string) => te.encode(s);
@@ -166,4 +176,102 @@ Deno.test("a streaming body holds several JSON values", () => {
   );
   assertEquals(parseJson("  "), undefined);
   assertEquals(parseJson('"a\\u0041\\n"'), { t: "string", v: "aA\n" });
+});
+
+/** The parts' pieces joined, and how many there were. */
+function piecesOf(type: string, parts: Uint8Array[]): { text: string; count: number } {
+  const pieces = partsToJson(type, parts);
+  assert(pieces !== undefined, "convertible a part at a time");
+  const all = [...pieces];
+  return { text: new TextDecoder().decode(concatBytes(all)), count: all.length };
+}
+
+Deno.test("replies in parts: a piece per part, together the same bytes as the parts joined", () => {
+  const rng = new Prng(7);
+  const kvs = Array.from({ length: 300 }, (_, i) => ({
+    key: b(`key/${i}/ü`),
+    createRevision: i + 1,
+    modRevision: i + 1000,
+    version: i % 3,
+    value: Uint8Array.from({ length: i % 7 === 0 ? 0 : rng.int(2000) }, () => rng.int(256)),
+    lease: i % 5 === 0 ? 7587890123456789012n : 0n,
+  }));
+  const header = { clusterId: 1461863924687572346n, memberId: 2n, revision: 1400, raftTerm: 3 };
+  const none = undefined as unknown as typeof header;
+  for (let round = 0; round < 20; round++) {
+    // as the range pager hands a long range over: the header, pages of kvs, then more and count
+    const parts = [encodeRangeResponse({ header, kvs: [], more: false, count: 0 })];
+    for (let at = 0; at < kvs.length;) {
+      const n = 1 + rng.int(80);
+      parts.push(encodeRangeResponse({ header: none, kvs: kvs.slice(at, at + n), more: false, count: 0 }));
+      at += n;
+    }
+    const more = round % 2 === 0;
+    parts.push(encodeRangeResponse({ header: none, kvs: [], more, count: round === 3 ? 0 : 1234 }));
+    // the tail may even go with the last page
+    if (round % 4 === 1) parts.splice(-2, 2, concatBytes(parts.slice(-2)));
+    const whole = protoToJson("etcdserverpb.RangeResponse", concatBytes(parts));
+    const { text, count } = piecesOf("etcdserverpb.RangeResponse", parts);
+    assertEquals(count, parts.length);
+    if (text !== whole) {
+      let at = 0;
+      while (text[at] === whole[at]) at++;
+      throw new Error(
+        `round ${round}: the pieces differ from the whole at ${at}: ${text.slice(at, at + 40)}`,
+      );
+    }
+    const json = JSON.parse(text);
+    assertEquals(json.kvs.length, kvs.length);
+    assertEquals(json.more, more ? true : undefined);
+  }
+  // nothing but the header, or nothing at all
+  assertEquals(
+    piecesOf("etcdserverpb.RangeResponse", [encodeRangeResponse({ header, kvs: [], more: false, count: 0 })])
+      .text,
+    protoToJson(
+      "etcdserverpb.RangeResponse",
+      encodeRangeResponse({ header, kvs: [], more: false, count: 0 }),
+    ),
+  );
+  assertEquals(piecesOf("etcdserverpb.RangeResponse", []).text, "{}");
+  assertEquals(piecesOf("etcdserverpb.RangeResponse", [new Uint8Array(), new Uint8Array()]).text, "{}");
+});
+
+Deno.test("replies in parts: fields before the list, lists after lists, and parts out of order refused", () => {
+  const event = (i: number) => ({
+    type: i % 2,
+    kv: { key: b(`k${i}`), createRevision: 1, modRevision: i, version: 1, value: b("<v>"), lease: 0n },
+  });
+  const watch = (w: Partial<Parameters<typeof encodeWatchResponse>[0]>) =>
+    encodeWatchResponse({
+      header: undefined as unknown as {
+        clusterId: bigint;
+        memberId: bigint;
+        revision: number;
+        raftTerm: number;
+      },
+      watchId: 0,
+      created: false,
+      canceled: false,
+      compactRevision: 0,
+      cancelReason: "",
+      fragment: false,
+      events: [],
+      ...w,
+    });
+  const header = { clusterId: 1n, memberId: 2n, revision: 5, raftTerm: 2 };
+  const parts = [
+    watch({ header, watchId: 3 }),
+    watch({ cancelReason: "a <b> & c" }),
+    watch({ events: [event(1), event(2)] }),
+    watch({}),
+    watch({ events: [event(3)] }),
+  ];
+  const whole = protoToJson("etcdserverpb.WatchResponse", concatBytes(parts));
+  assertEquals(piecesOf("etcdserverpb.WatchResponse", parts).text, whole);
+  assertEquals(JSON.parse(whole).events.length, 3);
+  // a field that comes before one of an earlier part, or a single field in two parts: joined instead
+  assertEquals(partsToJson("etcdserverpb.WatchResponse", [parts[2], parts[0]]), undefined);
+  assertEquals(partsToJson("etcdserverpb.WatchResponse", [parts[1], parts[1]]), undefined);
+  assertEquals(partsToJson("etcdserverpb.NoSuchResponse", parts), undefined);
 });
