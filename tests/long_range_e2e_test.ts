@@ -1,8 +1,9 @@
 /**
- * A range of thousands of keys, as `etcdctl get --prefix` reads it, over cleartext and over TLS, while
- * other clients write: every key and value, `count` and `more` as etcd answers them, and all of it at
- * the one revision of the header. etcd-ts reads such a range page by page (server/member/range_pages.ts)
- * and hands the answer to the transport in parts; the real etcd runs the same checks.
+ * A range of thousands of keys, as `etcdctl get --prefix` reads it and as the JSON gateway answers it,
+ * over cleartext and over TLS, while other clients write: every key and value, `count` and `more` as etcd
+ * answers them, and all of it at the one revision of the header. etcd-ts reads such a range page by page
+ * (server/member/range_pages.ts), hands the answer to the transport in parts, and the gateway converts
+ * it to JSON a part at a time; the real etcd runs the same checks.
  */
 import { assert, assertEquals } from "./assert.ts";
 import { connect } from "./client_util.ts";
@@ -15,10 +16,18 @@ const KEYS = 3000;
 const keyOf = (i: number) => `k/${String(i).padStart(4, "0")}`;
 const valueOf = (i: number) => `${i}:`.padEnd(1000 + (i % 50), "v");
 
+/** A kv as etcdctl's JSON writes it (revisions as numbers) or the gateway's (as strings). */
 interface JsonKv {
   key: string;
   value?: string;
-  mod_revision: number;
+  mod_revision: number | string;
+}
+
+interface RangeJson {
+  header: { revision: number | string };
+  kvs: JsonKv[];
+  count: number | string;
+  more?: boolean;
 }
 
 /** `get --prefix k/` with `extra` flags, as JSON; writes `k/0000`.. meanwhile through `writer`. */
@@ -28,15 +37,57 @@ async function getAll(endpoint: string, ctlArgs: string[], extra: string[], writ
     writer(),
   ]);
   assertEquals(got.code, 0, got.stderr);
-  return JSON.parse(got.stdout) as {
-    header: { revision: number };
-    kvs: JsonKv[];
-    count: number;
-    more?: boolean;
-  };
+  return JSON.parse(got.stdout) as RangeJson;
 }
 
-async function checkLongRange(endpoint: string, ctlArgs: string[], plainEndpoint: string): Promise<void> {
+/** The same range through the JSON gateway (`POST /v3/kv/range`), with `writer` writing meanwhile. */
+async function gatewayAll(gateway: Gateway, writer: () => Promise<void>): Promise<RangeJson> {
+  const read = async () => {
+    const res = await fetch(`${gateway.url}/v3/kv/range`, {
+      method: "POST",
+      body: JSON.stringify({ key: btoa("k/"), range_end: btoa("k0") }),
+      client: gateway.client,
+    });
+    const text = await res.text();
+    assertEquals(res.status, 200, text.slice(0, 200));
+    return JSON.parse(text) as RangeJson;
+  };
+  const [all] = await Promise.all([read(), writer()]);
+  return all;
+}
+
+/** Where the gateway answers: the client URL, and the HTTP client that trusts its certificate. */
+interface Gateway {
+  url: string;
+  client?: Deno.HttpClient;
+}
+
+/**
+ * Every key of the range in order, none written after the header's revision: each with the value it was
+ * first given, or one written while the range was read (before its revision).
+ */
+function checkWhole(all: RangeJson): void {
+  assertEquals(Number(all.count), KEYS);
+  assertEquals(all.more, undefined);
+  assertEquals(all.kvs.length, KEYS);
+  const revision = Number(all.header.revision);
+  for (let i = 0; i < KEYS; i++) {
+    const kv = all.kvs[i];
+    const modRevision = Number(kv.mod_revision);
+    assertEquals(atob(kv.key), keyOf(i));
+    assert(modRevision <= revision, `${keyOf(i)} at ${modRevision} > ${revision}`);
+    const value = atob(kv.value ?? "");
+    if (modRevision <= KEYS + 1) assertEquals(value, valueOf(i), keyOf(i));
+    else assert(value.startsWith("changed "), `${keyOf(i)}: ${value.slice(0, 20)}`);
+  }
+}
+
+async function checkLongRange(
+  endpoint: string,
+  ctlArgs: string[],
+  plainEndpoint: string,
+  gateway: Gateway,
+): Promise<void> {
   const client = connect(plainEndpoint);
   try {
     for (let i = 0; i < KEYS; i += 100) {
@@ -49,21 +100,8 @@ async function checkLongRange(endpoint: string, ctlArgs: string[], plainEndpoint
     const writer = async () => {
       for (let i = 0; i < 60; i++) await client.put(keyOf((i * 47) % KEYS)).value(`changed ${n++}`).exec();
     };
-    const all = await getAll(endpoint, ctlArgs, [], writer);
-    assertEquals(all.count, KEYS);
-    assertEquals(all.more, undefined);
-    assertEquals(all.kvs.length, KEYS);
-    for (let i = 0; i < KEYS; i++) {
-      const kv = all.kvs[i];
-      assertEquals(atob(kv.key), keyOf(i));
-      assert(
-        kv.mod_revision <= all.header.revision,
-        `${keyOf(i)} at ${kv.mod_revision} > ${all.header.revision}`,
-      );
-      const value = atob(kv.value ?? "");
-      if (kv.mod_revision <= KEYS + 1) assertEquals(value, valueOf(i), keyOf(i));
-      else assert(value.startsWith("changed "), `${keyOf(i)}: ${value.slice(0, 20)}`);
-    }
+    checkWhole(await getAll(endpoint, ctlArgs, [], writer));
+    checkWhole(await gatewayAll(gateway, writer));
 
     const limited = await getAll(endpoint, ctlArgs, ["--limit", "1000"], writer);
     assertEquals([limited.kvs.length, limited.more, limited.count], [1000, true, KEYS]);
@@ -84,7 +122,7 @@ for (const impl of implementations()) {
     fn: async () => {
       const m = await Member.start({ impl, host: HOST });
       try {
-        await checkLongRange(m.endpoint, [], m.endpoint);
+        await checkLongRange(m.endpoint, [], m.endpoint, { url: `http://${m.endpoint}` });
       } finally {
         await m.destroy();
       }
@@ -116,9 +154,12 @@ for (const impl of implementations()) {
           cert.key,
         ],
       });
+      const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(pki.ca)] });
       try {
-        await checkLongRange(`https://${host}:${secure}`, ["--cacert", pki.ca], m.endpoint);
+        const url = `https://${host}:${secure}`;
+        await checkLongRange(url, ["--cacert", pki.ca], m.endpoint, { url, client });
       } finally {
+        client.close();
         await m.destroy();
         await pki.destroy();
       }

@@ -3,7 +3,8 @@
  * `POST /v3/<service>/<call>` with the request as the body, as grpc-gateway serves it in etcd 3.4.
  * Each request is turned into protobuf bytes (json.ts, from the generated tables of
  * server/pb/rpc_json.ts), handed to the same handler a gRPC call reaches through the router, and the
- * reply turned back into JSON. Streaming calls (watch, lease keep-alive, snapshot) answer with one
+ * reply turned back into JSON. A reply handed over in parts (a long range, read in pages) is converted
+ * and sent a part at a time. Streaming calls (watch, lease keep-alive, snapshot) answer with one
  * `{"result":...}` line per reply, sent as it comes.
  *
  * Also here: {@linkcode accessControl}, etcd's `--cors` and `--host-whitelist` over every plain HTTP
@@ -11,6 +12,7 @@
  *
  * @module
  */
+import { setImmediate } from "node:timers";
 import {
   type CallContext,
   type GrpcRouter,
@@ -22,7 +24,7 @@ import {
 } from "../../transport/grpc.ts";
 import { GrpcError, Status, toGrpcError } from "../../transport/status.ts";
 import type { HttpHandler, PartialHttpHandler } from "../health.ts";
-import { JsonRequestError, protoToJson, requestToProto, splitJson } from "./json.ts";
+import { JsonRequestError, partsToJson, protoToJsonBytes, requestToProto, splitJson } from "./json.ts";
 import { type GatewayRoute, routeOf } from "./routes.ts";
 
 export { type GatewayRoute, PREFIXES, routeOf, ROUTES } from "./routes.ts";
@@ -177,14 +179,40 @@ async function serveUnary(
   };
   try {
     const answer = await handler.unary(request, ctx);
+    if (answer instanceof MessageParts) {
+      // a long answer (a range read in pages): converted and sent a part at a time
+      const pieces = partsToJson(route.response, answer.parts);
+      if (pieces !== undefined) {
+        return { status: 200, headers: { ...OK_HEADERS }, body: "", stream: piecesBody(pieces) };
+      }
+    }
     const reply = answer instanceof MessageParts ? answer.join() : answer;
-    return { status: 200, headers: { ...OK_HEADERS }, body: protoToJson(route.response, reply) };
+    return { status: 200, headers: { ...OK_HEADERS }, body: protoToJsonBytes(route.response, reply) };
   } catch (err) {
     const e = toGrpcError(err);
     return errorResponse(e.status, e.message);
   } finally {
     done.abort();
   }
+}
+
+/**
+ * A body of pieces, each made when the transport asks for it, on a later turn of the event loop than the
+ * one before: other clients are served between two pieces.
+ */
+function piecesBody(pieces: Iterable<Uint8Array>): ReadableStream<Uint8Array> {
+  const it = pieces[Symbol.iterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      await new Promise((resolve) => setImmediate(resolve));
+      const next = it.next();
+      if (next.done) controller.close();
+      else controller.enqueue(next.value);
+    },
+    cancel() {
+      it.return?.();
+    },
+  });
 }
 
 /** The request messages of a streaming call: every JSON value of the body, as grpc-gateway reads them. */
@@ -238,7 +266,7 @@ async function serveStream(
   const stream: ServerStream = {
     send(message) {
       if (ended) return false;
-      const line = encoder.encode(`{"result":${protoToJson(route.response, message)}}\n`);
+      const line = protoToJsonBytes(route.response, message, '{"result":', "}\n");
       pending.push(line);
       buffered += line.length;
       notify();

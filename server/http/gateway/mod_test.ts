@@ -1,10 +1,13 @@
 import { assert, assertEquals } from "../../../tests/assert.ts";
+import { setImmediate } from "node:timers";
 import {
   type CallContext,
   GrpcRouter,
   type HttpFallbackRequest,
   type HttpFallbackResponse,
+  MessageParts,
 } from "../../transport/grpc.ts";
+import { concatBytes } from "../../slab.ts";
 import { GrpcError, Status } from "../../transport/status.ts";
 import {
   decodeRangeRequest,
@@ -13,7 +16,15 @@ import {
   encodeRangeResponse,
   encodeWatchResponse,
 } from "../../pb/rpc.ts";
-import { accessControl, gatewayHandler, hostnameOf, httpStatusOf, routeOf, ROUTES } from "./mod.ts";
+import {
+  accessControl,
+  gatewayHandler,
+  hostnameOf,
+  httpStatusOf,
+  protoToJson,
+  routeOf,
+  ROUTES,
+} from "./mod.ts";
 
 const te = new TextEncoder();
 const HEADER = { clusterId: 7n, memberId: 8n, revision: 3, raftTerm: 2 };
@@ -159,6 +170,65 @@ Deno.test("unary calls: JSON in, the handler's reply as etcd's JSON out, the tok
   assert(seen[0].signal.aborted, "the call's signal is released once answered");
   // /v3beta/ is the same route
   assertEquals((await gw(req("/v3beta/kv/range?x=1", '{"key":"Zm9v"}')))?.status, 200);
+});
+
+Deno.test("unary calls: a reply in parts goes out a part at a time, other work running in between", async () => {
+  const router = new GrpcRouter();
+  const none = undefined as unknown as typeof HEADER;
+  const kv = (i: number) => ({
+    key: te.encode(`k${i}`),
+    createRevision: 2,
+    modRevision: 3 + i,
+    version: 1,
+    value: te.encode("v".repeat(i)),
+    lease: 0n,
+  });
+  const parts = [encodeRangeResponse({ header: HEADER, kvs: [], more: false, count: 0 })];
+  for (let p = 0; p < 8; p++) {
+    parts.push(
+      encodeRangeResponse({
+        header: none,
+        kvs: [kv(3 * p), kv(3 * p + 1), kv(3 * p + 2)],
+        more: false,
+        count: 0,
+      }),
+    );
+  }
+  parts.push(encodeRangeResponse({ header: none, kvs: [], more: false, count: 24 }));
+  const joined = new MessageParts(parts, parts.reduce((n, p) => n + p.length, 0)).join();
+  router.unary("/etcdserverpb.KV/Range", () => new MessageParts(parts, joined.length));
+  const gw = gatewayHandler(router, { enabled: true });
+  const res = await gw(req("/v3/kv/range", '{"key":"aw==","range_end":"bA=="}'));
+  assertEquals(res?.status, 200);
+  assert(res?.stream !== undefined, "a body sent as it is made");
+  // something else queued on the event loop all along: it must run between any two pieces
+  let ticks = 0;
+  let ticking = true;
+  const tick = (): void => {
+    ticks++;
+    if (ticking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const reader = res.stream.getReader();
+  const pieces: Uint8Array[] = [];
+  const seenAt: number[] = [];
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      pieces.push(value);
+      seenAt.push(ticks);
+    }
+  } finally {
+    ticking = false;
+  }
+  assertEquals(pieces.length, parts.length);
+  for (let i = 1; i < seenAt.length; i++) {
+    assert(seenAt[i] > seenAt[i - 1], `other work ran before piece ${i}`);
+  }
+  const body = new TextDecoder().decode(concatBytes(pieces));
+  assertEquals(body, protoToJson("etcdserverpb.RangeResponse", joined));
+  assertEquals(JSON.parse(body).kvs.length, 24);
 });
 
 Deno.test("unary calls: errors as etcd's error JSON and status", async () => {
