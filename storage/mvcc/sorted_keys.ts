@@ -166,6 +166,30 @@ export class SortedKeys {
     }
   }
 
+  /**
+   * Visits, in descending order, the keys `k` with `start <= k` and, unless `end` is undefined,
+   * `k < end`. Stops early when `visit` returns false.
+   */
+  scanDescending(
+    start: string,
+    end: string | undefined,
+    visit: (id: number, key: string) => boolean | void,
+  ): void {
+    let li = end === undefined ? this.leafKeys.length - 1 : this.leafFor(end);
+    let p = end === undefined ? this.leafKeys[li].length - 1 : lowerBound(this.leafKeys[li], end) - 1;
+    for (;;) {
+      const keys = this.leafKeys[li];
+      const ids = this.leafIds[li];
+      for (; p >= 0; p--) {
+        const k = keys[p];
+        if (k < start) return;
+        if (visit(ids[p], k) === false) return;
+      }
+      if (--li < 0) return;
+      p = this.leafKeys[li].length - 1;
+    }
+  }
+
   /** All keys in order (for tests and snapshots). */
   keys(): string[] {
     const out: string[] = [];

@@ -35,6 +35,31 @@ Deno.test("SortedKeys matches a sorted array under random inserts and removes", 
     });
     assertEquals(got, sorted.filter((k) => k >= a && k < z));
   }
+  // descending: the same keys backwards, across every leaf, from an end inside, past or before them all
+  const ends = [
+    undefined,
+    "",
+    "\xff\xff\xff\xff",
+    sorted[0],
+    sorted[sorted.length - 1],
+    ...sorted.slice(500, 520),
+  ];
+  for (let i = 0; i < 300; i++) {
+    const a = i % 3 === 0 ? "" : key();
+    const z = i < ends.length ? ends[i] : key();
+    const got: string[] = [];
+    set.scanDescending(a, z, (id, k) => {
+      assertEquals(id, ref.get(k));
+      got.push(k);
+    });
+    assertEquals(got, sorted.filter((k) => k >= a && (z === undefined || k < z)).reverse(), `[${a}, ${z})`);
+  }
+  const last: string[] = [];
+  set.scanDescending("", sorted[100], (_id, k) => {
+    last.push(k);
+    return last.length < 5;
+  });
+  assertEquals(last, sorted.slice(95, 100).reverse());
   const tail: string[] = [];
   set.scan(sorted[100], undefined, (_id, k) => {
     tail.push(k);

@@ -80,11 +80,13 @@ export interface RangeOptions {
    * reading a long range page by page.
    */
   noCount?: boolean;
+  /** The kvs in descending key order: with `limit`, the last ones of the range. */
+  descending?: boolean;
 }
 
 /** Result of a range read. */
 export interface RangeResult {
-  /** Matching kvs in ascending key order, at most `limit`. */
+  /** Matching kvs in ascending key order (descending if asked), at most `limit`. */
   kvs: KeyValue[];
   /** Number of all matches, ignoring `limit`. */
   count: number;
@@ -390,14 +392,21 @@ class Core {
    * Visits the ids of indexed keys in the etcd range `key`/`rangeEnd`, in key order, until `visit`
    * returns false.
    */
-  scanIds(key: Uint8Array, rangeEnd: Uint8Array | undefined, visit: (id: number) => boolean | void): void {
+  scanIds(
+    key: Uint8Array,
+    rangeEnd: Uint8Array | undefined,
+    visit: (id: number) => boolean | void,
+    descending = false,
+  ): void {
     const start = latin1(key);
     if (rangeEnd === undefined || rangeEnd.length === 0) {
       const id = this.index.lookup(start);
       if (id >= 0) visit(id);
       return;
     }
-    this.index.sorted.scan(start, isFromKey(rangeEnd) ? undefined : latin1(rangeEnd), visit);
+    const end = isFromKey(rangeEnd) ? undefined : latin1(rangeEnd);
+    if (descending) this.index.sorted.scanDescending(start, end, visit);
+    else this.index.sorted.scan(start, end, visit);
   }
 
   kvBytes(e: number, withValue: boolean): number {
@@ -467,7 +476,7 @@ class Core {
       count++;
       if (!countOnly && (limit === 0 || entries.length < limit)) entries.push(e);
       if (stopAtLimit && count === limit) return false;
-    });
+    }, o?.descending === true);
     return { kvs: countOnly ? [] : this.materialize(entries, withValue), count, revision: rev };
   }
 
