@@ -107,6 +107,22 @@ async function checkLongRange(
     assertEquals([limited.kvs.length, limited.more, limited.count], [1000, true, KEYS]);
     assertEquals(atob(limited.kvs[999].key), keyOf(999));
 
+    // by key descending: read from the end of the range, in pages when long
+    const lastTen = await getAll(
+      endpoint,
+      ctlArgs,
+      ["--order=DESCEND", "--sort-by=KEY", "--limit", "10"],
+      writer,
+    );
+    assertEquals(
+      lastTen.kvs.map((kv) => atob(kv.key)),
+      Array.from({ length: 10 }, (_, i) => keyOf(KEYS - 1 - i)),
+    );
+    assertEquals([lastTen.more, Number(lastTen.count)], [true, KEYS]);
+    const backwards = await getAll(endpoint, ctlArgs, ["--order=DESCEND"], writer);
+    assertEquals(backwards.kvs.length, KEYS);
+    for (let i = 0; i < KEYS; i++) assertEquals(atob(backwards.kvs[i].key), keyOf(KEYS - 1 - i));
+
     const keysOnly = await getAll(endpoint, ctlArgs, ["--keys-only"], () => Promise.resolve());
     assertEquals(keysOnly.kvs.length, KEYS);
     assert(keysOnly.kvs.every((kv) => kv.value === undefined), "keys only");

@@ -81,14 +81,19 @@ function sortKey(target: number): (a: KeyValue, b: KeyValue) => number {
 export function executeRange(reader: RangeReader, r: RangeRequest, currentRevision: number): RangeResponse {
   const filtered = r.minModRevision !== 0 || r.maxModRevision !== 0 || r.minCreateRevision !== 0 ||
     r.maxCreateRevision !== 0;
+  // by key, the store reads in either order and stops at the limit: the kvs that sorting all of them and
+  // cutting at the limit would give (etcd reads and sorts them all)
+  const byKey = r.sortTarget === SortTarget.KEY && !filtered;
+  const descending = byKey && r.sortOrder === SortOrder.DESCEND;
   let limit = r.limit;
-  if (r.sortOrder !== SortOrder.NONE || filtered) limit = 0;
+  if ((r.sortOrder !== SortOrder.NONE && !byKey) || filtered) limit = 0;
   if (limit > 0) limit++;
   const res = reader.range(r.key, rangeEndOf(r.rangeEnd), {
     revision: r.revision,
     limit,
     countOnly: r.countOnly,
     keysOnly: r.keysOnly && r.sortTarget !== SortTarget.VALUE,
+    descending,
   });
   let kvs = res.kvs;
   if (filtered) {
@@ -101,7 +106,8 @@ export function executeRange(reader: RangeReader, r: RangeRequest, currentRevisi
   }
   let order = r.sortOrder;
   if (r.sortTarget !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;
-  if (order !== SortOrder.NONE && !(r.sortTarget === SortTarget.KEY && order === SortOrder.ASCEND)) {
+  const inOrder = r.sortTarget === SortTarget.KEY && (order === SortOrder.ASCEND || descending);
+  if (order !== SortOrder.NONE && !inOrder) {
     const cmp = sortKey(r.sortTarget);
     kvs = kvs.slice().sort(order === SortOrder.DESCEND ? (a, b) => cmp(b, a) : cmp);
   }

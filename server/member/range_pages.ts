@@ -9,12 +9,12 @@
  * the header, every kv in key order, `more` and `count`, handed to the transport in parts (joining them
  * would be one more copy of the whole answer, in one turn).
  *
- * Only what the store returns in key order without filters is paged (no sort but ascending by key, no
- * revision filters, not `count_only`); a range whose first page holds all of it is answered in one go as
- * before. Between two pages the state may move on. Writes do not matter (the pages read at one revision);
- * a compaction past that revision, or a snapshot from the leader that replaces the store, does: the range
- * is then read again in one go, at the newest revision (or refused as compacted, when the client asked
- * for that revision itself).
+ * Only what the store returns in key order without filters is paged (sorted by key or not at all, either
+ * way; no revision filters, not `count_only`); a range whose first page holds all of it is answered in
+ * one go as before. Between two pages the state may move on. Writes do not matter (the pages read at one
+ * revision); a compaction past that revision, or a snapshot from the leader that replaces the store,
+ * does: the range is then read again in one go, at the newest revision (or refused as compacted, when the
+ * client asked for that revision itself).
  *
  * @module
  */
@@ -49,7 +49,7 @@ export interface RangePagesSource {
   nextTurn(): Promise<void>;
 }
 
-/** Whether the store hands out `r`'s kvs as the answer lists them: in key order, unfiltered. */
+/** Whether the store hands out `r`'s kvs as the answer lists them: in key order either way, unfiltered. */
 export function pageable(r: RangeRequest): boolean {
   if (r.countOnly || r.rangeEnd.length === 0) return false;
   if (
@@ -57,8 +57,7 @@ export function pageable(r: RangeRequest): boolean {
   ) {
     return false;
   }
-  if (r.sortTarget !== SortTarget.KEY) return false;
-  return r.sortOrder === SortOrder.NONE || r.sortOrder === SortOrder.ASCEND;
+  return r.sortTarget === SortTarget.KEY;
 }
 
 /**
@@ -79,6 +78,7 @@ export async function encodedRange(
   if (!first.more) return encodeRangeResponse(first);
   // every later page reads at the revision of the first one
   const rev = r.revision > 0 ? r.revision : first.header!.revision;
+  const descending = r.sortOrder === SortOrder.DESCEND;
   const wanted = r.limit > 0 ? Math.min(r.limit, first.count) : first.count;
   const pages: Uint8Array[] = [encodeKvs(first.kvs)];
   let sent = first.kvs.length;
@@ -91,13 +91,11 @@ export async function encodedRange(
     signal?.throwIfAborted();
     if (src.store() !== store || store.compactRevision > rev) return encodeRangeResponse(src.rangeAtOnce(r));
     const n = Math.min(wanted - sent, Math.max(16, Math.floor(PAGE_BYTES / perKv)));
-    const page = store.range(after(last.key), r.rangeEnd, {
-      revision: rev,
-      limit: n,
-      keysOnly: r.keysOnly,
-      noCount: true,
-    })
-      .kvs;
+    const options = { revision: rev, limit: n, keysOnly: r.keysOnly, noCount: true, descending };
+    // the next keys after the last one sent: above it, or below it when descending
+    const page = descending
+      ? store.range(r.key, last.key, options).kvs
+      : store.range(after(last.key), r.rangeEnd, options).kvs;
     if (page.length === 0) break;
     pages.push(encodeKvs(page));
     sent += page.length;

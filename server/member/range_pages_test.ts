@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { MvccStore } from "../../storage/mvcc/store.ts";
 import {
+  decodeRangeResponse,
   encodeRangeResponse,
   type RangeRequest,
   type ResponseHeader,
@@ -15,6 +16,7 @@ import { rangeRequest } from "../api/lock.ts";
 import { MessageParts } from "../transport/grpc.ts";
 
 const te = new TextEncoder();
+const td = new TextDecoder();
 
 function put(st: MvccStore, key: string, value: string): void {
   const w = st.write();
@@ -75,9 +77,13 @@ Deno.test("range pages: the same bytes as the range read in one go", async () =>
     { rangeEnd: new Uint8Array([0]) },
     { sortOrder: SortOrder.ASCEND },
     { revision: 2000 },
+    { sortOrder: SortOrder.DESCEND },
+    { sortOrder: SortOrder.DESCEND, limit: 1000 },
+    { sortOrder: SortOrder.DESCEND, keysOnly: true, revision: 2000 },
+    { sortOrder: SortOrder.DESCEND, rangeEnd: new Uint8Array([0]) },
     // not paged: answered in one go as before
     { limit: 10 },
-    { sortOrder: SortOrder.DESCEND },
+    { sortOrder: SortOrder.DESCEND, limit: 10 },
     { sortTarget: SortTarget.MOD },
     { minModRevision: 100 },
     { countOnly: true },
@@ -88,6 +94,33 @@ Deno.test("range pages: the same bytes as the range read in one go", async () =>
     const r = request(shape);
     const got = await encodedRange(src, r);
     assertSameBytes(got, encodeRangeResponse(src.rangeAtOnce(r)), Deno.inspect(shape));
+  }
+});
+
+Deno.test("range pages: by key descending, the ascending range backwards, read from its end", async () => {
+  const holder = { store: filled() };
+  // the reference: every kv of the range in key order, as the store reads it, turned around
+  const all = holder.store.range(te.encode("k/"), te.encode("k0")).kvs;
+  const backwards = all.slice().reverse();
+  for (const [limit, rev] of [[0, 0], [1000, 0], [10, 0], [FIRST_PAGE_KVS + 1, 0], [0, 2000]]) {
+    const src = source(holder);
+    const r = request({ sortOrder: SortOrder.DESCEND, sortTarget: SortTarget.KEY, limit, revision: rev });
+    const answer = await encodedRange(src, r);
+    const got = decodeRangeResponse(answer instanceof MessageParts ? answer.join() : answer);
+    const at = rev === 0 ? backwards : holder.store.range(te.encode("k/"), te.encode("k0"), { revision: rev })
+      .kvs.reverse();
+    const want = limit > 0 ? at.slice(0, limit) : at;
+    assertEquals(got.kvs.length, want.length, `limit ${limit} at ${rev}`);
+    for (let i = 0; i < want.length; i++) {
+      if (
+        td.decode(got.kvs[i].key) !== td.decode(want[i].key) || got.kvs[i].modRevision !== want[i].modRevision
+      ) {
+        throw new Error(`limit ${limit} at ${rev}: kv ${i} is ${td.decode(got.kvs[i].key)}`);
+      }
+    }
+    assertEquals([got.count, got.more], [at.length, limit > 0 && at.length > limit]);
+    // a long one goes in pages like an ascending one; a short one, or the last ten, in one go
+    assertEquals(src.turns > 0, want.length > FIRST_PAGE_KVS, `limit ${limit}`);
   }
 });
 
