@@ -82,6 +82,11 @@ export interface RangeOptions {
   noCount?: boolean;
   /** The kvs in descending key order: with `limit`, the last ones of the range. */
   descending?: boolean;
+  /**
+   * The kvs sorted by one of their revisions or their version before `limit` applies, keys in order
+   * among equals: the first `limit` of that order, copying nothing of the others (not with `noCount`).
+   */
+  sortBy?: { target: "create" | "mod" | "version"; descending: boolean };
 }
 
 /** Result of a range read. */
@@ -469,14 +474,26 @@ class Core {
     const withValue = o?.keysOnly !== true;
     const entries: number[] = [];
     let count = 0;
-    const stopAtLimit = limit > 0 && o?.noCount === true;
+    const sortBy = countOnly ? undefined : o?.sortBy;
+    const stopAtLimit = limit > 0 && o?.noCount === true && sortBy === undefined;
     this.scanIds(key, rangeEnd, (id) => {
       const e = this.resolve(id, rev);
       if (e < 0) return;
       count++;
-      if (!countOnly && (limit === 0 || entries.length < limit)) entries.push(e);
+      if (!countOnly && (limit === 0 || entries.length < limit || sortBy !== undefined)) entries.push(e);
       if (stopAtLimit && count === limit) return false;
     }, o?.descending === true);
+    if (sortBy !== undefined) {
+      const log = this.log;
+      const column = sortBy.target === "create"
+        ? log.create
+        : sortBy.target === "mod"
+        ? log.main
+        : log.version;
+      // Array.prototype.sort is stable: equals keep the scan's key order
+      entries.sort(sortBy.descending ? (a, b) => column[b] - column[a] : (a, b) => column[a] - column[b]);
+      if (limit > 0 && entries.length > limit) entries.length = limit;
+    }
     return { kvs: countOnly ? [] : this.materialize(entries, withValue), count, revision: rev };
   }
 
