@@ -123,6 +123,16 @@ async function checkLongRange(
     assertEquals(backwards.kvs.length, KEYS);
     for (let i = 0; i < KEYS; i++) assertEquals(atob(backwards.kvs[i].key), keyOf(KEYS - 1 - i));
 
+    // the key modified last: every kv is looked at, the value of one read
+    const newest = await getAll(
+      endpoint,
+      ctlArgs,
+      ["--order=DESCEND", "--sort-by=MODIFY", "--limit", "1"],
+      () => Promise.resolve(),
+    );
+    assertEquals(newest.kvs.map((kv) => atob(kv.value ?? "")), [`changed ${n - 1}`]);
+    assertEquals([newest.more, Number(newest.count)], [true, KEYS]);
+
     const keysOnly = await getAll(endpoint, ctlArgs, ["--keys-only"], () => Promise.resolve());
     assertEquals(keysOnly.kvs.length, KEYS);
     assert(keysOnly.kvs.every((kv) => kv.value === undefined), "keys only");

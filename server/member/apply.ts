@@ -74,6 +74,13 @@ function sortKey(target: number): (a: KeyValue, b: KeyValue) => number {
   }
 }
 
+/** The store's own sorts, by sort target. */
+const STORE_SORT: Partial<Record<number, "create" | "mod" | "version">> = {
+  [SortTarget.CREATE]: "create",
+  [SortTarget.MOD]: "mod",
+  [SortTarget.VERSION]: "version",
+};
+
 /**
  * A range as etcd's API defines it on top of the store: revision filters, sorting, `limit`/`more`, with
  * `count` being every key in the range at that revision.
@@ -85,15 +92,26 @@ export function executeRange(reader: RangeReader, r: RangeRequest, currentRevisi
   // cutting at the limit would give (etcd reads and sorts them all)
   const byKey = r.sortTarget === SortTarget.KEY && !filtered;
   const descending = byKey && r.sortOrder === SortOrder.DESCEND;
+  // by a revision or the version, the store sorts the entries it finds and copies out the first `limit`
+  const sortBy = filtered || r.sortOrder === SortOrder.NONE ? undefined : STORE_SORT[r.sortTarget];
+  const storeSorts = sortBy !== undefined;
   let limit = r.limit;
-  if ((r.sortOrder !== SortOrder.NONE && !byKey) || filtered) limit = 0;
+  if ((r.sortOrder !== SortOrder.NONE && !byKey && !storeSorts) || filtered) limit = 0;
+  // every kv is read to pick the ones a filter or the limit keeps; unless they are sorted by value, that
+  // needs no values: they are read for the kept ones only (`--sort-by=MODIFY --limit=1` over 63,000 keys
+  // of 1 KiB copied 66 MB for one)
+  const valuesLater = limit === 0 && (r.limit > 0 || filtered) && !r.keysOnly && !r.countOnly &&
+    r.sortTarget !== SortTarget.VALUE;
   if (limit > 0) limit++;
   const res = reader.range(r.key, rangeEndOf(r.rangeEnd), {
     revision: r.revision,
     limit,
     countOnly: r.countOnly,
-    keysOnly: r.keysOnly && r.sortTarget !== SortTarget.VALUE,
+    keysOnly: (r.keysOnly || valuesLater) && r.sortTarget !== SortTarget.VALUE,
     descending,
+    sortBy: sortBy === undefined
+      ? undefined
+      : { target: sortBy, descending: r.sortOrder === SortOrder.DESCEND },
   });
   let kvs = res.kvs;
   if (filtered) {
@@ -106,7 +124,8 @@ export function executeRange(reader: RangeReader, r: RangeRequest, currentRevisi
   }
   let order = r.sortOrder;
   if (r.sortTarget !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;
-  const inOrder = r.sortTarget === SortTarget.KEY && (order === SortOrder.ASCEND || descending);
+  const inOrder = storeSorts ||
+    (r.sortTarget === SortTarget.KEY && (order === SortOrder.ASCEND || descending));
   if (order !== SortOrder.NONE && !inOrder) {
     const cmp = sortKey(r.sortTarget);
     kvs = kvs.slice().sort(order === SortOrder.DESCEND ? (a, b) => cmp(b, a) : cmp);
@@ -116,6 +135,7 @@ export function executeRange(reader: RangeReader, r: RangeRequest, currentRevisi
     kvs = kvs.slice(0, r.limit);
     more = true;
   }
+  if (valuesLater) kvs = kvs.map((kv) => reader.range(kv.key, undefined, { revision: res.revision }).kvs[0]);
   if (r.keysOnly) {
     const empty = new Uint8Array(0);
     kvs = kvs.map((kv) => kv.value.length === 0 ? kv : { ...kv, value: empty });
