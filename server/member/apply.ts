@@ -288,7 +288,7 @@ export class Applier {
     const keys = this.leases.revoke(id);
     if (keys.length === 0) return { response: this.mvcc.currentRevision, events: [] };
     const txn = this.mvcc.write({ events: this.recordEvents() });
-    for (const k of keys) txn.deleteRange(keyBytes(k), undefined);
+    for (const k of keys) txn.deleteRange(keyBytes(k), undefined, false);
     this.counts.deletes += keys.length;
     if (keys.length > 1) this.counts.txns++;
     const { revision, events } = txn.end();
@@ -330,7 +330,8 @@ export class Applier {
   }
 
   private deleteIn(w: Write, r: DeleteRangeRequest): DeleteRangeResponse {
-    const deleted = w.txn.deleteRange(r.key, rangeEndOf(r.rangeEnd));
+    // only the keys and leases are needed, unless the client asked for the deleted kvs
+    const deleted = w.txn.deleteRange(r.key, rangeEndOf(r.rangeEnd), r.prevKv);
     if (deleted.length > 0) w.changed = true;
     for (const kv of deleted) if (kv.lease !== 0n) this.leases.detach(kv.lease, keyString(kv.key));
     return {

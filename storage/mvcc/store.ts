@@ -176,8 +176,12 @@ export interface WriteTxn {
   put(key: Uint8Array, value: Uint8Array, lease: bigint, withPrev?: boolean): KeyValue | undefined;
   /** The lease of a live key (0n for none), or undefined if the key does not exist; copies nothing. */
   leaseOf(key: Uint8Array): bigint | undefined;
-  /** Deletes the live keys in the range; returns their latest kvs. Deleting nothing writes nothing. */
-  deleteRange(key: Uint8Array, rangeEnd: Uint8Array | undefined): KeyValue[];
+  /**
+   * Deletes the live keys in the range; returns their latest kvs, with their values if `withPrev` is set
+   * (the default) or the transaction records events (without, nothing of the values is copied). Deleting
+   * nothing writes nothing.
+   */
+  deleteRange(key: Uint8Array, rangeEnd: Uint8Array | undefined, withPrev?: boolean): KeyValue[];
   /**
    * Commits. The revision goes up by one if anything was written; a transaction that changed nothing
    * leaves it and returns no events.
@@ -967,19 +971,20 @@ class Txn implements WriteTxn {
     return prevKv;
   }
 
-  deleteRange(key: Uint8Array, rangeEnd: Uint8Array | undefined): KeyValue[] {
+  deleteRange(key: Uint8Array, rangeEnd: Uint8Array | undefined, withPrev = true): KeyValue[] {
     this.check();
     const core = this.core;
     const log = core.log;
     const index = core.index;
     const heads = index.heads;
     const doomed: number[] = [];
+    const withValues = withPrev || this.recordEvents;
     let total = 0;
     core.scanIds(key, rangeEnd, (id) => {
       const h = heads[id];
       if (h >= 0 && log.create[h] !== 0) {
         doomed.push(h);
-        total += 2 * index.key(id).length + log.len[h];
+        total += 2 * index.key(id).length + (withValues ? log.len[h] : 0);
       }
     });
     if (doomed.length === 0) return [];
@@ -989,8 +994,8 @@ class Txn implements WriteTxn {
     for (let i = 0; i < doomed.length; i++) {
       const h = doomed[i];
       const id = log.key[h];
-      const prevKv = core.writeKv(h, buf, pos, true);
-      pos += core.kvBytes(h, true);
+      const prevKv = core.writeKv(h, buf, pos, withValues);
+      pos += core.kvBytes(h, withValues);
       core.demote(h);
       const e = log.append(this.rev, this.sub++, id, h, 0, 0, 0n, -1, 0, 0);
       heads[id] = e;

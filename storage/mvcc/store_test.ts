@@ -760,3 +760,27 @@ Deno.test("snapshot view: the image of its moment while the store moves on", asy
 function collect(image: { size: number; chunks(): Iterable<Uint8Array> }): Uint8Array {
   return readView(image, () => {});
 }
+
+Deno.test("deleteRange copies the deleted values only when asked or when events are recorded", () => {
+  const st = new MvccStore();
+  const w0 = st.write();
+  w0.put(b("a"), b("1"), 7n);
+  w0.put(b("b"), b("22"), 0n);
+  w0.put(b("c"), b("333"), 0n);
+  w0.end();
+  // nobody watches and the client did not ask for them: keys, leases and revisions, no values
+  const quiet = st.write({ events: false });
+  const bare = quiet.deleteRange(b("a"), b("c"), false);
+  quiet.end();
+  assertEquals(kvs(bare), ["a=@2/2/v1", "b=@2/2/v1"]);
+  assertEquals(bare.map((kv) => kv.lease), [7n, 0n]);
+  assertEquals(st.range(ALL, ALL).count, 1);
+  // asked for: the values, with or without events
+  const asked = st.write({ events: false });
+  assertEquals(kvs(asked.deleteRange(b("c"), undefined, true)), ["c=333@2/2/v1"]);
+  asked.abort();
+  // events recorded: the values, for the events' prevKv, whatever the caller asked
+  const watched = st.write();
+  assertEquals(kvs(watched.deleteRange(b("c"), undefined, false)), ["c=333@2/2/v1"]);
+  assertEquals(ev(watched.end().events), ["del c@4 prev=333@2"]);
+});
