@@ -31,6 +31,7 @@ import {
   ErrFutureRev,
   type MvccEvent,
   type MvccStore,
+  type WriteOptions,
   type WriteTxn,
 } from "../../storage/mvcc/store.ts";
 import { keyBytes, keyString, type LeaseStore } from "../../storage/lease.ts";
@@ -222,13 +223,14 @@ export interface ApplyCounts {
 /** Applies key space requests to the store and the lease set. */
 export class Applier {
   /**
-   * `recordEvents` says, before each write, whether anyone would receive its events (a synced watcher);
-   * when nobody would, the store copies no kvs out for them. `counts` is bumped by every operation.
+   * `watching` gives, before each write, the store's options for it: whether anyone would receive its
+   * events (a synced watcher), and their previous kvs (a synced watcher that asked for `prevKv`); the
+   * store copies nothing out for what nobody reads. `counts` is bumped by every operation.
    */
   constructor(
     readonly mvcc: MvccStore,
     readonly leases: LeaseStore,
-    private readonly recordEvents: () => boolean = () => true,
+    private readonly watching: () => WriteOptions = () => ({}),
     private readonly counts: ApplyCounts = { puts: 0, ranges: 0, deletes: 0, txns: 0 },
   ) {}
 
@@ -287,7 +289,7 @@ export class Applier {
   revokeLease(id: bigint): ApplyResult<number> {
     const keys = this.leases.revoke(id);
     if (keys.length === 0) return { response: this.mvcc.currentRevision, events: [] };
-    const txn = this.mvcc.write({ events: this.recordEvents() });
+    const txn = this.mvcc.write(this.watching());
     for (const k of keys) txn.deleteRange(keyBytes(k), undefined, false);
     this.counts.deletes += keys.length;
     if (keys.length > 1) this.counts.txns++;
@@ -304,7 +306,7 @@ export class Applier {
 
   private begin(): Write {
     return {
-      txn: this.mvcc.write({ events: this.recordEvents() }),
+      txn: this.mvcc.write(this.watching()),
       beginRev: this.mvcc.currentRevision,
       changed: false,
     };

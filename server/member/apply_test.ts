@@ -229,7 +229,7 @@ Deno.test("lease revoke deletes the attached keys in one revision", () => {
 
 Deno.test("without watchers: no events, the same responses, state and lease bookkeeping", () => {
   let watching = false;
-  const quiet = new Applier(new MvccStore(), new LeaseStore(), () => watching);
+  const quiet = new Applier(new MvccStore(), new LeaseStore(), () => ({ events: watching }));
   const loud = fresh();
   for (const a of [quiet, loud]) {
     a.leases.grant(5n, 10);

@@ -22,7 +22,7 @@ import {
   type SoftState,
   StateType,
 } from "../../raft/types.ts";
-import type { MvccStore } from "../../storage/mvcc/store.ts";
+import type { MvccStore, WriteOptions } from "../../storage/mvcc/store.ts";
 import type { LeaseStore } from "../../storage/lease.ts";
 import type { Config } from "../config/mod.ts";
 import type { Logger } from "../logger.ts";
@@ -106,6 +106,10 @@ export const ETCD_VERSION = "3.5.0";
 /** The cluster version reported alongside. */
 export const CLUSTER_VERSION = "3.5.0";
 
+/** A write's options for the watchers: none synced, synced without and with one that asked for prevKv. */
+const NO_EVENTS: WriteOptions = { events: false };
+const EVENTS_WITHOUT_PREV: WriteOptions = { events: true, prevKvs: false };
+const EVENTS_WITH_PREV: WriteOptions = { events: true, prevKvs: true };
 /** Entries kept behind a snapshot for followers that lag a little. */
 const SNAPSHOT_CATCH_UP_ENTRIES = 5000;
 /** etcd's default and largest --quota-backend-bytes. */
@@ -199,7 +203,7 @@ export class EtcdServer implements LeaseBackend {
     this.leases = init.leases;
     this.watchHub = new WatchHub({ mvcc: this.mvcc });
     this.metrics = deps.metrics ?? new MemberMetrics({ processMetrics: false });
-    this.applier = new Applier(this.mvcc, this.leases, this.wantsEvents, this.metrics.mvcc);
+    this.applier = new Applier(this.mvcc, this.leases, this.watching, this.metrics.mvcc);
     this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
     this.historyFile = init.historyFile;
     this.alarms = alarmsRestoredWith(init.mvcc) ?? new AlarmStore();
@@ -800,8 +804,11 @@ export class EtcdServer implements LeaseBackend {
 
   // ---- snapshots (see app_state.ts) -----------------------------------------------------------
 
-  /** Whether writes should produce watch events now (see {@link Applier}). */
-  private readonly wantsEvents = (): boolean => this.watchHub.wantsEvents;
+  /** What each write should record now for the watchers (see {@link Applier}). */
+  private readonly watching = (): WriteOptions => {
+    const hub = this.watchHub;
+    return !hub.wantsEvents ? NO_EVENTS : hub.wantsPrevKvs ? EVENTS_WITH_PREV : EVENTS_WITHOUT_PREV;
+  };
 
   /**
    * The applied state as it is now, for a backup (Maintenance.Snapshot): taken in one synchronous step
@@ -839,7 +846,7 @@ export class EtcdServer implements LeaseBackend {
     this.v2.restore(state.v2store);
     this.alarms.replaceWith(state.alarms ?? new AlarmStore());
     this.auth.store = state.auth ?? new AuthStore();
-    this.applier = new Applier(this.mvcc, this.leases, this.wantsEvents, this.metrics.mvcc);
+    this.applier = new Applier(this.mvcc, this.leases, this.watching, this.metrics.mvcc);
     this.rebuildLeaseKeys();
     this.lessor.recover(this.leases);
     this.syncPeers();

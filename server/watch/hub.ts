@@ -367,6 +367,8 @@ export class WatchHub {
   /** The watcher sets of all ranges with synced watchers. */
   private readonly rangeSlots = new Set<Set<WatcherState>>();
   private syncedCount = 0;
+  /** Synced watchers that asked for `prevKv`. */
+  private syncedPrevKvs = 0;
   /** Pending watchers in catch-up order. */
   private readonly pending = new Set<WatcherState>();
   private blockedCount = 0;
@@ -393,6 +395,11 @@ export class WatchHub {
    */
   get wantsEvents(): boolean {
     return this.syncedCount > 0;
+  }
+
+  /** Whether a synced watcher asked for `prevKv`: without one, a write's events need none. */
+  get wantsPrevKvs(): boolean {
+    return this.syncedPrevKvs > 0;
   }
 
   /** Watcher counts by state (for metrics and tests). */
@@ -529,6 +536,7 @@ export class WatchHub {
     slot.add(w);
     w.slot = slot;
     this.syncedCount++;
+    if (w.prevKv) this.syncedPrevKvs++;
   }
 
   private removeSynced(w: WatcherState): void {
@@ -536,6 +544,7 @@ export class WatchHub {
     w.slot = undefined;
     slot.delete(w);
     this.syncedCount--;
+    if (w.prevKv) this.syncedPrevKvs--;
     if (slot.size > 0) return;
     if (w.end === undefined) this.exact.delete(w.start);
     else {

@@ -36,21 +36,21 @@ function setup(o: { catchUpBatch?: number; maxHeldEvents?: number; stepsPerRound
   const sched = new ManualScheduler();
   const hub = new WatchHub({ mvcc, schedule: sched.schedule, ...o });
   const put = (key: string, value = "v"): number => {
-    const t = mvcc.write();
+    const t = mvcc.write({ prevKvs: hub.wantsPrevKvs });
     t.put(b(key), b(value), 0n);
     const end = t.end();
     hub.notify(end);
     return end.revision;
   };
   const del = (key: string, rangeEnd?: string): number => {
-    const t = mvcc.write();
+    const t = mvcc.write({ prevKvs: hub.wantsPrevKvs });
     t.deleteRange(b(key), rangeEnd === undefined ? undefined : b(rangeEnd));
     const end = t.end();
     hub.notify(end);
     return end.revision;
   };
   const txn = (ops: [string, string | null][]): number => {
-    const t = mvcc.write();
+    const t = mvcc.write({ prevKvs: hub.wantsPrevKvs });
     for (const [k, v] of ops) {
       if (v === null) t.deleteRange(b(k), undefined);
       else t.put(b(k), b(v), 0n);
@@ -181,6 +181,32 @@ Deno.test("filters and prevKv, live and from history", () => {
   assertEquals(hist.plain.seen, ["put k@2", "put k@3", "delete k@4", "put k@5"]);
   assertEquals(hist.plain.events.map((e) => e.prevKv), [undefined, undefined, undefined, undefined]);
   assertEquals(prevs(hist.prev), [undefined, "1", "2", undefined]);
+});
+
+Deno.test("writes carry previous kvs in their events only while a synced watcher asked for them", () => {
+  const { hub, sched, put, del } = setup();
+  put("k", "1"); // 2
+  const [, plain] = watch(hub, { key: "k" });
+  assert(hub.wantsEvents && !hub.wantsPrevKvs, "a watcher without prevKv");
+  put("k", "2"); // 3: no previous kv copied for anyone
+  const [prevWatcher, prev] = watch(hub, { key: "k", prevKv: true });
+  assert(hub.wantsPrevKvs, "a synced watcher with prevKv");
+  put("k", "3"); // 4
+  del("k"); // 5
+  // one catching up from history is not synced yet: it reads its previous kvs from the store
+  const [, late] = watch(hub, { key: "k", prevKv: true, startRevision: 2 });
+  prevWatcher.cancel();
+  assert(!hub.wantsPrevKvs, "the prevKv watcher is gone, the late one not synced yet");
+  put("k", "4"); // 6
+  sched.runAll();
+  assert(hub.wantsPrevKvs, "the late one synced");
+  put("k", "5"); // 7
+  const prevs = (r: Recorder) => r.events.map((e) => e.prevKv && td.decode(e.prevKv.value));
+  assertEquals(plain.seen, ["put k@3", "put k@4", "delete k@5", "put k@6", "put k@7"]);
+  assertEquals(plain.events.map((e) => e.prevKv), [undefined, undefined, undefined, undefined, undefined]);
+  assertEquals(prevs(prev), ["2", "3"]);
+  assertEquals(late.seen, ["put k@2", "put k@3", "put k@4", "delete k@5", "put k@6", "put k@7"]);
+  assertEquals(prevs(late), [undefined, "1", "2", "3", undefined, "4"]);
 });
 
 Deno.test("a start revision in the future skips earlier events; startRevision 0 starts after current", () => {

@@ -132,6 +132,11 @@ export interface WriteOptions {
    * neither the new kv nor the previous one: the fast path when nobody watches.
    */
   events?: boolean;
+  /**
+   * Whether the events carry the previous kv (default true); only a watcher that asked for `prevKv` reads
+   * it. Without, a put or a deletion copies no previous value for its event.
+   */
+  prevKvs?: boolean;
 }
 
 /** The requested revision is older than the compact revision. */
@@ -170,16 +175,16 @@ export interface WriteTxn {
   /** Range read at the transaction's revision (including its own writes so far). */
   range(key: Uint8Array, rangeEnd: Uint8Array | undefined, options?: RangeOptions): RangeResult;
   /**
-   * Puts a key (bytes are copied). Returns the previous kv if the key existed and the transaction
-   * records events or `withPrev` is set (the default); otherwise undefined, without copying anything.
+   * Puts a key (bytes are copied). Returns the previous kv if the key existed and `withPrev` is set (the
+   * default) or the transaction's events carry previous kvs; otherwise undefined, without copying anything.
    */
   put(key: Uint8Array, value: Uint8Array, lease: bigint, withPrev?: boolean): KeyValue | undefined;
   /** The lease of a live key (0n for none), or undefined if the key does not exist; copies nothing. */
   leaseOf(key: Uint8Array): bigint | undefined;
   /**
    * Deletes the live keys in the range; returns their latest kvs, with their values if `withPrev` is set
-   * (the default) or the transaction records events (without, nothing of the values is copied). Deleting
-   * nothing writes nothing.
+   * (the default) or the transaction's events carry previous kvs (without, nothing of the values is
+   * copied). Deleting nothing writes nothing.
    */
   deleteRange(key: Uint8Array, rangeEnd: Uint8Array | undefined, withPrev?: boolean): KeyValue[];
   /**
@@ -883,7 +888,11 @@ class Txn implements WriteTxn {
   private dataDelta = 0;
   private closed = false;
 
-  constructor(private readonly core: Core, private readonly recordEvents: boolean) {
+  constructor(
+    private readonly core: Core,
+    private readonly recordEvents: boolean,
+    private readonly recordPrev: boolean,
+  ) {
     this.rev = core.currentRev + 1;
     this.start = core.log.length;
   }
@@ -957,11 +966,13 @@ class Txn implements WriteTxn {
     }
     // the event's kv and the previous kv, copied out together
     const size = k.length + value.length;
-    const prevSize = prevE >= 0 ? core.kvBytes(prevE, true) : 0;
+    const copyPrev = prevE >= 0 && (withPrev || this.recordPrev);
+    const prevSize = copyPrev ? core.kvBytes(prevE, true) : 0;
     const buf = core.chunks.reserve(size + prevSize);
     const at = core.chunks.at;
     const kv = core.writeKv(e, buf, at, true);
-    if (prevE < 0) {
+    if (!copyPrev) {
+      if (prevE >= 0) core.demote(prevE);
       this.events.push({ type: "put", kv });
       return undefined;
     }
@@ -978,7 +989,7 @@ class Txn implements WriteTxn {
     const index = core.index;
     const heads = index.heads;
     const doomed: number[] = [];
-    const withValues = withPrev || this.recordEvents;
+    const withValues = withPrev || (this.recordEvents && this.recordPrev);
     let total = 0;
     core.scanIds(key, rangeEnd, (id) => {
       const h = heads[id];
@@ -1004,7 +1015,7 @@ class Txn implements WriteTxn {
       if (this.recordEvents) {
         const kv = core.writeKv(e, buf, pos, false);
         pos += kv.key.length;
-        this.events.push({ type: "delete", kv, prevKv });
+        this.events.push(this.recordPrev ? { type: "delete", kv, prevKv } : { type: "delete", kv });
       }
     }
     this.liveDelta -= doomed.length;
@@ -1090,7 +1101,7 @@ export class MvccStore {
   /** Opens the write transaction; throws {@link ErrTxnState} if one is already open. */
   write(options: WriteOptions = {}): WriteTxn {
     if (this.core.txn !== null) throw new ErrTxnState("a write transaction is already open");
-    const txn = new Txn(this.core, options.events ?? true);
+    const txn = new Txn(this.core, options.events ?? true, options.prevKvs ?? true);
     this.core.txn = txn;
     return txn;
   }

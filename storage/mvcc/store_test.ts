@@ -784,3 +784,17 @@ Deno.test("deleteRange copies the deleted values only when asked or when events 
   assertEquals(kvs(watched.deleteRange(b("c"), undefined, false)), ["c=333@2/2/v1"]);
   assertEquals(ev(watched.end().events), ["del c@4 prev=333@2"]);
 });
+
+Deno.test("events without previous kvs: nothing of the old values copied, unless the caller asks", () => {
+  const st = new MvccStore();
+  put(st, "a", "1");
+  put(st, "b", "2");
+  const w = st.write({ prevKvs: false });
+  assertEquals(w.put(b("a"), b("10"), 0n, false), undefined);
+  assertEquals(kvs([w.put(b("b"), b("20"), 0n, true)!]), ["b=2@3/3/v1"]);
+  assertEquals(kvs(w.deleteRange(b("a"), undefined, false)), ["a=@2/4/v2"]);
+  const { events } = w.end();
+  // the put whose caller asked for its previous kv carries it in its event too
+  assertEquals(ev(events), ["put a=10@2/4/v2", "put b=20@3/4/v2 prev=2@3", "del a@4"]);
+  assertEquals(kvs(st.range(ALL, ALL).kvs), ["b=20@3/4/v2"]);
+});
