@@ -89,6 +89,20 @@ const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
 const ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream";
 const NO_EVENTS: Event[] = [];
+
+/** A WatchResponse with the given fields, every other one at its default. */
+export function watchResponse(m: Partial<WatchResponse> & { header: ResponseHeader }): WatchResponse {
+  return {
+    watchId: 0,
+    created: false,
+    canceled: false,
+    compactRevision: 0,
+    cancelReason: "",
+    fragment: false,
+    events: NO_EVENTS,
+    ...m,
+  };
+}
 const KEY_ZERO = new Uint8Array([0]);
 /** The reason etcd gives for a watch it refuses on auth grounds: the gRPC error's whole text. */
 const PERMISSION_DENIED = "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
@@ -329,7 +343,7 @@ class WatchSession {
     this.pending = new Map();
     if (this.closed) return;
     for (const [entry, p] of pending) {
-      const resp = this.response({ header: this.s.header(p.revision), watchId: entry.id, events: p.events });
+      const resp = watchResponse({ header: this.s.header(p.revision), watchId: entry.id, events: p.events });
       if (entry.fragment) this.sendFragments(resp);
       else this.send(encodeWatchResponse(resp));
     }
@@ -377,22 +391,9 @@ class WatchSession {
     }
   }
 
-  private response(m: Partial<WatchResponse> & { header: ResponseHeader }): WatchResponse {
-    return {
-      watchId: 0,
-      created: false,
-      canceled: false,
-      compactRevision: 0,
-      cancelReason: "",
-      fragment: false,
-      events: NO_EVENTS,
-      ...m,
-    };
-  }
-
   private reply(m: Partial<WatchResponse> & { header: ResponseHeader }): void {
     this.flushPending(); // events taken before this reply go first
-    this.send(encodeWatchResponse(this.response(m)));
+    this.send(encodeWatchResponse(watchResponse(m)));
   }
 
   private send(bytes: Uint8Array): void {

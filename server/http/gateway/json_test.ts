@@ -7,9 +7,12 @@ import {
   encodeHashResponse,
   encodeRangeResponse,
   encodeWatchResponse,
+  type ResponseHeader,
+  type WatchResponse,
 } from "../../pb/rpc.ts";
 import { Prng } from "../../../tests/sim/prng.ts";
 import { concatBytes } from "../../slab.ts";
+import { watchResponse } from "../../api/watch.ts";
 import {
   decodeBase64,
   JsonRequestError,
@@ -242,23 +245,9 @@ Deno.test("replies in parts: fields before the list, lists after lists, and part
     type: i % 2,
     kv: { key: b(`k${i}`), createRevision: 1, modRevision: i, version: 1, value: b("<v>"), lease: 0n },
   });
-  const watch = (w: Partial<Parameters<typeof encodeWatchResponse>[0]>) =>
-    encodeWatchResponse({
-      header: undefined as unknown as {
-        clusterId: bigint;
-        memberId: bigint;
-        revision: number;
-        raftTerm: number;
-      },
-      watchId: 0,
-      created: false,
-      canceled: false,
-      compactRevision: 0,
-      cancelReason: "",
-      fragment: false,
-      events: [],
-      ...w,
-    });
+  // the parts carry no header but the first's (the codec leaves an absent one out)
+  const none = undefined as unknown as ResponseHeader;
+  const watch = (w: Partial<WatchResponse>) => encodeWatchResponse(watchResponse({ header: none, ...w }));
   const header = { clusterId: 1n, memberId: 2n, revision: 5, raftTerm: 2 };
   const parts = [
     watch({ header, watchId: 3 }),
