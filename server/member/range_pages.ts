@@ -69,6 +69,7 @@ export async function encodedRange(
   r: RangeRequest,
   call?: { readonly signal: AbortSignal },
 ): Promise<Uint8Array | MessageParts> {
+  if (chosenByKeys(r)) return await chosenRange(src, r, call);
   if (!pageable(r) || (r.limit > 0 && r.limit <= FIRST_PAGE_KVS)) {
     return encodeRangeResponse(src.rangeAtOnce(r));
   }
@@ -102,14 +103,69 @@ export async function encodedRange(
     last = page[page.length - 1];
     perKv = Math.max(1, pageBytes(page) / page.length);
   }
-  const head = encodeRangeResponse({
-    header: src.header(first.header!.revision),
-    kvs: [],
-    more: false,
-    count: 0,
-  });
   const more = r.limit > 0 && first.count > r.limit;
-  const tail = encodeRangeResponse({ header: NO_HEADER, kvs: [], more, count: first.count });
+  return inParts(src, first.header!.revision, pages, more, first.count);
+}
+
+/**
+ * Whether `r`'s kvs are chosen by their keys, revisions and versions alone, the store not handing them
+ * out in key order: sorted by a revision or the version, or filtered by revision (not sorted by value,
+ * not count-only).
+ */
+export function chosenByKeys(r: RangeRequest): boolean {
+  if (r.countOnly || r.rangeEnd.length === 0 || r.sortTarget === SortTarget.VALUE) return false;
+  return !pageable(r);
+}
+
+/**
+ * A range whose kvs are chosen without their values ({@link chosenByKeys}): they are chosen in one go
+ * from a read without values, then their values are read and encoded page by page at that read's
+ * revision, as {@link encodedRange} pages a range in key order.
+ */
+async function chosenRange(
+  src: RangePagesSource,
+  r: RangeRequest,
+  call?: { readonly signal: AbortSignal },
+): Promise<Uint8Array | MessageParts> {
+  const store = src.store();
+  const chosen = src.rangeAtOnce({ ...r, keysOnly: true });
+  const rev = r.revision > 0 ? r.revision : chosen.header!.revision;
+  const keys = chosen.kvs;
+  const withValue = (kv: KeyValue): KeyValue => store.range(kv.key, undefined, { revision: rev }).kvs[0];
+  if (r.keysOnly) return encodeRangeResponse(chosen);
+  if (keys.length <= FIRST_PAGE_KVS) return encodeRangeResponse({ ...chosen, kvs: keys.map(withValue) });
+  const pages: Uint8Array[] = [];
+  const signal = call?.signal;
+  for (let at = 0; at < keys.length;) {
+    if (at > 0) {
+      await src.nextTurn();
+      signal?.throwIfAborted();
+      if (src.store() !== store || store.compactRevision > rev) {
+        return encodeRangeResponse(src.rangeAtOnce(r));
+      }
+    }
+    // values of any size, in any order: a page ends at the bytes aimed at
+    const page: KeyValue[] = [];
+    for (let bytes = 0; at < keys.length && bytes < PAGE_BYTES; at++) {
+      const kv = withValue(keys[at]);
+      page.push(kv);
+      bytes += kv.key.length + kv.value.length;
+    }
+    pages.push(encodeKvs(page));
+  }
+  return inParts(src, chosen.header!.revision, pages, chosen.more, chosen.count);
+}
+
+/** The header, the pages of kvs, then `more` and `count`: one RangeResponse in parts. */
+function inParts(
+  src: RangePagesSource,
+  revision: number,
+  pages: Uint8Array[],
+  more: boolean,
+  count: number,
+): MessageParts {
+  const head = encodeRangeResponse({ header: src.header(revision), kvs: [], more: false, count: 0 });
+  const tail = encodeRangeResponse({ header: NO_HEADER, kvs: [], more, count });
   const parts = [head, ...pages, tail];
   let total = 0;
   for (const p of parts) total += p.length;

@@ -81,11 +81,19 @@ Deno.test("range pages: the same bytes as the range read in one go", async () =>
     { sortOrder: SortOrder.DESCEND, limit: 1000 },
     { sortOrder: SortOrder.DESCEND, keysOnly: true, revision: 2000 },
     { sortOrder: SortOrder.DESCEND, rangeEnd: new Uint8Array([0]) },
+    // chosen in one read without values, their values read in pages
+    { sortTarget: SortTarget.MOD },
+    { sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND },
+    { sortTarget: SortTarget.CREATE, sortOrder: SortOrder.ASCEND, limit: 1000 },
+    { sortTarget: SortTarget.VERSION, sortOrder: SortOrder.DESCEND, keysOnly: true },
+    { minModRevision: 100 },
+    { minModRevision: 3000, maxModRevision: 3300 },
+    { minCreateRevision: 100, sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND, revision: 2000 },
+    { sortTarget: SortTarget.MOD, limit: 10 },
     // not paged: answered in one go as before
     { limit: 10 },
     { sortOrder: SortOrder.DESCEND, limit: 10 },
-    { sortTarget: SortTarget.MOD },
-    { minModRevision: 100 },
+    { sortTarget: SortTarget.VALUE },
     { countOnly: true },
     { key: te.encode("k/0001"), rangeEnd: new Uint8Array(0) },
   ];
@@ -143,17 +151,21 @@ Deno.test("range pages: a long range lets the event loop go between pages of abo
 });
 
 Deno.test("range pages: writes between the pages do not show, the answer is of its first revision", async () => {
-  const holder = { store: filled() };
-  const expected = encodeRangeResponse(source(holder).rangeAtOnce(request({})));
-  const src = source(holder, (turn) => {
-    put(holder.store, `k/${String(turn * 13).padStart(4, "0")}`, `changed ${turn}`);
-    put(holder.store, `k/1234x${turn}`, "a new key");
-    const w = holder.store.write();
-    w.deleteRange(te.encode(`k/${String(2999 - turn).padStart(4, "0")}`), undefined);
-    w.end();
-  });
-  assertSameBytes(await encodedRange(src, request({})), expected);
-  assert(src.turns > 2);
+  for (
+    const shape of [{}, { sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND }, { minModRevision: 50 }]
+  ) {
+    const holder = { store: filled() };
+    const expected = encodeRangeResponse(source(holder).rangeAtOnce(request(shape)));
+    const src = source(holder, (turn) => {
+      put(holder.store, `k/${String(turn * 13).padStart(4, "0")}`, `changed ${turn}`);
+      put(holder.store, `k/1234x${turn}`, "a new key");
+      const w = holder.store.write();
+      w.deleteRange(te.encode(`k/${String(2999 - turn).padStart(4, "0")}`), undefined);
+      w.end();
+    });
+    assertSameBytes(await encodedRange(src, request(shape)), expected, Deno.inspect(shape));
+    assert(src.turns > 2, `${Deno.inspect(shape)}: ${src.turns} turns`);
+  }
 });
 
 Deno.test("range pages: a client gone stops the pages", async () => {
@@ -167,29 +179,62 @@ Deno.test("range pages: a client gone stops the pages", async () => {
 });
 
 Deno.test("range pages: compacted past its revision or replaced, the store is read again in one go", async (t) => {
-  await t.step("compaction, newest revision asked: read again at the newest", async () => {
-    const holder = { store: filled() };
-    const src = source(holder, (turn) => {
-      if (turn !== 1) return;
-      put(holder.store, "k/0005", "after the first page");
-      holder.store.compact(holder.store.currentRevision);
+  // in key order, and chosen by revision with the values read page by page
+  for (const shape of [{}, { sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND }]) {
+    const what = Deno.inspect(shape);
+    await t.step(`compaction, newest revision asked: read again at the newest (${what})`, async () => {
+      const holder = { store: filled() };
+      const src = source(holder, (turn) => {
+        if (turn !== 1) return;
+        put(holder.store, "k/0005", "after the first page");
+        holder.store.compact(holder.store.currentRevision);
+      });
+      const got = await encodedRange(src, request(shape));
+      assertSameBytes(got, encodeRangeResponse(src.rangeAtOnce(request(shape))));
     });
-    const got = await encodedRange(src, request({}));
-    assertSameBytes(got, encodeRangeResponse(src.rangeAtOnce(request({}))));
-  });
-  await t.step("compaction, an older revision asked: refused as compacted", async () => {
-    const holder = { store: filled() };
-    const rev = holder.store.currentRevision - 10;
-    const src = source(holder, () => holder.store.compact(holder.store.currentRevision));
-    const err = await assertRejects(() => encodedRange(src, request({ revision: rev })), GrpcError);
-    assertEquals(err.message, "etcdserver: mvcc: required revision has been compacted");
-  });
-  await t.step("a snapshot replaces the store: read from the new one", async () => {
-    const holder = { store: filled() };
-    const next = filled();
-    put(next, "k/0003", "from the snapshot");
-    const src = source(holder, () => (holder.store = next));
-    const got = await encodedRange(src, request({}));
-    assertSameBytes(got, encodeRangeResponse(src.rangeAtOnce(request({}))));
-  });
+    await t.step(`compaction, an older revision asked: refused as compacted (${what})`, async () => {
+      const holder = { store: filled() };
+      const rev = holder.store.currentRevision - 10;
+      const src = source(holder, () => holder.store.compact(holder.store.currentRevision));
+      const err = await assertRejects(
+        () => encodedRange(src, request({ ...shape, revision: rev })),
+        GrpcError,
+      );
+      assertEquals(err.message, "etcdserver: mvcc: required revision has been compacted");
+    });
+    await t.step(`a snapshot replaces the store: read from the new one (${what})`, async () => {
+      const holder = { store: filled() };
+      const next = filled();
+      put(next, "k/0003", "from the snapshot");
+      const src = source(holder, () => (holder.store = next));
+      const got = await encodedRange(src, request(shape));
+      assertSameBytes(got, encodeRangeResponse(src.rangeAtOnce(request(shape))));
+    });
+  }
+});
+
+Deno.test("range pages: chosen by revision, a long range lets the event loop go between its pages", async () => {
+  const holder = { store: filled() };
+  for (const shape of [{ sortTarget: SortTarget.MOD }, { minModRevision: 100 }]) {
+    const src = source(holder);
+    const answer = await encodedRange(src, request(shape));
+    assert(answer instanceof MessageParts, "handed over in parts");
+    const got = answer.join();
+    assert(
+      src.turns >= Math.floor(got.length / (2 * PAGE_BYTES)),
+      `${src.turns} turns for ${got.length} bytes`,
+    );
+    assert(
+      src.turns <= Math.ceil(got.length / (PAGE_BYTES / 4)),
+      `${src.turns} turns for ${got.length} bytes`,
+    );
+  }
+  // a few chosen, or keys alone: in one go
+  for (
+    const shape of [{ sortTarget: SortTarget.MOD, limit: 10 }, { sortTarget: SortTarget.MOD, keysOnly: true }]
+  ) {
+    const src = source(holder);
+    assert(!((await encodedRange(src, request(shape))) instanceof MessageParts), Deno.inspect(shape));
+    assertEquals(src.turns, 0);
+  }
 });
