@@ -718,7 +718,7 @@ function writeValue(w: JsonBytes, f: JsonField, v: Out): void {
   }
   if (v instanceof Uint8Array) {
     w.byte(QUOTE);
-    w.ascii(v.toBase64());
+    w.ascii(encodeBase64(v));
     w.byte(QUOTE);
   } else writeObject(w, v);
 }
@@ -797,20 +797,23 @@ export function protoToJson(type: string, bytes: Uint8Array): string {
 }
 
 /**
- * The positions in `type`'s field table of the top-level fields on the wire in `bytes` (unknown fields
- * left out); values are skipped, not read.
+ * The first and last positions in `type`'s field table of the top-level fields on the wire in `bytes`
+ * (unknown fields left out; undefined when there is none); values are skipped, not read.
  */
-function fieldPositions(type: string, bytes: Uint8Array): number[] {
+function fieldSpan(type: string, bytes: Uint8Array): [number, number] | undefined {
   const byNumber = positionsByNumber(type);
   const r = new Reader(bytes);
-  const out: number[] = [];
+  let first = Infinity;
+  let last = -1;
   while (r.pos < r.end) {
     const tag = r.tag();
     const i = byNumber.get(tag >>> 3);
     r.skipType(tag & 7);
-    if (i !== undefined) out.push(i);
+    if (i === undefined) continue;
+    first = Math.min(first, i);
+    last = Math.max(last, i);
   }
-  return out;
+  return last < 0 ? undefined : [first, last];
 }
 
 /**
@@ -829,11 +832,11 @@ export function partsToJson(type: string, parts: readonly Uint8Array[]): Iterabl
   if (table === undefined) return undefined;
   let last = -1;
   for (const part of parts) {
-    const positions = fieldPositions(type, part);
-    if (positions.length === 0) continue;
-    const first = positions.reduce((a, b) => Math.min(a, b));
+    const span = fieldSpan(type, part);
+    if (span === undefined) continue;
+    const [first, end] = span;
     if (first < last || (first === last && !table[first].repeated)) return undefined;
-    last = positions.reduce((a, b) => Math.max(a, b));
+    last = end;
   }
   return jsonPieces(type, parts);
 }
