@@ -1,7 +1,8 @@
 /**
  * A range of thousands of keys, as `etcdctl get --prefix` reads it and as the JSON gateway answers it,
  * over cleartext and over TLS, while other clients write: every key and value, `count` and `more` as etcd
- * answers them, and all of it at the one revision of the header. etcd-ts reads such a range page by page
+ * answers them, and all of it at the one revision of the header; and the kvs chosen from such a range:
+ * sorted by modification, value or version, filtered by revision. etcd-ts reads such a range page by page
  * (server/member/range_pages.ts), hands the answer to the transport in parts, and the gateway converts
  * it to JSON a part at a time; the real etcd runs the same checks.
  */
@@ -21,6 +22,7 @@ interface JsonKv {
   key: string;
   value?: string;
   mod_revision: number | string;
+  version: number | string;
 }
 
 interface RangeJson {
@@ -41,11 +43,15 @@ async function getAll(endpoint: string, ctlArgs: string[], extra: string[], writ
 }
 
 /** The same range through the JSON gateway (`POST /v3/kv/range`), with `writer` writing meanwhile. */
-async function gatewayAll(gateway: Gateway, writer: () => Promise<void>): Promise<RangeJson> {
+async function gatewayAll(
+  gateway: Gateway,
+  writer: () => Promise<void>,
+  more: object = {},
+): Promise<RangeJson> {
   const read = async () => {
     const res = await fetch(`${gateway.url}/v3/kv/range`, {
       method: "POST",
-      body: JSON.stringify({ key: btoa("k/"), range_end: btoa("k0") }),
+      body: JSON.stringify({ key: btoa("k/"), range_end: btoa("k0"), ...more }),
       client: gateway.client,
     });
     const text = await res.text();
@@ -133,7 +139,40 @@ async function checkLongRange(
     assertEquals(newest.kvs.map((kv) => atob(kv.value ?? "")), [`changed ${n - 1}`]);
     assertEquals([newest.more, Number(newest.count)], [true, KEYS]);
 
-    const keysOnly = await getAll(endpoint, ctlArgs, ["--keys-only"], () => Promise.resolve());
+    // chosen from the whole range, which is read in pages first: by value, by version, by revision
+    const none = () => Promise.resolve();
+    const all = await getAll(endpoint, ctlArgs, [], none);
+    const keys = (kvs: JsonKv[]) => kvs.map((kv) => atob(kv.key));
+    const value = (kv: JsonKv) => atob(kv.value ?? "");
+    const byValue = all.kvs.slice().sort((a, b) => value(a) < value(b) ? 1 : value(a) > value(b) ? -1 : 0);
+    const topByValue = await getAll(
+      endpoint,
+      ctlArgs,
+      ["--order=DESCEND", "--sort-by=VALUE", "--limit", "5"],
+      none,
+    );
+    assertEquals(keys(topByValue.kvs), keys(byValue.slice(0, 5)));
+    assertEquals(topByValue.kvs.map(value), byValue.slice(0, 5).map(value));
+    assertEquals([topByValue.more, Number(topByValue.count)], [true, KEYS]);
+    // etcdctl 3.4 has no flag for the revision filters; the gateway takes them
+    const changed = await gatewayAll(gateway, none, { min_mod_revision: KEYS + 2 });
+    assertEquals(keys(changed.kvs), keys(all.kvs.filter((kv) => Number(kv.mod_revision) >= KEYS + 2)));
+    assert(changed.kvs.length > 0 && changed.kvs.every((kv) => value(kv).startsWith("changed ")));
+    // etcd sorts unstably: keys of one version may come in any order
+    const byVersion = await getAll(
+      endpoint,
+      ctlArgs,
+      ["--order=DESCEND", "--sort-by=VERSION", "--keys-only"],
+      none,
+    );
+    assertEquals(byVersion.kvs.length, KEYS);
+    for (let i = 1; i < KEYS; i++) {
+      assert(Number(byVersion.kvs[i - 1].version) >= Number(byVersion.kvs[i].version), `at ${i}`);
+    }
+    assertEquals(keys(byVersion.kvs).sort(), keys(all.kvs));
+    assert(Number(byVersion.kvs[0].version) > 1, "the keys written again first");
+
+    const keysOnly = await getAll(endpoint, ctlArgs, ["--keys-only"], none);
     assertEquals(keysOnly.kvs.length, KEYS);
     assert(keysOnly.kvs.every((kv) => kv.value === undefined), "keys only");
   } finally {

@@ -9,16 +9,21 @@
  * the header, every kv in key order, `more` and `count`, handed to the transport in parts (joining them
  * would be one more copy of the whole answer, in one turn).
  *
- * Only what the store returns in key order without filters is paged (sorted by key or not at all, either
- * way; no revision filters, not `count_only`); a range whose first page holds all of it is answered in
- * one go as before. Between two pages the state may move on. Writes do not matter (the pages read at one
- * revision); a compaction past that revision, or a snapshot from the leader that replaces the store,
- * does: the range is then read again in one go, at the newest revision (or refused as compacted, when the
- * client asked for that revision itself).
+ * What the store returns in key order without filters is paged as it is read (sorted by key or not at
+ * all, either way; no revision filters). A range sorted by anything else, or filtered, is chosen from the
+ * whole range: that is read page by page first, without values unless they are the order, the kvs are
+ * chosen from it in one go, then encoded page by page. `count_only` reads no kvs and is answered in one
+ * go, as is a range whose first page holds all of it.
+ *
+ * Between two pages the state may move on. Writes do not matter (the pages read at one revision); a
+ * compaction past that revision, or a snapshot from the leader that replaces the store, does: the range
+ * is then read again in one go, at the newest revision (or refused as compacted, when the client asked
+ * for that revision itself).
  *
  * @module
  */
 import type { KeyValue, MvccStore } from "../../storage/mvcc/store.ts";
+import { executeRange, type RangeReader } from "./apply.ts";
 import {
   encodeRangeResponse,
   type RangeRequest,
@@ -36,6 +41,11 @@ const NO_HEADER = undefined as unknown as ResponseHeader;
 export const FIRST_PAGE_KVS = 256;
 /** Bytes of keys and values aimed at per later page. */
 export const PAGE_BYTES = 128 * 1024;
+/**
+ * Kvs per later page at most: keys alone are short, and a page of keys without values cut by bytes alone
+ * held 13,000 of them (4,096 took the thread 7 ms).
+ */
+export const MAX_PAGE_KVS = 1024;
 
 /** What a paged range reads from and answers with. */
 export interface RangePagesSource {
@@ -69,7 +79,7 @@ export async function encodedRange(
   r: RangeRequest,
   call?: { readonly signal: AbortSignal },
 ): Promise<Uint8Array | MessageParts> {
-  if (chosenByKeys(r)) return await chosenRange(src, r, call);
+  if (chosen(r)) return await chosenRange(src, r, call);
   if (!pageable(r) || (r.limit > 0 && r.limit <= FIRST_PAGE_KVS)) {
     return encodeRangeResponse(src.rangeAtOnce(r));
   }
@@ -79,48 +89,76 @@ export async function encodedRange(
   if (!first.more) return encodeRangeResponse(first);
   // every later page reads at the revision of the first one
   const rev = r.revision > 0 ? r.revision : first.header!.revision;
-  const descending = r.sortOrder === SortOrder.DESCEND;
   const wanted = r.limit > 0 ? Math.min(r.limit, first.count) : first.count;
   const pages: Uint8Array[] = [encodeKvs(first.kvs)];
-  let sent = first.kvs.length;
-  let last = first.kvs[first.kvs.length - 1];
-  let perKv = Math.max(1, pageBytes(first.kvs) / first.kvs.length);
-  // a client gone (cancelled, deadline passed, connection closed) stops the pages: nobody reads them
-  const signal = call?.signal;
-  while (sent < wanted) {
-    await src.nextTurn();
-    signal?.throwIfAborted();
-    if (src.store() !== store || store.compactRevision > rev) return encodeRangeResponse(src.rangeAtOnce(r));
-    const n = Math.min(wanted - sent, Math.max(16, Math.floor(PAGE_BYTES / perKv)));
-    const options = { revision: rev, limit: n, keysOnly: r.keysOnly, noCount: true, descending };
-    // the next keys after the last one sent: above it, or below it when descending
-    const page = descending
-      ? store.range(r.key, last.key, options).kvs
-      : store.range(after(last.key), r.rangeEnd, options).kvs;
-    if (page.length === 0) break;
-    pages.push(encodeKvs(page));
-    sent += page.length;
-    last = page[page.length - 1];
-    perKv = Math.max(1, pageBytes(page) / page.length);
-  }
+  const read = await readOn(src, store, r, first.kvs, rev, {
+    wanted,
+    keysOnly: r.keysOnly,
+    descending: r.sortOrder === SortOrder.DESCEND,
+    signal: call?.signal,
+  }, (page) => pages.push(encodeKvs(page)));
+  if (!read) return encodeRangeResponse(src.rangeAtOnce(r));
   const more = r.limit > 0 && first.count > r.limit;
   return inParts(src, first.header!.revision, pages, more, first.count);
 }
 
 /**
- * Whether `r`'s kvs are chosen by their keys, revisions and versions alone, the store not handing them
- * out in key order: sorted by a revision or the version, or filtered by revision (not sorted by value,
- * not count-only).
+ * Reads on after the kvs of a first page (`first`, not empty) page by page at `rev`, in the same order,
+ * until `wanted` kvs are read in all, handing each page to `take`. The event loop goes between two pages;
+ * a client gone (cancelled, deadline passed, connection closed) stops them, since nobody reads them.
+ * False when `store`, the store of the first page, was compacted past `rev` or replaced in between.
  */
-export function chosenByKeys(r: RangeRequest): boolean {
-  if (r.countOnly || r.rangeEnd.length === 0 || r.sortTarget === SortTarget.VALUE) return false;
-  return !pageable(r);
+async function readOn(
+  src: RangePagesSource,
+  store: MvccStore,
+  r: RangeRequest,
+  first: KeyValue[],
+  rev: number,
+  how: { wanted: number; keysOnly: boolean; descending: boolean; signal?: AbortSignal },
+  take: (page: KeyValue[]) => void,
+): Promise<boolean> {
+  let read = first.length;
+  let last = first[first.length - 1];
+  let perKv = Math.max(1, pageBytes(first) / first.length);
+  while (read < how.wanted) {
+    await src.nextTurn();
+    how.signal?.throwIfAborted();
+    if (src.store() !== store || store.compactRevision > rev) return false;
+    const n = Math.min(how.wanted - read, MAX_PAGE_KVS, Math.max(16, Math.floor(PAGE_BYTES / perKv)));
+    const options = {
+      revision: rev,
+      limit: n,
+      keysOnly: how.keysOnly,
+      noCount: true,
+      descending: how.descending,
+    };
+    // the next keys after the last one read: above it, or below it when descending
+    const page = how.descending
+      ? store.range(r.key, last.key, options).kvs
+      : store.range(after(last.key), r.rangeEnd, options).kvs;
+    if (page.length === 0) break;
+    take(page);
+    read += page.length;
+    last = page[page.length - 1];
+    perKv = Math.max(1, pageBytes(page) / page.length);
+  }
+  return true;
 }
 
 /**
- * A range whose kvs are chosen without their values ({@link chosenByKeys}): they are chosen in one go
- * from a read without values, then their values are read and encoded page by page at that read's
- * revision, as {@link encodedRange} pages a range in key order.
+ * Whether `r`'s kvs are chosen from the whole range, the store not handing them out as the answer lists
+ * them: sorted by a revision, the version or the value, or filtered by revision (not count-only, which
+ * reads no kvs).
+ */
+export function chosen(r: RangeRequest): boolean {
+  return !r.countOnly && r.rangeEnd.length > 0 && !pageable(r);
+}
+
+/**
+ * A range whose kvs are chosen from the whole range ({@link chosen}). The whole range is read page by
+ * page at one revision, in key order, without values unless they are sorted by them. The kvs are chosen
+ * from it in one go, by {@link executeRange} itself, so the choice is the same as the store's; then they
+ * are encoded page by page, their values read at that revision where they were left out.
  */
 async function chosenRange(
   src: RangePagesSource,
@@ -128,15 +166,43 @@ async function chosenRange(
   call?: { readonly signal: AbortSignal },
 ): Promise<Uint8Array | MessageParts> {
   const store = src.store();
-  const chosen = src.rangeAtOnce({ ...r, keysOnly: true });
-  const rev = r.revision > 0 ? r.revision : chosen.header!.revision;
-  const keys = chosen.kvs;
-  const withValue = (kv: KeyValue): KeyValue => store.range(kv.key, undefined, { revision: rev }).kvs[0];
-  if (r.keysOnly) return encodeRangeResponse(chosen);
-  if (keys.length <= FIRST_PAGE_KVS) return encodeRangeResponse({ ...chosen, kvs: keys.map(withValue) });
-  const pages: Uint8Array[] = [];
+  const byValue = r.sortTarget === SortTarget.VALUE;
+  const whole: RangeRequest = {
+    ...r,
+    limit: FIRST_PAGE_KVS,
+    keysOnly: !byValue,
+    sortOrder: SortOrder.NONE,
+    sortTarget: SortTarget.KEY,
+    minModRevision: 0,
+    maxModRevision: 0,
+    minCreateRevision: 0,
+    maxCreateRevision: 0,
+  };
+  const first = src.rangeAtOnce(whole);
+  if (!first.more) return encodeRangeResponse(src.rangeAtOnce(r));
+  const rev = r.revision > 0 ? r.revision : first.header!.revision;
   const signal = call?.signal;
-  for (let at = 0; at < keys.length;) {
+  const all = first.kvs;
+  const read = await readOn(src, store, r, first.kvs, rev, {
+    wanted: first.count,
+    keysOnly: !byValue,
+    descending: false,
+    signal,
+  }, (page) => {
+    for (const kv of page) all.push(kv);
+  });
+  if (!read) return encodeRangeResponse(src.rangeAtOnce(r));
+  const revision = first.header!.revision;
+  const choice = executeRange(readerOf(all, rev, r.key), byValue ? r : { ...r, keysOnly: true }, revision);
+  const kvs = choice.kvs;
+  const valuesLeftOut = !byValue && !r.keysOnly;
+  const withValue = (kv: KeyValue): KeyValue =>
+    valuesLeftOut ? store.range(kv.key, undefined, { revision: rev }).kvs[0] : kv;
+  if (kvs.length <= FIRST_PAGE_KVS) {
+    return encodeRangeResponse({ ...choice, header: src.header(revision), kvs: kvs.map(withValue) });
+  }
+  const pages: Uint8Array[] = [];
+  for (let at = 0; at < kvs.length;) {
     if (at > 0) {
       await src.nextTurn();
       signal?.throwIfAborted();
@@ -146,14 +212,72 @@ async function chosenRange(
     }
     // values of any size, in any order: a page ends at the bytes aimed at
     const page: KeyValue[] = [];
-    for (let bytes = 0; at < keys.length && bytes < PAGE_BYTES; at++) {
-      const kv = withValue(keys[at]);
+    for (let bytes = 0; at < kvs.length && bytes < PAGE_BYTES && page.length < MAX_PAGE_KVS; at++) {
+      const kv = withValue(kvs[at]);
       page.push(kv);
       bytes += kv.key.length + kv.value.length;
     }
     pages.push(encodeKvs(page));
   }
-  return inParts(src, chosen.header!.revision, pages, chosen.more, chosen.count);
+  return inParts(src, revision, pages, choice.more, choice.count);
+}
+
+/**
+ * The store's range read over `all`, every kv of one range at `revision` in key order, read before: for
+ * {@link executeRange} to choose from. It reads that range alone, whole (its key is `key`, the very
+ * array), with the options `executeRange` passes for a chosen range: a limit, and an order by a revision
+ * or the version (stable: keys in order among equals).
+ */
+function readerOf(all: KeyValue[], revision: number, key: Uint8Array): RangeReader {
+  return {
+    range(from, _rangeEnd, o) {
+      if (from !== key || o?.countOnly || o?.descending) {
+        throw new Error("a range read before answers only itself, whole, in key order or sorted");
+      }
+      let kvs = all;
+      if (o?.sortBy !== undefined) kvs = sortedBy(kvs, o.sortBy.target, o.sortBy.descending);
+      if (o?.limit !== undefined && o.limit > 0 && kvs.length > o.limit) kvs = kvs.slice(0, o.limit);
+      return { kvs, count: all.length, revision };
+    },
+  };
+}
+
+/** Sort keys below this pack with a kv's position into one double (see {@link sortedBy}). */
+const PACKED_COLUMN = 2 ** 32;
+const PACKED_POSITIONS = 2 ** 21;
+
+/**
+ * `kvs` sorted by a revision or the version, stably. Column and position are packed into one double and
+ * sorted as numbers: for 63,000 kvs 7 ms, against 20 ms with a comparator, which stays for a column or a
+ * count too large to pack.
+ */
+export function sortedBy(
+  kvs: KeyValue[],
+  target: "create" | "mod" | "version",
+  descending: boolean,
+): KeyValue[] {
+  const sign = descending ? -1 : 1;
+  const n = kvs.length;
+  const packed = new Float64Array(n);
+  let packable = n < PACKED_POSITIONS;
+  for (let i = 0; packable && i < n; i++) {
+    const kv = kvs[i];
+    const c = target === "mod" ? kv.modRevision : target === "create" ? kv.createRevision : kv.version;
+    if (c >= PACKED_COLUMN) packable = false;
+    packed[i] = sign * c * PACKED_POSITIONS + i;
+  }
+  if (!packable) {
+    const column = (kv: KeyValue) =>
+      target === "create" ? kv.createRevision : target === "mod" ? kv.modRevision : kv.version;
+    return kvs.slice().sort((a, b) => sign * (column(a) - column(b)));
+  }
+  packed.sort();
+  const out: KeyValue[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const p = packed[i];
+    out[i] = kvs[p - Math.floor(p / PACKED_POSITIONS) * PACKED_POSITIONS];
+  }
+  return out;
 }
 
 /** The header, the pages of kvs, then `more` and `count`: one RangeResponse in parts. */

@@ -10,7 +10,14 @@ import {
 } from "../pb/rpc.ts";
 import { Applier } from "./apply.ts";
 import { LeaseStore } from "../../storage/lease.ts";
-import { encodedRange, FIRST_PAGE_KVS, PAGE_BYTES, type RangePagesSource } from "./range_pages.ts";
+import {
+  encodedRange,
+  FIRST_PAGE_KVS,
+  MAX_PAGE_KVS,
+  PAGE_BYTES,
+  type RangePagesSource,
+  sortedBy,
+} from "./range_pages.ts";
 import { GrpcError, Status } from "../transport/status.ts";
 import { rangeRequest } from "../api/lock.ts";
 import { MessageParts } from "../transport/grpc.ts";
@@ -90,11 +97,20 @@ Deno.test("range pages: the same bytes as the range read in one go", async () =>
     { minModRevision: 3000, maxModRevision: 3300 },
     { minCreateRevision: 100, sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND, revision: 2000 },
     { sortTarget: SortTarget.MOD, limit: 10 },
+    { sortTarget: SortTarget.VERSION, limit: 300 },
+    { minModRevision: 3000, sortOrder: SortOrder.DESCEND },
+    { minCreateRevision: 2990 },
+    { minCreateRevision: 10, maxCreateRevision: 20, keysOnly: true },
+    // chosen by value: the range read in pages with its values
+    { sortTarget: SortTarget.VALUE },
+    { sortTarget: SortTarget.VALUE, sortOrder: SortOrder.DESCEND, limit: 10 },
+    { sortTarget: SortTarget.VALUE, sortOrder: SortOrder.ASCEND, keysOnly: true, limit: 300 },
+    { sortTarget: SortTarget.VALUE, sortOrder: SortOrder.DESCEND, revision: 2000, minModRevision: 500 },
     // not paged: answered in one go as before
     { limit: 10 },
     { sortOrder: SortOrder.DESCEND, limit: 10 },
-    { sortTarget: SortTarget.VALUE },
     { countOnly: true },
+    { countOnly: true, sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND },
     { key: te.encode("k/0001"), rangeEnd: new Uint8Array(0) },
   ];
   for (const shape of shapes) {
@@ -152,7 +168,12 @@ Deno.test("range pages: a long range lets the event loop go between pages of abo
 
 Deno.test("range pages: writes between the pages do not show, the answer is of its first revision", async () => {
   for (
-    const shape of [{}, { sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND }, { minModRevision: 50 }]
+    const shape of [
+      {},
+      { sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND },
+      { minModRevision: 50 },
+      { sortTarget: SortTarget.VALUE, limit: 5 },
+    ]
   ) {
     const holder = { store: filled() };
     const expected = encodeRangeResponse(source(holder).rangeAtOnce(request(shape)));
@@ -180,7 +201,13 @@ Deno.test("range pages: a client gone stops the pages", async () => {
 
 Deno.test("range pages: compacted past its revision or replaced, the store is read again in one go", async (t) => {
   // in key order, and chosen by revision with the values read page by page
-  for (const shape of [{}, { sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND }]) {
+  for (
+    const shape of [
+      {},
+      { sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND },
+      { sortTarget: SortTarget.VALUE, limit: 3 },
+    ]
+  ) {
     const what = Deno.inspect(shape);
     await t.step(`compaction, newest revision asked: read again at the newest (${what})`, async () => {
       const holder = { store: filled() };
@@ -229,12 +256,53 @@ Deno.test("range pages: chosen by revision, a long range lets the event loop go 
       `${src.turns} turns for ${got.length} bytes`,
     );
   }
-  // a few chosen, or keys alone: in one go
+  // a few chosen from many: the range is read in pages, the few answered in one message
   for (
-    const shape of [{ sortTarget: SortTarget.MOD, limit: 10 }, { sortTarget: SortTarget.MOD, keysOnly: true }]
+    const shape of [
+      { sortTarget: SortTarget.MOD, limit: 10 },
+      { sortTarget: SortTarget.VALUE, sortOrder: SortOrder.DESCEND, limit: 10 },
+      { minModRevision: holder.store.currentRevision - 5 },
+    ]
   ) {
     const src = source(holder);
     assert(!((await encodedRange(src, request(shape))) instanceof MessageParts), Deno.inspect(shape));
-    assertEquals(src.turns, 0);
+    assert(src.turns >= 1, `${Deno.inspect(shape)}: ${src.turns} turns`);
+  }
+});
+
+Deno.test("range pages: keys alone go at most MAX_PAGE_KVS to a page, read and answered", async () => {
+  const st = new MvccStore();
+  for (let i = 0; i < 10_000; i++) put(st, `k/${String(i).padStart(5, "0")}`, "v");
+  const holder = { store: st };
+  for (const shape of [{ keysOnly: true }, { keysOnly: true, sortTarget: SortTarget.MOD }]) {
+    const src = source(holder);
+    const answer = await encodedRange(src, request(shape));
+    assertSameBytes(answer, encodeRangeResponse(src.rangeAtOnce(request(shape))), Deno.inspect(shape));
+    // 10,000 keys of 7 bytes would fit a page of PAGE_BYTES twice over
+    const reads = Math.ceil((10_000 - FIRST_PAGE_KVS) / MAX_PAGE_KVS);
+    // chosen: read in pages, then answered in pages, the first in the turn of the choice
+    const answers = shape.sortTarget === undefined ? 0 : Math.ceil(10_000 / MAX_PAGE_KVS) - 1;
+    assertEquals(src.turns, reads + answers, Deno.inspect(shape));
+  }
+});
+
+Deno.test("range pages: sorted by a revision or the version as the store sorts, large columns too", () => {
+  const kv = (key: string, modRevision: number, version: number) => ({
+    key: te.encode(key),
+    createRevision: 1,
+    modRevision,
+    version,
+    value: new Uint8Array(0),
+    lease: 0n,
+  });
+  const big = 2 ** 40;
+  for (const base of [0, big]) {
+    // in key order, with ties
+    const kvs = [kv("a", base + 5, 2), kv("b", base + 3, 1), kv("c", base + 5, 2), kv("d", base + 1, 3)];
+    const keys = (got: ReturnType<typeof sortedBy>) => got.map((x) => td.decode(x.key)).join("");
+    assertEquals(keys(sortedBy(kvs, "mod", false)), "dbac", `from ${base}`);
+    assertEquals(keys(sortedBy(kvs, "mod", true)), "acbd", `from ${base}`);
+    assertEquals(keys(sortedBy(kvs, "version", true)), "dacb", `from ${base}`);
+    assertEquals(keys(sortedBy(kvs, "create", true)), "abcd", `from ${base}`);
   }
 });
