@@ -137,9 +137,12 @@ export interface WalOptions {
 
 /**
  * Writes up to this size are written and fdatasynced on the calling thread while the disk is fast (see
- * `Wal.#write`).
+ * `Wal.#write`). A batch of a few puts of 1 KiB, or of a hundred small ones, fits. Through the pool, the
+ * fdatasync is done on another thread, which must get a core to run and to report back: with the two
+ * cores of this machine busy (clients, the member's own thread, other members), that took 20-50 ms for
+ * an fdatasync the disk did in under 8.
  */
-export const INLINE_WRITE_MAX_BYTES = 1024;
+export const INLINE_WRITE_MAX_BYTES = 64 * 1024;
 /** An fdatasync slower than this sends the next writes through the thread pool until one is fast again. */
 export const FAST_FSYNC_MS = 2;
 
@@ -1282,10 +1285,11 @@ export class Wal {
     batch.end(FRAME, BATCH_BODY);
     sealRecords(batch, tail.salt, 0);
     const bytes = batch.bytes.subarray(0, batch.length);
-    // A small write on a fast disk is written and fdatasynced right here: the thread pool's two round
-    // trips (one for the write, one for the fdatasync) cost more than the wait. Bigger writes, and every
-    // write after an fdatasync slower than FAST_FSYNC_MS, go through the pool so that the event loop goes
-    // on meanwhile; a disk that turns slow is thus waited for in full once.
+    // A write up to INLINE_WRITE_MAX_BYTES on a fast disk is written and fdatasynced right here: the
+    // thread pool's two round trips (one for the write, one for the fdatasync) cost more than the wait,
+    // and far more when the cores are busy. Bigger writes, and every write after an fdatasync slower than
+    // FAST_FSYNC_MS, go through the pool so that the event loop goes on meanwhile; a disk that turns slow
+    // is thus waited for in full once.
     const file = tail.file;
     const inline = this.#fitsInline(bytes.length);
     if (inline) {

@@ -2,6 +2,7 @@ import { assert, assertEquals, assertRejects, assertThrows } from "../tests/asse
 import { join } from "node:path";
 import { Prng } from "../tests/sim/prng.ts";
 import {
+  INLINE_WRITE_MAX_BYTES,
   Wal,
   WalClosedError,
   WalCorruptError,
@@ -439,7 +440,7 @@ Deno.test("wal: open writes the last segment back, byte for byte, and fsyncs it"
   });
 });
 
-Deno.test("wal: small writes are written and fdatasynced inline while the disk is fast, the rest through the pool", async () => {
+Deno.test("wal: writes up to INLINE_WRITE_MAX_BYTES are written and fdatasynced inline while the disk is fast, the rest through the pool", async () => {
   await withWalDir(async (dir) => {
     const calls: string[] = [];
     // each fdatasync takes `fsyncMs` on this clock
@@ -473,16 +474,19 @@ Deno.test("wal: small writes are written and fdatasynced inline while the disk i
     };
     assertEquals(wal.syncsInline, false, "nothing to write");
     assertEquals(await round(1, 100), ["writeSync", "syncDataSync"], "small, fast disk: inline");
-    assertEquals(await round(2, 20_000), ["write", "syncData"], "big: through the pool");
+    const big = INLINE_WRITE_MAX_BYTES + 1000;
+    assertEquals(await round(2, big), ["write", "syncData"], "big: through the pool");
     fsyncMs = 5;
     assertEquals(await round(3, 100), ["writeSync", "syncDataSync"], "this fdatasync turns out slow");
     assertEquals(await round(4, 100), ["write", "syncData"], "after a slow fdatasync: through the pool");
     fsyncMs = 0.5;
     assertEquals(await round(5, 100), ["write", "syncData"], "still pooled; this one is fast");
     assertEquals(await round(6, 100), ["writeSync", "syncDataSync"], "fast again: inline");
+    assertEquals(await round(7, 20_000), ["writeSync", "syncDataSync"], "a batch of many puts: inline");
     await wal.close();
     const r = await Wal.open(dir, ZERO_SNAP);
-    assertEntries(r.entries, [1, 2, 3, 4, 5, 6].flatMap((i) => ents(i, i, 1, i === 2 ? 20_000 : 100)));
+    const size = (i: number) => i === 2 ? big : i === 7 ? 20_000 : 100;
+    assertEntries(r.entries, [1, 2, 3, 4, 5, 6, 7].flatMap((i) => ents(i, i, 1, size(i))));
     await r.wal.close();
   });
 });
