@@ -256,10 +256,21 @@ Deno.test("range pages: chosen by revision, a long range lets the event loop go 
       `${src.turns} turns for ${got.length} bytes`,
     );
   }
-  // a few chosen from many: the range is read in pages, the few answered in one message
+  // a few sorted by a revision or the version: the store picks them in one scan
   for (
     const shape of [
-      { sortTarget: SortTarget.MOD, limit: 10 },
+      { sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND, limit: 1 },
+      { sortTarget: SortTarget.VERSION, limit: FIRST_PAGE_KVS },
+    ]
+  ) {
+    const src = source(holder);
+    assert(!((await encodedRange(src, request(shape))) instanceof MessageParts), Deno.inspect(shape));
+    assertEquals(src.turns, 0, Deno.inspect(shape));
+  }
+  // a few otherwise chosen from many: the range is read in pages, the few answered in one message
+  for (
+    const shape of [
+      { sortTarget: SortTarget.MOD, limit: 10, minModRevision: 1 },
       { sortTarget: SortTarget.VALUE, sortOrder: SortOrder.DESCEND, limit: 10 },
       { minModRevision: holder.store.currentRevision - 5 },
     ]
