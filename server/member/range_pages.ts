@@ -124,7 +124,7 @@ async function readOn(
   while (read < how.wanted) {
     await src.nextTurn();
     how.signal?.throwIfAborted();
-    if (src.store() !== store || store.compactRevision > rev) return false;
+    if (moved(src, store, rev)) return false;
     const n = Math.min(how.wanted - read, MAX_PAGE_KVS, Math.max(16, Math.floor(PAGE_BYTES / perKv)));
     const options = {
       revision: rev,
@@ -144,6 +144,11 @@ async function readOn(
     perKv = Math.max(1, pageBytes(page) / page.length);
   }
   return true;
+}
+
+/** Whether `store`, read at `rev` before, was since compacted past `rev` or replaced by a snapshot. */
+function moved(src: RangePagesSource, store: MvccStore, rev: number): boolean {
+  return src.store() !== store || store.compactRevision > rev;
 }
 
 /**
@@ -218,9 +223,7 @@ async function chosenRange(
     if (at > 0) {
       await src.nextTurn();
       signal?.throwIfAborted();
-      if (src.store() !== store || store.compactRevision > rev) {
-        return encodeRangeResponse(src.rangeAtOnce(r));
-      }
+      if (moved(src, store, rev)) return encodeRangeResponse(src.rangeAtOnce(r));
     }
     // values of any size, in any order: a page ends at the bytes aimed at
     const page: KeyValue[] = [];
@@ -269,20 +272,17 @@ export function sortedBy(
   descending: boolean,
 ): KeyValue[] {
   const sign = descending ? -1 : 1;
+  const column = (kv: KeyValue) =>
+    target === "create" ? kv.createRevision : target === "mod" ? kv.modRevision : kv.version;
   const n = kvs.length;
   const packed = new Float64Array(n);
   let packable = n < PACKED_POSITIONS;
   for (let i = 0; packable && i < n; i++) {
-    const kv = kvs[i];
-    const c = target === "mod" ? kv.modRevision : target === "create" ? kv.createRevision : kv.version;
+    const c = column(kvs[i]);
     if (c >= PACKED_COLUMN) packable = false;
     packed[i] = sign * c * PACKED_POSITIONS + i;
   }
-  if (!packable) {
-    const column = (kv: KeyValue) =>
-      target === "create" ? kv.createRevision : target === "mod" ? kv.modRevision : kv.version;
-    return kvs.slice().sort((a, b) => sign * (column(a) - column(b)));
-  }
+  if (!packable) return kvs.slice().sort((a, b) => sign * (column(a) - column(b)));
   packed.sort();
   const out: KeyValue[] = new Array(n);
   for (let i = 0; i < n; i++) {

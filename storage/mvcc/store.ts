@@ -91,7 +91,10 @@ export interface RangeOptions {
 
 /** Result of a range read. */
 export interface RangeResult {
-  /** Matching kvs in ascending key order (descending, or sorted by a revision, if asked), at most `limit`. */
+  /**
+   * Matching kvs in ascending key order (descending, or sorted by a revision or the version, if asked), at
+   * most `limit`.
+   */
   kvs: KeyValue[];
   /** Number of all matches, ignoring `limit`. */
   count: number;
