@@ -14,6 +14,9 @@
  * superseded within one stretch of revisions, and a compaction past that stretch frees all of them: the
  * segment is then closed whole ({@link releaseFreed}), with nothing read or copied. (A single file would
  * need its live values copied out to give its garbage back, synchronously, on the member's one thread.)
+ * A released file is emptied by an asynchronous truncate before it is closed: giving back a file's disk
+ * blocks and page cache takes the kernel milliseconds per 16 MiB, which a plain close of the last handle
+ * would spend on the member's thread.
  * A sealed segment that keeps a live value keeps its garbage too; segments grow with the store, so there
  * are a few dozen at most.
  *
@@ -46,6 +49,21 @@ interface Segment {
   length: number;
   /** Bytes of values appended to it and not yet freed. */
   live: number;
+}
+
+/**
+ * Closes a segment file no position refers to any more, after truncating it in the background (see the
+ * module's notes); the file is closed whatever the truncate's outcome.
+ */
+function release(file: FileHandle): void {
+  const close = () => {
+    try {
+      file.close();
+    } catch {
+      // already closed: nothing is held
+    }
+  };
+  file.truncate(0).then(close, close);
 }
 
 /** Append-only value storage in unlinked segment files. */
@@ -191,7 +209,7 @@ export class HistoryFile {
     for (let i = 0; i < this.segments.length; i++) {
       const seg = this.segments[i];
       if (i < last && seg.live === 0) {
-        seg.file.close();
+        release(seg.file);
         this.held -= seg.length;
       } else {
         kept.push(seg);
@@ -207,10 +225,9 @@ export class HistoryFile {
 
   /** Empties the store; every position handed out so far becomes invalid. */
   reset(): void {
-    const last = this.segments[this.segments.length - 1];
-    last.file.truncateSync(0);
-    for (let i = 0; i < this.segments.length - 1; i++) this.segments[i].file.close();
-    this.segments = [{ file: last.file, start: 0, length: 0, live: 0 }];
+    const fresh = this.openFile();
+    for (const seg of this.segments) release(seg.file);
+    this.segments = [{ file: fresh, start: 0, length: 0, live: 0 }];
     this.bufLen = 0;
     this.held = 0;
     this.blockLen = 0;

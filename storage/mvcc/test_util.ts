@@ -97,3 +97,23 @@ export function heldFileBytes(path: string): number {
   for (const fd of descriptorsOn(path)) total += Deno.statSync(fd).size;
   return total;
 }
+
+/**
+ * Waits until the files opened at `path` hold at most `bytes`, and every one of them emptied is closed (a
+ * store gives freed segments back in the background); fails after `timeoutMs`.
+ */
+export async function heldFileBytesFall(path: string, bytes: number, timeoutMs = 2000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const fds = descriptorsOn(path);
+    const sizes = fds.map((fd) => Deno.statSync(fd).size);
+    const held = sizes.reduce((a, n) => a + n, 0);
+    // an emptied segment still open: its close is under way (the live segment may be empty too)
+    const emptied = sizes.filter((n) => n === 0).length;
+    if (held <= bytes && emptied <= 1) return held;
+    if (Date.now() > deadline) {
+      throw new Error(`${held} bytes in ${fds.length} files still held at ${path} after ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
