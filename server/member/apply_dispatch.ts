@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { CompactionSteps } from "./compaction_steps.ts";
 import { decodeConfChange } from "../../raft/conf_change.ts";
 import { type ConfChange, ConfChangeType, type Entry, EntryType, StateType } from "../../raft/types.ts";
 import type { LeaseStore } from "../../storage/lease.ts";
@@ -97,6 +98,8 @@ export interface ApplyTarget {
   readonly replayedUpTo: number;
   /** Users, roles and tokens: changed by Auth entries, checked for requests sent while auth was on. */
   readonly auth: Auth;
+  /** Takes an applied compaction's remaining steps between other requests. */
+  readonly compactionSteps: CompactionSteps;
 }
 
 /** Applies committed entries to `t` in order, and answers their waiters on this member. */
@@ -207,7 +210,9 @@ function applyProposal(t: ApplyTarget, p: Proposal, decoded: unknown, index: num
     }
     case ProposalKind.Compaction: {
       const r = (decoded as CompactionRequest | undefined) ?? decodeCompactionRequest(p.payload);
-      return t.applier.compact(r);
+      const response = t.applier.compact(r);
+      t.compactionSteps.kick();
+      return response;
     }
     case ProposalKind.LeaseGrant: {
       const r = (decoded as LeaseGrantRequest | undefined) ?? decodeLeaseGrantRequest(p.payload);

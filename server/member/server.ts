@@ -73,6 +73,7 @@ import type { FileSystem } from "../../storage/fs.ts";
 import { Proposer } from "./proposer.ts";
 import { ReadIndexBatcher } from "./read_index.ts";
 import { applyEntries, type ApplyTarget, LEASE_GRANT_COST } from "./apply_dispatch.ts";
+import { CompactionSteps, STEP_PAUSE_MS } from "./compaction_steps.ts";
 import { alarmsRestoredWith, captureAppState, restoreAppState } from "./app_state.ts";
 import {
   handOverLeadership,
@@ -330,6 +331,9 @@ export class EtcdServer implements LeaseBackend {
       },
       get mvcc() {
         return server.mvcc;
+      },
+      get compactionSteps() {
+        return server.compactionSteps;
       },
       get leases() {
         return server.leases;
@@ -598,6 +602,14 @@ export class EtcdServer implements LeaseBackend {
     return { clusterId: this.clusterId, memberId: this.memberId, revision, raftTerm: this.driver.term };
   }
 
+  /** An applied compaction's remaining steps, with pauses between them (see compaction_steps.ts). */
+  private readonly compactionSteps = new CompactionSteps(
+    () => this.mvcc,
+    () => new Promise((resolve) => this.clock.setTimeout(resolve, STEP_PAUSE_MS)),
+    (err) =>
+      this.logger.warn("failed compaction step", { error: err instanceof Error ? err.message : String(err) }),
+  );
+
   /** What long range reads page through (see range_pages.ts). */
   private readonly rangePages: RangePagesSource = {
     store: () => this.mvcc,
@@ -659,6 +671,8 @@ export class EtcdServer implements LeaseBackend {
 
   async compact(r: CompactionRequest, raw: Uint8Array): Promise<CompactionResponse> {
     const resp = await this.propose<CompactionResponse>(ProposalKind.Compaction, raw, r);
+    // as etcd: with `physical`, the answer waits until the compacted revisions are gone from this member
+    if (r.physical) await this.compactionSteps.finished();
     resp.header = this.header(resp.header?.revision ?? 0);
     return resp;
   }

@@ -214,6 +214,13 @@ const REPACK_MIN_GARBAGE = 4 << 20;
 const REPACK_SLACK = 1 << 20;
 /** Rough per-entry cost of a revision in etcd's bbolt (revision key, protobuf header, page slot). */
 const ENTRY_OVERHEAD = 40;
+/**
+ * A compaction step looks at this many entries, or at an eighth of the log (as the compaction began) if
+ * that is more. Each step also moves every later entry down, which costs about the log's length in cheap
+ * copies, so a compaction of millions of revisions takes at most nine steps of a few milliseconds each,
+ * not one long one.
+ */
+export const COMPACT_STEP_ENTRIES = 16_384;
 
 /** Options of {@link MvccStore}. */
 export interface MvccStoreOptions {
@@ -233,6 +240,8 @@ export interface MvccStoreOptions {
    * back the segments whose values it freed, whole; segments grow to a quarter of the file.
    */
   historySegmentBytes?: number;
+  /** Entries a compaction step drops at least (default {@link COMPACT_STEP_ENTRIES}). */
+  compactStepEntries?: number;
 }
 
 /** Chunk size for the bytes of handed-out kvs. */
@@ -270,7 +279,7 @@ class ChunkAllocator {
 class Core {
   /** Where superseded values go; null keeps them in the arena. */
   history: HistoryFile | null;
-  private readonly historyOptions: MvccStoreOptions;
+  private readonly options: MvccStoreOptions;
   log = new RevisionLog();
   index = new KeyIndex();
   arena = new ValueArena();
@@ -298,9 +307,19 @@ class Core {
   peakBytes = 0;
   /** A defragmentation asked for the history file to be rewritten whatever its garbage ratio. */
   private forceTrim = false;
+  /**
+   * The revision of a compaction whose entries are not all dropped yet (0: none). Reads at or above the
+   * compact revision cannot tell: they never reach an entry a compaction drops. What reads entries at or
+   * below it (a hash, an image, a view, history from the compact revision) finishes the compaction first.
+   */
+  pendingCompact = 0;
+  /** The revision the entries are dropped through so far, while {@link pendingCompact} is set. */
+  private droppedThrough = 0;
+  /** Entries a step of the compaction under way looks at, besides those it keeps from earlier steps. */
+  private stepEntries = 0;
 
   constructor(options: MvccStoreOptions) {
-    this.historyOptions = options;
+    this.options = options;
     this.history = options.historyFile === undefined ? null : new HistoryFile(
       options.historyFile,
       options.historyBufferBytes,
@@ -509,13 +528,55 @@ class Core {
     return { kvs: countOnly ? [] : this.materialize(entries, withValue), count, revision: rev };
   }
 
-  /** Etcd's compaction at `rev` (see {@link MvccStore.compact}). */
+  /** Etcd's compaction at `rev` (see {@link MvccStore.compact}): the first step of it. */
   compact(rev: number): void {
     if (this.txn !== null) throw new ErrTxnState("compact during a write transaction");
     if (rev <= this.compactRev) throw new ErrCompacted();
     if (rev > this.currentRev) throw new ErrFutureRev();
+    this.finishCompaction();
     this.peakBytes = Math.max(this.peakBytes, this.dataBytes + this.log.length * ENTRY_OVERHEAD);
     this.compactRev = rev;
+    this.pendingCompact = rev;
+    this.droppedThrough = 0;
+    const least = this.options.compactStepEntries ?? COMPACT_STEP_ENTRIES;
+    this.stepEntries = Math.max(least, Math.ceil(this.log.length / 8));
+    this.compactStep();
+  }
+
+  /** See {@link MvccStore.compactStep}. */
+  compactStep(): boolean {
+    const rev = this.pendingCompact;
+    if (rev === 0) return false;
+    if (this.txn !== null) throw new ErrTxnState("compact during a write transaction");
+    const log = this.log;
+    // the entries above droppedThrough and at or below rev not yet looked at: take a step's worth
+    const from = this.droppedThrough === 0 ? 0 : log.lowerBound(this.droppedThrough + 1);
+    const step = this.stepEntries;
+    const to = log.lowerBound(rev + 1) - from > step ? log.main[from + step - 1] : rev;
+    this.dropThrough(to);
+    this.trimHistory();
+    if (to < rev) {
+      this.droppedThrough = to;
+      return true;
+    }
+    this.pendingCompact = 0;
+    this.droppedThrough = 0;
+    this.relocateValues();
+    // give back column space the compaction freed (the columns are half the store's fixed cost)
+    if (log.capacity > 4096 && log.capacity > log.length * 1.5) log.resize(Math.ceil(log.length * 1.25));
+    return false;
+  }
+
+  /** Runs what is left of a compaction under way. */
+  finishCompaction(): void {
+    while (this.compactStep());
+  }
+
+  /**
+   * Drops the entries at or below `rev` that a compaction at `rev` drops: for each key, all but the
+   * newest entry at or below it, and that one too if it is a tombstone.
+   */
+  private dropThrough(rev: number): void {
     const log = this.log;
     const index = this.index;
     const n = log.length;
@@ -530,52 +591,56 @@ class Core {
       const p = prev[e];
       if (p >= 0) superseded[p] = 1;
     }
-    const remap = new Int32Array(n);
+    // new positions of the entries at or below rev (-1: dropped); those above all move down by one shift
+    const remap = new Int32Array(b);
     const doomedKeys: number[] = [];
+    // this loop runs cold (compactions are rare), so the columns are read through locals, not the log
+    const create = log.create;
+    const keys = log.key;
+    const slabs = log.slab;
+    const lens = log.len;
+    const heads = index.heads;
+    let freed = 0;
     let w = 0;
     for (let e = 0; e < b; e++) {
-      const keep = superseded[e] === 0 && log.create[e] !== 0;
-      const id = log.key[e];
-      if (!keep) {
-        this.freeValue(log.slab[e], log.off[e], log.len[e]);
-        this.dataBytes -= index.key(id).length + log.len[e];
-        remap[e] = -1;
-        // a tombstone that is the key's newest entry: nothing of the key remains
-        if (superseded[e] === 0 && index.heads[id] === e) doomedKeys.push(id);
+      if (superseded[e] === 0 && create[e] !== 0) {
+        // the key's newest entry at or below rev stays; whatever it superseded goes, so its chain ends here
+        remap[e] = w;
+        if (w !== e) log.move(e, w);
+        prev[w] = -1;
+        w++;
         continue;
       }
-      remap[e] = w;
-      if (w !== e) log.move(e, w);
-      const p = prev[e];
-      prev[w] = p >= 0 ? remap[p] : -1;
-      w++;
+      const id = keys[e];
+      const len = lens[e];
+      if (slabs[e] !== -1) this.freeValue(slabs[e], log.off[e], len);
+      freed += index.key(id).length + len;
+      remap[e] = -1;
+      // a tombstone that is the key's newest entry: nothing of the key remains
+      if (superseded[e] === 0 && heads[id] === e) doomedKeys.push(id);
     }
+    this.dataBytes -= freed;
     const shift = b - w;
     if (shift > 0) {
       log.shiftDown(b, w);
       for (let e = b; e < n; e++) {
-        remap[e] = e - shift;
         const p = prev[e];
-        prev[e - shift] = p < 0 ? -1 : remap[p];
+        prev[e - shift] = p < 0 ? -1 : p >= b ? p - shift : remap[p];
       }
       log.length = n - shift;
-      const heads = index.heads;
       const limit = index.idLimit;
       for (let id = 0; id < limit; id++) {
         const h = heads[id];
-        if (h >= 0) heads[id] = remap[h];
+        if (h >= 0) heads[id] = h >= b ? h - shift : remap[h];
       }
     }
     this.dropKeys(doomedKeys);
-    this.relocateValues();
-    this.trimHistory();
-    // give back column space the compaction freed (the columns are half the store's fixed cost)
-    if (log.capacity > 4096 && log.capacity > log.length * 1.5) log.resize(Math.ceil(log.length * 1.25));
   }
 
   /** See {@link MvccStore.defragment}. */
   defragment(): void {
     if (this.txn !== null) throw new ErrTxnState("defragment during a write transaction");
+    this.finishCompaction();
     this.peakBytes = 0;
     this.forceTrim = true;
     this.trimHistory();
@@ -651,6 +716,8 @@ class Core {
     if (from < this.compactRev) throw new ErrCompacted();
     if (to > this.currentRev) to = this.currentRev;
     if (from > to) return [];
+    // from the compact revision itself: its deletions are gone once the compaction is done
+    if (from <= this.pendingCompact) this.finishCompaction();
     const log = this.log;
     const index = this.index;
     const mainCol = log.main;
@@ -715,6 +782,7 @@ class Core {
 
   hashKV(rev: number): HashKVResult {
     if (this.txn !== null) throw new ErrTxnState("hash during a write transaction");
+    this.finishCompaction();
     const compactRev = this.compactRev;
     if (rev > 0 && rev <= compactRev) throw new ErrCompacted();
     if (rev > this.currentRev) throw new ErrFutureRev();
@@ -796,6 +864,7 @@ class Core {
   /** See {@link MvccStore.snapshotImage}. */
   image(chunkSize: number): ByteStream {
     if (this.txn !== null) throw new ErrTxnState("snapshot during a write transaction");
+    this.finishCompaction();
     const src = imageSource(
       this.index,
       this.log,
@@ -810,6 +879,7 @@ class Core {
   view(chunkSize: number): MvccSnapshotView {
     if (this.txn !== null) throw new ErrTxnState("snapshot during a write transaction");
     if (this.closePending) throw new ErrTxnState("snapshot of a closed store");
+    this.finishCompaction();
     // Entries are copied (compaction moves them in place, a demotion repoints their values); value bytes
     // are not: arena slabs are reached through a copy of the slab table and never overwritten while
     // pinned, history file positions stay valid because trims wait for the view.
@@ -1116,6 +1186,25 @@ export class MvccStore {
    */
   compact(revision: number): void {
     this.core.compact(revision);
+  }
+
+  /**
+   * Whether a compaction's entries are still being dropped. A compaction takes effect at once (reads
+   * below its revision fail), but one over more than {@link COMPACT_STEP_ENTRIES} entries drops them in
+   * steps, so that a member can serve other requests between them: call {@link compactStep} until this
+   * is false. A hash, a snapshot image or view, a defragmentation, a later compaction, and history read
+   * from the compact revision finish it first, so nothing but the store's size can tell the steps apart.
+   */
+  get compacting(): boolean {
+    return this.core.pendingCompact !== 0;
+  }
+
+  /**
+   * The next step of the compaction under way (see {@link compacting}); whether steps remain. Throws
+   * {@link ErrTxnState} while a write transaction is open.
+   */
+  compactStep(): boolean {
+    return this.core.compactStep();
   }
 
   /**

@@ -10,7 +10,7 @@ import {
   MvccStore,
   type WriteTxn,
 } from "./store.ts";
-import { assertEquals } from "../../tests/assert.ts";
+import { assert, assertEquals } from "../../tests/assert.ts";
 import { b, prng, s } from "./test_util.ts";
 
 interface Rec {
@@ -141,23 +141,30 @@ function expectRange(model: Model, start: string, end: string | undefined | null
   );
 }
 
-function runSeed(seed: number, steps: number): void {
+/** Runs one seed; returns how many of the store's compactions took more than one step. */
+function runSeed(seed: number, steps: number): number {
   const rnd = prng(seed);
   const model = new Model();
-  let store = new MvccStore();
-  const twin = new MvccStore(); // same operations, never restored from a snapshot
+  // the store compacts in steps of an eighth of its log, taken between operations; the twin at once
+  const stepped = { compactStepEntries: 1 };
+  let store = new MvccStore(stepped);
+  const twin = new MvccStore({ compactStepEntries: 1 << 30 }); // same operations, never restored from a snapshot
+  let multiStep = 0;
   const ctx = (step: number) => `seed ${seed} step ${step}`;
   for (let step = 0; step < steps; step++) {
+    if (store.compacting && rnd() < 0.5) store.compactStep();
     const r = rnd();
     if (r < 0.05 && model.rev > model.compactRev) {
       const rev = model.compactRev + 1 + Math.floor(rnd() * (model.rev - model.compactRev));
       store.compact(rev);
+      if (store.compacting) multiStep++;
       twin.compact(rev);
+      assertEquals(twin.compacting, false, ctx(step));
       model.compact(rev);
       continue;
     }
     if (r < 0.08) {
-      store = MvccStore.decodeSnapshot(store.encodeSnapshot());
+      store = MvccStore.decodeSnapshot(store.encodeSnapshot(), stepped);
       continue;
     }
     // a write transaction of 1-4 operations, mirrored on the model
@@ -252,8 +259,12 @@ function runSeed(seed: number, steps: number): void {
     model.events("\x00", null, from, model.rev),
   );
   assertEquals(store.hashKV(0), twin.hashKV(0));
+  return multiStep;
 }
 
-Deno.test("store agrees with a naive model over random operations", () => {
-  for (const seed of [1, 2, 3, 42, 20240601]) runSeed(seed, 800);
+Deno.test("store agrees with a naive model over random operations, compactions in steps between them", () => {
+  let multiStep = 0;
+  for (const seed of [1, 2, 3, 42, 20240601]) multiStep += runSeed(seed, 800);
+  // reads, writes, and the other compactions met compactions still under way
+  assert(multiStep >= 20, `${multiStep} compactions took more than one step`);
 });
