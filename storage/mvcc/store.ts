@@ -200,6 +200,7 @@ export interface WriteTxn {
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);
+const EMPTY_INT32 = new Int32Array(0);
 const KEY_BUCKET = new TextEncoder().encode("key");
 /**
  * Chunk size of snapshot images written out (see {@link MvccStore.snapshotImage}). Whoever streams the
@@ -215,12 +216,39 @@ const REPACK_SLACK = 1 << 20;
 /** Rough per-entry cost of a revision in etcd's bbolt (revision key, protobuf header, page slot). */
 const ENTRY_OVERHEAD = 40;
 /**
- * A compaction step looks at this many entries, or at an eighth of the log (as the compaction began) if
- * that is more. Each step also moves every later entry down, which costs about the log's length in cheap
- * copies, so a compaction of millions of revisions takes at most nine steps of a few milliseconds each,
- * not one long one.
+ * Entries a compaction step drops or keeps. A step costs about that many value frees (tens of nanoseconds
+ * each), so a compaction of millions of revisions goes in steps of a millisecond or two; marking what is
+ * superseded costs an eighth of that per entry. The last step moves the kept entries down in one pass over
+ * the log, in plain copies.
  */
-export const COMPACT_STEP_ENTRIES = 16_384;
+export const COMPACT_STEP_ENTRIES = 32_768;
+
+/** A compaction whose entries are still being dropped (see {@link Core.compactStep}). */
+interface Compaction {
+  /** The compact revision. */
+  rev: number;
+  /** Entries [0, b) are at or below it (later entries are never dropped by it). */
+  b: number;
+  /** Per entry of [0, b): 1 superseded by a newer entry at or below `rev`, 2 dropped (value freed). */
+  marks: Uint8Array;
+  /** Entries [0, marked) have marked what they supersede. */
+  marked: number;
+  /** Entries [0, examined) are dropped or known to stay. */
+  examined: number;
+  /**
+   * Per position of [0, b): the entry whose `prev` is the entry there (its key's next entry, above the
+   * compact revision), or -1; filled from the entries [b, linked), appended ones included.
+   */
+  next: Int32Array;
+  linked: number;
+  /** Positions [0, moved) are done: the entries kept among them are at [0, kept), the rest is garbage. */
+  moved: number;
+  kept: number;
+  /** Keys whose newest entry was a dropped tombstone: gone unless written since. */
+  doomed: number[];
+  /** The dropped entries are gone; what is left is emptying sparse slabs. */
+  removed: boolean;
+}
 
 /** Options of {@link MvccStore}. */
 export interface MvccStoreOptions {
@@ -240,7 +268,7 @@ export interface MvccStoreOptions {
    * back the segments whose values it freed, whole; segments grow to a quarter of the file.
    */
   historySegmentBytes?: number;
-  /** Entries a compaction step drops at least (default {@link COMPACT_STEP_ENTRIES}). */
+  /** Entries a compaction step drops or keeps (default {@link COMPACT_STEP_ENTRIES}). */
   compactStepEntries?: number;
 }
 
@@ -308,15 +336,12 @@ class Core {
   /** A defragmentation asked for the history file to be rewritten whatever its garbage ratio. */
   private forceTrim = false;
   /**
-   * The revision of a compaction whose entries are not all dropped yet (0: none). Reads at or above the
-   * compact revision cannot tell: they never reach an entry a compaction drops. What reads entries at or
-   * below it (a hash, an image, a view, history from the compact revision) finishes the compaction first.
+   * A compaction whose entries are not all dropped yet. Entries stay where they are until its last step:
+   * the dropped ones, below the compact revision and superseded (or tombstones), are never reached by a
+   * read at or above it, so those cannot tell. What reads entries at or below it (a hash, an image, a
+   * view, history from the compact revision) finishes the compaction first.
    */
-  pendingCompact = 0;
-  /** The revision the entries are dropped through so far, while {@link pendingCompact} is set. */
-  private droppedThrough = 0;
-  /** Entries a step of the compaction under way looks at, besides those it keeps from earlier steps. */
-  private stepEntries = 0;
+  compaction: Compaction | null = null;
 
   constructor(options: MvccStoreOptions) {
     this.options = options;
@@ -536,31 +561,58 @@ class Core {
     this.finishCompaction();
     this.peakBytes = Math.max(this.peakBytes, this.dataBytes + this.log.length * ENTRY_OVERHEAD);
     this.compactRev = rev;
-    this.pendingCompact = rev;
-    this.droppedThrough = 0;
-    const least = this.options.compactStepEntries ?? COMPACT_STEP_ENTRIES;
-    this.stepEntries = Math.max(least, Math.ceil(this.log.length / 8));
+    const b = this.log.lowerBound(rev + 1);
+    if (b === 0) return;
+    this.compaction = {
+      rev,
+      b,
+      marks: new Uint8Array(b),
+      marked: 0,
+      examined: 0,
+      next: EMPTY_INT32,
+      linked: b,
+      moved: 0,
+      kept: 0,
+      doomed: [],
+      removed: false,
+    };
     this.compactStep();
   }
 
   /** See {@link MvccStore.compactStep}. */
   compactStep(): boolean {
-    const rev = this.pendingCompact;
-    if (rev === 0) return false;
+    const c = this.compaction;
+    if (c === null) return false;
     if (this.txn !== null) throw new ErrTxnState("compact during a write transaction");
     const log = this.log;
-    // the entries above droppedThrough and at or below rev not yet looked at: take a step's worth
-    const from = this.droppedThrough === 0 ? 0 : log.lowerBound(this.droppedThrough + 1);
-    const step = this.stepEntries;
-    const to = log.lowerBound(rev + 1) - from > step ? log.main[from + step - 1] : rev;
-    this.dropThrough(to);
-    this.trimHistory();
-    if (to < rev) {
-      this.droppedThrough = to;
-      return true;
+    let budget = this.options.compactStepEntries ?? COMPACT_STEP_ENTRIES;
+    if (c.marked < c.b) {
+      const end = Math.min(c.b, c.marked + budget * 8);
+      const prev = log.prev;
+      const marks = c.marks;
+      for (let e = c.marked; e < end; e++) {
+        const p = prev[e];
+        if (p >= 0) marks[p] = 1;
+      }
+      budget -= Math.ceil((end - c.marked) / 8);
+      c.marked = end;
+      if (end < c.b) return true;
     }
-    this.pendingCompact = 0;
-    this.droppedThrough = 0;
+    if (c.examined < c.b) {
+      if (budget <= 0) return true;
+      const end = Math.min(c.b, c.examined + budget);
+      this.dropEntries(c, end);
+      budget -= end - c.examined;
+      c.examined = end;
+      this.trimHistory();
+      if (end < c.b || budget <= 0) return true;
+    }
+    if (!c.removed) {
+      if (budget <= 0) return true;
+      budget -= this.removeDropped(c, budget);
+      if (!c.removed || budget <= 0) return true;
+    }
+    this.compaction = null;
     this.relocateValues();
     // give back column space the compaction freed (the columns are half the store's fixed cost)
     if (log.capacity > 4096 && log.capacity > log.length * 1.5) log.resize(Math.ceil(log.length * 1.25));
@@ -573,68 +625,114 @@ class Core {
   }
 
   /**
-   * Drops the entries at or below `rev` that a compaction at `rev` drops: for each key, all but the
-   * newest entry at or below it, and that one too if it is a tombstone.
+   * Drops entries [c.examined, end) that the compaction drops (for each key, all but the newest entry at
+   * or below its revision, and that one too if it is a tombstone): frees their values, marks them. They
+   * stay in the log, unread, until {@link removeDropped}.
    */
-  private dropThrough(rev: number): void {
+  private dropEntries(c: Compaction, end: number): void {
     const log = this.log;
     const index = this.index;
-    const n = log.length;
-    const b = log.lowerBound(rev + 1); // entries [0, b) are at or below rev
-    if (b === 0) return;
-    // entries move in place from here on: open views stop sharing the columns
-    for (const frozen of this.frozenLogs) frozen.own();
-    // superseded[e]: a newer entry of the same key is also at or below rev
-    const superseded = new Uint8Array(b);
-    const prev = log.prev;
-    for (let e = 0; e < b; e++) {
-      const p = prev[e];
-      if (p >= 0) superseded[p] = 1;
-    }
-    // new positions of the entries at or below rev (-1: dropped); those above all move down by one shift
-    const remap = new Int32Array(b);
-    const doomedKeys: number[] = [];
     // this loop runs cold (compactions are rare), so the columns are read through locals, not the log
+    const marks = c.marks;
     const create = log.create;
     const keys = log.key;
     const slabs = log.slab;
     const lens = log.len;
-    const heads = index.heads;
     let freed = 0;
-    let w = 0;
-    for (let e = 0; e < b; e++) {
-      if (superseded[e] === 0 && create[e] !== 0) {
-        // the key's newest entry at or below rev stays; whatever it superseded goes, so its chain ends here
-        remap[e] = w;
-        if (w !== e) log.move(e, w);
-        prev[w] = -1;
-        w++;
-        continue;
-      }
-      const id = keys[e];
+    for (let e = c.examined; e < end; e++) {
+      // the key's newest entry at or below the revision stays, unless a tombstone
+      if (marks[e] === 0 && create[e] !== 0) continue;
+      marks[e] = 2;
       const len = lens[e];
       if (slabs[e] !== -1) this.freeValue(slabs[e], log.off[e], len);
-      freed += index.key(id).length + len;
-      remap[e] = -1;
-      // a tombstone that is the key's newest entry: nothing of the key remains
-      if (superseded[e] === 0 && heads[id] === e) doomedKeys.push(id);
+      freed += index.key(keys[e]).length + len;
     }
     this.dataBytes -= freed;
+  }
+
+  /**
+   * Removes the dropped entries, within `budget`; returns the budget used. The kept entries move down over
+   * the dropped ones a step at a time; whatever points at a moved entry (its key's head, or the `prev` of
+   * its key's next entry, found through {@link Compaction.next}) follows it, and a dropped tombstone's
+   * pointers become -1. Between steps the positions of [kept, moved) hold garbage no pointer reaches.
+   * Last, the entries above the compact revision move down by one shift.
+   */
+  private removeDropped(c: Compaction, budget: number): number {
+    const log = this.log;
+    const index = this.index;
+    const heads = index.heads;
+    const prev = log.prev;
+    const keys = log.key;
+    const b = c.b;
+    let used = 0;
+    if (c.next.length === 0) {
+      // entries move in place from here on: open views stop sharing the columns
+      for (const frozen of this.frozenLogs) frozen.own();
+      c.next = new Int32Array(b).fill(-1);
+    }
+    // link the entries appended since the last step (their prev may be a position below b)
+    const next = c.next;
+    const n = log.length;
+    if (c.linked < n) {
+      const end = Math.min(n, c.linked + budget * 8);
+      for (let e = c.linked; e < end; e++) {
+        const p = prev[e];
+        if (p >= 0 && p < b) next[p] = e;
+      }
+      used += Math.ceil((end - c.linked) / 8);
+      c.linked = end;
+      if (end < n) return used;
+    }
+    const marks = c.marks;
+    const end = Math.min(b, c.moved + Math.max(0, budget - used));
+    let w = c.kept;
+    for (let e = c.moved; e < end; e++) {
+      const id = keys[e];
+      const after = next[e];
+      if (marks[e] === 2) {
+        // a dropped tombstone still its key's newest entry: nothing of the key remains, unless written later
+        if (heads[id] === e) {
+          heads[id] = -1;
+          c.doomed.push(id);
+        }
+        if (after >= 0) prev[after] = -1;
+        continue;
+      }
+      if (w !== e) {
+        log.move(e, w);
+        next[w] = after;
+        if (heads[id] === e) heads[id] = w;
+        if (after >= 0) prev[after] = w;
+      }
+      prev[w] = -1; // whatever it superseded is dropped: its chain ends here
+      w++;
+    }
+    used += end - c.moved;
+    c.moved = end;
+    c.kept = w;
+    if (end < b) return used;
+    // the entries above the revision, appended ones included, move down over the garbage
     const shift = b - w;
     if (shift > 0) {
+      const len = log.length;
       log.shiftDown(b, w);
-      for (let e = b; e < n; e++) {
+      for (let e = b; e < len; e++) {
         const p = prev[e];
-        prev[e - shift] = p < 0 ? -1 : p >= b ? p - shift : remap[p];
+        prev[e - shift] = p >= b ? p - shift : p;
       }
-      log.length = n - shift;
+      log.length = len - shift;
       const limit = index.idLimit;
       for (let id = 0; id < limit; id++) {
         const h = heads[id];
-        if (h >= 0) heads[id] = h >= b ? h - shift : remap[h];
+        if (h >= b) heads[id] = h - shift;
       }
     }
-    this.dropKeys(doomedKeys);
+    this.dropKeys(c.doomed.filter((id) => heads[id] === -1));
+    c.removed = true;
+    c.marks = EMPTY;
+    c.next = EMPTY_INT32;
+    this.trimHistory();
+    return used + Math.ceil((log.length - w) / 8);
   }
 
   /** See {@link MvccStore.defragment}. */
@@ -717,7 +815,7 @@ class Core {
     if (to > this.currentRev) to = this.currentRev;
     if (from > to) return [];
     // from the compact revision itself: its deletions are gone once the compaction is done
-    if (from <= this.pendingCompact) this.finishCompaction();
+    if (this.compaction !== null && from <= this.compaction.rev) this.finishCompaction();
     const log = this.log;
     const index = this.index;
     const mainCol = log.main;
@@ -1190,13 +1288,13 @@ export class MvccStore {
 
   /**
    * Whether a compaction's entries are still being dropped. A compaction takes effect at once (reads
-   * below its revision fail), but one over more than {@link COMPACT_STEP_ENTRIES} entries drops them in
-   * steps, so that a member can serve other requests between them: call {@link compactStep} until this
-   * is false. A hash, a snapshot image or view, a defragmentation, a later compaction, and history read
+   * below its revision fail), but one over more than about {@link COMPACT_STEP_ENTRIES} entries drops
+   * them in steps, so that a member can serve other requests between them: call {@link compactStep} until
+   * this is false. A hash, a snapshot image or view, a defragmentation, a later compaction, and history read
    * from the compact revision finish it first, so nothing but the store's size can tell the steps apart.
    */
   get compacting(): boolean {
-    return this.core.pendingCompact !== 0;
+    return this.core.compaction !== null;
   }
 
   /**
