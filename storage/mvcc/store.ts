@@ -248,6 +248,8 @@ interface Compaction {
   doomed: number[];
   /** The dropped entries are gone; what is left is emptying sparse slabs. */
   removed: boolean;
+  /** Then: entries [0, relocated) have their values out of sparse slabs. */
+  relocated: number;
 }
 
 /** Options of {@link MvccStore}. */
@@ -575,6 +577,7 @@ class Core {
       kept: 0,
       doomed: [],
       removed: false,
+      relocated: 0,
     };
     this.compactStep();
   }
@@ -612,8 +615,14 @@ class Core {
       budget -= this.removeDropped(c, budget);
       if (!c.removed || budget <= 0) return true;
     }
+    // empty the slabs the dropped values left mostly free (each step asks the arena afresh which); a move
+    // copies a value, so it counts as eight entries of the budget
+    if (c.relocated < log.length) {
+      if (budget <= 0) return true;
+      c.relocated = this.relocateValues(c.relocated, Math.ceil(budget / 8));
+      if (c.relocated < log.length) return true;
+    }
     this.compaction = null;
-    this.relocateValues();
     // give back column space the compaction freed (the columns are half the store's fixed cost)
     if (log.capacity > 4096 && log.capacity > log.length * 1.5) log.resize(Math.ceil(log.length * 1.25));
     return false;
@@ -788,19 +797,25 @@ class Core {
     }
   }
 
-  /** Empties slabs that compaction left mostly free. */
-  private relocateValues(): void {
-    const marks = this.arena.sparseSlabs();
-    if (marks === undefined) return;
+  /**
+   * Empties slabs that compaction left mostly free: moves out the values that lie in one, of the entries
+   * from `from` on (all by default), until `moves` values moved. Returns the entry it stopped before.
+   */
+  private relocateValues(from = 0, moves = Infinity): number {
     const log = this.log;
+    const marks = this.arena.sparseSlabs();
+    if (marks === undefined) return log.length;
     const slab = log.slab;
-    for (let e = 0; e < log.length; e++) {
+    let e = from;
+    for (; e < log.length && moves > 0; e++) {
       const s = slab[e];
       if (s >= 0 && marks[s] === 1) {
         slab[e] = this.arena.move(s, log.off[e], log.len[e]);
         log.off[e] = this.arena.lastOffset;
+        moves--;
       }
     }
+    return e;
   }
 
   eventsBetween(
