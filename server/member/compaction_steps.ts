@@ -21,6 +21,7 @@ export const STEP_PAUSE_MS = 10;
 /** Drives {@link MvccStore.compactStep} until the compaction is done, one step after each pause. */
 export class CompactionSteps {
   private running = false;
+  private stopped = false;
   private waiters: (() => void)[] = [];
 
   /**
@@ -51,15 +52,21 @@ export class CompactionSteps {
 
   /** After a compaction was applied: takes its remaining steps, unless that is under way already. */
   kick(): void {
-    if (this.running || !this.store().compacting) return;
+    if (this.running || this.stopped || !this.store().compacting) return;
     this.running = true;
     void this.run();
+  }
+
+  /** The member closes: no step is taken after the pause under way (the store is closed next). */
+  stop(): void {
+    this.stopped = true;
   }
 
   private async run(): Promise<void> {
     try {
       for (;;) {
         await this.pause();
+        if (this.stopped) return;
         const store = this.store();
         if (!store.compacting || !store.compactStep()) return;
       }

@@ -90,3 +90,22 @@ Deno.test("compaction steps: a failing step is reported and stepping stops", asy
   store.hashKV(0);
   assertEquals(store.compacting, false);
 });
+
+Deno.test("compaction steps: none after the member stops", async () => {
+  const store = filled(400);
+  store.compact(390);
+  const t = turns();
+  const steps = new CompactionSteps(() => store, t.next, (err) => {
+    throw err;
+  });
+  steps.kick();
+  await t.step();
+  assert(store.compacting);
+  steps.stop();
+  await t.step(); // the pause under way ends: no step follows
+  assertEquals(steps.active, false);
+  assertEquals(t.waiting(), 0);
+  assert(store.compacting, "a step was taken after stop()");
+  steps.kick();
+  assertEquals(t.waiting(), 0, "a stopped stepper started again");
+});

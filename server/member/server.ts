@@ -963,6 +963,7 @@ export class EtcdServer implements LeaseBackend {
     this.clock.clearInterval(this.sweeper);
     this.v2.close();
     this.compactor?.stop();
+    this.compactionSteps.stop();
     this.lessor.close();
     this.leaseCalls.close();
     this.auth.close();
