@@ -216,10 +216,11 @@ const REPACK_SLACK = 1 << 20;
 /** Rough per-entry cost of a revision in etcd's bbolt (revision key, protobuf header, page slot). */
 const ENTRY_OVERHEAD = 40;
 /**
- * Entries a compaction step drops or keeps. A step costs about that many value frees (tens of nanoseconds
- * each), so a compaction of millions of revisions goes in steps of a millisecond or two; marking what is
- * superseded costs an eighth of that per entry. The last step moves the kept entries down in one pass over
- * the log, in plain copies.
+ * Entries a compaction step drops or keeps. A step costs about that many value frees or entry moves (tens
+ * of nanoseconds each), so a compaction of millions of revisions goes in steps of a few milliseconds;
+ * marking what is superseded, and linking the entries above the revision, cost an eighth of that per entry,
+ * and moving a value out of a sparse slab eight times it. The one step not bounded by it is the last move:
+ * the entries above the compact revision shift down together, in plain copies.
  */
 export const COMPACT_STEP_ENTRIES = 32_768;
 

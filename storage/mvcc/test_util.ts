@@ -6,6 +6,7 @@
  */
 import { Prng } from "../../tests/sim/prng.ts";
 import type { KeyValue, MvccStore, WriteTxn } from "./store.ts";
+import { waitUntil } from "../../tests/helpers.ts";
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -100,20 +101,20 @@ export function heldFileBytes(path: string): number {
 
 /**
  * Waits until the files opened at `path` hold at most `bytes`, and every one of them emptied is closed (a
- * store gives freed segments back in the background); fails after `timeoutMs`.
+ * store gives freed segments back in the background); returns what they hold, or fails after `timeoutMs`.
  */
 export async function heldFileBytesFall(path: string, bytes: number, timeoutMs = 2000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const fds = descriptorsOn(path);
-    const sizes = fds.map((fd) => Deno.statSync(fd).size);
-    const held = sizes.reduce((a, n) => a + n, 0);
-    // an emptied segment still open: its close is under way (the live segment may be empty too)
-    const emptied = sizes.filter((n) => n === 0).length;
-    if (held <= bytes && emptied <= 1) return held;
-    if (Date.now() > deadline) {
-      throw new Error(`${held} bytes in ${fds.length} files still held at ${path} after ${timeoutMs} ms`);
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  let sizes: number[] = [];
+  const held = () => sizes.reduce((a, n) => a + n, 0);
+  await waitUntil(
+    () => {
+      sizes = descriptorsOn(path).map((fd) => Deno.statSync(fd).size);
+      // an emptied segment still open: its close is under way (the live segment may be empty too)
+      return held() <= bytes && sizes.filter((n) => n === 0).length <= 1;
+    },
+    timeoutMs,
+    () => `${held()} bytes in ${sizes.length} files still held at ${path}`,
+    5,
+  );
+  return held();
 }
