@@ -89,12 +89,30 @@ const STORE_SORT: Partial<Record<number, "create" | "mod" | "version">> = {
 };
 
 /**
+ * The order {@link executeRange} lists `r`'s kvs in, where it is not the key order the store reads them
+ * in (either way): a comparator under which ties stay in key order. Undefined for key order.
+ */
+export function listedOrder(r: RangeRequest): ((a: KeyValue, b: KeyValue) => number) | undefined {
+  const byKey = r.sortTarget === SortTarget.KEY;
+  // a filtered range is read in ascending key order; unfiltered, the store reads it either way
+  if (byKey && (r.sortOrder !== SortOrder.DESCEND || !isFiltered(r))) return undefined;
+  const cmp = sortKey(r.sortTarget);
+  // sorted by anything but the key, no order given means ascending (as etcd has it)
+  return r.sortOrder === SortOrder.DESCEND ? (a, b) => cmp(b, a) : cmp;
+}
+
+/** Whether `r` keeps only kvs of some mod or create revisions. */
+export function isFiltered(r: RangeRequest): boolean {
+  return r.minModRevision !== 0 || r.maxModRevision !== 0 || r.minCreateRevision !== 0 ||
+    r.maxCreateRevision !== 0;
+}
+
+/**
  * A range as etcd's API defines it on top of the store: revision filters, sorting, `limit`/`more`, with
  * `count` being every key in the range at that revision.
  */
 export function executeRange(reader: RangeReader, r: RangeRequest, currentRevision: number): RangeResponse {
-  const filtered = r.minModRevision !== 0 || r.maxModRevision !== 0 || r.minCreateRevision !== 0 ||
-    r.maxCreateRevision !== 0;
+  const filtered = isFiltered(r);
   // by key, the store reads in either order and stops at the limit: the kvs that sorting all of them and
   // cutting at the limit would give (etcd reads and sorts them all)
   const byKey = r.sortTarget === SortTarget.KEY && !filtered;
@@ -129,14 +147,8 @@ export function executeRange(reader: RangeReader, r: RangeRequest, currentRevisi
       (r.minCreateRevision === 0 || kv.createRevision >= r.minCreateRevision)
     );
   }
-  let order = r.sortOrder;
-  if (r.sortTarget !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;
-  const inOrder = storeSorts ||
-    (r.sortTarget === SortTarget.KEY && (order === SortOrder.ASCEND || descending));
-  if (order !== SortOrder.NONE && !inOrder) {
-    const cmp = sortKey(r.sortTarget);
-    kvs = kvs.slice().sort(order === SortOrder.DESCEND ? (a, b) => cmp(b, a) : cmp);
-  }
+  const order = storeSorts ? undefined : listedOrder(r);
+  if (order !== undefined) kvs = kvs.slice().sort(order);
   let more = false;
   if (r.limit > 0 && kvs.length > r.limit) {
     kvs = kvs.slice(0, r.limit);

@@ -8,7 +8,7 @@ import {
   SortOrder,
   SortTarget,
 } from "../pb/rpc.ts";
-import { Applier } from "./apply.ts";
+import { Applier, listedOrder } from "./apply.ts";
 import { LeaseStore } from "../../storage/lease.ts";
 import {
   encodedRange,
@@ -16,8 +16,8 @@ import {
   MAX_PAGE_KVS,
   PAGE_BYTES,
   type RangePagesSource,
-  sortedBy,
 } from "./range_pages.ts";
+import { SORT_STEP, sortInSteps, turnsToSort } from "./sort_in_steps.ts";
 import { GrpcError, Status } from "../transport/status.ts";
 import { rangeRequest } from "../api/lock.ts";
 import { MessageParts } from "../transport/grpc.ts";
@@ -112,6 +112,36 @@ Deno.test("range pages: the same bytes as the range read in one go", async () =>
     { countOnly: true },
     { countOnly: true, sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND },
     { key: te.encode("k/0001"), rangeEnd: new Uint8Array(0) },
+  ];
+  for (const shape of shapes) {
+    const src = source(holder);
+    const r = request(shape);
+    const got = await encodedRange(src, r);
+    assertSameBytes(got, encodeRangeResponse(src.rangeAtOnce(r)), Deno.inspect(shape));
+  }
+});
+
+Deno.test("range pages: a long range sorted or filtered is sorted in steps, to the same bytes", async () => {
+  // (the turns it takes: "keys alone go at most MAX_PAGE_KVS to a page" below)
+  // more kvs than one sort step, with ties in every order: values repeat, and a third of the keys were
+  // written again (versions 1 and 2, mod revisions out of key order)
+  const st = new MvccStore();
+  const n = 2 * SORT_STEP + 1500;
+  const key = (i: number) => `k/${String(i).padStart(5, "0")}`;
+  for (let i = 0; i < n; i++) put(st, key(i), `v${(i * 7919) % 300}`);
+  for (let i = n - 1; i >= 0; i -= 3) put(st, key(i), `w${i % 50}`);
+  const holder = { store: st };
+  const shapes: Partial<RangeRequest>[] = [
+    { sortTarget: SortTarget.MOD },
+    { sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND, keysOnly: true },
+    { sortTarget: SortTarget.CREATE, sortOrder: SortOrder.DESCEND, limit: 5000 },
+    { sortTarget: SortTarget.VERSION, sortOrder: SortOrder.ASCEND },
+    { sortTarget: SortTarget.VERSION, sortOrder: SortOrder.DESCEND },
+    { sortTarget: SortTarget.VALUE },
+    { sortTarget: SortTarget.VALUE, sortOrder: SortOrder.DESCEND, limit: 300 },
+    { minModRevision: 2, sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND },
+    { minCreateRevision: 100, sortOrder: SortOrder.DESCEND },
+    { maxModRevision: n, sortTarget: SortTarget.VALUE, sortOrder: SortOrder.ASCEND, revision: n + 2000 },
   ];
   for (const shape of shapes) {
     const src = source(holder);
@@ -291,13 +321,14 @@ Deno.test("range pages: keys alone go at most MAX_PAGE_KVS to a page, read and a
     assertSameBytes(answer, encodeRangeResponse(src.rangeAtOnce(request(shape))), Deno.inspect(shape));
     // 10,000 keys of 7 bytes would fit a page of PAGE_BYTES twice over
     const reads = Math.ceil((10_000 - FIRST_PAGE_KVS) / MAX_PAGE_KVS);
-    // chosen: read in pages, then answered in pages, the first in the turn of the choice
-    const answers = shape.sortTarget === undefined ? 0 : Math.ceil(10_000 / MAX_PAGE_KVS) - 1;
+    // chosen: read in pages, sorted in steps, then answered in pages, the first in the turn of the choice
+    const chosen = shape.sortTarget !== undefined;
+    const answers = chosen ? turnsToSort(10_000) + Math.ceil(10_000 / MAX_PAGE_KVS) - 1 : 0;
     assertEquals(src.turns, reads + answers, Deno.inspect(shape));
   }
 });
 
-Deno.test("range pages: sorted by a revision or the version as the store sorts, large columns too", () => {
+Deno.test("range pages: sorted by a revision or the version as the store sorts, large columns too", async () => {
   const kv = (key: string, modRevision: number, version: number) => ({
     key: te.encode(key),
     createRevision: 1,
@@ -307,13 +338,31 @@ Deno.test("range pages: sorted by a revision or the version as the store sorts, 
     lease: 0n,
   });
   const big = 2 ** 40;
+  const sorted = (kvs: ReturnType<typeof kv>[], shape: Partial<RangeRequest>) =>
+    sortInSteps(kvs, listedOrder(request(shape))!, () => Promise.resolve(), 2, 3);
   for (const base of [0, big]) {
     // in key order, with ties
     const kvs = [kv("a", base + 5, 2), kv("b", base + 3, 1), kv("c", base + 5, 2), kv("d", base + 1, 3)];
-    const keys = (got: ReturnType<typeof sortedBy>) => got.map((x) => td.decode(x.key)).join("");
-    assertEquals(keys(sortedBy(kvs, "mod", false)), "dbac", `from ${base}`);
-    assertEquals(keys(sortedBy(kvs, "mod", true)), "acbd", `from ${base}`);
-    assertEquals(keys(sortedBy(kvs, "version", true)), "dacb", `from ${base}`);
-    assertEquals(keys(sortedBy(kvs, "create", true)), "abcd", `from ${base}`);
+    const keys = (got: ReturnType<typeof kv>[]) => got.map((x) => td.decode(x.key)).join("");
+    const mod = SortTarget.MOD;
+    const descend = SortOrder.DESCEND;
+    assertEquals(keys(await sorted(kvs, { sortTarget: mod })), "dbac", `from ${base}`);
+    assertEquals(keys(await sorted(kvs, { sortTarget: mod, sortOrder: descend })), "acbd", `from ${base}`);
+    assertEquals(
+      keys(await sorted(kvs, { sortTarget: SortTarget.VERSION, sortOrder: descend })),
+      "dacb",
+      `from ${base}`,
+    );
+    assertEquals(
+      keys(await sorted(kvs, { sortTarget: SortTarget.CREATE, sortOrder: descend })),
+      "abcd",
+      `from ${base}`,
+    );
   }
+  // by key, only a filtered range read in ascending order is sorted, descending
+  assertEquals(listedOrder(request({ sortOrder: SortOrder.DESCEND })), undefined);
+  assertEquals(listedOrder(request({ minModRevision: 1 })), undefined);
+  assertEquals(listedOrder(request({ minModRevision: 1, sortOrder: SortOrder.ASCEND })), undefined);
+  const byKeyDown = listedOrder(request({ minModRevision: 1, sortOrder: SortOrder.DESCEND }))!;
+  assert(byKeyDown(kv("a", 1, 1), kv("b", 1, 1)) > 0);
 });
