@@ -57,7 +57,8 @@ async function scenario(impl: Impl): Promise<void> {
     worker = undefined;
     assert(status.success, await w.stderr);
     const result = JSON.parse(await Deno.readTextFile(outFile)) as WorkerResult;
-    const outcome = await checkLabOutcome(lab, members, result);
+    // the real etcd's known watch bugs under these faults are reported, not failed (faults/outcome.ts)
+    const outcome = await checkLabOutcome(lab, members, result, impl === "etcd");
     report({
       scenario: "partitions (3 members)",
       impl,

@@ -232,12 +232,21 @@ export async function stopLab(
   await Deno.remove(dir, { recursive: true });
 }
 
-/** The end-of-run checks ({@link checkOutcome}) for members in `lab`. */
-export function checkLabOutcome(lab: NetLab, members: LabMember[], result: WorkerResult): Promise<Outcome> {
+/**
+ * The end-of-run checks ({@link checkOutcome}) for members in `lab`; `referenceWatchBugs` for the real
+ * etcd (see `OutcomeTarget` in outcome.ts).
+ */
+export function checkLabOutcome(
+  lab: NetLab,
+  members: LabMember[],
+  result: WorkerResult,
+  referenceWatchBugs = false,
+): Promise<Outcome> {
   return checkOutcome({
     ctl: (endpoints, args) => ctl(lab, endpoints, args),
     endpoints: members.map((m) => m.endpoint),
     names: members.map((m) => `infra${m.index}`),
     minCompleted: 100,
+    referenceWatchBugs,
   }, result);
 }

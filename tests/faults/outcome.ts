@@ -20,6 +20,8 @@ export interface Outcome {
   finalRevision: number;
   /** The revision every member's HashKV was equal at. */
   revision: number;
+  /** What the watchers saw wrong, where the target's known watch bugs are reported instead of thrown. */
+  anomalies: string[];
 }
 
 /** How the checks reach the members. */
@@ -31,6 +33,13 @@ export interface OutcomeTarget {
   names: string[];
   /** Fewer completed operations than this means the load never really ran. */
   minCompleted: number;
+  /**
+   * The members are the real etcd 3.4.23. Its watcher on a member that was cut off and then brought up
+   * to date by the leader's snapshot has been seen here to miss revisions and to get wrong previous
+   * values (etcd's watch bugs around snapshot restores, as in etcd-io/etcd issue 15271): what the
+   * watchers saw wrong is returned as anomalies instead of thrown. Every other check still throws.
+   */
+  referenceWatchBugs?: boolean;
 }
 
 /** The checks (see the module's comment); throws on the first anomaly. */
@@ -67,8 +76,18 @@ export async function checkOutcome(target: OutcomeTarget, result: WorkerResult):
   // every watcher (one per member) kept etcd's guarantees through the faults, and all saw the same
   assertEquals(result.watches.length, n);
   assert(result.finalRevision > 0, "the final write never succeeded");
+  const anomalies: string[] = [];
+  /** Whether a watch check failed and is reported (else it is for the caller to throw). */
+  const reported = (failed: boolean, what: () => string) => {
+    if (failed && target.referenceWatchBugs) anomalies.push(what());
+    return failed && target.referenceWatchBugs === true;
+  };
   result.watches.forEach((w, i) => {
     const problems = checkWatchStream(w, 2, result.finalRevision);
+    const first = problems.slice(0, 3).join("; ");
+    if (
+      reported(problems.length > 0, () => `watcher of ${names[i]}: ${problems.length} problems: ${first}`)
+    ) return;
     assertEquals(
       problems.slice(0, 10),
       [],
@@ -81,7 +100,9 @@ export async function checkOutcome(target: OutcomeTarget, result: WorkerResult):
     eventLine(w).filter((l) => Number(l.split(" ")[0]) <= result.finalRevision)
   );
   for (let i = 1; i < n; i++) {
-    assertEquals(lines[i], lines[0], `the watchers of ${names[0]} and ${names[i]} saw different events`);
+    const differ = JSON.stringify(lines[i]) !== JSON.stringify(lines[0]);
+    const what = `the watchers of ${names[0]} and ${names[i]} saw different events`;
+    if (!reported(differ, () => what)) assertEquals(lines[i], lines[0], what);
   }
   // and the events replay into what a linearizable read returns
   const everything = await ctl(all, ["get", "--prefix", "lab/", "-w", "json"]);
@@ -90,7 +111,10 @@ export async function checkOutcome(target: OutcomeTarget, result: WorkerResult):
       kv,
     ) => [atob(kv.key), atob(kv.value)]),
   );
-  assertEquals([...replay(result.watches[0])].sort(), [...read].sort());
+  const replayed = [...replay(result.watches[0])].sort();
+  const differ = JSON.stringify(replayed) !== JSON.stringify([...read].sort());
+  const what = `the events of ${names[0]}'s watcher replay into other values than a linearizable read`;
+  if (!reported(differ, () => what)) assertEquals(replayed, [...read].sort(), what);
   const verdict = checkKv(result.ops);
   assert(verdict.ok, verdict.ok ? "" : `history not linearizable:\n${verdict.explanation}`);
   return {
@@ -100,5 +124,6 @@ export async function checkOutcome(target: OutcomeTarget, result: WorkerResult):
     watchResponses: result.watches.map((w) => w.length),
     finalRevision: result.finalRevision,
     revision: hashes[0].rev,
+    anomalies,
   };
 }
