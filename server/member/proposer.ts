@@ -11,6 +11,7 @@ import { ErrProposalDropped } from "../../raft/node.ts";
 import { type Entry, EntryType, NONE } from "../../raft/types.ts";
 import type { Clock } from "../clock.ts";
 import { Errors } from "../errors.ts";
+import { IntMap } from "../int_map.ts";
 import { GrpcError, Status } from "../transport/status.ts";
 import { encodeProposal, type ProposalKind, proposalTag } from "./proposal.ts";
 import type { RaftDriver } from "./raft_driver.ts";
@@ -40,13 +41,14 @@ export interface ProposerOptions {
 /** The member's proposals in flight. */
 export class Proposer {
   private seq: number;
-  private readonly waiters = new Map<number, Waiter>();
+  /** By sequence number; an `IntMap`, since one is added and taken per request (see int_map.ts). */
+  private readonly waiters = new IntMap<Waiter>();
   private queue: { seq: number; data: Uint8Array }[] = [];
   private scheduled = false;
 
   constructor(private readonly o: ProposerOptions) {
     // sequence numbers of a restarted member never repeat those of its previous run
-    this.seq = o.clock.now() * 1000;
+    this.seq = Math.floor(o.clock.now() * 1000);
   }
 
   /** Proposals made here and not yet applied or failed. */
@@ -99,10 +101,11 @@ export class Proposer {
     return true;
   }
 
-  /** Fails the waiters whose request timeout has passed (they are kept in deadline order). */
+  /** Fails the waiters whose request timeout has passed. */
   expire(now: number): void {
-    for (const [seq, w] of this.waiters) {
-      if (w.deadline > now) break;
+    if (this.waiters.size === 0) return;
+    for (const [seq, w] of this.waiters.entries()) {
+      if (w.deadline > now) continue;
       this.waiters.delete(seq);
       w.reject(Errors.timeout());
     }

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { IntMap } from "../../int_map.ts";
 import { HIGH_WATER_MARK } from "../grpc.ts";
 import { ByteWriter, HpackDecoder, HpackEncoder } from "./hpack.ts";
 import { DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW } from "./frames.ts";
@@ -67,7 +68,8 @@ export class H2Session {
   blockParts: Uint8Array[] = [];
   blockSize = 0;
 
-  readonly streams = new Map<number, H2Stream>();
+  /** By stream ID; an `IntMap`, since one comes and goes per call (see int_map.ts). */
+  readonly streams = new IntMap<H2Stream>();
   /** Streams with output waiting for flow-control window. */
   readonly blocked = new Set<H2Stream>();
   /** Drains the blocked streams again once a write is done (they stop at a slice of output per turn). */
