@@ -13,8 +13,8 @@
  * all, either way; no revision filters). A range sorted by anything else, or filtered, is chosen from the
  * whole range: that is read page by page first, without values unless they are the order, then sorted in
  * steps (`sort_in_steps.ts`), the kvs chosen from it in one go and encoded page by page; unless a few are
- * sorted by a revision or the version, which the store picks in one scan. `count_only` reads no kvs and is answered in one go, as is
- * a range whose first page holds all of it.
+ * sorted by a revision or the version, which the store picks in one scan. `count_only` reads no kvs and
+ * is answered in one go, as is a range whose first page holds all of it.
  *
  * Between two pages the state may move on. Writes do not matter (the pages read at one revision); a
  * compaction past that revision, or a snapshot from the leader that replaces the store, does: the range
