@@ -3,16 +3,17 @@
  * revision order: the in-memory counterpart of etcd's `key` bucket.
  *
  * Entries are stored column-wise in typed arrays: no object per revision, nothing for the garbage
- * collector to trace. Revisions and versions are 32-bit until a value needs more (then that column
- * becomes float64, exact up to 2^53), and the lease column exists only once some entry has a lease: 36
- * bytes per entry in the common case, plus the value bytes (kept in a {@link ValueArena}).
- * A tombstone (deletion) is an entry whose `create` is 0.
+ * collector to trace. The columns of whole numbers (revisions, versions, key ids, value lengths) are as
+ * narrow as their values allow: each starts at 8, 16 or 32 bits and is widened, up to float64 (exact to
+ * 2^53), by the first value that does not fit. The lease column exists only once some entry has a lease.
+ * An entry takes 27 bytes while revisions fit in 32 bits, subrevisions in 8, and key ids, versions and
+ * value lengths in 16; 29 once some key has had 65,536 versions. The value bytes are kept in a
+ * {@link ValueArena}. A tombstone (deletion) is an entry whose `create` is 0.
  *
  * @module
  */
 
 const MIN_CAPACITY = 256;
-const MAX_U32 = 0xffffffff;
 
 /**
  * File addresses in the log's `slab`/`off` columns: slab -1 is an empty value, slabs >= 0 are arena
@@ -81,25 +82,56 @@ export function* inFileOrder(log: RevisionLog): Generator<number> {
   }
 }
 
-/** An unsigned column: 32-bit while every value fits, float64 after. */
-export type WideColumn = Uint32Array | Float64Array;
+/**
+ * A column of whole numbers from 0 to 2^53 - 1, in the narrowest of these kinds that holds every value
+ * in it so far.
+ */
+export type UintColumn = Uint8Array | Uint16Array | Uint32Array | Float64Array;
+
+/** The largest value `col` can hold. */
+export function columnLimit(col: UintColumn): number {
+  return col instanceof Float64Array ? Number.MAX_SAFE_INTEGER : 2 ** (8 * col.BYTES_PER_ELEMENT) - 1;
+}
+
+/** An empty column of `cap` slots in the narrowest kind that holds `value`, and no narrower than `col`. */
+function columnFor(col: UintColumn, value: number, cap: number): UintColumn {
+  const bytes = value <= columnLimit(col)
+    ? col.BYTES_PER_ELEMENT
+    : value <= 0xff
+    ? 1
+    : value <= 0xffff
+    ? 2
+    : value <= 0xffffffff
+    ? 4
+    : 8;
+  switch (bytes) {
+    case 1:
+      return new Uint8Array(cap);
+    case 2:
+      return new Uint16Array(cap);
+    case 4:
+      return new Uint32Array(cap);
+    default:
+      return new Float64Array(cap);
+  }
+}
 
 /** Column storage of revision entries; an entry's index is its position, which compaction changes. */
 export class RevisionLog {
   /** Number of entries. */
   length = 0;
   /** Main revision. */
-  main: WideColumn = new Uint32Array(MIN_CAPACITY);
+  main: UintColumn = new Uint32Array(MIN_CAPACITY);
   /** Sub revision (position of the change inside its transaction). */
-  sub: Int32Array = new Int32Array(MIN_CAPACITY);
+  sub: UintColumn = new Uint8Array(MIN_CAPACITY);
   /** Key id (see KeyIndex). */
-  key: Int32Array = new Int32Array(MIN_CAPACITY);
+  key: UintColumn = new Uint16Array(MIN_CAPACITY);
   /** Previous entry of the same key, -1 when none is retained. */
   prev: Int32Array = new Int32Array(MIN_CAPACITY);
   /** Create revision of the key's generation; 0 marks a tombstone. */
-  create: WideColumn = new Uint32Array(MIN_CAPACITY);
+  create: UintColumn = new Uint32Array(MIN_CAPACITY);
   /** Version of the key in its generation; 0 for a tombstone. */
-  version: WideColumn = new Uint32Array(MIN_CAPACITY);
+  version: UintColumn = new Uint16Array(MIN_CAPACITY);
   /** Lease id (int64), 0 for none; null while no entry has had a lease (see {@link leaseAt}). */
   lease: BigInt64Array | null = null;
   /** A {@link frozenCopy} still reading some columns of the log it was taken from. */
@@ -109,7 +141,9 @@ export class RevisionLog {
   /** Offset of the value in its slab. */
   off: Int32Array = new Int32Array(MIN_CAPACITY);
   /** Length of the value. */
-  len: Int32Array = new Int32Array(MIN_CAPACITY);
+  len: UintColumn = new Uint16Array(MIN_CAPACITY);
+  /** The largest value each narrow column holds as it is, for {@link append}'s checks. */
+  private limits = this.columnLimits();
 
   /** Allocated entry slots. */
   get capacity(): number {
@@ -128,16 +162,16 @@ export class RevisionLog {
   resize(cap: number): void {
     cap = Math.max(cap, this.length, MIN_CAPACITY);
     const n = this.length;
-    this.main = grow(this.main, sameKind(this.main, cap), n);
-    this.sub = grow(this.sub, new Int32Array(cap), n);
-    this.key = grow(this.key, new Int32Array(cap), n);
+    this.main = grow(this.main, columnFor(this.main, 0, cap), n);
+    this.sub = grow(this.sub, columnFor(this.sub, 0, cap), n);
+    this.key = grow(this.key, columnFor(this.key, 0, cap), n);
     this.prev = grow(this.prev, new Int32Array(cap), n);
-    this.create = grow(this.create, sameKind(this.create, cap), n);
-    this.version = grow(this.version, sameKind(this.version, cap), n);
+    this.create = grow(this.create, columnFor(this.create, 0, cap), n);
+    this.version = grow(this.version, columnFor(this.version, 0, cap), n);
     if (this.lease !== null) this.lease = grow(this.lease, new BigInt64Array(cap), n);
     this.slab = grow(this.slab, new Int32Array(cap), n);
     this.off = grow(this.off, new Int32Array(cap), n);
-    this.len = grow(this.len, new Int32Array(cap), n);
+    this.len = grow(this.len, columnFor(this.len, 0, cap), n);
   }
 
   /** Appends an entry and returns its index. */
@@ -155,7 +189,11 @@ export class RevisionLog {
   ): number {
     const i = this.length;
     if (i === this.main.length) this.reserve(i + 1);
-    if (main > MAX_U32 || create > MAX_U32 || version > MAX_U32) this.widen(main, create, version);
+    const lim = this.limits;
+    if (
+      main > lim.main || sub > lim.sub || key > lim.key || create > lim.create || version > lim.version ||
+      len > lim.len
+    ) this.widen(main, sub, key, create, version, len);
     this.main[i] = main;
     this.sub[i] = sub;
     this.key[i] = key;
@@ -200,10 +238,11 @@ export class RevisionLog {
 
   /**
    * A copy of the entries as they are now, for a snapshot written in the background while this log goes
-   * on taking writes. Appends land past the copy's length and growing reallocates, so the columns that
-   * only a compaction rewrites are shared with this log rather than copied; the value locations, which a
-   * demotion or a defragmentation repoints, are copied (8 bytes per entry, where a copy of every column
-   * took 36: fresh memory costs a page fault per 4 KiB, about 40 ms for 300k entries here). Call
+   * on taking writes. Appends land past the copy's length, and growing or widening a column reallocates
+   * it, so the columns that only a compaction rewrites are shared with this log rather than copied; the
+   * value locations, which a demotion or a defragmentation repoints, are copied (8 bytes per entry, where
+   * a copy of every column took 36 when it was written: fresh memory costs a page fault per 4 KiB, about
+   * 40 ms for 300k entries here). Call
    * {@link own} on the copy before this log compacts.
    */
   frozenCopy(): RevisionLog {
@@ -263,33 +302,41 @@ export class RevisionLog {
 
   /** Bytes held by the columns. */
   get columnBytes(): number {
-    const perEntry = this.main.BYTES_PER_ELEMENT + this.create.BYTES_PER_ELEMENT +
-      this.version.BYTES_PER_ELEMENT + (this.lease === null ? 0 : 8) + 6 * 4;
+    const perEntry = this.main.BYTES_PER_ELEMENT + this.sub.BYTES_PER_ELEMENT + this.key.BYTES_PER_ELEMENT +
+      this.create.BYTES_PER_ELEMENT + this.version.BYTES_PER_ELEMENT + this.len.BYTES_PER_ELEMENT +
+      (this.lease === null ? 0 : 8) + 3 * 4;
     return this.main.length * perEntry;
   }
 
-  /** Turns the 32-bit columns that cannot hold these values into float64 columns. */
-  private widen(main: number, create: number, version: number): void {
+  /** Gives each narrow column that cannot hold the value meant for it a wider kind that can. */
+  private widen(main: number, sub: number, key: number, create: number, version: number, len: number): void {
     const n = this.length;
     const cap = this.main.length;
-    if (main > MAX_U32 && this.main instanceof Uint32Array) {
-      this.main = grow(this.main, new Float64Array(cap), n);
-    }
-    if (create > MAX_U32 && this.create instanceof Uint32Array) {
-      this.create = grow(this.create, new Float64Array(cap), n);
-    }
-    if (version > MAX_U32 && this.version instanceof Uint32Array) {
-      this.version = grow(this.version, new Float64Array(cap), n);
-    }
+    const wider = (col: UintColumn, value: number) =>
+      value <= columnLimit(col) ? col : grow(col, columnFor(col, value, cap), n);
+    this.main = wider(this.main, main);
+    this.sub = wider(this.sub, sub);
+    this.key = wider(this.key, key);
+    this.create = wider(this.create, create);
+    this.version = wider(this.version, version);
+    this.len = wider(this.len, len);
+    this.limits = this.columnLimits();
+  }
+
+  private columnLimits() {
+    return {
+      main: columnLimit(this.main),
+      sub: columnLimit(this.sub),
+      key: columnLimit(this.key),
+      create: columnLimit(this.create),
+      version: columnLimit(this.version),
+      len: columnLimit(this.len),
+    };
   }
 }
 
-function sameKind(col: WideColumn, cap: number): WideColumn {
-  return col instanceof Uint32Array ? new Uint32Array(cap) : new Float64Array(cap);
-}
-
-function grow<T extends WideColumn | Int32Array | BigInt64Array>(
-  old: WideColumn | Int32Array | BigInt64Array,
+function grow<T extends UintColumn | Int32Array | BigInt64Array>(
+  old: UintColumn | Int32Array | BigInt64Array,
   fresh: T,
   n: number,
 ): T {
