@@ -9,7 +9,7 @@ import { parseLogRotationConfig } from "./server/log_rotation.ts";
 import { ETCD_VERSION, type FileSystem, MemberRemovedError, startEtcd } from "./mod.ts";
 import { denoFs } from "./storage/fs.ts";
 import { reexecWithIoPolling } from "./server/io_polling.ts";
-import { applyMallocSettings } from "./server/memory/malloc_settings.ts";
+import { applyMallocSettings, processMallocEnvironment } from "./server/memory/malloc_settings.ts";
 
 /** etcd-ts's own release. */
 export const VERSION = "0.1.0";
@@ -50,8 +50,9 @@ async function main(): Promise<number> {
   }
   const { config } = parsed;
   // the event loop must poll the network after every turn (server/io_polling.ts): unless the variable
-  // says so already, this process now becomes the same command with it set, and starts over
-  reexecWithIoPolling();
+  // says so already, this process now becomes the same command with it set, and starts over; glibc's
+  // one heap for all threads (server/memory/malloc_settings.ts) is set in the same step
+  reexecWithIoPolling(processMallocEnvironment());
   // long-lived blocks of a megabyte and more in mappings of their own (server/memory/malloc_settings.ts)
   applyMallocSettings();
   // storage faults on purpose (etcd's gofail): only a member started with the variable loads the module

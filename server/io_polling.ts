@@ -15,7 +15,9 @@
  * program nor `deno compile`'s embedded variables can set it in time. So the executable, when started
  * without it, replaces itself (`execve` of `/proc/self/exe` with its own command line and environment,
  * byte for byte, keeping its process id) by the same program with the variable set. Where that cannot
- * be done (no FFI permission, not Linux), it runs on as it is, and `startEtcd` says so.
+ * be done (no FFI permission, not Linux), it runs on as it is, and `startEtcd` says so. The caller may
+ * name other variables that are only read when a process starts (glibc's, server/memory/malloc_settings.ts),
+ * to be set in the same step; a value the user gave any of these variables is kept.
  *
  * @module
  */
@@ -54,13 +56,21 @@ export function splitNulTerminated(bytes: Uint8Array): Uint8Array[] {
 
 /**
  * The environment for the new program, from this one's as `/proc/self/environ` holds it (byte for byte,
- * whatever the encoding): every `NAME=value` but the variable's, then the variable with etcd-ts's value.
+ * whatever the encoding): every `NAME=value` of it, then the variable with etcd-ts's value and each of
+ * `more`, where this environment does not have them already.
  */
-export function environmentWithIoPolling(environ: Uint8Array): Uint8Array[] {
-  const prefix = new TextEncoder().encode(`${IO_POLLING_VARIABLE}=`);
-  const isOurs = (e: Uint8Array) => e.length >= prefix.length && prefix.every((c, i) => e[i] === c);
-  const out = splitNulTerminated(environ).filter((e) => !isOurs(e));
-  out.push(new TextEncoder().encode(`${IO_POLLING_VARIABLE}=${IO_POLLING_VALUE}`));
+export function environmentWithIoPolling(
+  environ: Uint8Array,
+  more: Record<string, string> = {},
+): Uint8Array[] {
+  const enc = new TextEncoder();
+  const out = splitNulTerminated(environ);
+  const has = (name: string) => {
+    const prefix = enc.encode(`${name}=`);
+    return out.some((e) => e.length >= prefix.length && prefix.every((c, i) => e[i] === c));
+  };
+  const wanted: [string, string][] = [[IO_POLLING_VARIABLE, IO_POLLING_VALUE], ...Object.entries(more)];
+  for (const [name, value] of wanted.filter(([name]) => !has(name))) out.push(enc.encode(`${name}=${value}`));
   return out;
 }
 
@@ -77,25 +87,28 @@ function cStringArray(strings: Uint8Array[]): { array: BigUint64Array; buffers: 
 }
 
 /**
- * Unless the variable is set, replaces this process by the same command line with it set. Returns only
- * when that was not done: the variable was set already, or the replacement could not be made (see the
- * module's comment), which `startEtcd`'s warning reports.
+ * Unless the variable and all of `more` are set, replaces this process by the same command line with
+ * them set. Returns only when that was not done: they were set already, or the replacement could not be
+ * made (see the module's comment), which `startEtcd`'s warning reports.
  */
-export function reexecWithIoPolling(): void {
+export function reexecWithIoPolling(more: Record<string, string> = {}): void {
   try {
     if (Deno.build.os !== "linux") return;
     // asked first, so that a process started without these permissions is not prompted for them
     const granted = (d: Deno.PermissionDescriptor) => Deno.permissions.querySync(d).state === "granted";
     if (!granted({ name: "env" }) || !granted({ name: "ffi" })) return;
     if (!granted({ name: "read", path: "/proc/self" })) return;
-    if (Deno.env.get(IO_POLLING_VARIABLE) !== undefined) return;
+    const unset = [IO_POLLING_VARIABLE, ...Object.keys(more)].filter((name) =>
+      Deno.env.get(name) === undefined
+    );
+    if (unset.length === 0) return;
     const args = splitNulTerminated(Deno.readFileSync("/proc/self/cmdline"));
     if (args.length === 0) return;
     const libc = Deno.dlopen("libc.so.6", {
       execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
     });
     const argv = cStringArray(args);
-    const envp = cStringArray(environmentWithIoPolling(Deno.readFileSync("/proc/self/environ")));
+    const envp = cStringArray(environmentWithIoPolling(Deno.readFileSync("/proc/self/environ"), more));
     // returns only when it failed; the buffers stay referenced until then
     libc.symbols.execve(new TextEncoder().encode("/proc/self/exe\0"), argv.array, envp.array);
     void [argv.buffers, envp.buffers];

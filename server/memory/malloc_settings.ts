@@ -1,5 +1,6 @@
 /**
- * The executable's settings for glibc's allocator: a fixed size above which a block gets its own mapping.
+ * The executable's settings for glibc's allocator: a fixed size above which a block gets its own mapping,
+ * and one heap for all threads.
  *
  * V8 takes the backing stores of `Uint8Array`s and other typed arrays from malloc. glibc gives a block of
  * at least `mmap_threshold` bytes (128 KiB at first) a mapping of its own, returned to the system when the
@@ -15,8 +16,17 @@
  * {@link TRIM_THRESHOLD}. Per-request buffers stay well below 1 MiB, so they are not mapped one by one (a
  * threshold of 256 KiB cost throughput).
  *
- * A user's own settings win: with `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_` or `GLIBC_TUNABLES`
- * in the environment nothing is changed. Nor where there is no glibc or no FFI permission.
+ * glibc also gives each thread a heap of its own (an arena) at its first allocation, up to eight per
+ * core. Nearly all of a member's allocation is its JavaScript's, on one thread;
+ * V8's helper threads (compilers, garbage collection) and Deno's allocate little, yet after compare.sh's
+ * rows two such heaps held 1.4-4.4 MB each. With {@link ARENA_VARIABLE} at {@link ARENA_MAX} every thread
+ * uses the main heap. glibc reads it only when the process starts, and the helper threads have their heaps
+ * before any JavaScript runs (`mallopt` from here changed nothing), so the executable sets it in the step
+ * that restarts it for its event loop (server/io_polling.ts).
+ *
+ * A user's own settings win: with `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` the number of heaps is left
+ * alone, and with `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_` or `GLIBC_TUNABLES` the thresholds.
+ * Nothing is changed where there is no glibc or no FFI permission.
  *
  * @module
  */
@@ -25,6 +35,26 @@
 export const MMAP_THRESHOLD = 1024 * 1024;
 /** A heap's free top above this size is given back at once (glibc's initial value). */
 export const TRIM_THRESHOLD = 128 * 1024;
+
+/** The variable glibc takes its largest number of heaps from, when the process starts. */
+export const ARENA_VARIABLE = "MALLOC_ARENA_MAX";
+/** One heap: the main one, for every thread. */
+export const ARENA_MAX = "1";
+
+/**
+ * The variables for glibc that the executable starts with (see server/io_polling.ts): one heap, unless
+ * the user chose otherwise in `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES`.
+ */
+export function mallocEnvironment(getEnv: (name: string) => string | undefined): Record<string, string> {
+  const chosen = getEnv(ARENA_VARIABLE) !== undefined || getEnv("GLIBC_TUNABLES") !== undefined;
+  return chosen ? {} : { [ARENA_VARIABLE]: ARENA_MAX };
+}
+
+/** {@link mallocEnvironment} for this process; nothing when it may not read its environment. */
+export function processMallocEnvironment(): Record<string, string> {
+  const granted = Deno.permissions.querySync({ name: "env" }).state === "granted";
+  return granted ? mallocEnvironment((name) => Deno.env.get(name)) : {};
+}
 
 /** mallopt's parameter numbers (malloc.h). */
 const M_TRIM_THRESHOLD = -1;

@@ -1,5 +1,11 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
-import { mallocSettingsWanted, USER_MALLOC_VARIABLES } from "./malloc_settings.ts";
+import {
+  ARENA_MAX,
+  ARENA_VARIABLE,
+  mallocEnvironment,
+  mallocSettingsWanted,
+  USER_MALLOC_VARIABLES,
+} from "./malloc_settings.ts";
 
 Deno.test("malloc settings: made unless the user set glibc's allocator up in the environment", () => {
   assert(mallocSettingsWanted(() => undefined));
@@ -7,6 +13,20 @@ Deno.test("malloc settings: made unless the user set glibc's allocator up in the
   for (const variable of USER_MALLOC_VARIABLES) {
     assert(!mallocSettingsWanted((name) => name === variable ? "" : undefined), variable);
   }
+});
+
+Deno.test("malloc settings: one heap for all threads at start, unless the user chose the number of heaps", () => {
+  assertEquals(mallocEnvironment(() => undefined), { [ARENA_VARIABLE]: ARENA_MAX });
+  assertEquals(ARENA_VARIABLE, "MALLOC_ARENA_MAX");
+  assertEquals(mallocEnvironment((name) => name === "MALLOC_ARENA_MAX" ? "8" : undefined), {});
+  assertEquals(
+    mallocEnvironment((name) => name === "GLIBC_TUNABLES" ? "glibc.malloc.arena_max=2" : undefined),
+    {},
+  );
+  // the thresholds' variables are another matter
+  assertEquals(mallocEnvironment((name) => name === "MALLOC_MMAP_THRESHOLD_" ? "65536" : undefined), {
+    [ARENA_VARIABLE]: ARENA_MAX,
+  });
 });
 
 /**
