@@ -110,7 +110,8 @@ export class H2Connection {
     const c = this.#c;
     if (c.dead || c.draining) return;
     c.startDraining();
-    for (const s of [...c.streams.values()]) {
+    // `values()` is a copy (IntMap): streams may end while this walks them
+    for (const s of c.streams.values()) {
       if (s.call?.streaming) s.call.abortWith(Status.UNAVAILABLE, TRANSPORT_CLOSING);
     }
   }
@@ -118,7 +119,7 @@ export class H2Connection {
   /** Graceful shutdown, step 2: whatever still runs ends with UNAVAILABLE; then the socket closes. */
   abortAll(): void {
     const c = this.#c;
-    for (const s of [...c.streams.values()]) {
+    for (const s of c.streams.values()) {
       if (s.call !== undefined) s.call.abortWith(Status.UNAVAILABLE, TRANSPORT_CLOSING);
       else abortStream(c, s, ErrorCode.CANCEL);
     }

@@ -164,7 +164,7 @@ export class H2Session {
 
   /** Cancels every stream and wakes everything waiting on one. */
   cancelAll(): void {
-    const streams = [...this.streams.values()];
+    const streams = this.streams.values(); // a copy (IntMap)
     this.streams.clear();
     this.blocked.clear();
     for (const s of streams) {
