@@ -43,6 +43,7 @@ import {
 } from "./server/http/metrics_listener.ts";
 import { systemClock } from "./server/clock.ts";
 import { processIoPollingAdvice } from "./server/io_polling.ts";
+import { startBusyPoll } from "./server/busy_poll.ts";
 import { glibcMallocTrim, IdleTrim } from "./server/memory/idle_trim.ts";
 import { CorruptionChecks } from "./server/member/corruption.ts";
 import { MemberMetrics } from "./server/metrics/member_metrics.ts";
@@ -203,6 +204,8 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
     ]),
     { cors: config.cors, hostWhitelist: config.hostWhitelist },
   );
+  // after an answer, poll for the client's next request a little before sleeping (server/busy_poll.ts)
+  const busyPoll = config.busyPollMs > 0 ? startBusyPoll(config.busyPollMs) : undefined;
   const listeners: GrpcListener[] = [];
   const metricsListeners: MetricsListener[] = [];
   const clientUrls: URL[] = [];
@@ -213,6 +216,7 @@ export async function startEtcd(config: Config, options: StartOptions = {}): Pro
         ...listenAddress(url),
         maxReceiveMessageBytes: config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
         httpFallback,
+        clientActivity: busyPoll,
         ...(secure ? { secure: { credentials: tls.client!, onRefused: refusals("client") } } : {}),
       });
       listeners.push(listener);

@@ -178,6 +178,15 @@ export const MEMBER_FLAGS: readonly FlagDef[] = [
     field: "enableUi",
   },
   {
+    name: "busy-poll-duration",
+    kind: "duration",
+    group: "member",
+    def: "500us",
+    usage: "After answering a client, keep polling for its next request this long before sleeping, " +
+      "while requests follow answers closely and a core is free (0 disables).",
+    field: "busyPollMs",
+  },
+  {
     name: "grpc-keepalive-min-time",
     kind: "duration",
     group: "member",

@@ -1,8 +1,8 @@
 import { assert, assertEquals, assertMatch } from "../../tests/assert.ts";
 import { ETCD_35_FLAGS, ETCD_36_DISCOVERY_FLAGS, exit, parse } from "./test_util.ts";
 
-/** Flags of etcd-ts's own, beyond etcd's: the dashboard. */
-const ETCD_TS_FLAGS = ["enable-ui"];
+/** Flags of etcd-ts's own, beyond etcd's: the dashboard, busy polling. */
+const ETCD_TS_FLAGS = ["enable-ui", "busy-poll-duration"];
 
 Deno.test("config: --version prints etcd-ts's release, then etcd's lines with Deno's in place of Go's", () => {
   for (const flag of ["--version", "-version", "--version=true"]) {

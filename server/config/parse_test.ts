@@ -48,6 +48,9 @@ Deno.test("config: flags in every form Go's flag package accepts", async (t) => 
     assertEquals(c.grpcKeepAliveIntervalMs, 5400000);
     assertEquals(c.grpcKeepAliveTimeoutMs, 250);
     assertEquals(c.experimentalWatchProgressNotifyIntervalMs, 2000);
+    assertEquals(run(["--busy-poll-duration", "250us"]).config.busyPollMs, 0.25);
+    assertEquals(run(["--busy-poll-duration=0"]).config.busyPollMs, 0);
+    assertEquals(run([]).config.busyPollMs, 0.5);
   });
   await t.step("URL lists are sorted and deduplicated, as etcd's", () => {
     const c = run([

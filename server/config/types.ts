@@ -89,6 +89,8 @@ export interface Config {
   hostWhitelist: string[];
   /** `--enable-ui`: serve the dashboard at /ui on the client URLs. */
   enableUi: boolean;
+  /** `--busy-poll-duration`: how long a member polls for a client's next request after answering (ms; 0: never). */
+  busyPollMs: number;
   experimentalWatchProgressNotifyIntervalMs: number;
   forceNewCluster: boolean;
   enablePprof: boolean;
@@ -252,6 +254,7 @@ export function defaultConfig(): Config {
     cors: ["*"],
     hostWhitelist: ["*"],
     enableUi: true,
+    busyPollMs: 0.5,
     experimentalWatchProgressNotifyIntervalMs: DEFAULT_WATCH_PROGRESS_NOTIFY_MS,
     forceNewCluster: false,
     enablePprof: false,

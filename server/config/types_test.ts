@@ -77,6 +77,7 @@ Deno.test("config: defaults are etcd's", () => {
     cors: ["*"],
     hostWhitelist: ["*"],
     enableUi: true,
+    busyPollMs: 0.5,
     experimentalWatchProgressNotifyIntervalMs: 600000,
     forceNewCluster: false,
     enablePprof: false,

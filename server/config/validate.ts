@@ -191,6 +191,7 @@ export function validateConfig(
   checkDuration("grpc-keepalive-min-time", c.grpcKeepAliveMinTimeMs, 0);
   checkDuration("grpc-keepalive-interval", c.grpcKeepAliveIntervalMs, 0);
   checkDuration("grpc-keepalive-timeout", c.grpcKeepAliveTimeoutMs, 0);
+  checkDuration("busy-poll-duration", c.busyPollMs, 0);
   checkDuration(
     "experimental-watch-progress-notify-interval",
     c.experimentalWatchProgressNotifyIntervalMs,

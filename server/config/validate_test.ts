@@ -251,6 +251,11 @@ Deno.test("config: validateConfig refuses bad programmatic configurations with C
       "--grpc-keepalive-timeout must be >=0 (set to -1ms)",
     ],
     [
+      (c) => (c.busyPollMs = -0.5),
+      "busy-poll-duration",
+      "--busy-poll-duration must be >=0 (set to -0.5ms)",
+    ],
+    [
       (c) => (c.autoCompactionMode = "hourly" as Config["autoCompactionMode"]),
       "auto-compaction-mode",
       'unknown auto-compaction-mode "hourly"',

@@ -139,6 +139,15 @@ export interface ServeOptions {
   maxConcurrentStreams?: number;
   /** Non-gRPC requests (content-type not application/grpc), e.g. GET /health; default 404. */
   httpFallback?: (req: HttpFallbackRequest) => Promise<HttpFallbackResponse>;
+  /** Told of every read from and write to an HTTP/2 client (server/busy_poll.ts). */
+  clientActivity?: ClientActivity;
+}
+
+/** Hears of HTTP/2 clients' traffic: bytes read, bytes written, streams opened (+1) and ended (-n). */
+export interface ClientActivity {
+  received(): void;
+  answered(): void;
+  streams(delta: number): void;
 }
 
 /** A bound, serving listener. */

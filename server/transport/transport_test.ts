@@ -701,3 +701,46 @@ Deno.test("[node] TLS and mutual TLS", async (t) => {
     await Deno.remove(certs.dir, { recursive: true });
   }
 });
+
+Deno.test("[h2] client activity: reads, writes and open streams are reported, and streams end at zero", async () => {
+  const seen = { received: 0, answered: 0, open: 0, maxOpen: 0 };
+  const clientActivity = {
+    received: () => seen.received++,
+    answered: () => seen.answered++,
+    streams: (delta: number) => {
+      seen.open += delta;
+      seen.maxOpen = Math.max(seen.maxOpen, seen.open);
+    },
+  };
+  const listener = await listen(serveDenoH2, testRouter(), { clientActivity });
+  const client = new grpc.Client(`127.0.0.1:${listener.port}`, grpc.credentials.createInsecure());
+  try {
+    for (let i = 0; i < 3; i++) {
+      assertEquals(str((await unary(client, "/test.Echo/Echo", `m${i}`)).value!), `m${i}`);
+    }
+    assert(seen.received >= 3 && seen.answered >= 3, `reads and writes reported: ${JSON.stringify(seen)}`);
+    assert(await eventually(() => seen.open === 0), `unary streams end: ${JSON.stringify(seen)}`);
+    assertEquals(seen.maxOpen, 1);
+    // a streaming call stays open until it ends; one still open when the server closes is counted out too
+    const chat = client.makeBidiStreamRequest("/test.Echo/Chat", id, id);
+    chat.on("error", () => {});
+    chat.write(Buffer.from(text("hi")));
+    await new Promise((r) => chat.once("data", r));
+    assertEquals(seen.open, 1);
+    const answered = seen.answered;
+    assertEquals(str((await unary(client, "/test.Echo/Echo", "during")).value!), "during");
+    assertEquals(seen.maxOpen, 2);
+    assert(seen.answered > answered);
+    assert(await eventually(() => seen.open === 1), "the unary call ended, the stream still open");
+    // a connection that drops with a stream open
+    const raw = await RawH2.connect(listener.port);
+    await raw.request(1, "/test.Echo/Chat");
+    assert(await eventually(() => seen.open === 2), "the raw stream is open");
+    raw.conn.close();
+    assert(await eventually(() => seen.open === 1), "the dropped connection's stream is counted out");
+  } finally {
+    await listener.close();
+    client.close();
+  }
+  assertEquals(seen.open, 0);
+});

@@ -28,6 +28,8 @@ export interface H2Socket {
   write(bytes: Uint8Array): Promise<void>;
   /** Closes the socket. */
   close(): void;
+  /** Told after each write has completed. */
+  written?(): void;
 }
 
 /** What the connection serves, shared by the connections of a listener. */

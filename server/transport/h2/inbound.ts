@@ -416,7 +416,7 @@ function headerBlock(c: H2Session, id: number, block: Uint8Array, endStream: boo
   }
   const s = new H2Stream(id, c.peerInitialWindow);
   s.remoteEnded = endStream;
-  c.streams.set(id, s);
+  c.addStream(s);
   const ct = grpcContentType(contentType);
   if (ct === undefined) {
     s.fallback = new FallbackRequest(method, path, headers);

@@ -111,10 +111,17 @@ export class H2Session {
 
   // ---------------------------------------------------------------- streams
 
+  /** Adds a stream to the connection's tables. */
+  addStream(s: H2Stream): void {
+    this.streams.set(s.id, s);
+    this.ctx.options.clientActivity?.streams(1);
+  }
+
   /** Drops a stream from the connection's tables. */
   forget(s: H2Stream): void {
     if (this.streams.get(s.id) !== s) return;
     this.streams.delete(s.id);
+    this.ctx.options.clientActivity?.streams(-1);
     this.blocked.delete(s);
     s.pending = undefined;
     s.pendingBytes = 0;
@@ -166,6 +173,7 @@ export class H2Session {
   cancelAll(): void {
     const streams = this.streams.values(); // a copy (IntMap)
     this.streams.clear();
+    if (streams.length > 0) this.ctx.options.clientActivity?.streams(-streams.length);
     this.blocked.clear();
     for (const s of streams) {
       s.call?.cancel();
@@ -224,6 +232,7 @@ export class H2Session {
       }
       this.writing = false;
       this.inflight = 0;
+      this.sock.written?.();
       if (w.buf.length > KEEP_BUFFER_BYTES) this.spare = new ByteWriter(64 * 1024);
       else w.reset();
       if (this.blocked.size > 0 && this.sendWindow > 0) this.afterWrite?.();

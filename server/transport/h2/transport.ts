@@ -92,9 +92,11 @@ async function serveConn(ctx: H2ServerContext, conn: ByteConn, served: Served): 
     return;
   }
   let closed = false;
+  const activity = ctx.options.clientActivity;
   const h2 = new H2Connection(
     {
       write: (bytes) => writeAll(conn, bytes),
+      written: activity === undefined ? undefined : () => activity.answered(),
       close: () => {
         if (closed) return;
         closed = true;
@@ -113,6 +115,7 @@ async function serveConn(ctx: H2ServerContext, conn: ByteConn, served: Served): 
     if (closed) break;
     const n = await readSome(conn, buf);
     if (n === null) break;
+    activity?.received();
     h2.receive(buf.subarray(0, n));
   }
   h2.socketEnded();

@@ -1,0 +1,226 @@
+/**
+ * Busy polling: a member that has just answered a client keeps its event loop turning for a short window
+ * (`--busy-poll-duration`, 500 µs by default) instead of going to sleep in the kernel, so that the
+ * client's next request is read as soon as it arrives.
+ *
+ * A member answers on one thread. When that thread sleeps between an answer and the next request, the
+ * request has to wake it, and when nothing else ran on its core, the core itself; on the virtual machines
+ * measured for docs/benchmarks.md that is 33-37 µs a wake-up, some 8% of a put from one client that writes
+ * one key after another. Go's runtime keeps idle threads spinning for a while for the same reason.
+ *
+ * Polling costs CPU for as long as the window lasts, so the member does it only while it pays off:
+ * - **The answers are followed by requests.** Of the last {@link HISTORY} answers, at least
+ *   {@link HITS_NEEDED} were followed by a request from a client within the window. An answer is followed
+ *   by a request when bytes from any client arrive before the window ends. A client that pauses, a watch
+ *   stream that only receives, or many idle connections turn it off after a few answers; it comes back when
+ *   requests again follow answers closely (whether polling or not, the member keeps counting).
+ * - **A core is free.** When the thread had to wait for a core for more than {@link CONTENDED_SHARE} of
+ *   the last {@link CONTENTION_PERIOD_MS} ms (the kernel's count of the time it sat runnable without
+ *   running, `/proc/thread-self/schedstat`), the cores are busy and polling would take one from another
+ *   process. Several members on one small machine are the usual case.
+ * - Polling stops as soon as a client's bytes arrive; the request is served as usual and its answer starts
+ *   the next window.
+ * - **No other call is open.** An answer written while any client connection still has a stream open (a
+ *   request being served, a watch) opens no window: more is coming anyway, and concurrent clients keep the
+ *   event loop busy without help. Polling is for one client waiting on its own answers.
+ * - **The event loop is not busy anyway.** When bytes arrive before a window's first turn, the next
+ *   {@link BUSY_SKIP} answers open no window.
+ *
+ * The clock, the way to schedule one more turn of the event loop and the reading of the wait are injected;
+ * {@link startBusyPoll} wires the real ones.
+ *
+ * @module
+ */
+import { setImmediate } from "node:timers";
+
+/** How many of the latest answers decide whether to poll. */
+export const HISTORY = 16;
+/** Answers of the latest {@link HISTORY} that must have been followed by a request within the window. */
+export const HITS_NEEDED = 12;
+/** How often the thread's wait for a core is read, in milliseconds. */
+export const CONTENTION_PERIOD_MS = 100;
+/** The share of a period spent waiting for a core above which the member does not poll. */
+export const CONTENDED_SHARE = 0.05;
+/**
+ * Answers after which no window opens when a client's bytes arrived before a window's first turn: the
+ * event loop had input waiting anyway, so polling would only add turns to a busy loop.
+ */
+export const BUSY_SKIP = 8;
+/** `--busy-poll-duration`'s default, in milliseconds. */
+export const DEFAULT_BUSY_POLL_MS = 0.5;
+
+/** What the poller needs from the process. */
+export interface BusyPollHost {
+  /** Monotonic milliseconds. */
+  now(): number;
+  /** Runs `step` on a later turn of the event loop, after the sockets were polled without sleeping. */
+  turn(step: () => void): void;
+  /**
+   * Milliseconds this thread has waited for a core since it started, or undefined when that cannot be
+   * read (then contention never stops the polling).
+   */
+  coreWaitMs(): number | undefined;
+}
+
+/** Counts of what the poller did, for tests and the benchmarks' notes. */
+export interface BusyPollStats {
+  /** Windows opened. */
+  windows: number;
+  /** Event-loop turns spent polling. */
+  turns: number;
+  /** Answers followed by a request within the window (whether polling or not). */
+  hits: number;
+  /** Answers not followed by one. */
+  misses: number;
+}
+
+/** Told of a member's client traffic by the transport; decides when to keep the event loop turning. */
+export class BusyPoller {
+  readonly #windowMs: number;
+  readonly #host: BusyPollHost;
+  /** The latest outcomes, one bit each (1: a request followed), newest in bit 0. */
+  #history = 0;
+  #recorded = 0;
+  /** When the answer that still waits for its outcome was written; undefined when none waits. */
+  #answeredAt: number | undefined;
+  #pollUntil = 0;
+  /** A window is open. */
+  #open = false;
+  /** A turn is queued. */
+  #turning = false;
+  #windowTurns = 0;
+  #skip = 0;
+  #openStreams = 0;
+  #contended = false;
+  #periodStart: number | undefined;
+  #waitAtPeriodStart = 0;
+  readonly stats: BusyPollStats = { windows: 0, turns: 0, hits: 0, misses: 0 };
+
+  constructor(windowMs: number, host: BusyPollHost) {
+    this.#windowMs = windowMs;
+    this.#host = host;
+  }
+
+  /** An answer (or any other bytes) was written to a client. */
+  answered(): void {
+    if (this.#windowMs <= 0) return;
+    const now = this.#host.now();
+    if (this.#answeredAt === undefined) this.#answeredAt = now;
+    else if (now - this.#answeredAt > this.#windowMs) {
+      // the earlier answer's window ended without a request
+      this.#record(false);
+      this.#answeredAt = now;
+    }
+    if (this.#openStreams > 0) return;
+    if (this.#skip > 0) {
+      this.#skip--;
+      return;
+    }
+    if (!this.#worthPolling(now)) return;
+    this.#pollUntil = now + this.#windowMs;
+    if (!this.#open) {
+      this.#open = true;
+      this.#windowTurns = 0;
+      this.stats.windows++;
+    }
+    if (this.#turning) return;
+    this.#turning = true;
+    this.#host.turn(this.#step);
+  }
+
+  /** Bytes arrived from a client. */
+  received(): void {
+    if (this.#windowMs <= 0) return;
+    const now = this.#host.now();
+    if (this.#answeredAt !== undefined) {
+      this.#record(now - this.#answeredAt <= this.#windowMs);
+      this.#answeredAt = undefined;
+    }
+    if (this.#open && this.#windowTurns === 0) this.#skip = BUSY_SKIP;
+    this.#open = false;
+  }
+
+  /** Streams were opened (a positive `delta`) or ended on client connections. */
+  streams(delta: number): void {
+    this.#openStreams += delta;
+  }
+
+  /** Whether a window is open now. */
+  get polling(): boolean {
+    return this.#open;
+  }
+
+  #step = (): void => {
+    if (!this.#open || this.#host.now() >= this.#pollUntil) {
+      this.#open = false;
+      this.#turning = false;
+      return;
+    }
+    this.#windowTurns++;
+    this.stats.turns++;
+    this.#host.turn(this.#step);
+  };
+
+  #record(hit: boolean): void {
+    this.#history = ((this.#history << 1) | (hit ? 1 : 0)) & ((1 << HISTORY) - 1);
+    if (this.#recorded < HISTORY) this.#recorded++;
+    if (hit) this.stats.hits++;
+    else this.stats.misses++;
+  }
+
+  #worthPolling(now: number): boolean {
+    if (this.#recorded < HISTORY || popcount(this.#history) < HITS_NEEDED) return false;
+    if (this.#periodStart === undefined || now - this.#periodStart >= CONTENTION_PERIOD_MS) {
+      const wait = this.#host.coreWaitMs();
+      if (wait === undefined) this.#contended = false;
+      else {
+        if (this.#periodStart !== undefined) {
+          this.#contended = wait - this.#waitAtPeriodStart > CONTENDED_SHARE * (now - this.#periodStart);
+        }
+        this.#waitAtPeriodStart = wait;
+      }
+      this.#periodStart = now;
+    }
+    return !this.#contended;
+  }
+}
+
+function popcount(bits: number): number {
+  let n = 0;
+  for (let b = bits; b !== 0; b &= b - 1) n++;
+  return n;
+}
+
+/**
+ * The wait for a core of the calling thread in milliseconds, from the second field of
+ * `/proc/thread-self/schedstat` (nanoseconds); undefined where the file cannot be read.
+ */
+export function threadCoreWaitMs(
+  read: (path: string) => string = Deno.readTextFileSync,
+): number | undefined {
+  try {
+    const fields = read("/proc/thread-self/schedstat").trim().split(/\s+/);
+    const ns = Number(fields[1]);
+    return Number.isFinite(ns) ? ns / 1e6 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A poller for this process: `performance.now`, `setImmediate`, and the main thread's schedstat. */
+export function startBusyPoll(windowMs: number): BusyPoller {
+  // asked first, so that a process without the permission is never prompted for it
+  let readable = Deno.permissions.querySync({ name: "read", path: "/proc/thread-self/schedstat" })
+    .state === "granted";
+  return new BusyPoller(windowMs, {
+    now: () => performance.now(),
+    turn: (step) => setImmediate(step),
+    coreWaitMs: () => {
+      if (!readable) return undefined;
+      const ms = threadCoreWaitMs();
+      // not Linux, or no permission: stop trying
+      if (ms === undefined) readable = false;
+      return ms;
+    },
+  });
+}
