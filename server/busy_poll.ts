@@ -10,8 +10,9 @@
  *
  * Polling costs CPU for as long as the window lasts, so the member does it only while it pays off:
  * - **The answers are followed by requests.** Of the last {@link HISTORY} answers, at least
- *   {@link HITS_NEEDED} were followed by a request from a client within the window. An answer is followed
- *   by a request when bytes from any client arrive before the window ends. A client that pauses, a watch
+ *   {@link HITS_NEEDED} were followed by a request within the window, on the connection answered. Bytes
+ *   from another connection end the window but count against it: with several clients at once the loop
+ *   reads more per turn when it sleeps between them, and polling cost h2load's ten connections 2-5%. A client that pauses, a watch
  *   stream that only receives, or many idle connections turn it off after a few answers; it comes back when
  *   requests again follow answers closely (whether polling or not, the member keeps counting).
  * - **A core is free.** When the thread had to wait for a core for more than {@link CONTENDED_SHARE} of
@@ -83,6 +84,8 @@ export class BusyPoller {
   #recorded = 0;
   /** When the answer that still waits for its outcome was written; undefined when none waits. */
   #answeredAt: number | undefined;
+  /** The connection that answer went to. */
+  #answeredConn = 0;
   #pollUntil = 0;
   /** A window is open. */
   #open = false;
@@ -101,15 +104,18 @@ export class BusyPoller {
     this.#host = host;
   }
 
-  /** An answer (or any other bytes) was written to a client. */
-  answered(): void {
+  /** An answer (or any other bytes) was written to client connection `conn`. */
+  answered(conn: number): void {
     if (this.#windowMs <= 0) return;
     const now = this.#host.now();
-    if (this.#answeredAt === undefined) this.#answeredAt = now;
-    else if (now - this.#answeredAt > this.#windowMs) {
+    if (this.#answeredAt === undefined) {
+      this.#answeredAt = now;
+      this.#answeredConn = conn;
+    } else if (now - this.#answeredAt > this.#windowMs) {
       // the earlier answer's window ended without a request
       this.#record(false);
       this.#answeredAt = now;
+      this.#answeredConn = conn;
     }
     if (this.#openStreams > 0) return;
     if (this.#skip > 0) {
@@ -128,12 +134,12 @@ export class BusyPoller {
     this.#host.turn(this.#step);
   }
 
-  /** Bytes arrived from a client. */
-  received(): void {
+  /** Bytes arrived from client connection `conn`. */
+  received(conn: number): void {
     if (this.#windowMs <= 0) return;
     const now = this.#host.now();
     if (this.#answeredAt !== undefined) {
-      this.#record(now - this.#answeredAt <= this.#windowMs);
+      this.#record(now - this.#answeredAt <= this.#windowMs && conn === this.#answeredConn);
       this.#answeredAt = undefined;
     }
     if (this.#open && this.#windowTurns === 0) this.#skip = BUSY_SKIP;

@@ -33,16 +33,16 @@ function fixture(windowMs = 0.5) {
   const exchange = (gapMs: number): void => {
     host.t += gapMs;
     runTurns();
-    poller.received();
+    poller.received(1);
     runTurns();
-    poller.answered();
+    poller.answered(1);
   };
   return { host, poller, runTurns, exchange };
 }
 
 Deno.test("busy poll: polls only once enough answers were followed closely by a request", () => {
   const { host, poller, runTurns, exchange } = fixture();
-  poller.answered();
+  poller.answered(1);
   for (let i = 0; i < HISTORY - 1; i++) exchange(0.2);
   assertEquals(poller.stats.hits, HISTORY - 1);
   assert(!poller.polling, "no polling before the history is full");
@@ -65,15 +65,15 @@ Deno.test("busy poll: polls only once enough answers were followed closely by a 
 
 Deno.test("busy poll: a request ends the window, and its answer opens the next", () => {
   const { host, poller, runTurns, exchange } = fixture();
-  poller.answered();
+  poller.answered(1);
   for (let i = 0; i < HISTORY; i++) exchange(0.1);
   assert(poller.polling);
   host.t += 0.05;
   assertEquals(runTurns(), 1);
-  poller.received();
+  poller.received(1);
   assertEquals(runTurns(), 1);
   assert(!poller.polling, "bytes from a client stop the polling");
-  poller.answered();
+  poller.answered(1);
   assert(poller.polling);
   assertEquals(poller.stats.windows, 2);
 });
@@ -81,7 +81,7 @@ Deno.test("busy poll: a request ends the window, and its answer opens the next",
 Deno.test("busy poll: answers not followed by a request within the window turn it off", async (t) => {
   await t.step("a client that pauses longer than the window", () => {
     const { poller, exchange } = fixture();
-    poller.answered();
+    poller.answered(1);
     for (let i = 0; i < HISTORY; i++) exchange(0.1);
     assert(poller.polling);
     // each slow request is a miss; polling goes on while HITS_NEEDED of the last HISTORY were hits
@@ -102,59 +102,77 @@ Deno.test("busy poll: answers not followed by a request within the window turn i
   });
   await t.step("answers that no request follows (a watch stream): each late answer is a miss", () => {
     const { host, poller, runTurns, exchange } = fixture();
-    poller.answered();
+    poller.answered(1);
     for (let i = 0; i < HISTORY; i++) exchange(0.1);
     for (let i = 0; i <= HISTORY - HITS_NEEDED; i++) {
       assert(poller.polling, `late answer ${i}`);
       host.t += 2;
       runTurns();
       assert(!poller.polling, "the window ended");
-      poller.answered();
+      poller.answered(1);
     }
     assertEquals(poller.stats.misses, HISTORY - HITS_NEEDED + 1);
     assert(!poller.polling, "too many misses");
   });
   await t.step("several answers before one request count once, from the first", () => {
     const { host, poller } = fixture();
-    poller.answered();
+    poller.answered(1);
     host.t += 0.1;
-    poller.answered();
+    poller.answered(1);
     host.t += 0.45;
-    poller.received();
+    poller.received(1);
     // 0.55 ms after the first answer: a miss, although 0.45 after the second
     assertEquals(poller.stats, { windows: 0, turns: 0, hits: 0, misses: 1 });
   });
 });
 
+Deno.test("busy poll: requests on other connections than the one answered count as misses", () => {
+  const { host, poller, runTurns, exchange } = fixture();
+  poller.answered(1);
+  for (let i = 0; i < HISTORY; i++) exchange(0.1);
+  assert(poller.polling);
+  // ten connections taking turns, each request soon after the previous answer
+  for (let i = 0; i <= HISTORY - HITS_NEEDED; i++) {
+    host.t += 0.1;
+    runTurns();
+    poller.received(2 + (i % 9));
+    assert(!poller.polling, "another connection's bytes end the window too");
+    runTurns();
+    poller.answered(2 + (i % 9));
+  }
+  assertEquals(poller.stats.misses, HISTORY - HITS_NEEDED + 1);
+  assert(!poller.polling, "several clients: no polling");
+});
+
 Deno.test("busy poll: bytes that arrive before a window's first turn skip the next windows", () => {
   const { host, poller, runTurns, exchange } = fixture();
-  poller.answered();
+  poller.answered(1);
   for (let i = 0; i < HISTORY; i++) exchange(0.1);
   assert(poller.polling);
   // input before the loop could turn once: the loop is busy
   host.t += 0.01;
-  poller.received();
+  poller.received(1);
   runTurns();
   for (let i = 0; i < BUSY_SKIP; i++) {
-    poller.answered();
+    poller.answered(1);
     assert(!poller.polling, `answer ${i + 1} after a busy window opens none`);
     host.t += 0.1;
-    poller.received();
+    poller.received(1);
   }
-  poller.answered();
+  poller.answered(1);
   assert(poller.polling, "then windows open again");
   // input after at least one turn is an ordinary hit
   host.t += 0.1;
   runTurns();
-  poller.received();
+  poller.received(1);
   runTurns();
-  poller.answered();
+  poller.answered(1);
   assert(poller.polling);
 });
 
 Deno.test("busy poll: no window while another stream is open on any client connection", () => {
   const { poller, exchange } = fixture();
-  poller.answered();
+  poller.answered(1);
   for (let i = 0; i < HISTORY; i++) exchange(0.1);
   assert(poller.polling);
   poller.streams(1);
@@ -172,7 +190,7 @@ Deno.test("busy poll: no window while another stream is open on any client conne
 
 Deno.test("busy poll: no polling while the thread waits for a core", () => {
   const { host, poller, runTurns, exchange } = fixture();
-  poller.answered();
+  poller.answered(1);
   for (let i = 0; i < HISTORY; i++) exchange(0.1);
   assert(poller.polling);
   const closeWindow = () => {
@@ -204,7 +222,7 @@ Deno.test("busy poll: no polling while the thread waits for a core", () => {
 
 Deno.test("busy poll: a window of 0 never polls nor counts", () => {
   const { host, poller, exchange } = fixture(0);
-  poller.answered();
+  poller.answered(1);
   for (let i = 0; i < 2 * HISTORY; i++) exchange(0.1);
   assertEquals(poller.stats, { windows: 0, turns: 0, hits: 0, misses: 0 });
   assertEquals(host.turns.length, 0);
@@ -227,10 +245,10 @@ Deno.test("busy poll: the thread's wait for a core comes from schedstat's second
 
 Deno.test("busy poll: the process's poller turns the real event loop until its window ends", async () => {
   const poller = startBusyPoll(20);
-  poller.answered();
+  poller.answered(1);
   for (let i = 0; i < HISTORY; i++) {
-    poller.received();
-    poller.answered();
+    poller.received(1);
+    poller.answered(1);
   }
   assert(poller.polling);
   const start = performance.now();

@@ -143,10 +143,13 @@ export interface ServeOptions {
   clientActivity?: ClientActivity;
 }
 
-/** Hears of HTTP/2 clients' traffic: bytes read, bytes written, streams opened (+1) and ended (-n). */
+/**
+ * Hears of HTTP/2 clients' traffic: bytes read from and written to a connection (numbered by the listener),
+ * streams opened (+1) and ended (-n).
+ */
 export interface ClientActivity {
-  received(): void;
-  answered(): void;
+  received(conn: number): void;
+  answered(conn: number): void;
   streams(delta: number): void;
 }
 

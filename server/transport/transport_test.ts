@@ -704,9 +704,16 @@ Deno.test("[node] TLS and mutual TLS", async (t) => {
 
 Deno.test("[h2] client activity: reads, writes and open streams are reported, and streams end at zero", async () => {
   const seen = { received: 0, answered: 0, open: 0, maxOpen: 0 };
+  const conns = { received: new Set<number>(), answered: new Set<number>() };
   const clientActivity = {
-    received: () => seen.received++,
-    answered: () => seen.answered++,
+    received: (conn: number) => {
+      seen.received++;
+      conns.received.add(conn);
+    },
+    answered: (conn: number) => {
+      seen.answered++;
+      conns.answered.add(conn);
+    },
     streams: (delta: number) => {
       seen.open += delta;
       seen.maxOpen = Math.max(seen.maxOpen, seen.open);
@@ -721,6 +728,8 @@ Deno.test("[h2] client activity: reads, writes and open streams are reported, an
     assert(seen.received >= 3 && seen.answered >= 3, `reads and writes reported: ${JSON.stringify(seen)}`);
     assert(await eventually(() => seen.open === 0), `unary streams end: ${JSON.stringify(seen)}`);
     assertEquals(seen.maxOpen, 1);
+    assertEquals([conns.received.size, conns.answered.size], [1, 1], "one connection");
+    assertEquals([...conns.received], [...conns.answered], "numbered the same both ways");
     // a streaming call stays open until it ends; one still open when the server closes is counted out too
     const chat = client.makeBidiStreamRequest("/test.Echo/Chat", id, id);
     chat.on("error", () => {});
@@ -736,6 +745,7 @@ Deno.test("[h2] client activity: reads, writes and open streams are reported, an
     const raw = await RawH2.connect(listener.port);
     await raw.request(1, "/test.Echo/Chat");
     assert(await eventually(() => seen.open === 2), "the raw stream is open");
+    assertEquals(conns.received.size, 2, "a second connection, a second number");
     raw.conn.close();
     assert(await eventually(() => seen.open === 1), "the dropped connection's stream is counted out");
   } finally {

@@ -71,6 +71,9 @@ async function readSome(conn: ByteConn, buf: Uint8Array): Promise<number | null>
   }
 }
 
+/** Numbers the connections served, for the `ClientActivity` of `ServeOptions`. */
+let connections = 0;
+
 /** Serves one accepted connection until it closes. */
 async function serveConn(ctx: H2ServerContext, conn: ByteConn, served: Served): Promise<void> {
   const buf = new Uint8Array(READ_BUFFER_BYTES);
@@ -93,10 +96,11 @@ async function serveConn(ctx: H2ServerContext, conn: ByteConn, served: Served): 
   }
   let closed = false;
   const activity = ctx.options.clientActivity;
+  const connNumber = ++connections;
   const h2 = new H2Connection(
     {
       write: (bytes) => writeAll(conn, bytes),
-      written: activity === undefined ? undefined : () => activity.answered(),
+      written: activity === undefined ? undefined : () => activity.answered(connNumber),
       close: () => {
         if (closed) return;
         closed = true;
@@ -115,7 +119,7 @@ async function serveConn(ctx: H2ServerContext, conn: ByteConn, served: Served): 
     if (closed) break;
     const n = await readSome(conn, buf);
     if (n === null) break;
-    activity?.received();
+    activity?.received(connNumber);
     h2.receive(buf.subarray(0, n));
   }
   h2.socketEnded();
