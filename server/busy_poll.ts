@@ -9,23 +9,24 @@
  * one key after another. Go's runtime keeps idle threads spinning for a while for the same reason.
  *
  * Polling costs CPU for as long as the window lasts, so the member does it only while it pays off:
+ * - **No other call is open.** An answer written while any client connection still has a stream open (a
+ *   request being served, a watch) opens no window: more is coming anyway. Polling is for one client
+ *   waiting on its own answers.
  * - **The answers are followed by requests.** Of the last {@link HISTORY} answers, at least
- *   {@link HITS_NEEDED} were followed by a request within the window, on the connection answered. Bytes
- *   from another connection end the window but count against it: with several clients at once the loop
- *   reads more per turn when it sleeps between them, and polling cost h2load's ten connections 2-5%. A client that pauses, a watch
- *   stream that only receives, or many idle connections turn it off after a few answers; it comes back when
- *   requests again follow answers closely (whether polling or not, the member keeps counting).
+ *   {@link HITS_NEEDED} were followed within the window by a request on the connection answered (counted
+ *   whether polling or not, so it comes back when a client speeds up). Bytes from another connection end
+ *   the window but count against it: a loop that sleeps between several clients reads more of them per
+ *   turn, and polling cost h2load's ten connections 2-5%. A client that pauses, or a watch stream that
+ *   only receives, turns it off after a few answers.
  * - **A core is free.** When the thread had to wait for a core for more than {@link CONTENDED_SHARE} of
  *   the last {@link CONTENTION_PERIOD_MS} ms (the kernel's count of the time it sat runnable without
  *   running, `/proc/thread-self/schedstat`), the cores are busy and polling would take one from another
  *   process. Several members on one small machine are the usual case.
- * - Polling stops as soon as a client's bytes arrive; the request is served as usual and its answer starts
- *   the next window.
- * - **No other call is open.** An answer written while any client connection still has a stream open (a
- *   request being served, a watch) opens no window: more is coming anyway, and concurrent clients keep the
- *   event loop busy without help. Polling is for one client waiting on its own answers.
  * - **The event loop is not busy anyway.** When bytes arrive before a window's first turn, the next
  *   {@link BUSY_SKIP} answers open no window.
+ *
+ * Polling stops as soon as a client's bytes arrive; the request is served as usual and its answer opens
+ * the next window.
  *
  * The clock, the way to schedule one more turn of the event loop and the reading of the wait are injected;
  * {@link startBusyPoll} wires the real ones.
@@ -47,8 +48,6 @@ export const CONTENDED_SHARE = 0.05;
  * event loop had input waiting anyway, so polling would only add turns to a busy loop.
  */
 export const BUSY_SKIP = 8;
-/** `--busy-poll-duration`'s default, in milliseconds. */
-export const DEFAULT_BUSY_POLL_MS = 0.5;
 
 /** What the poller needs from the process. */
 export interface BusyPollHost {
