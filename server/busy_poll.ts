@@ -34,6 +34,7 @@
  * @module
  */
 import { setImmediate } from "node:timers";
+import { PROC, type ProcSource } from "./metrics/process_metrics.ts";
 
 /** How many of the latest answers decide whether to poll. */
 export const HISTORY = 16;
@@ -200,16 +201,11 @@ function popcount(bits: number): number {
  * The wait for a core of the calling thread in milliseconds, from the second field of
  * `/proc/thread-self/schedstat` (nanoseconds); undefined where the file cannot be read.
  */
-export function threadCoreWaitMs(
-  read: (path: string) => string = Deno.readTextFileSync,
-): number | undefined {
-  try {
-    const fields = read("/proc/thread-self/schedstat").trim().split(/\s+/);
-    const ns = Number(fields[1]);
-    return Number.isFinite(ns) ? ns / 1e6 : undefined;
-  } catch {
-    return undefined;
-  }
+export function threadCoreWaitMs(proc: Pick<ProcSource, "readText"> = PROC): number | undefined {
+  const text = proc.readText("/proc/thread-self/schedstat");
+  if (text === undefined) return undefined;
+  const ns = Number(text.trim().split(/\s+/)[1]);
+  return Number.isFinite(ns) ? ns / 1e6 : undefined;
 }
 
 /** A poller for this process: `performance.now`, `setImmediate`, and the main thread's schedstat. */

@@ -229,14 +229,10 @@ Deno.test("busy poll: a window of 0 never polls nor counts", () => {
 });
 
 Deno.test("busy poll: the thread's wait for a core comes from schedstat's second field", () => {
-  assertEquals(threadCoreWaitMs(() => "215169173 13703967 833\n"), 13.703967);
-  assertEquals(threadCoreWaitMs(() => ""), undefined);
-  assertEquals(
-    threadCoreWaitMs(() => {
-      throw new Deno.errors.NotFound("no /proc");
-    }),
-    undefined,
-  );
+  assertEquals(threadCoreWaitMs({ readText: () => "215169173 13703967 833\n" }), 13.703967);
+  assertEquals(threadCoreWaitMs({ readText: () => "" }), undefined);
+  // no /proc
+  assertEquals(threadCoreWaitMs({ readText: () => undefined }), undefined);
   if (Deno.build.os === "linux") {
     const ms = threadCoreWaitMs();
     assert(ms !== undefined && ms >= 0, `a number on Linux (got ${ms})`);
