@@ -37,7 +37,12 @@ function fixture(windowMs = 0.5) {
     runTurns();
     poller.answered(1);
   };
-  return { host, poller, runTurns, exchange };
+  /** A first answer, then a full history of requests that followed closely: a window is open after it. */
+  const prime = (): void => {
+    poller.answered(1);
+    for (let i = 0; i < HISTORY; i++) exchange(0.1);
+  };
+  return { host, poller, runTurns, exchange, prime };
 }
 
 Deno.test("busy poll: polls only once enough answers were followed closely by a request", () => {
@@ -64,9 +69,8 @@ Deno.test("busy poll: polls only once enough answers were followed closely by a 
 });
 
 Deno.test("busy poll: a request ends the window, and its answer opens the next", () => {
-  const { host, poller, runTurns, exchange } = fixture();
-  poller.answered(1);
-  for (let i = 0; i < HISTORY; i++) exchange(0.1);
+  const { host, poller, runTurns, prime } = fixture();
+  prime();
   assert(poller.polling);
   host.t += 0.05;
   assertEquals(runTurns(), 1);
@@ -80,9 +84,8 @@ Deno.test("busy poll: a request ends the window, and its answer opens the next",
 
 Deno.test("busy poll: answers not followed by a request within the window turn it off", async (t) => {
   await t.step("a client that pauses longer than the window", () => {
-    const { poller, exchange } = fixture();
-    poller.answered(1);
-    for (let i = 0; i < HISTORY; i++) exchange(0.1);
+    const { poller, exchange, prime } = fixture();
+    prime();
     assert(poller.polling);
     // each slow request is a miss; polling goes on while HITS_NEEDED of the last HISTORY were hits
     for (let i = 0; i < HISTORY - HITS_NEEDED; i++) {
@@ -101,9 +104,8 @@ Deno.test("busy poll: answers not followed by a request within the window turn i
     assert(poller.polling, "back");
   });
   await t.step("answers that no request follows (a watch stream): each late answer is a miss", () => {
-    const { host, poller, runTurns, exchange } = fixture();
-    poller.answered(1);
-    for (let i = 0; i < HISTORY; i++) exchange(0.1);
+    const { host, poller, runTurns, prime } = fixture();
+    prime();
     for (let i = 0; i <= HISTORY - HITS_NEEDED; i++) {
       assert(poller.polling, `late answer ${i}`);
       host.t += 2;
@@ -127,9 +129,8 @@ Deno.test("busy poll: answers not followed by a request within the window turn i
 });
 
 Deno.test("busy poll: requests on other connections than the one answered count as misses", () => {
-  const { host, poller, runTurns, exchange } = fixture();
-  poller.answered(1);
-  for (let i = 0; i < HISTORY; i++) exchange(0.1);
+  const { host, poller, runTurns, prime } = fixture();
+  prime();
   assert(poller.polling);
   // ten connections taking turns, each request soon after the previous answer
   for (let i = 0; i <= HISTORY - HITS_NEEDED; i++) {
@@ -145,9 +146,8 @@ Deno.test("busy poll: requests on other connections than the one answered count 
 });
 
 Deno.test("busy poll: bytes that arrive before a window's first turn skip the next windows", () => {
-  const { host, poller, runTurns, exchange } = fixture();
-  poller.answered(1);
-  for (let i = 0; i < HISTORY; i++) exchange(0.1);
+  const { host, poller, runTurns, prime } = fixture();
+  prime();
   assert(poller.polling);
   // input before the loop could turn once: the loop is busy
   host.t += 0.01;
@@ -171,9 +171,8 @@ Deno.test("busy poll: bytes that arrive before a window's first turn skip the ne
 });
 
 Deno.test("busy poll: no window while another stream is open on any client connection", () => {
-  const { poller, exchange } = fixture();
-  poller.answered(1);
-  for (let i = 0; i < HISTORY; i++) exchange(0.1);
+  const { poller, exchange, prime } = fixture();
+  prime();
   assert(poller.polling);
   poller.streams(1);
   exchange(0.1);
@@ -189,9 +188,8 @@ Deno.test("busy poll: no window while another stream is open on any client conne
 });
 
 Deno.test("busy poll: no polling while the thread waits for a core", () => {
-  const { host, poller, runTurns, exchange } = fixture();
-  poller.answered(1);
-  for (let i = 0; i < HISTORY; i++) exchange(0.1);
+  const { host, poller, runTurns, exchange, prime } = fixture();
+  prime();
   assert(poller.polling);
   const closeWindow = () => {
     host.t += 1;
