@@ -139,7 +139,10 @@ export interface ServeOptions {
   maxConcurrentStreams?: number;
   /** Non-gRPC requests (content-type not application/grpc), e.g. GET /health; default 404. */
   httpFallback?: (req: HttpFallbackRequest) => Promise<HttpFallbackResponse>;
-  /** Told of every read from and write to an HTTP/2 client (server/busy_poll.ts). */
+  /**
+   * Told of every read from and write to an HTTP/2 client (server/busy_poll.ts); the node:http2 transport
+   * ignores it.
+   */
   clientActivity?: ClientActivity;
 }
 
