@@ -5,6 +5,7 @@
  *     deno run -A bench/compare.ts [--members 1|3] [--seconds S] [--workloads "put1 put ..."] [--tls]
  *       [--rounds N]
  *     deno run -A bench/compare.ts --latency [--rate 500] [--seconds S] [--members 1|3] [--tls]
+ *       [--rounds N]
  *
  * `--host` (default 127.0.0.1) is the address every member listens on.
  *
@@ -51,6 +52,10 @@ export interface RowResult {
   p999?: number | null;
   max?: number | null;
   rssMiB?: number;
+  /** Open loop: the 99th percentile of how late the generator sent its requests (ms). */
+  lateP99?: number | null;
+  /** Open loop: the 99th percentile of the time from sending a request to its answer (ms). */
+  fromSendP99?: number | null;
   /** Why the row has no figure (server down, errors, an invalid h2load run). */
   problem?: string;
 }
@@ -62,6 +67,8 @@ interface LoadJson {
   p99_ms: number | null;
   p999_ms: number | null;
   max_ms: number | null;
+  late_p99_ms?: number | null;
+  from_send_p99_ms?: number | null;
   errors: number;
   error_kinds?: Record<string, number>;
 }
@@ -262,7 +269,7 @@ async function main(): Promise<number> {
   if (a.help) {
     console.log(
       'deno run -A bench/compare.ts [--members 1|3] [--seconds S] [--workloads "w ..."] [--tls] [--rounds N]\n' +
-        "deno run -A bench/compare.ts --latency [--rate R] [--seconds S] [--members 1|3] [--tls]\n" +
+        "deno run -A bench/compare.ts --latency [--rate R] [--seconds S] [--members 1|3] [--tls] [--rounds N]\n" +
         "--host H: the address the members listen on (default 127.0.0.1)\n" +
         `workloads: ${ALL_WORKLOADS.join(" ")}`,
     );
@@ -316,7 +323,9 @@ async function main(): Promise<number> {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   try {
-    if (a.latency) return await latency(plan, seconds, Number(a.rate), tls, (c) => running = c);
+    if (a.latency) {
+      return await latency(plan, seconds, Number(a.rate), roundCount, tls, (c) => running = c);
+    }
     // Each round runs every row on both servers, fresh ones each time; the first server alternates from
     // round to round, so a machine that drifts (disk, other work) does not favour one side.
     const rounds: Record<Kind, Record<string, RowResult>>[] = [];
@@ -378,12 +387,14 @@ async function main(): Promise<number> {
 /**
  * The latency mode: on each server, one closed-loop client putting for `seconds`, then an open-loop load
  * of `rate` puts per second for `seconds` (latency counted from when each put was due); prints p50, p99,
- * p99.9 and max of both servers side by side.
+ * p99.9 and max of both servers side by side, and for the open loop the two parts of its p99 (see
+ * {@link latencyTable}). With several rounds, fresh servers every round, the first one alternating.
  */
 async function latency(
   plan: Parameters<typeof startCluster>[1],
   seconds: number,
   rate: number,
+  roundCount: number,
   tls: BenchTls | undefined,
   track: (c: RunningCluster | undefined) => void,
 ): Promise<number> {
@@ -391,47 +402,95 @@ async function latency(
     ["closed-1", ["--workload", "put", "--clients", "1", "--conns", "1"]],
     [`open-${rate}/s`, ["--workload", "put", "--rate", String(rate), "--conns", "10"]],
   ];
-  const res: Record<string, Record<Kind, RowResult>> = {};
-  for (const kind of ["etcd", "etcd-ts"] as Kind[]) {
-    const c = await startCluster(kind, plan);
-    track(c);
-    try {
-      for (const [name, args] of modes) {
-        const r = await load(["--endpoints", c.endpoints.join(","), ...args], seconds, tls);
-        res[name] ??= {} as Record<Kind, RowResult>;
-        res[name][kind] = r.errors > 0 ? { problem: `ERRORS(${r.errors})` } : {
-          opsPerS: r.ops_per_s,
-          p50: r.p50_ms,
-          p99: r.p99_ms,
-          p999: r.p999_ms,
-          max: r.max_ms,
-        };
-        console.error(`${kind} ${name}: ${JSON.stringify(res[name][kind])}`);
+  const rounds: LatencyRound[] = [];
+  for (let round = 0; round < roundCount; round++) {
+    const res: LatencyRound = {};
+    const order: Kind[] = round % 2 === 0 ? ["etcd", "etcd-ts"] : ["etcd-ts", "etcd"];
+    const roundPlan = { ...plan, dir: `${plan.dir}/latency-${round + 1}` };
+    await Deno.mkdir(roundPlan.dir);
+    for (const kind of order) {
+      const c = await startCluster(kind, roundPlan);
+      track(c);
+      try {
+        for (const [name, args] of modes) {
+          const r = await load(["--endpoints", c.endpoints.join(","), ...args], seconds, tls);
+          res[name] ??= {} as Record<Kind, RowResult>;
+          res[name][kind] = r.errors > 0 ? { problem: `ERRORS(${r.errors})` } : {
+            opsPerS: r.ops_per_s,
+            p50: r.p50_ms,
+            p99: r.p99_ms,
+            p999: r.p999_ms,
+            max: r.max_ms,
+            lateP99: r.late_p99_ms,
+            fromSendP99: r.from_send_p99_ms,
+          };
+          console.error(`round ${round + 1} ${kind} ${name}: ${JSON.stringify(res[name][kind])}`);
+        }
+      } finally {
+        await c.stop();
+        track(undefined);
       }
-    } finally {
-      await c.stop();
-      track(undefined);
     }
+    rounds.push(res);
+    await Deno.remove(roundPlan.dir, { recursive: true });
   }
-  const w = [12, 8, 9, 9, 9, 9, 9];
+  console.log(latencyTable(modes.map(([name]) => name), rounds));
+  console.log(
+    `members=${plan.members} seconds=${seconds} rate=${rate}/s tls=${tls ? 1 : 0} rounds=${roundCount}`,
+  );
+  return 0;
+}
+
+/** One round of the latency mode: per mode, each server's figures. */
+export type LatencyRound = Record<string, Record<Kind, RowResult>>;
+
+/**
+ * The latency mode's table: per mode and server the median of each figure over the rounds (a round that
+ * failed shows instead). For an open loop, `late_p99` is how late the generator itself sent its requests
+ * and `send_p99` the time from sending to the answer, the two parts of the latency counted from when each
+ * request was due. With several rounds, each round's p99 follows the table: the spread behind a median.
+ */
+export function latencyTable(modes: string[], rounds: LatencyRound[]): string {
+  const w = [12, 8, 9, 9, 9, 9, 9, 9, 9];
   const line = (cells: string[]) => cells.map((c, i) => i < 2 ? c.padEnd(w[i]) : c.padStart(w[i])).join(" ");
-  console.log(line(["mode", "server", "ops/s", "p50_ms", "p99_ms", "p99.9_ms", "max_ms"]));
-  for (const [name] of modes) {
-    for (const kind of ["etcd", "etcd-ts"] as Kind[]) {
-      const r = res[name][kind];
-      console.log(line([
-        name,
+  const out = [
+    line(["mode", "server", "ops/s", "p50_ms", "p99_ms", "p99.9_ms", "max_ms", "late_p99", "send_p99"]),
+  ];
+  const kinds: Kind[] = ["etcd", "etcd-ts"];
+  for (const mode of modes) {
+    for (const kind of kinds) {
+      const all = rounds.map((r) => r[mode]?.[kind] ?? { problem: "-" });
+      const problem = all.find((r) => r.problem !== undefined)?.problem;
+      if (problem !== undefined) {
+        out.push(line([mode, kind, problem, "-", "-", "-", "-", "-", "-"]));
+        continue;
+      }
+      const med = (pick: (r: RowResult) => number | null | undefined) =>
+        median(all.map(pick).filter((x): x is number => typeof x === "number"));
+      const ops = med((r) => r.opsPerS);
+      out.push(line([
+        mode,
         kind,
-        r.problem ?? String(r.opsPerS),
-        fmt(r.p50),
-        fmt(r.p99),
-        fmt(r.p999),
-        fmt(r.max),
+        ops === undefined ? "-" : String(Math.round(ops)),
+        fmt(med((r) => r.p50)),
+        fmt(med((r) => r.p99)),
+        fmt(med((r) => r.p999)),
+        fmt(med((r) => r.max)),
+        fmt(med((r) => r.lateP99)),
+        fmt(med((r) => r.fromSendP99)),
       ]));
     }
   }
-  console.log(`members=${plan.members} seconds=${seconds} rate=${rate}/s tls=${tls ? 1 : 0}`);
-  return 0;
+  if (rounds.length > 1) {
+    out.push(`(medians of ${rounds.length} rounds; the p99 of each round:)`);
+    for (const mode of modes) {
+      for (const kind of kinds) {
+        const p99s = rounds.map((r) => fmt(r[mode]?.[kind]?.p99));
+        out.push(`${mode.padEnd(w[0])} ${kind.padEnd(w[1])} ${p99s.join(" ")}`);
+      }
+    }
+  }
+  return out.join("\n");
 }
 
 if (import.meta.main) Deno.exit(await main());

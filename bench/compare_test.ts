@@ -1,5 +1,5 @@
 import { assertEquals } from "../tests/assert.ts";
-import { medianRow, roundRatios, table, toMs } from "./compare.ts";
+import { type LatencyRound, latencyTable, medianRow, roundRatios, table, toMs } from "./compare.ts";
 
 Deno.test("h2load durations convert to milliseconds", () => {
   assertEquals(toMs("850us"), 0.85);
@@ -45,4 +45,60 @@ Deno.test("rounds: the median of each figure, the highest memory, a failed round
     "etcd-ts": { put1: { opsPerS: t } },
   });
   assertEquals(roundRatios(["put1"], [round(1000, 1200), round(800, 1000)]), "put1       1.20 1.25");
+});
+
+Deno.test("latency rounds: medians per mode and server, the open loop's two parts, each round's p99", () => {
+  const round = (p99: number, late: number, send: number, failed = false): LatencyRound => ({
+    "closed-1": {
+      etcd: { opsPerS: 2000, p50: 0.4, p99: 1.2, p999: 4, max: 10 },
+      "etcd-ts": failed ? { problem: "ERRORS(2)" } : { opsPerS: 3000, p50: 0.3, p99: 1, p999: 5, max: 12 },
+    },
+    "open-500/s": {
+      etcd: { opsPerS: 500, p50: 1.3, p99: 3.5, p999: 11, max: 16, lateP99: 1.4, fromSendP99: 2.9 },
+      "etcd-ts": { opsPerS: 500, p50: 1.2, p99, p999: 12, max: 17, lateP99: late, fromSendP99: send },
+    },
+  });
+  const modes = ["closed-1", "open-500/s"];
+  const out = latencyTable(modes, [round(4.5, 1.7, 3.4), round(3.9, 1.5, 3.0), round(4.1, 1.6, 3.2)])
+    .split("\n");
+  assertEquals(out[0].split(/\s+/), [
+    "mode",
+    "server",
+    "ops/s",
+    "p50_ms",
+    "p99_ms",
+    "p99.9_ms",
+    "max_ms",
+    "late_p99",
+    "send_p99",
+  ]);
+  // a closed loop has no lateness of its own to report
+  assertEquals(out[2].split(/\s+/), [
+    "closed-1",
+    "etcd-ts",
+    "3000",
+    "0.30",
+    "1.00",
+    "5.00",
+    "12.00",
+    "-",
+    "-",
+  ]);
+  assertEquals(out[4].split(/\s+/), [
+    "open-500/s",
+    "etcd-ts",
+    "500",
+    "1.20",
+    "4.10",
+    "12.00",
+    "17.00",
+    "1.60",
+    "3.20",
+  ]);
+  assertEquals(out[5], "(medians of 3 rounds; the p99 of each round:)");
+  assertEquals(out[9].split(/\s+/), ["open-500/s", "etcd-ts", "4.50", "3.90", "4.10"]);
+  // a round that failed is shown, not averaged away; one round prints no spread
+  const failed = latencyTable(modes, [round(4, 1, 3), round(4, 1, 3, true)]).split("\n");
+  assertEquals(failed[2].split(/\s+/).slice(0, 3), ["closed-1", "etcd-ts", "ERRORS(2)"]);
+  assertEquals(latencyTable(modes, [round(4, 1, 3)]).split("\n").length, 5);
 });

@@ -7,7 +7,10 @@
  * Closed loop by default: each of `--clients` callers sends its next request when the previous one is
  * answered, over `--conns` HTTP/2 connections. With `--rate R` the load is open: requests start on a fixed
  * schedule of R per second whatever the answers do, and each latency counts from the moment its request
- * was due, so a stalled server shows in the tail instead of hiding it (no coordinated omission).
+ * was due, so a stalled server shows in the tail instead of hiding it (no coordinated omission). An open
+ * loop also reports the two parts of that latency: how late the generator itself sent each request
+ * (`late_*`: its own event loop was busy when the request fell due) and the time from sending to the
+ * answer (`from_send_*`).
  *
  * It runs under Node 20+ (see README.md for why) with no packages: gRPC over node:http2 (grpc_h2.mjs) and a
  * hand-written codec (etcd_pb.mjs). The last line of output is one JSON object
@@ -87,6 +90,9 @@ function keyOf(n) {
 const randomKey = () => keyOf(Math.floor(Math.random() * keySpace));
 
 const hist = new Histogram();
+/** Open loop only: how late each request went out, and its time from going out to the answer. */
+const lateHist = new Histogram();
+const fromSendHist = new Histogram();
 /** With `--trace`: one [start ms since the run began, latency ms, client] per answered request. */
 const trace = opt.trace ? [] : null;
 let ops = 0;
@@ -151,10 +157,14 @@ async function openLoop(op) {
       const client = issued % conns;
       const ch = channels[client];
       issued++;
+      const sent = performance.now();
+      lateHist.recordMs(sent - due);
       const p = op(ch).then((res) => {
         noteRevision(res);
-        const ms = performance.now() - due;
+        const end = performance.now();
+        const ms = end - due;
         hist.recordMs(ms);
+        fromSendHist.recordMs(end - sent);
         trace?.push([due - start, ms, client]);
         ops++;
       }, noteError).finally(() => pending.delete(p));
@@ -266,6 +276,11 @@ const workloads = {
     }),
 };
 
+/** `summary` with `prefix` before each key (`p99_ms` → `late_p99_ms`). */
+function prefixed(prefix, summary) {
+  return Object.fromEntries(Object.entries(summary).map(([k, v]) => [prefix + k, v]));
+}
+
 let seconds = 0;
 try {
   seconds = await workloads[opt.workload]();
@@ -285,6 +300,8 @@ const result = {
   ops,
   ops_per_s: seconds > 0 ? Math.round(ops / seconds) : 0,
   ...hist.summary(),
+  ...(rate > 0 ? prefixed("late_", lateHist.summary()) : {}),
+  ...(rate > 0 ? prefixed("from_send_", fromSendHist.summary()) : {}),
   errors,
   first_revision: Number(firstRevision),
   last_revision: Number(lastRevision),

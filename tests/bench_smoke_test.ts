@@ -48,6 +48,8 @@ interface Report {
   p99_ms: number | null;
   p999_ms: number | null;
   max_ms: number | null;
+  late_p99_ms?: number | null;
+  from_send_p99_ms?: number | null;
   first_revision: number;
   last_revision: number;
   error_kinds?: Record<string, number>;
@@ -110,6 +112,9 @@ Deno.test({
         assertEquals(await revision(m.endpoint) - before, 200);
         assertEquals(r.last_revision, before + 200);
         assertOrderedLatencies(r);
+        // a closed loop sends each request when the last is answered: it has no lateness to report
+        assertEquals(r.late_p99_ms, undefined);
+        assertEquals(r.from_send_p99_ms, undefined);
       });
       await t.step("--trace keeps every answered request, and bench/tail.ts reads it", async () => {
         const file = await Deno.makeTempFile({ suffix: ".json" });
@@ -158,6 +163,10 @@ Deno.test({
         assertEquals(r.ops, 60);
         assertEquals(await revision(m.endpoint) - before, 60);
         assertOrderedLatencies(r);
+        // each put's time from going out is part of its time from falling due
+        assert(typeof r.late_p99_ms === "number" && r.late_p99_ms >= 0, JSON.stringify(r));
+        assert(typeof r.from_send_p99_ms === "number" && r.from_send_p99_ms > 0, JSON.stringify(r));
+        assert(r.from_send_p99_ms <= r.p99_ms!, JSON.stringify(r));
       });
       await t.step("50 transactions each put once", async () => {
         const before = await revision(m.endpoint);
@@ -249,13 +258,24 @@ Deno.test({
 
 Deno.test({
   name: CAN_COMPARE
-    ? "bench/compare.ts --latency prints closed- and open-loop percentiles for both servers"
+    ? "bench/compare.ts --latency prints closed- and open-loop percentiles for both servers (2 rounds)"
     : "bench/compare.ts --latency (skipped: needs node, the real etcd and etcdctl)",
   ignore: !CAN_COMPARE,
   fn: async () => {
-    const r = await compare(["--host", "127.0.2.74", "--latency", "--rate", "100", "--seconds", "1"]);
+    const r = await compare([
+      "--host",
+      "127.0.2.74",
+      "--latency",
+      "--rate",
+      "100",
+      "--seconds",
+      "1",
+      "--rounds",
+      "2",
+    ]);
     assertEquals(r.code, 0, r.stderr);
-    const rows = r.stdout.split("\n").slice(1, 5).map((l) => l.split(/\s+/));
+    const lines = r.stdout.split("\n");
+    const rows = lines.slice(1, 5).map((l) => l.split(/\s+/));
     assertEquals(rows.map((c) => c.slice(0, 2).join(" ")), [
       "closed-1 etcd",
       "closed-1 etcd-ts",
@@ -263,10 +283,20 @@ Deno.test({
       "open-100/s etcd-ts",
     ]);
     for (const c of rows) {
-      const [p50, p99, p999, max] = c.slice(3).map(Number);
+      const [p50, p99, p999, max] = c.slice(3, 7).map(Number);
       assert(p50 <= p99 && p99 <= p999 && p999 <= max, c.join(" "));
     }
     // the open loop keeps its rate: about 100 puts in the second
     for (const c of rows.slice(2)) assert(Math.abs(Number(c[2]) - 100) <= 10, c.join(" "));
+    // the open loop's two parts: the generator's lateness, and the time from sending (within the p99)
+    for (const c of rows.slice(0, 2)) assertEquals(c.slice(7), ["-", "-"], c.join(" "));
+    for (const c of rows.slice(2)) {
+      const [late, send] = c.slice(7).map(Number);
+      assert(late >= 0 && send > 0 && send <= Number(c[4]), c.join(" "));
+    }
+    const spread = lines.indexOf("(medians of 2 rounds; the p99 of each round:)");
+    assert(spread === 5, r.stdout);
+    for (const l of lines.slice(6, 10)) assert(/^\S+ +etcd(-ts)? +\d+\.\d\d \d+\.\d\d$/.test(l), r.stdout);
+    assert(lines.includes("members=1 seconds=1 rate=100/s tls=0 rounds=2"), r.stdout);
   },
 });
