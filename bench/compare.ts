@@ -192,8 +192,9 @@ function median(values: number[]): number | undefined {
 }
 
 /**
- * One row from several rounds of the same workload: the median ops/s, p50 and p99, the highest memory;
- * the first problem if any round had one (a round that failed is not averaged away).
+ * One row from several rounds of the same workload: the median ops/s, p50 and p99 (and of p99.9, max and
+ * the open loop's two parts where the rounds have them), the highest memory; the first problem if any
+ * round had one (a round that failed is not averaged away).
  */
 export function medianRow(rounds: RowResult[]): RowResult {
   const problem = rounds.find((r) => r.problem !== undefined)?.problem;
@@ -202,12 +203,25 @@ export function medianRow(rounds: RowResult[]): RowResult {
     rounds.map(pick).filter((x): x is number => typeof x === "number");
   const ops = median(nums((r) => r.opsPerS));
   const rss = nums((r) => r.rssMiB);
-  return {
+  const row: RowResult = {
     opsPerS: ops === undefined ? undefined : Math.round(ops),
     p50: median(nums((r) => r.p50)) ?? null,
     p99: median(nums((r) => r.p99)) ?? null,
     rssMiB: rss.length > 0 ? Math.max(...rss) : undefined,
   };
+  for (const key of ["p999", "max", "lateP99", "fromSendP99"] as const) {
+    const m = median(nums((r) => r[key]));
+    if (m !== undefined) row[key] = m;
+  }
+  return row;
+}
+
+/**
+ * The order in which a round starts the two servers: the first one alternates from round to round, so a
+ * machine that drifts (disk, other work) does not favour one side.
+ */
+function serverOrder(round: number): Kind[] {
+  return round % 2 === 0 ? ["etcd", "etcd-ts"] : ["etcd-ts", "etcd"];
 }
 
 /** The ratio etcd-ts / etcd of each round, per workload: the spread behind a median. */
@@ -326,12 +340,11 @@ async function main(): Promise<number> {
     if (a.latency) {
       return await latency(plan, seconds, Number(a.rate), roundCount, tls, (c) => running = c);
     }
-    // Each round runs every row on both servers, fresh ones each time; the first server alternates from
-    // round to round, so a machine that drifts (disk, other work) does not favour one side.
+    // Each round runs every row on both servers, fresh ones each time (see serverOrder).
     const rounds: Record<Kind, Record<string, RowResult>>[] = [];
     for (let round = 0; round < roundCount; round++) {
       const rows: Record<Kind, Record<string, RowResult>> = { etcd: {}, "etcd-ts": {} };
-      const order: Kind[] = round % 2 === 0 ? ["etcd", "etcd-ts"] : ["etcd-ts", "etcd"];
+      const order = serverOrder(round);
       // fresh data directories every round: a second round must not start from the first one's data
       const roundPlan = { ...plan, dir: `${dir}/round-${round + 1}` };
       await Deno.mkdir(roundPlan.dir);
@@ -405,7 +418,7 @@ async function latency(
   const rounds: LatencyRound[] = [];
   for (let round = 0; round < roundCount; round++) {
     const res: LatencyRound = {};
-    const order: Kind[] = round % 2 === 0 ? ["etcd", "etcd-ts"] : ["etcd-ts", "etcd"];
+    const order = serverOrder(round);
     const roundPlan = { ...plan, dir: `${plan.dir}/latency-${round + 1}` };
     await Deno.mkdir(roundPlan.dir);
     for (const kind of order) {
@@ -459,25 +472,21 @@ export function latencyTable(modes: string[], rounds: LatencyRound[]): string {
   const kinds: Kind[] = ["etcd", "etcd-ts"];
   for (const mode of modes) {
     for (const kind of kinds) {
-      const all = rounds.map((r) => r[mode]?.[kind] ?? { problem: "-" });
-      const problem = all.find((r) => r.problem !== undefined)?.problem;
-      if (problem !== undefined) {
-        out.push(line([mode, kind, problem, "-", "-", "-", "-", "-", "-"]));
+      const m = medianRow(rounds.map((r) => r[mode]?.[kind] ?? { problem: "-" }));
+      if (m.problem !== undefined) {
+        out.push(line([mode, kind, m.problem, "-", "-", "-", "-", "-", "-"]));
         continue;
       }
-      const med = (pick: (r: RowResult) => number | null | undefined) =>
-        median(all.map(pick).filter((x): x is number => typeof x === "number"));
-      const ops = med((r) => r.opsPerS);
       out.push(line([
         mode,
         kind,
-        ops === undefined ? "-" : String(Math.round(ops)),
-        fmt(med((r) => r.p50)),
-        fmt(med((r) => r.p99)),
-        fmt(med((r) => r.p999)),
-        fmt(med((r) => r.max)),
-        fmt(med((r) => r.lateP99)),
-        fmt(med((r) => r.fromSendP99)),
+        m.opsPerS === undefined ? "-" : String(m.opsPerS),
+        fmt(m.p50),
+        fmt(m.p99),
+        fmt(m.p999),
+        fmt(m.max),
+        fmt(m.lateP99),
+        fmt(m.fromSendP99),
       ]));
     }
   }
