@@ -18,6 +18,7 @@
 import { parseArgs } from "node:util";
 import {
   type BenchTls,
+  etcdTsCommand,
   type Kind,
   makeCerts,
   revision,
@@ -315,14 +316,7 @@ async function main(): Promise<number> {
   }
   const dir = await Deno.makeTempDir({ prefix: "etcd-ts-bench-" });
   const tls = a.tls ? await makeCerts(dir, a.host) : undefined;
-  const other = Deno.env.get("OTHER_CMD")?.split(/\s+/).filter((s) => s !== "") ??
-    [
-      Deno.execPath(),
-      "run",
-      "--allow-all",
-      "--v8-flags=--max-semi-space-size=1,--memory-saver-mode",
-      "main.ts",
-    ];
+  const other = etcdTsCommand();
   const plan = {
     members,
     commands: { etcd: [Deno.env.get("ETCD_BIN") ?? "etcd"], "etcd-ts": other },

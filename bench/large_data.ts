@@ -12,7 +12,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { etcdctl, type Kind, rssMiB, sampleRss, startCluster } from "./servers.ts";
+import { etcdctl, etcdTsCommand, type Kind, rssMiB, sampleRss, startCluster } from "./servers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const HERE = new URL(".", import.meta.url).pathname;
@@ -138,14 +138,7 @@ if (import.meta.main) {
   const valueSize = Number(values["value-size"]);
   const commands: Record<Kind, string[]> = {
     etcd: [Deno.env.get("ETCD_BIN") ?? "etcd"],
-    "etcd-ts": Deno.env.get("OTHER_CMD")?.split(/\s+/).filter((s) => s !== "") ??
-      [
-        Deno.execPath(),
-        "run",
-        "--allow-all",
-        "--v8-flags=--max-semi-space-size=1,--memory-saver-mode",
-        "main.ts",
-      ],
+    "etcd-ts": etcdTsCommand(),
   };
   const results: Record<string, Figures> = {};
   for (const kind of ["etcd", "etcd-ts"] as Kind[]) {

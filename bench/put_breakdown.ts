@@ -36,7 +36,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { etcdctl, type Kind, type RunningCluster, startCluster } from "./servers.ts";
+import { etcdctl, etcdTsCommand, type Kind, type RunningCluster, startCluster } from "./servers.ts";
 import { quantile } from "./stats.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
@@ -673,13 +673,7 @@ async function main(): Promise<number> {
   if (!seccomp) console.error("strace --seccomp-bpf does not work here; tracing every call (slower)");
   const commands: Record<Kind, string[]> = {
     etcd: [Deno.env.get("ETCD_BIN") ?? "etcd"],
-    "etcd-ts": Deno.env.get("OTHER_CMD")?.split(/\s+/).filter((s) => s !== "") ?? [
-      Deno.execPath(),
-      "run",
-      "--allow-all",
-      "--v8-flags=--max-semi-space-size=1,--memory-saver-mode",
-      "main.ts",
-    ],
+    "etcd-ts": etcdTsCommand(),
   };
   const dir = await Deno.makeTempDir({ prefix: "etcd-ts-put-breakdown-" });
   try {

@@ -9,6 +9,21 @@
 /** Which server a cluster runs. */
 export type Kind = "etcd" | "etcd-ts";
 
+/**
+ * The V8 flags etcd-ts runs with in `deno task start` and in the compiled executable (deno.json); the
+ * benchmarks start it the same way.
+ */
+export const ETCD_TS_V8_FLAGS = "--max-semi-space-size=1,--memory-saver-mode";
+
+/**
+ * The command line that starts etcd-ts, before etcd's flags: `$OTHER_CMD` (split on white space) if set,
+ * else this Deno running `main.ts` with {@link ETCD_TS_V8_FLAGS}.
+ */
+export function etcdTsCommand(): string[] {
+  return Deno.env.get("OTHER_CMD")?.split(/\s+/).filter((s) => s !== "") ??
+    [Deno.execPath(), "run", "--allow-all", `--v8-flags=${ETCD_TS_V8_FLAGS}`, "main.ts"];
+}
+
 /** Certificates for a `--tls` run: one CA and one member certificate for 127.0.0.1, used by both servers. */
 export interface BenchTls {
   ca: string;
