@@ -531,20 +531,20 @@ async function withSnapshots(s: Solo): Promise<{ keys: [string, string][]; newes
   const m = await s.start();
   const client = clientFor([m.endpoint]);
   const keys: [string, string][] = [];
+  // Both save the snapshot of the last writes in the background: wait until it is whole before the
+  // kill, or the newest file may be one cut short by the kill itself (for etcd-ts, also until the purge
+  // before the log line has left one file)
+  const saved = s.impl === "etcd-ts"
+    ? () =>
+      logEntries(m.logs.join("")).some((e) => e.msg === "saved snapshot" && Number(e["snapshot-index"]) >= 30)
+    : () => [...m.logs.join("").matchAll(/saved snapshot at index (\d+)/g)].some((x) => Number(x[1]) >= 30);
   try {
-    for (let i = 0; i < 30; i++) {
+    // A member does not begin a snapshot while one is being written, so on a busy machine the next one
+    // after index 30 may come only some writes later: write on (at most 200 keys) until it has come.
+    for (let i = 0; i < 200 && (i < 30 || !saved()); i++) {
       keys.push([`cut/${String(i).padStart(3, "0")}`, `value-${i}`]);
       await client.put(keys[i][0]).value(keys[i][1]);
     }
-    // Both save the snapshot of the last writes in the background: wait until it is whole before the
-    // kill, or the newest file may be one cut short by the kill itself (for etcd-ts, also until the purge
-    // before the log line has left one file)
-    const saved = s.impl === "etcd-ts"
-      ? () =>
-        logEntries(m.logs.join("")).some((e) =>
-          e.msg === "saved snapshot" && Number(e["snapshot-index"]) >= 30
-        )
-      : () => [...m.logs.join("").matchAll(/saved snapshot at index (\d+)/g)].some((x) => Number(x[1]) >= 30);
     await waitUntil(saved, 10_000, () => m.logs.join(""));
   } finally {
     client.close();
