@@ -38,7 +38,8 @@ export async function transferLeadership(
 
 /**
  * On a graceful stop, a leader hands over to its most up-to-date recently active voter first, waiting
- * at most `timeoutMs`; a member that does not lead does nothing.
+ * at most `timeoutMs`; a member that does not lead does nothing. Raft forgets which voters were active at
+ * every quorum check, so just after one none may be: then the most up-to-date voter is asked all the same.
  */
 export async function handOverLeadership(d: LeadershipDeps, timeoutMs: number): Promise<void> {
   const driver = d.driver;
@@ -47,11 +48,14 @@ export async function handOverLeadership(d: LeadershipDeps, timeoutMs: number): 
   if (!progress) return;
   let best: bigint | undefined;
   let bestMatch = -1;
+  let bestActive = false;
   for (const [id, pr] of progress) {
-    if (id === d.memberId || !pr.recentActive || !driver.confState.voters.includes(id)) continue;
-    if (pr.match > bestMatch) {
+    if (id === d.memberId || !driver.confState.voters.includes(id)) continue;
+    const better = pr.recentActive === bestActive ? pr.match > bestMatch : pr.recentActive;
+    if (better) {
       best = id;
       bestMatch = pr.match;
+      bestActive = pr.recentActive;
     }
   }
   if (best === undefined) return;

@@ -1,0 +1,48 @@
+import { assertEquals } from "../../tests/assert.ts";
+import { FakeClock } from "../../tests/fake_clock.ts";
+import { StateType } from "../../raft/types.ts";
+import { createLogger } from "../logger.ts";
+import { handOverLeadership } from "./leadership.ts";
+import type { RaftDriver } from "./raft_driver.ts";
+
+/** A leader (id 1) whose followers stand as given; it reports which member it was asked to hand over to. */
+function leader(followers: [bigint, { match: number; recentActive: boolean }][]) {
+  const asked: bigint[] = [];
+  const lines: string[] = [];
+  const progress = new Map([[1n, { match: 100, recentActive: true }], ...followers]);
+  const driver = {
+    state: StateType.Leader,
+    lead: 1n,
+    confState: { voters: [...progress.keys()] },
+    node: {
+      status: () => ({ progress }),
+      transferLeader: (to: bigint) => {
+        asked.push(to);
+        driver.lead = to;
+      },
+    },
+    kick: () => {},
+  };
+  const deps = {
+    memberId: 1n,
+    driver: driver as unknown as RaftDriver,
+    clock: new FakeClock(),
+    logger: createLogger({ level: "info", write: (l) => lines.push(l) }),
+    pollMs: 10,
+  };
+  return { deps, asked, lines };
+}
+
+Deno.test("a stopping leader hands over to the most up-to-date of its recently active voters", async () => {
+  const l = leader([[2n, { match: 100, recentActive: false }], [3n, { match: 90, recentActive: true }]]);
+  await handOverLeadership(l.deps, 1000);
+  assertEquals(l.asked, [3n]);
+  assertEquals(l.lines.filter((x) => x.includes("leadership transferred before stopping")).length, 1);
+});
+
+Deno.test("right after a quorum check, when no voter counts as active, it hands over to the most up-to-date", async () => {
+  const l = leader([[2n, { match: 80, recentActive: false }], [3n, { match: 95, recentActive: false }]]);
+  await handOverLeadership(l.deps, 1000);
+  assertEquals(l.asked, [3n]);
+  assertEquals(l.lines.filter((x) => x.includes("leadership transferred before stopping")).length, 1);
+});
