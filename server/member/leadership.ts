@@ -18,6 +18,8 @@ export interface LeadershipDeps {
   logger: Logger;
   /** How often to look whether the transferee has taken over. */
   pollMs: number;
+  /** When the peer stream to `id` came up; undefined while it is down (the peer transport's). */
+  activeSince(id: bigint): number | undefined;
 }
 
 /** Asks Raft to transfer leadership and waits (bounded) until `target` leads; true if it does. */
@@ -37,9 +39,10 @@ export async function transferLeadership(
 }
 
 /**
- * On a graceful stop, a leader hands over to its most up-to-date recently active voter first, waiting
- * at most `timeoutMs`; a member that does not lead does nothing. Raft forgets which voters were active at
- * every quorum check, so just after one none may be: then the most up-to-date voter is asked all the same.
+ * On a graceful stop, a leader hands over to its most up-to-date voter whose peer stream is up (as etcd
+ * picks among connected voters), waiting at most `timeoutMs`; a member that does not lead, or reaches no
+ * voter, does nothing. The stream, not Raft's `recentActive`, says who is reachable: Raft clears that
+ * mark at every quorum check, so a stop just after one would find nobody.
  */
 export async function handOverLeadership(d: LeadershipDeps, timeoutMs: number): Promise<void> {
   const driver = d.driver;
@@ -48,14 +51,13 @@ export async function handOverLeadership(d: LeadershipDeps, timeoutMs: number): 
   if (!progress) return;
   let best: bigint | undefined;
   let bestMatch = -1;
-  let bestActive = false;
   for (const [id, pr] of progress) {
-    if (id === d.memberId || !driver.confState.voters.includes(id)) continue;
-    const better = pr.recentActive === bestActive ? pr.match > bestMatch : pr.recentActive;
-    if (better) {
+    if (id === d.memberId || d.activeSince(id) === undefined || !driver.confState.voters.includes(id)) {
+      continue;
+    }
+    if (pr.match > bestMatch) {
       best = id;
       bestMatch = pr.match;
-      bestActive = pr.recentActive;
     }
   }
   if (best === undefined) return;

@@ -5,11 +5,14 @@ import { createLogger } from "../logger.ts";
 import { handOverLeadership } from "./leadership.ts";
 import type { RaftDriver } from "./raft_driver.ts";
 
-/** A leader (id 1) whose followers stand as given; it reports which member it was asked to hand over to. */
-function leader(followers: [bigint, { match: number; recentActive: boolean }][]) {
+/**
+ * A leader (id 1) whose followers stand as given (`up`: its peer stream is up); it reports which member it
+ * was asked to hand over to.
+ */
+function leader(followers: [bigint, { match: number; recentActive: boolean; up: boolean }][]) {
   const asked: bigint[] = [];
   const lines: string[] = [];
-  const progress = new Map([[1n, { match: 100, recentActive: true }], ...followers]);
+  const progress = new Map([[1n, { match: 100, recentActive: true, up: true }], ...followers]);
   const driver = {
     state: StateType.Leader,
     lead: 1n,
@@ -29,20 +32,40 @@ function leader(followers: [bigint, { match: number; recentActive: boolean }][])
     clock: new FakeClock(),
     logger: createLogger({ level: "info", write: (l) => lines.push(l) }),
     pollMs: 10,
+    activeSince: (id: bigint) => followers.find(([f]) => f === id)?.[1].up ? 0 : undefined,
   };
   return { deps, asked, lines };
 }
 
-Deno.test("a stopping leader hands over to the most up-to-date of its recently active voters", async () => {
-  const l = leader([[2n, { match: 100, recentActive: false }], [3n, { match: 90, recentActive: true }]]);
+Deno.test("a stopping leader hands over to the most up-to-date of the voters it reaches", async () => {
+  const l = leader([[2n, { match: 100, recentActive: true, up: false }], [3n, {
+    match: 90,
+    recentActive: true,
+    up: true,
+  }]]);
   await handOverLeadership(l.deps, 1000);
   assertEquals(l.asked, [3n]);
   assertEquals(l.lines.filter((x) => x.includes("leadership transferred before stopping")).length, 1);
 });
 
 Deno.test("right after a quorum check, when no voter counts as active, it hands over to the most up-to-date", async () => {
-  const l = leader([[2n, { match: 80, recentActive: false }], [3n, { match: 95, recentActive: false }]]);
+  const l = leader([[2n, { match: 80, recentActive: false, up: true }], [3n, {
+    match: 95,
+    recentActive: false,
+    up: true,
+  }]]);
   await handOverLeadership(l.deps, 1000);
   assertEquals(l.asked, [3n]);
   assertEquals(l.lines.filter((x) => x.includes("leadership transferred before stopping")).length, 1);
+});
+
+Deno.test("a stopping leader that reaches no voter asks nobody and does not wait", async () => {
+  const l = leader([[2n, { match: 80, recentActive: true, up: false }], [3n, {
+    match: 95,
+    recentActive: true,
+    up: false,
+  }]]);
+  await handOverLeadership(l.deps, 1000);
+  assertEquals(l.asked, []);
+  assertEquals(l.lines.length, 0);
 });

@@ -320,6 +320,7 @@ export class EtcdServer implements LeaseBackend {
       clock: this.clock,
       logger: this.logger,
       pollMs: config.heartbeatIntervalMs,
+      activeSince: (id) => this.peers.activeSince(id),
     };
     // what applying entries reads and changes; the parts a snapshot replaces are read afresh
     const server = this as EtcdServer;
