@@ -74,11 +74,36 @@ interface LoadJson {
   error_kinds?: Record<string, number>;
 }
 
+/**
+ * Node's own flags for a run of load.mjs with `args`. A generator that keeps requests in flight for one
+ * client or at a fixed rate gets a young generation of 1 MB: with Node's default (16 MB), its collections
+ * took 2-6 ms on both cores at once, and the members waited for a core meanwhile. Those were the slowest
+ * puts against either server (docs/benchmarks.md). A saturating generator keeps the default: short, frequent
+ * collections would cost it 3-10% of its requests and cap the row.
+ */
+export function generatorNodeFlags(args: string[]): string[] {
+  const value = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const oneClient = (value("--clients") ?? "1") === "1";
+  const openLoop = Number(value("--rate") ?? "0") > 0;
+  return oneClient || openLoop ? ["--max-semi-space-size=1"] : [];
+}
+
 /** Runs bench/load.mjs under Node with `args`; resolves to its JSON report. */
 async function load(args: string[], seconds: number, tls?: BenchTls): Promise<LoadJson> {
   const tlsArgs = tls ? ["--cacert", tls.ca] : [];
   const child = new Deno.Command("node", {
-    args: [`${HERE}load.mjs`, ...args, "--duration-s", String(seconds), "--json", ...tlsArgs],
+    args: [
+      ...generatorNodeFlags(args),
+      `${HERE}load.mjs`,
+      ...args,
+      "--duration-s",
+      String(seconds),
+      "--json",
+      ...tlsArgs,
+    ],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

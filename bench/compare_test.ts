@@ -1,5 +1,13 @@
 import { assertEquals } from "../tests/assert.ts";
-import { type LatencyRound, latencyTable, medianRow, roundRatios, table, toMs } from "./compare.ts";
+import {
+  generatorNodeFlags,
+  type LatencyRound,
+  latencyTable,
+  medianRow,
+  roundRatios,
+  table,
+  toMs,
+} from "./compare.ts";
 
 Deno.test("h2load durations convert to milliseconds", () => {
   assertEquals(toMs("850us"), 0.85);
@@ -101,4 +109,14 @@ Deno.test("latency rounds: medians per mode and server, the open loop's two part
   const failed = latencyTable(modes, [round(4, 1, 3), round(4, 1, 3, true)]).split("\n");
   assertEquals(failed[2].split(/\s+/).slice(0, 3), ["closed-1", "etcd-ts", "ERRORS(2)"]);
   assertEquals(latencyTable(modes, [round(4, 1, 3)]).split("\n").length, 5);
+});
+
+Deno.test("a generator of one client or at a fixed rate gets a small young generation; a saturating one does not", () => {
+  const small = ["--max-semi-space-size=1"];
+  assertEquals(generatorNodeFlags(["--workload", "put", "--clients", "1", "--conns", "1"]), small);
+  assertEquals(generatorNodeFlags(["--workload", "put", "--rate", "500", "--conns", "10"]), small);
+  assertEquals(generatorNodeFlags(["--workload", "put"]), small);
+  assertEquals(generatorNodeFlags(["--workload", "put", "--clients", "100", "--conns", "10"]), []);
+  assertEquals(generatorNodeFlags(["--workload", "watch", "--clients", "10", "--conns", "5"]), []);
+  assertEquals(generatorNodeFlags(["--workload", "put", "--clients", "100", "--rate", "0"]), []);
 });
