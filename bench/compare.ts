@@ -5,7 +5,7 @@
  *     deno run -A bench/compare.ts [--members 1|3] [--seconds S] [--workloads "put1 put ..."] [--tls]
  *       [--rounds N]
  *     deno run -A bench/compare.ts --latency [--rate 500] [--seconds S] [--members 1|3] [--tls]
- *       [--rounds N]
+ *       [--rounds N] [--warmup S]
  *
  * `--host` (default 127.0.0.1) is the address every member listens on.
  *
@@ -303,6 +303,7 @@ async function main(): Promise<number> {
       tls: { type: "boolean", default: false },
       latency: { type: "boolean", default: false },
       rounds: { type: "string", default: "1" },
+      warmup: { type: "string", default: "0" },
       help: { type: "boolean", default: false },
     },
   });
@@ -310,6 +311,7 @@ async function main(): Promise<number> {
     console.log(
       'deno run -A bench/compare.ts [--members 1|3] [--seconds S] [--workloads "w ..."] [--tls] [--rounds N]\n' +
         "deno run -A bench/compare.ts --latency [--rate R] [--seconds S] [--members 1|3] [--tls] [--rounds N]\n" +
+        "  [--warmup S]: before measuring, S seconds of the open loop on each fresh cluster, not counted\n" +
         "--host H: the address the members listen on (default 127.0.0.1)\n" +
         `workloads: ${ALL_WORKLOADS.join(" ")}`,
     );
@@ -318,11 +320,12 @@ async function main(): Promise<number> {
   const members = Number(a.members);
   const seconds = Number(a.seconds);
   const roundCount = Number(a.rounds);
+  const warmup = Number(a.warmup);
   const workloads = String(a.workloads).split(/\s+/).filter((w) => w !== "");
   const unknown = workloads.filter((w) => !ALL_WORKLOADS.includes(w));
   if (
     ![1, 3].includes(members) || !(seconds > 0) || !(Number.isInteger(roundCount) && roundCount >= 1) ||
-    unknown.length > 0
+    !(warmup >= 0) || unknown.length > 0
   ) {
     console.error(
       `bad arguments${unknown.length ? `: unknown workload ${unknown.join(", ")}` : ""} (see --help)`,
@@ -357,7 +360,8 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   try {
     if (a.latency) {
-      return await latency(plan, seconds, Number(a.rate), roundCount, tls, (c) => running = c);
+      const pace = { seconds, rate: Number(a.rate), warmup };
+      return await latency(plan, pace, roundCount, tls, (c) => running = c);
     }
     // Each round runs every row on both servers, fresh ones each time (see serverOrder).
     const rounds: Record<Kind, Record<string, RowResult>>[] = [];
@@ -420,12 +424,14 @@ async function main(): Promise<number> {
  * The latency mode: on each server, one closed-loop client putting for `seconds`, then an open-loop load
  * of `rate` puts per second for `seconds` (latency counted from when each put was due); prints p50, p99,
  * p99.9 and max of both servers side by side, and for the open loop the two parts of its p99 (see
- * {@link latencyTable}). With several rounds, fresh servers every round, the first one alternating.
+ * {@link latencyTable}). With several rounds, fresh servers every round, the first one alternating. A
+ * warm-up of `warmup` seconds runs the open loop on each fresh cluster first and counts nothing of it: V8
+ * compiles etcd-ts's hot code over its first tens of seconds, and without the warm-up the figures include
+ * that (docs/benchmarks.md).
  */
 async function latency(
   plan: Parameters<typeof startCluster>[1],
-  seconds: number,
-  rate: number,
+  { seconds, rate, warmup }: { seconds: number; rate: number; warmup: number },
   roundCount: number,
   tls: BenchTls | undefined,
   track: (c: RunningCluster | undefined) => void,
@@ -444,6 +450,12 @@ async function latency(
       const c = await startCluster(kind, roundPlan);
       track(c);
       try {
+        if (warmup > 0) {
+          const w = await load(["--endpoints", c.endpoints.join(","), ...modes[1][1]], warmup, tls);
+          console.error(
+            `round ${round + 1} ${kind} warm-up: ${w.ops} puts in ${warmup} s, ${w.errors} errors`,
+          );
+        }
         for (const [name, args] of modes) {
           const r = await load(["--endpoints", c.endpoints.join(","), ...args], seconds, tls);
           res[name] ??= {} as Record<Kind, RowResult>;
@@ -468,7 +480,8 @@ async function latency(
   }
   console.log(latencyTable(modes.map(([name]) => name), rounds));
   console.log(
-    `members=${plan.members} seconds=${seconds} rate=${rate}/s tls=${tls ? 1 : 0} rounds=${roundCount}`,
+    `members=${plan.members} seconds=${seconds} rate=${rate}/s tls=${tls ? 1 : 0} rounds=${roundCount} ` +
+      `warmup=${warmup}`,
   );
   return 0;
 }

@@ -258,7 +258,7 @@ Deno.test({
 
 Deno.test({
   name: CAN_COMPARE
-    ? "bench/compare.ts --latency prints closed- and open-loop percentiles for both servers (2 rounds)"
+    ? "bench/compare.ts --latency prints closed- and open-loop percentiles for both servers (2 rounds, warmed)"
     : "bench/compare.ts --latency (skipped: needs node, the real etcd and etcdctl)",
   ignore: !CAN_COMPARE,
   fn: async () => {
@@ -272,8 +272,13 @@ Deno.test({
       "1",
       "--rounds",
       "2",
+      "--warmup",
+      "1",
     ]);
     assertEquals(r.code, 0, r.stderr);
+    // each fresh cluster was warmed first: one uncounted second of the open loop, without errors
+    const warmed = r.stderr.split("\n").filter((l) => / warm-up: \d+ puts in 1 s, 0 errors$/.test(l));
+    assertEquals(warmed.length, 4, r.stderr);
     const lines = r.stdout.split("\n");
     const rows = lines.slice(1, 5).map((l) => l.split(/\s+/));
     assertEquals(rows.map((c) => c.slice(0, 2).join(" ")), [
@@ -297,6 +302,6 @@ Deno.test({
     const spread = lines.indexOf("(medians of 2 rounds; the p99 of each round:)");
     assert(spread === 5, r.stdout);
     for (const l of lines.slice(6, 10)) assert(/^\S+ +etcd(-ts)? +\d+\.\d\d \d+\.\d\d$/.test(l), r.stdout);
-    assert(lines.includes("members=1 seconds=1 rate=100/s tls=0 rounds=2"), r.stdout);
+    assert(lines.includes("members=1 seconds=1 rate=100/s tls=0 rounds=2 warmup=1"), r.stdout);
   },
 });
