@@ -76,7 +76,7 @@ interface LoadJson {
 
 /**
  * Node's own flags for a run of load.mjs with `args`. A generator that keeps requests in flight for one
- * client or at a fixed rate gets a young generation of 1 MB: with Node's default (16 MB), its collections
+ * client or at a fixed rate gets a young generation of 1 MB: with Node's default, its collections
  * took 2-6 ms on both cores at once, and the members waited for a core meanwhile. Those were the slowest
  * puts against either server (docs/benchmarks.md). A saturating generator keeps the default: short, frequent
  * collections would cost it 3-10% of its requests and cap the row.
@@ -436,9 +436,10 @@ async function latency(
   tls: BenchTls | undefined,
   track: (c: RunningCluster | undefined) => void,
 ): Promise<number> {
+  const openLoop = ["--workload", "put", "--rate", String(rate), "--conns", "10"];
   const modes: [string, string[]][] = [
     ["closed-1", ["--workload", "put", "--clients", "1", "--conns", "1"]],
-    [`open-${rate}/s`, ["--workload", "put", "--rate", String(rate), "--conns", "10"]],
+    [`open-${rate}/s`, openLoop],
   ];
   const rounds: LatencyRound[] = [];
   for (let round = 0; round < roundCount; round++) {
@@ -451,7 +452,7 @@ async function latency(
       track(c);
       try {
         if (warmup > 0) {
-          const w = await load(["--endpoints", c.endpoints.join(","), ...modes[1][1]], warmup, tls);
+          const w = await load(["--endpoints", c.endpoints.join(","), ...openLoop], warmup, tls);
           console.error(
             `round ${round + 1} ${kind} warm-up: ${w.ops} puts in ${warmup} s, ${w.errors} errors`,
           );
