@@ -37,35 +37,41 @@ function leader(followers: [bigint, { match: number; recentActive: boolean; up: 
   return { deps, asked, lines };
 }
 
-Deno.test("a stopping leader hands over to the most up-to-date of the voters it reaches", async () => {
-  const l = leader([[2n, { match: 100, recentActive: true, up: false }], [3n, {
-    match: 90,
-    recentActive: true,
-    up: true,
-  }]]);
+type Followers = Parameters<typeof leader>[0];
+
+/** Stops a leader with these followers: whom it asked to take over, and its log lines. */
+async function stop(followers: Followers): Promise<{ asked: bigint[]; lines: string[] }> {
+  const l = leader(followers);
   await handOverLeadership(l.deps, 1000);
-  assertEquals(l.asked, [3n]);
-  assertEquals(l.lines.filter((x) => x.includes("leadership transferred before stopping")).length, 1);
+  return { asked: l.asked, lines: l.lines };
+}
+
+const transferred = (lines: string[]) =>
+  lines.filter((x) => x.includes("leadership transferred before stopping")).length;
+
+Deno.test("a stopping leader hands over to the most up-to-date of the voters it reaches", async () => {
+  const { asked, lines } = await stop([
+    [2n, { match: 100, recentActive: true, up: false }],
+    [3n, { match: 90, recentActive: true, up: true }],
+  ]);
+  assertEquals(asked, [3n]);
+  assertEquals(transferred(lines), 1);
 });
 
 Deno.test("right after a quorum check, when no voter counts as active, it hands over to the most up-to-date", async () => {
-  const l = leader([[2n, { match: 80, recentActive: false, up: true }], [3n, {
-    match: 95,
-    recentActive: false,
-    up: true,
-  }]]);
-  await handOverLeadership(l.deps, 1000);
-  assertEquals(l.asked, [3n]);
-  assertEquals(l.lines.filter((x) => x.includes("leadership transferred before stopping")).length, 1);
+  const { asked, lines } = await stop([
+    [2n, { match: 80, recentActive: false, up: true }],
+    [3n, { match: 95, recentActive: false, up: true }],
+  ]);
+  assertEquals(asked, [3n]);
+  assertEquals(transferred(lines), 1);
 });
 
 Deno.test("a stopping leader that reaches no voter asks nobody and does not wait", async () => {
-  const l = leader([[2n, { match: 80, recentActive: true, up: false }], [3n, {
-    match: 95,
-    recentActive: true,
-    up: false,
-  }]]);
-  await handOverLeadership(l.deps, 1000);
-  assertEquals(l.asked, []);
-  assertEquals(l.lines.length, 0);
+  const { asked, lines } = await stop([
+    [2n, { match: 80, recentActive: true, up: false }],
+    [3n, { match: 95, recentActive: true, up: false }],
+  ]);
+  assertEquals(asked, []);
+  assertEquals(lines.length, 0);
 });
