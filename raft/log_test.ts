@@ -88,6 +88,7 @@ Deno.test("storage: term and entry lookups, compaction, snapshots", async (t) =>
     assertEquals(it(s.entries(4, 7, NO_LIMIT)), "4/4 5/6 6/6");
     s.append(ents(5, 7));
     assertEquals(it(s.entries(4, 6, NO_LIMIT)), "4/4 5/7");
+    assertEquals(s.lastIndex(), 5, "the replaced tail is gone");
     assertThrows(() => s.append(ents(7, 7)), ErrStorageMisuse, "missing log entry");
   });
   await t.step("snapshots: create within the log, never older than the current one", () => {
