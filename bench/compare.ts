@@ -5,7 +5,7 @@
  *     deno run -A bench/compare.ts [--members 1|3] [--seconds S] [--workloads "put1 put ..."] [--tls]
  *       [--rounds N]
  *     deno run -A bench/compare.ts --latency [--rate 500] [--seconds S] [--members 1|3] [--tls]
- *       [--rounds N] [--warmup S]
+ *       [--rounds N] [--warmup S] [--through leader|follower]
  *
  * `--host` (default 127.0.0.1) is the address every member listens on.
  *
@@ -18,6 +18,7 @@
 import { parseArgs } from "node:util";
 import {
   type BenchTls,
+  endpointThrough,
   etcdTsCommand,
   type Kind,
   makeCerts,
@@ -25,7 +26,9 @@ import {
   type RunningCluster,
   sampleRss,
   startCluster,
+  type Through,
 } from "./servers.ts";
+import { analyze, type TraceRecord } from "./tail.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -57,6 +60,8 @@ export interface RowResult {
   lateP99?: number | null;
   /** Open loop: the 99th percentile of the time from sending a request to its answer (ms). */
   fromSendP99?: number | null;
+  /** Latency mode: the p99 of the requests after the client's first {@link CLIENT_WARMUP_MS} (ms). */
+  steadyP99?: number | null;
   /** Why the row has no figure (server down, errors, an invalid h2load run). */
   problem?: string;
 }
@@ -235,7 +240,7 @@ export function medianRow(rounds: RowResult[]): RowResult {
     p99: median(nums((r) => r.p99)) ?? null,
     rssMiB: rss.length > 0 ? Math.max(...rss) : undefined,
   };
-  for (const key of ["p999", "max", "lateP99", "fromSendP99"] as const) {
+  for (const key of ["p999", "max", "lateP99", "fromSendP99", "steadyP99"] as const) {
     const m = median(nums((r) => r[key]));
     if (m !== undefined) row[key] = m;
   }
@@ -304,6 +309,7 @@ async function main(): Promise<number> {
       latency: { type: "boolean", default: false },
       rounds: { type: "string", default: "1" },
       warmup: { type: "string", default: "0" },
+      through: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -312,6 +318,7 @@ async function main(): Promise<number> {
       'deno run -A bench/compare.ts [--members 1|3] [--seconds S] [--workloads "w ..."] [--tls] [--rounds N]\n' +
         "deno run -A bench/compare.ts --latency [--rate R] [--seconds S] [--members 1|3] [--tls] [--rounds N]\n" +
         "  [--warmup S]: before measuring, S seconds of the open loop on each fresh cluster, not counted\n" +
+        "  [--through leader|follower]: three members; the clients write to the leader, or to a follower\n" +
         "--host H: the address the members listen on (default 127.0.0.1)\n" +
         `workloads: ${ALL_WORKLOADS.join(" ")}`,
     );
@@ -321,11 +328,13 @@ async function main(): Promise<number> {
   const seconds = Number(a.seconds);
   const roundCount = Number(a.rounds);
   const warmup = Number(a.warmup);
+  const through = a.through as Through | undefined;
   const workloads = String(a.workloads).split(/\s+/).filter((w) => w !== "");
   const unknown = workloads.filter((w) => !ALL_WORKLOADS.includes(w));
   if (
     ![1, 3].includes(members) || !(seconds > 0) || !(Number.isInteger(roundCount) && roundCount >= 1) ||
-    !(warmup >= 0) || unknown.length > 0
+    !(warmup >= 0) || unknown.length > 0 ||
+    (through !== undefined && (!["leader", "follower"].includes(through) || members !== 3 || !a.latency))
   ) {
     console.error(
       `bad arguments${unknown.length ? `: unknown workload ${unknown.join(", ")}` : ""} (see --help)`,
@@ -360,7 +369,7 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   try {
     if (a.latency) {
-      const pace = { seconds, rate: Number(a.rate), warmup };
+      const pace = { seconds, rate: Number(a.rate), warmup, through };
       return await latency(plan, pace, roundCount, tls, (c) => running = c);
     }
     // Each round runs every row on both servers, fresh ones each time (see serverOrder).
@@ -427,11 +436,13 @@ async function main(): Promise<number> {
  * {@link latencyTable}). With several rounds, fresh servers every round, the first one alternating. A
  * warm-up of `warmup` seconds runs the open loop on each fresh cluster first and counts nothing of it: V8
  * compiles etcd-ts's hot code over its first tens of seconds, and without the warm-up the figures include
- * that (docs/benchmarks.md).
+ * that (docs/benchmarks.md). With `through`, after the warm-up, the modes write to the leader or to a
+ * follower of three members instead of to whichever member is first, so that the election does not decide
+ * how many peer hops a put takes.
  */
 async function latency(
   plan: Parameters<typeof startCluster>[1],
-  { seconds, rate, warmup }: { seconds: number; rate: number; warmup: number },
+  { seconds, rate, warmup, through }: { seconds: number; rate: number; warmup: number; through?: Through },
   roundCount: number,
   tls: BenchTls | undefined,
   track: (c: RunningCluster | undefined) => void,
@@ -457,8 +468,11 @@ async function latency(
             `round ${round + 1} ${kind} warm-up: ${w.ops} puts in ${warmup} s, ${w.errors} errors`,
           );
         }
+        const endpoints = through ? await endpointThrough(c.endpoints, through, tls) : c.endpoints.join(",");
         for (const [name, args] of modes) {
-          const r = await load(["--endpoints", c.endpoints.join(","), ...args], seconds, tls);
+          const traceFile = `${roundPlan.dir}/${kind}-${name.replace("/", "")}.trace.json`;
+          const r = await load(["--endpoints", endpoints, ...args, "--trace", traceFile], seconds, tls);
+          const trace: TraceRecord[] = JSON.parse(await Deno.readTextFile(traceFile));
           res[name] ??= {} as Record<Kind, RowResult>;
           res[name][kind] = r.errors > 0 ? { problem: `ERRORS(${r.errors})` } : {
             opsPerS: r.ops_per_s,
@@ -468,8 +482,12 @@ async function latency(
             max: r.max_ms,
             lateP99: r.late_p99_ms,
             fromSendP99: r.from_send_p99_ms,
+            steadyP99: analyze(trace, CLIENT_WARMUP_MS).steady.p99,
           };
-          console.error(`round ${round + 1} ${kind} ${name}: ${JSON.stringify(res[name][kind])}`);
+          console.error(
+            `round ${round + 1} ${kind} ${name}${through ? ` through the ${through} ${endpoints}` : ""}: ` +
+              JSON.stringify(res[name][kind]),
+          );
         }
       } finally {
         await c.stop();
@@ -480,34 +498,54 @@ async function latency(
     await Deno.remove(roundPlan.dir, { recursive: true });
   }
   console.log(latencyTable(modes.map(([name]) => name), rounds));
+  console.log(`(p99_after: the p99 after the client's first ${CLIENT_WARMUP_MS / 1000} s)`);
   console.log(
     `members=${plan.members} seconds=${seconds} rate=${rate}/s tls=${tls ? 1 : 0} rounds=${roundCount} ` +
-      `warmup=${warmup}`,
+      `warmup=${warmup}${through ? ` through=${through}` : ""}`,
   );
   return 0;
 }
+
+/**
+ * How long the latency mode's `p99_after` column leaves out: the client's own warm-up. A fresh Node
+ * process compiles the generator on both cores in its first seconds, which slows the answers of either
+ * server (docs/benchmarks.md), so the column shows the servers without it.
+ */
+export const CLIENT_WARMUP_MS = 2000;
 
 /** One round of the latency mode: per mode, each server's figures. */
 export type LatencyRound = Record<string, Record<Kind, RowResult>>;
 
 /**
  * The latency mode's table: per mode and server the median of each figure over the rounds (a round that
- * failed shows instead). For an open loop, `late_p99` is how late the generator itself sent its requests
- * and `send_p99` the time from sending to the answer, the two parts of the latency counted from when each
- * request was due. With several rounds, each round's p99 follows the table: the spread behind a median.
+ * failed shows instead). `p99_after` leaves out the client's first {@link CLIENT_WARMUP_MS}. For an open
+ * loop, `late_p99` is how late the generator itself sent its requests and `send_p99` the time from sending
+ * to the answer, the two parts of the latency counted from when each request was due. With several rounds,
+ * each round's p99 follows the table: the spread behind a median.
  */
 export function latencyTable(modes: string[], rounds: LatencyRound[]): string {
-  const w = [12, 8, 9, 9, 9, 9, 9, 9, 9];
+  const w = [12, 8, 9, 9, 9, 9, 9, 9, 9, 9];
   const line = (cells: string[]) => cells.map((c, i) => i < 2 ? c.padEnd(w[i]) : c.padStart(w[i])).join(" ");
   const out = [
-    line(["mode", "server", "ops/s", "p50_ms", "p99_ms", "p99.9_ms", "max_ms", "late_p99", "send_p99"]),
+    line([
+      "mode",
+      "server",
+      "ops/s",
+      "p50_ms",
+      "p99_ms",
+      "p99.9_ms",
+      "max_ms",
+      "p99_after",
+      "late_p99",
+      "send_p99",
+    ]),
   ];
   const kinds: Kind[] = ["etcd", "etcd-ts"];
   for (const mode of modes) {
     for (const kind of kinds) {
       const m = medianRow(rounds.map((r) => r[mode]?.[kind] ?? { problem: "-" }));
       if (m.problem !== undefined) {
-        out.push(line([mode, kind, m.problem, "-", "-", "-", "-", "-", "-"]));
+        out.push(line([mode, kind, m.problem, "-", "-", "-", "-", "-", "-", "-"]));
         continue;
       }
       out.push(line([
@@ -518,6 +556,7 @@ export function latencyTable(modes: string[], rounds: LatencyRound[]): string {
         fmt(m.p99),
         fmt(m.p999),
         fmt(m.max),
+        fmt(m.steadyP99),
         fmt(m.lateP99),
         fmt(m.fromSendP99),
       ]));

@@ -58,12 +58,23 @@ Deno.test("rounds: the median of each figure, the highest memory, a failed round
 Deno.test("latency rounds: medians per mode and server, the open loop's two parts, each round's p99", () => {
   const round = (p99: number, late: number, send: number, failed = false): LatencyRound => ({
     "closed-1": {
-      etcd: { opsPerS: 2000, p50: 0.4, p99: 1.2, p999: 4, max: 10 },
-      "etcd-ts": failed ? { problem: "ERRORS(2)" } : { opsPerS: 3000, p50: 0.3, p99: 1, p999: 5, max: 12 },
+      etcd: { opsPerS: 2000, p50: 0.4, p99: 1.2, p999: 4, max: 10, steadyP99: 1.1 },
+      "etcd-ts": failed
+        ? { problem: "ERRORS(2)" }
+        : { opsPerS: 3000, p50: 0.3, p99: 1, p999: 5, max: 12, steadyP99: 0.9 },
     },
     "open-500/s": {
       etcd: { opsPerS: 500, p50: 1.3, p99: 3.5, p999: 11, max: 16, lateP99: 1.4, fromSendP99: 2.9 },
-      "etcd-ts": { opsPerS: 500, p50: 1.2, p99, p999: 12, max: 17, lateP99: late, fromSendP99: send },
+      "etcd-ts": {
+        opsPerS: 500,
+        p50: 1.2,
+        p99,
+        p999: 12,
+        max: 17,
+        steadyP99: p99 - 1,
+        lateP99: late,
+        fromSendP99: send,
+      },
     },
   });
   const modes = ["closed-1", "open-500/s"];
@@ -77,6 +88,7 @@ Deno.test("latency rounds: medians per mode and server, the open loop's two part
     "p99_ms",
     "p99.9_ms",
     "max_ms",
+    "p99_after",
     "late_p99",
     "send_p99",
   ]);
@@ -89,6 +101,7 @@ Deno.test("latency rounds: medians per mode and server, the open loop's two part
     "1.00",
     "5.00",
     "12.00",
+    "0.90",
     "-",
     "-",
   ]);
@@ -100,6 +113,7 @@ Deno.test("latency rounds: medians per mode and server, the open loop's two part
     "4.10",
     "12.00",
     "17.00",
+    "3.10",
     "1.60",
     "3.20",
   ]);

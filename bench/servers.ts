@@ -89,6 +89,43 @@ export async function revision(endpoint: string, tls?: BenchTls): Promise<number
   return Number(m[1]);
 }
 
+/** Which member a run's clients write to: the leader, or a follower (two more peer hops a write). */
+export type Through = "leader" | "follower";
+
+/**
+ * The endpoint of the member that is `through` in `etcdctl endpoint status -w json` output: the first
+ * leader, or the first member that is not; undefined when no member names itself leader (no leader yet).
+ */
+export function pickEndpoint(statusJson: string, through: Through): string | undefined {
+  let members: { Endpoint?: string; Status?: { leader?: unknown; header?: { member_id?: unknown } } }[];
+  try {
+    // member IDs are 64-bit: keep their digits as strings, since a JavaScript number would round them
+    members = JSON.parse(statusJson.replace(/:(\d{16,})/g, ':"$1"'));
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(members)) return undefined;
+  const leads = (m: (typeof members)[number]) =>
+    m.Status?.leader !== undefined && String(m.Status.leader) === String(m.Status.header?.member_id);
+  if (!members.some(leads)) return undefined;
+  return members.find((m) => leads(m) === (through === "leader"))?.Endpoint;
+}
+
+/** The endpoint of the cluster's leader or of a follower, once one leads (waits up to 10 s). */
+export async function endpointThrough(
+  endpoints: string[],
+  through: Through,
+  tls?: BenchTls,
+): Promise<string> {
+  for (let i = 0; i < 50; i++) {
+    const r = await etcdctl(endpoints.join(","), ["endpoint", "status", "-w", "json"], tls);
+    const picked = r.code === 0 ? pickEndpoint(r.stdout, through) : undefined;
+    if (picked !== undefined) return picked;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`no ${through} among ${endpoints.join(", ")}`);
+}
+
 /** Starts a fresh cluster of `kind` and waits until every member is healthy (up to 60 s). */
 export async function startCluster(kind: Kind, plan: ClusterPlan): Promise<RunningCluster> {
   const host = plan.host ?? "127.0.0.1";
