@@ -482,7 +482,7 @@ async function latency(
             max: r.max_ms,
             lateP99: r.late_p99_ms,
             fromSendP99: r.from_send_p99_ms,
-            steadyP99: analyze(trace, CLIENT_WARMUP_MS).steady.p99,
+            steadyP99: steadyP99(trace),
           };
           console.error(
             `round ${round + 1} ${kind} ${name}${through ? ` through the ${through} ${endpoints}` : ""}: ` +
@@ -512,6 +512,12 @@ async function latency(
  * server (docs/benchmarks.md), so the column shows the servers without it.
  */
 export const CLIENT_WARMUP_MS = 2000;
+
+/** The p99 of a trace's requests after the client's warm-up; null when the run was no longer than that. */
+export function steadyP99(trace: TraceRecord[]): number | null {
+  const steady = analyze(trace, CLIENT_WARMUP_MS).steady;
+  return steady.ops > 0 ? steady.p99 : null;
+}
 
 /** One round of the latency mode: per mode, each server's figures. */
 export type LatencyRound = Record<string, Record<Kind, RowResult>>;

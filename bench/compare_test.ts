@@ -5,6 +5,7 @@ import {
   latencyTable,
   medianRow,
   roundRatios,
+  steadyP99,
   table,
   toMs,
 } from "./compare.ts";
@@ -133,4 +134,15 @@ Deno.test("a generator of one client or at a fixed rate gets a small young gener
   assertEquals(generatorNodeFlags(["--workload", "put", "--clients", "100", "--conns", "10"]), []);
   assertEquals(generatorNodeFlags(["--workload", "watch", "--clients", "10", "--conns", "5"]), []);
   assertEquals(generatorNodeFlags(["--workload", "put", "--clients", "100", "--rate", "0"]), []);
+});
+
+Deno.test("p99_after leaves out the client's first 2 s, and is empty for a run no longer than that", () => {
+  // 100 puts in the first 2 s, slow; 100 after, fast but for one
+  const trace: [number, number, number][] = [];
+  for (let i = 0; i < 100; i++) trace.push([i * 19, 9, 0]);
+  for (let i = 0; i < 100; i++) trace.push([2000 + i * 10, i === 50 ? 4 : 1, 0]);
+  assertEquals(steadyP99(trace), 1);
+  trace.push([2500, 5, 0], [2600, 6, 0]);
+  assertEquals(steadyP99(trace), 5);
+  assertEquals(steadyP99(trace.slice(0, 100)), null);
 });
