@@ -187,8 +187,11 @@ export class RaftDriver {
   /** Snapshots from the leader already in their files (key: index/term), by index. */
   private readonly received = new Map<string, number>();
   private readonly views: SnapshotViews;
-  /** Commit indexes for the followers, held until the replies of the entries they commit are written. */
-  private heldCommits: Message[] = [];
+  /**
+   * Messages held until the replies of the entries applied with them are written: a leader's commit
+   * indexes for its followers, a follower's acknowledgements that carry nothing new.
+   */
+  private held: Message[] = [];
 
   constructor(private readonly o: DriverOptions) {
     this.node = o.node;
@@ -309,24 +312,24 @@ export class RaftDriver {
 
   /** Sends messages to peers, after any held before them (each peer gets its messages in order). */
   private send(messages: Message[]): void {
-    this.releaseCommits();
+    this.releaseHeld();
     this.o.handler.send(messages);
   }
 
   /**
-   * Sends `commits` once the replies queued now are written: they go out in tasks queued by the apply
+   * Sends `messages` once the replies queued now are written: they go out in tasks queued by the apply
    * (the waiting request's promise chain), and a later task of the event loop runs after all of those.
    */
-  private holdUntilReplied(commits: Message[]): void {
-    const first = this.heldCommits.length === 0;
-    for (const m of commits) this.heldCommits.push(m);
-    if (first) setImmediate(() => this.releaseCommits());
+  private holdUntilReplied(messages: Message[]): void {
+    const first = this.held.length === 0;
+    for (const m of messages) this.held.push(m);
+    if (first) setImmediate(() => this.releaseHeld());
   }
 
-  private releaseCommits(): void {
-    if (this.heldCommits.length === 0) return;
-    const held = this.heldCommits;
-    this.heldCommits = [];
+  private releaseHeld(): void {
+    if (this.held.length === 0) return;
+    const held = this.held;
+    this.held = [];
     this.o.handler.send(held);
   }
 
@@ -414,8 +417,17 @@ export class RaftDriver {
     if (synced) await this.durable(synced);
     if (rd.hardState) storage.setHardState(rd.hardState);
     if (rd.entries.length > 0) storage.append(rd.entries);
-    // 2. send, now that what the messages promise is durable
-    if (later.length > 0) this.send(later);
+    // 2. send, now that what the messages promise is durable. When a follower's Ready brings no new
+    // entries and commits only proposals of its own clients, its acknowledgements tell the leader
+    // nothing it needs to commit: they wait one turn of the event loop (Raft tolerates late messages)
+    // and the replies of those entries leave first, as a leader's own do.
+    if (later.length > 0) {
+      if (
+        this.state !== StateType.Leader && rd.entries.length === 0 && rd.committedEntries.length > 0 &&
+        this.o.handler.proposedHere?.(rd.committedEntries) === true
+      ) this.holdUntilReplied(later);
+      else this.send(later);
+    }
     this.node.advance();
     this.maybeSnapshot();
   }

@@ -458,3 +458,67 @@ Deno.test("raft driver: a leader answers its own clients before it tells the fol
 Deno.test("raft driver: a leader tells the followers first of a commit that a follower's client waits for", async () => {
   assertEquals(await replyAndCommitOrder(9), ["commit to 2", "commit to 3", "reply"]);
 });
+
+/**
+ * Member 1 follows member 2 in a cluster of three and is told that an entry proposed with `data` is
+ * committed (entries whose first byte is 9 are another member's). Returns the order in which the entry's
+ * reply and the acknowledgement of that commit index went out.
+ */
+async function replyAndAckOrder(data: number): Promise<string[]> {
+  const dir = await Deno.makeTempDir();
+  const events: string[] = [];
+  const wal = await inlineWal(dir, () => {});
+  const storage = new ServerStorage();
+  const node = threeVoters(storage);
+  const sent: Message[] = [];
+  let commitSent = false;
+  const driver = driverOf(node, dir, wal, storage, {
+    apply(e) {
+      if (e.index === 4) later(events, "reply", 20);
+    },
+    send(messages) {
+      sent.push(...messages);
+      for (const m of messages) {
+        if (commitSent && m.type === MessageType.AppResp) later(events, `ack to ${m.to}`);
+      }
+    },
+    proposedHere: (entries) => entries.every((e) => e.data.length === 0 || e.data[0] !== 9),
+  });
+  try {
+    driver.start();
+    await driver.waitApplied(3);
+    const entry = { term: 2, index: 4, type: EntryType.Normal, data: new Uint8Array([data]) };
+    node.step(
+      makeMessage({
+        type: MessageType.App,
+        from: 2n,
+        to: 1n,
+        term: 2,
+        logTerm: 1,
+        index: 3,
+        entries: [entry],
+      }),
+    );
+    driver.kick();
+    while (!sent.some((m) => m.type === MessageType.AppResp)) await new Promise((r) => setTimeout(r, 1));
+    // the leader's next append carries only the commit index
+    commitSent = true;
+    node.step(
+      makeMessage({ type: MessageType.App, from: 2n, to: 1n, term: 2, logTerm: 2, index: 4, commit: 4 }),
+    );
+    driver.kick();
+    await driver.waitApplied(4);
+    while (events.length < 2) await new Promise((r) => setTimeout(r, 1));
+    return events;
+  } finally {
+    await shutDown(driver, dir);
+  }
+}
+
+Deno.test("raft driver: a follower answers its own client before it acknowledges the commit index", async () => {
+  assertEquals(await replyAndAckOrder(7), ["reply", "ack to 2"]);
+});
+
+Deno.test("raft driver: a follower acknowledges at once a commit index that only others' clients wait for", async () => {
+  assertEquals(await replyAndAckOrder(9), ["ack to 2", "reply"]);
+});
