@@ -398,6 +398,9 @@ export class RaftDriver {
       sentEarly = early.length > 0;
       if (commits.length > 0) this.holdUntilReplied(commits);
     }
+    // The transport writes what was just sent in a microtask it queued; the apply below would hold those
+    // writes for as long as it runs, and a follower whose client waits for the commit index would wait too.
+    if (sentEarly && rd.committedEntries.length > 0) await Promise.resolve();
     // 1. persist
     const snapshot = rd.snapshot ? await this.persistSnapshot(rd.snapshot) : undefined;
     if (rd.entries.length > 0 || rd.hardState) wal.append(rd.entries, rd.hardState as HardState | undefined);

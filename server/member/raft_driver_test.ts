@@ -408,7 +408,7 @@ Deno.test("raft driver: a follower forwards proposals at once, while its write i
 /**
  * Member 1 leads three and commits one entry proposed with `data`: `proposedHere` says whether the
  * entries are its own (entries whose first byte is 9 are another member's). Returns the order in which
- * the entry's reply and the followers' commit index went out.
+ * the entry was applied, its reply went out and the followers' commit index was written.
  */
 async function replyAndCommitOrder(data: number): Promise<string[]> {
   const dir = await Deno.makeTempDir();
@@ -420,15 +420,17 @@ async function replyAndCommitOrder(data: number): Promise<string[]> {
   let watched = 0;
   const driver = driverOf(node, dir, wal, storage, {
     apply(e) {
+      if (e.index !== watched) return;
+      events.push("apply");
       // a reply's promise chain may be long: the commit index waits for all of it
-      if (e.index === watched) later(events, "reply", 20);
+      later(events, "reply", 20);
     },
     send(messages) {
       sent.push(...messages);
-      // the peer transport writes in a queued task, as the reply does
+      // the peer transport writes in a microtask it queues (server/peer/stream_writer.ts)
       for (const m of messages) {
         if (watched > 0 && m.type === MessageType.App && m.entries.length === 0 && m.commit >= watched) {
-          later(events, `commit to ${m.to}`);
+          later(events, `commit to ${m.to}`, 1);
         }
       }
     },
@@ -444,7 +446,7 @@ async function replyAndCommitOrder(data: number): Promise<string[]> {
     node.step(makeMessage({ type: MessageType.AppResp, from: 2n, to: 1n, term, index: watched }));
     driver.kick();
     await driver.waitApplied(watched);
-    while (events.length < 3) await new Promise((r) => setTimeout(r, 1));
+    while (events.length < 4) await new Promise((r) => setTimeout(r, 1));
     return events;
   } finally {
     await shutDown(driver, dir);
@@ -452,11 +454,11 @@ async function replyAndCommitOrder(data: number): Promise<string[]> {
 }
 
 Deno.test("raft driver: a leader answers its own clients before it tells the followers of the commit", async () => {
-  assertEquals(await replyAndCommitOrder(7), ["reply", "commit to 2", "commit to 3"]);
+  assertEquals(await replyAndCommitOrder(7), ["apply", "reply", "commit to 2", "commit to 3"]);
 });
 
-Deno.test("raft driver: a leader tells the followers first of a commit that a follower's client waits for", async () => {
-  assertEquals(await replyAndCommitOrder(9), ["commit to 2", "commit to 3", "reply"]);
+Deno.test("raft driver: a leader writes first the commit index that a follower's client waits for, then applies", async () => {
+  assertEquals(await replyAndCommitOrder(9), ["commit to 2", "commit to 3", "apply", "reply"]);
 });
 
 /**
