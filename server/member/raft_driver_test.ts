@@ -344,6 +344,18 @@ Deno.test("raft driver: a leader's appends leave before its own write that holds
   }
 });
 
+/**
+ * Steps into member 1 of {@link threeVoters} (its three configuration entries applied) an append from
+ * member 2 as leader of term 2: one entry at index 4 whose data is the byte `data`.
+ */
+function appendFromLeader2(driver: RaftDriver, node: RawNode, data: number): void {
+  const entry = { term: 2, index: 4, type: EntryType.Normal, data: new Uint8Array([data]) };
+  node.step(
+    makeMessage({ type: MessageType.App, from: 2n, to: 1n, term: 2, logTerm: 1, index: 3, entries: [entry] }),
+  );
+  driver.kick();
+}
+
 Deno.test("raft driver: a follower forwards proposals at once, while its write is still in progress", async () => {
   const dir = await Deno.makeTempDir();
   // every fdatasync waits for the gate (and none is made inline): a write in progress as long as the test wants
@@ -369,19 +381,7 @@ Deno.test("raft driver: a follower forwards proposals at once, while its write i
     await driver.waitApplied(3);
     // member 2 leads at term 2 and sends an entry: this member's write of it hangs at the gate
     gate = Promise.withResolvers<void>();
-    const entry = { term: 2, index: 4, type: EntryType.Normal, data: new Uint8Array([1]) };
-    node.step(
-      makeMessage({
-        type: MessageType.App,
-        from: 2n,
-        to: 1n,
-        term: 2,
-        logTerm: 1,
-        index: 3,
-        entries: [entry],
-      }),
-    );
-    driver.kick();
+    appendFromLeader2(driver, node, 1);
     while (!syncing) await new Promise((r) => setTimeout(r, 1));
     node.proposeBatch([new Uint8Array([9])]);
     driver.kick();
@@ -405,17 +405,22 @@ Deno.test("raft driver: a follower forwards proposals at once, while its write i
   }
 });
 
+/** Member 1 of {@link threeVoters} over a new WAL (fsyncs inline) in a new temporary directory. */
+async function threeVotersOnDisk() {
+  const dir = await Deno.makeTempDir();
+  const wal = await inlineWal(dir, () => {});
+  const storage = new ServerStorage();
+  return { dir, wal, storage, node: threeVoters(storage) };
+}
+
 /**
  * Member 1 leads three and commits one entry proposed with `data`: `proposedHere` says whether the
  * entries are its own (entries whose first byte is 9 are another member's). Returns the order in which
  * the entry was applied, its reply went out and the followers' commit index was written.
  */
 async function replyAndCommitOrder(data: number): Promise<string[]> {
-  const dir = await Deno.makeTempDir();
+  const { dir, wal, storage, node } = await threeVotersOnDisk();
   const events: string[] = [];
-  const wal = await inlineWal(dir, () => {});
-  const storage = new ServerStorage();
-  const node = threeVoters(storage);
   const sent: Message[] = [];
   let watched = 0;
   const driver = driverOf(node, dir, wal, storage, {
@@ -467,11 +472,8 @@ Deno.test("raft driver: a leader writes first the commit index that a follower's
  * reply and the acknowledgement of that commit index went out.
  */
 async function replyAndAckOrder(data: number): Promise<string[]> {
-  const dir = await Deno.makeTempDir();
+  const { dir, wal, storage, node } = await threeVotersOnDisk();
   const events: string[] = [];
-  const wal = await inlineWal(dir, () => {});
-  const storage = new ServerStorage();
-  const node = threeVoters(storage);
   const sent: Message[] = [];
   let commitSent = false;
   const driver = driverOf(node, dir, wal, storage, {
@@ -489,19 +491,7 @@ async function replyAndAckOrder(data: number): Promise<string[]> {
   try {
     driver.start();
     await driver.waitApplied(3);
-    const entry = { term: 2, index: 4, type: EntryType.Normal, data: new Uint8Array([data]) };
-    node.step(
-      makeMessage({
-        type: MessageType.App,
-        from: 2n,
-        to: 1n,
-        term: 2,
-        logTerm: 1,
-        index: 3,
-        entries: [entry],
-      }),
-    );
-    driver.kick();
+    appendFromLeader2(driver, node, data);
     while (!sent.some((m) => m.type === MessageType.AppResp)) await new Promise((r) => setTimeout(r, 1));
     // the leader's next append carries only the commit index
     commitSent = true;
