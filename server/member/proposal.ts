@@ -80,6 +80,11 @@ export function proposalTag(data: Uint8Array): number | undefined {
   return data.length < PROPOSAL_HEADER_BYTES ? undefined : tagOf(data);
 }
 
+/** The tag a member puts on its proposals: the low 32 bits of its ID. */
+export function memberTag(id: bigint): number {
+  return Number(id & 0xffffffffn);
+}
+
 /** The tag of a header: big-endian uint32 after the kind byte. */
 function tagOf(data: Uint8Array): number {
   return ((data[1] << 24) | (data[2] << 16) | (data[3] << 8) | data[4]) >>> 0;

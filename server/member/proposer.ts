@@ -8,12 +8,12 @@
  * @module
  */
 import { ErrProposalDropped } from "../../raft/node.ts";
-import { type Entry, EntryType, NONE } from "../../raft/types.ts";
+import { type ConfState, type Entry, EntryType, NONE } from "../../raft/types.ts";
 import type { Clock } from "../clock.ts";
 import { Errors } from "../errors.ts";
 import { IntMap } from "../int_map.ts";
 import { GrpcError, Status } from "../transport/status.ts";
-import { encodeProposal, type ProposalKind, proposalTag } from "./proposal.ts";
+import { encodeProposal, memberTag, type ProposalKind, proposalTag } from "./proposal.ts";
 import type { RaftDriver } from "./raft_driver.ts";
 
 /** A client waiting for its proposal to be applied. */
@@ -45,6 +45,9 @@ export class Proposer {
   private readonly waiters = new IntMap<Waiter>();
   private queue: { seq: number; data: Uint8Array }[] = [];
   private scheduled = false;
+  /** The members of {@link tagsOf}'s configuration by their tags (see {@link proposedBy}). */
+  private readonly byTag = new Map<number, bigint>();
+  private tagsOf: ConfState | undefined;
 
   constructor(private readonly o: ProposerOptions) {
     // sequence numbers of a restarted member never repeat those of its previous run
@@ -99,6 +102,25 @@ export class Proposer {
       if (e.data.length > 0 && proposalTag(e.data) !== this.o.tag) return false;
     }
     return true;
+  }
+
+  /**
+   * The member of the current configuration that proposed the last of `entries` (by the tag it carries),
+   * or undefined when that entry is no proposal (a configuration change, a new leader's empty entry).
+   */
+  proposedBy(entries: Entry[]): bigint | undefined {
+    const last = entries[entries.length - 1];
+    if (last === undefined || last.type !== EntryType.Normal) return undefined;
+    const tag = proposalTag(last.data);
+    if (tag === undefined) return undefined;
+    const conf = this.o.driver.confState;
+    if (this.tagsOf !== conf) {
+      this.byTag.clear();
+      for (const id of conf.voters) this.byTag.set(memberTag(id), id);
+      for (const id of conf.learners) this.byTag.set(memberTag(id), id);
+      this.tagsOf = conf;
+    }
+    return this.byTag.get(tag);
   }
 
   /** Fails the waiters whose request timeout has passed. */

@@ -210,6 +210,7 @@ function driverOf(
     apply?: (e: Entry) => void;
     send?: (messages: Message[]) => void;
     proposedHere?: (entries: Entry[]) => boolean;
+    proposedBy?: (entries: Entry[]) => bigint | undefined;
   },
 ): RaftDriver {
   const driver: RaftDriver = new RaftDriver({
@@ -231,6 +232,7 @@ function driverOf(
       },
       send: io.send ?? (() => {}),
       proposedHere: io.proposedHere,
+      proposedBy: io.proposedBy,
       onSoftState() {},
       onReadStates() {},
     },
@@ -414,9 +416,10 @@ async function threeVotersOnDisk() {
 }
 
 /**
- * Member 1 leads three and commits one entry proposed with `data`: `proposedHere` says whether the
- * entries are its own (entries whose first byte is 9 are another member's). Returns the order in which
- * the entry was applied, its reply went out and the followers' commit index was written.
+ * Member 1 leads three and commits one entry proposed with `data`: entries whose first byte is 9 are
+ * member 3's, the others member 1's own. Returns the order in which the entry's appends were handed to
+ * the transport, and the entry was applied, its reply went out and the followers' commit index was
+ * written.
  */
 async function replyAndCommitOrder(data: number): Promise<string[]> {
   const { dir, wal, storage, node } = await threeVotersOnDisk();
@@ -434,12 +437,13 @@ async function replyAndCommitOrder(data: number): Promise<string[]> {
       sent.push(...messages);
       // the peer transport writes in a microtask it queues (server/peer/stream_writer.ts)
       for (const m of messages) {
-        if (watched > 0 && m.type === MessageType.App && m.entries.length === 0 && m.commit >= watched) {
-          later(events, `commit to ${m.to}`, 1);
-        }
+        if (watched === 0 || m.type !== MessageType.App) continue;
+        if (m.entries.some((e) => e.index === watched)) events.push(`append to ${m.to}`);
+        else if (m.entries.length === 0 && m.commit >= watched) later(events, `commit to ${m.to}`, 1);
       }
     },
     proposedHere: (entries) => entries.every((e) => e.data.length === 0 || e.data[0] !== 9),
+    proposedBy: (entries) => entries.at(-1)?.data[0] === 9 ? 3n : 1n,
   });
   try {
     const term = await leadThree(driver, node, storage, sent);
@@ -451,7 +455,7 @@ async function replyAndCommitOrder(data: number): Promise<string[]> {
     node.step(makeMessage({ type: MessageType.AppResp, from: 2n, to: 1n, term, index: watched }));
     driver.kick();
     await driver.waitApplied(watched);
-    while (events.length < 4) await new Promise((r) => setTimeout(r, 1));
+    while (events.length < 6) await new Promise((r) => setTimeout(r, 1));
     return events;
   } finally {
     await shutDown(driver, dir);
@@ -459,11 +463,26 @@ async function replyAndCommitOrder(data: number): Promise<string[]> {
 }
 
 Deno.test("raft driver: a leader answers its own clients before it tells the followers of the commit", async () => {
-  assertEquals(await replyAndCommitOrder(7), ["apply", "reply", "commit to 2", "commit to 3"]);
+  assertEquals(await replyAndCommitOrder(7), [
+    "append to 2",
+    "append to 3",
+    "apply",
+    "reply",
+    "commit to 2",
+    "commit to 3",
+  ]);
 });
 
 Deno.test("raft driver: a leader writes first the commit index that a follower's client waits for, then applies", async () => {
-  assertEquals(await replyAndCommitOrder(9), ["commit to 2", "commit to 3", "apply", "reply"]);
+  // member 3 proposed it: it gets the append and the commit index before member 2
+  assertEquals(await replyAndCommitOrder(9), [
+    "append to 3",
+    "append to 2",
+    "commit to 3",
+    "commit to 2",
+    "apply",
+    "reply",
+  ]);
 });
 
 /**

@@ -32,7 +32,7 @@ import { Applier } from "./apply.ts";
 import { Errors } from "../errors.ts";
 import { GrpcError, Status } from "../transport/status.ts";
 import type { CallContext, MessageParts } from "../transport/grpc.ts";
-import { ProposalKind, wrapAuthorized } from "./proposal.ts";
+import { memberTag, ProposalKind, wrapAuthorized } from "./proposal.ts";
 import { type Member, type Membership, memberToJson } from "./membership.ts";
 import { RaftDriver } from "./raft_driver.ts";
 import { PeerTransport } from "../peer/transport.ts";
@@ -252,6 +252,7 @@ export class EtcdServer implements LeaseBackend {
           this.peers.send(messages);
         },
         proposedHere: (entries) => this.proposer.proposedHere(entries),
+        proposedBy: (entries) => this.proposer.proposedBy(entries),
         onSoftState: (state, term) => this.onSoftState(state, term),
         onReadStates: (states) => this.reads.onReadStates(states),
         onFatal: (err) => this.#failed.resolve(err),
@@ -261,7 +262,7 @@ export class EtcdServer implements LeaseBackend {
     this.proposer = new Proposer({
       driver: this.driver,
       clock: this.clock,
-      tag: Number(init.memberId & 0xffffffffn),
+      tag: memberTag(init.memberId),
       requestTimeoutMs: this.requestTimeoutMs,
       maxRequestBytes: config.maxRequestBytes,
       accepting: () => !this.closed,
