@@ -311,8 +311,9 @@ export class SimDisk {
     // the namespace: durable journal prefix, plus a random further prefix
     const keep = this.rng.range(this.journalDurable, this.journal.length);
     this.stats.metadataLost += this.journal.length - keep;
+    // durableNs holds the durable prefix already: a rename applied twice would unlink its target
     const ns = new Map(this.durableNs);
-    for (let i = 0; i < keep; i++) applyNsOp(ns, this.journal[i]);
+    for (let i = this.journalDurable; i < keep; i++) applyNsOp(ns, this.journal[i]);
     this.ns = ns;
     this.durableNs = new Map(ns);
     this.journal = [];

@@ -169,6 +169,38 @@ Deno.test("simulated disk: names need a directory sync; a lying fsync loses ackn
   }
 });
 
+Deno.test("simulated disk: a rename made durable survives a crash while later names are not", async () => {
+  const settler = new Settler();
+  try {
+    for (let seed = 1; seed <= 20; seed++) {
+      const queue = new EventQueue();
+      const disk = new SimDisk(queue, new Prng(seed));
+      const write = async (path: string, byte: number) => {
+        const f = await drive(queue, settler, disk.fs.open(path, { write: true, create: true }));
+        await drive(queue, settler, f.write(new Uint8Array([byte])));
+        await drive(queue, settler, f.sync());
+        f.close();
+      };
+      await drive(queue, settler, disk.fs.mkdir("/d", { recursive: true }));
+      await drive(queue, settler, disk.fs.mkdir("/e", { recursive: true }));
+      await drive(queue, settler, syncDir("/", disk.fs));
+      // two files under one directory, both names durable (as two receives of one snapshot leave them)
+      await write("/d/x", 1);
+      await write("/d/x.tmp", 2);
+      await drive(queue, settler, syncDir("/d", disk.fs));
+      // the second replaces the first by a rename; then a name elsewhere, never synced
+      await drive(queue, settler, disk.fs.rename("/d/x.tmp", "/d/x"));
+      await write("/e/y", 3);
+      await drive(queue, settler, syncDir("/d", disk.fs));
+      disk.crash();
+      assertEquals(disk.contents("/d/x"), new Uint8Array([2]), `seed ${seed}`);
+      assertEquals(disk.contents("/d/x.tmp"), undefined, `seed ${seed}`);
+    }
+  } finally {
+    settler.close();
+  }
+});
+
 Deno.test("simulated disk: what Wal.open read after a process crash survives a power loss", async () => {
   const settler = new Settler();
   try {
