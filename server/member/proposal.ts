@@ -7,6 +7,7 @@
  * @module
  */
 
+import { type Entry, EntryType } from "../../raft/types.ts";
 import { SlabAllocator } from "../slab.ts";
 
 /**
@@ -83,6 +84,25 @@ export function proposalTag(data: Uint8Array): number | undefined {
 /** The tag a member puts on its proposals: the low 32 bits of its ID. */
 export function memberTag(id: bigint): number {
   return Number(id & 0xffffffffn);
+}
+
+/**
+ * Whether every one of `entries` was proposed by the member of `tag`, so that only its clients wait for
+ * them. Entries without data (a new leader's empty entry) count as such; membership changes do not.
+ */
+export function allProposedWith(entries: Entry[], tag: number): boolean {
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (e.type !== EntryType.Normal) return false;
+    if (e.data.length > 0 && proposalTag(e.data) !== tag) return false;
+  }
+  return true;
+}
+
+/** The proposer tag of the last of `entries`, or undefined when that entry is no proposal. */
+export function lastProposalTag(entries: Entry[]): number | undefined {
+  const last = entries[entries.length - 1];
+  return last === undefined || last.type !== EntryType.Normal ? undefined : proposalTag(last.data);
 }
 
 /** The tag of a header: big-endian uint32 after the kind byte. */

@@ -8,12 +8,18 @@
  * @module
  */
 import { ErrProposalDropped } from "../../raft/node.ts";
-import { type ConfState, type Entry, EntryType, NONE } from "../../raft/types.ts";
+import { type ConfState, type Entry, NONE } from "../../raft/types.ts";
 import type { Clock } from "../clock.ts";
 import { Errors } from "../errors.ts";
 import { IntMap } from "../int_map.ts";
 import { GrpcError, Status } from "../transport/status.ts";
-import { encodeProposal, memberTag, type ProposalKind, proposalTag } from "./proposal.ts";
+import {
+  allProposedWith,
+  encodeProposal,
+  lastProposalTag,
+  memberTag,
+  type ProposalKind,
+} from "./proposal.ts";
 import type { RaftDriver } from "./raft_driver.ts";
 
 /** A client waiting for its proposal to be applied. */
@@ -96,12 +102,7 @@ export class Proposer {
    * leader's empty entry, count as such: nobody waits for them). Membership changes do not.
    */
   proposedHere(entries: Entry[]): boolean {
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i];
-      if (e.type !== EntryType.Normal) return false;
-      if (e.data.length > 0 && proposalTag(e.data) !== this.o.tag) return false;
-    }
-    return true;
+    return allProposedWith(entries, this.o.tag);
   }
 
   /**
@@ -109,9 +110,7 @@ export class Proposer {
    * or undefined when that entry is no proposal (a configuration change, a new leader's empty entry).
    */
   proposedBy(entries: Entry[]): bigint | undefined {
-    const last = entries[entries.length - 1];
-    if (last === undefined || last.type !== EntryType.Normal) return undefined;
-    const tag = proposalTag(last.data);
+    const tag = lastProposalTag(entries);
     if (tag === undefined) return undefined;
     const conf = this.o.driver.confState;
     if (this.tagsOf !== conf) {

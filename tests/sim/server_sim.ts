@@ -58,7 +58,14 @@ import { staticBootstrap } from "../../discovery/static.ts";
 import { Applier } from "../../server/member/apply.ts";
 import { captureAppState, restoreAppState } from "../../server/member/app_state.ts";
 import { Membership } from "../../server/member/membership.ts";
-import { decodeProposal, encodeProposal, ProposalKind } from "../../server/member/proposal.ts";
+import {
+  allProposedWith,
+  decodeProposal,
+  encodeProposal,
+  lastProposalTag,
+  memberTag,
+  ProposalKind,
+} from "../../server/member/proposal.ts";
 import type { LogFields, Logger } from "../../server/logger.ts";
 import {
   CompareResult,
@@ -266,7 +273,7 @@ class Proc {
 
   constructor(queue: EventQueue, readonly pfs: ProcessFs, id: bigint) {
     this.clock = new SimClock(queue);
-    this.tag = Number(id & 0xffffffffn);
+    this.tag = memberTag(id);
     this.seq = queue.now * 1000; // as EtcdServer numbers its proposals: unique across restarts
   }
 }
@@ -573,6 +580,14 @@ class ServerSimulation {
             v2store: new V2Store(),
           }),
         send: (messages) => this.send(m, proc, messages),
+        // as EtcdServer's proposer: a leader answers its own clients first and writes first to the
+        // member whose client waits
+        proposedHere: (entries) => allProposedWith(entries, proc.tag),
+        proposedBy: (entries) => {
+          const tag = lastProposalTag(entries);
+          const { voters, learners } = proc.driver.confState;
+          return tag === undefined ? undefined : [...voters, ...learners].find((id) => memberTag(id) === tag);
+        },
         onSoftState: () => {},
         onReadStates: (states) => this.onReadStates(proc, states),
       },
