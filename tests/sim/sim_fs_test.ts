@@ -29,6 +29,20 @@ async function drive<T>(queue: EventQueue, settler: Settler, p: Promise<T>): Pro
   return p;
 }
 
+/** Creates `path` holding `bytes`, fsynced (its name is durable only once its directory is synced). */
+async function writeSynced(
+  queue: EventQueue,
+  settler: Settler,
+  disk: SimDisk,
+  path: string,
+  bytes: Uint8Array,
+): Promise<void> {
+  const f = await drive(queue, settler, disk.fs.open(path, { write: true, create: true }));
+  await drive(queue, settler, f.write(bytes));
+  await drive(queue, settler, f.sync());
+  f.close();
+}
+
 function entry(index: number): WalEntry {
   return {
     term: 1,
@@ -139,10 +153,7 @@ Deno.test("simulated disk: names need a directory sync; a lying fsync loses ackn
       await drive(queue, settler, disk.fs.mkdir("/d", { recursive: true }));
       await drive(queue, settler, syncDir("/", disk.fs));
       for (const [name, dirSync] of [["b", true], ["a", false]] as const) {
-        const f = await drive(queue, settler, disk.fs.open(`/d/${name}`, { write: true, create: true }));
-        await drive(queue, settler, f.write(new Uint8Array([1, 2, 3])));
-        await drive(queue, settler, f.sync());
-        f.close();
+        await writeSynced(queue, settler, disk, `/d/${name}`, new Uint8Array([1, 2, 3]));
         if (dirSync) await drive(queue, settler, syncDir("/d", disk.fs));
       }
       disk.crash();
@@ -175,12 +186,8 @@ Deno.test("simulated disk: a rename made durable survives a crash while later na
     for (let seed = 1; seed <= 20; seed++) {
       const queue = new EventQueue();
       const disk = new SimDisk(queue, new Prng(seed));
-      const write = async (path: string, byte: number) => {
-        const f = await drive(queue, settler, disk.fs.open(path, { write: true, create: true }));
-        await drive(queue, settler, f.write(new Uint8Array([byte])));
-        await drive(queue, settler, f.sync());
-        f.close();
-      };
+      const write = (path: string, byte: number) =>
+        writeSynced(queue, settler, disk, path, new Uint8Array([byte]));
       await drive(queue, settler, disk.fs.mkdir("/d", { recursive: true }));
       await drive(queue, settler, disk.fs.mkdir("/e", { recursive: true }));
       await drive(queue, settler, syncDir("/", disk.fs));
