@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Entry, EntryType } from "../../raft/types.ts";
+import { type ConfState, type Entry, EntryType } from "../../raft/types.ts";
 import { SlabAllocator } from "../slab.ts";
 
 /**
@@ -99,10 +99,19 @@ export function allProposedWith(entries: Entry[], tag: number): boolean {
   return true;
 }
 
-/** The proposer tag of the last of `entries`, or undefined when that entry is no proposal. */
-export function lastProposalTag(entries: Entry[]): number | undefined {
+/**
+ * The member of `conf` (voters and learners) that proposed the last of `entries`, found by the tag the
+ * entry carries; undefined when that entry is no proposal (a configuration change, a new leader's empty
+ * entry) or its tag is no member's.
+ */
+export function proposerOf(entries: Entry[], conf: ConfState): bigint | undefined {
   const last = entries[entries.length - 1];
-  return last === undefined || last.type !== EntryType.Normal ? undefined : proposalTag(last.data);
+  if (last === undefined || last.type !== EntryType.Normal) return undefined;
+  const tag = proposalTag(last.data);
+  if (tag === undefined) return undefined;
+  for (const id of conf.voters) if (memberTag(id) === tag) return id;
+  for (const id of conf.learners) if (memberTag(id) === tag) return id;
+  return undefined;
 }
 
 /** The tag of a header: big-endian uint32 after the kind byte. */

@@ -8,18 +8,12 @@
  * @module
  */
 import { ErrProposalDropped } from "../../raft/node.ts";
-import { type ConfState, type Entry, NONE } from "../../raft/types.ts";
+import { type Entry, NONE } from "../../raft/types.ts";
 import type { Clock } from "../clock.ts";
 import { Errors } from "../errors.ts";
 import { IntMap } from "../int_map.ts";
 import { GrpcError, Status } from "../transport/status.ts";
-import {
-  allProposedWith,
-  encodeProposal,
-  lastProposalTag,
-  memberTag,
-  type ProposalKind,
-} from "./proposal.ts";
+import { allProposedWith, encodeProposal, type ProposalKind, proposerOf } from "./proposal.ts";
 import type { RaftDriver } from "./raft_driver.ts";
 
 /** A client waiting for its proposal to be applied. */
@@ -51,9 +45,6 @@ export class Proposer {
   private readonly waiters = new IntMap<Waiter>();
   private queue: { seq: number; data: Uint8Array }[] = [];
   private scheduled = false;
-  /** The members of {@link tagsOf}'s configuration by their tags (see {@link proposedBy}). */
-  private readonly byTag = new Map<number, bigint>();
-  private tagsOf: ConfState | undefined;
 
   constructor(private readonly o: ProposerOptions) {
     // sequence numbers of a restarted member never repeat those of its previous run
@@ -110,16 +101,7 @@ export class Proposer {
    * or undefined when that entry is no proposal (a configuration change, a new leader's empty entry).
    */
   proposedBy(entries: Entry[]): bigint | undefined {
-    const tag = lastProposalTag(entries);
-    if (tag === undefined) return undefined;
-    const conf = this.o.driver.confState;
-    if (this.tagsOf !== conf) {
-      this.byTag.clear();
-      for (const id of conf.voters) this.byTag.set(memberTag(id), id);
-      for (const id of conf.learners) this.byTag.set(memberTag(id), id);
-      this.tagsOf = conf;
-    }
-    return this.byTag.get(tag);
+    return proposerOf(entries, this.o.driver.confState);
   }
 
   /** Fails the waiters whose request timeout has passed. */

@@ -62,9 +62,9 @@ import {
   allProposedWith,
   decodeProposal,
   encodeProposal,
-  lastProposalTag,
   memberTag,
   ProposalKind,
+  proposerOf,
 } from "../../server/member/proposal.ts";
 import type { LogFields, Logger } from "../../server/logger.ts";
 import {
@@ -583,11 +583,7 @@ class ServerSimulation {
         // as EtcdServer's proposer: a leader answers its own clients first and writes first to the
         // member whose client waits
         proposedHere: (entries) => allProposedWith(entries, proc.tag),
-        proposedBy: (entries) => {
-          const tag = lastProposalTag(entries);
-          const { voters, learners } = proc.driver.confState;
-          return tag === undefined ? undefined : [...voters, ...learners].find((id) => memberTag(id) === tag);
-        },
+        proposedBy: (entries) => proposerOf(entries, proc.driver.confState),
         onSoftState: () => {},
         onReadStates: (states) => this.onReadStates(proc, states),
       },
